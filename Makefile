@@ -1,0 +1,35 @@
+# facecore: one-command set-up, test, serve, bench and lint.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install serve test test-all bench lint clean
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q "setuptools==80.10.2" wheel
+	$(PIP) install -q --no-build-isolation -e ".[dev]"
+	$(PIP) install -q --no-deps "facenet-pytorch==2.6.0"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/facecore serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py --out bench.json
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check facecore app scripts tests
+	$(VENV)/bin/ruff format --check facecore app scripts tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,74 @@
+"""Typed errors raised by facecore.
+
+Every error a user can cause by giving bad input derives from :class:`FacecoreError` and carries a
+short machine-readable ``code`` (used verbatim in the HTTP API's ``{"error": {"code": ...}}`` body
+and mapped to an HTTP status there) and a message that says what was wrong.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FacecoreError",
+    "ImageError",
+    "UndecodableImageError",
+    "UnsupportedImageError",
+    "ImageTooLargeError",
+    "ImageTooSmallError",
+    "ModelFileError",
+    "ModelNotFoundError",
+    "ModelCorruptError",
+]
+
+
+class FacecoreError(Exception):
+    """Base class of all facecore errors."""
+
+    code: str = "facecore_error"
+
+
+class ImageError(FacecoreError, ValueError):
+    """The input could not be turned into an RGB image."""
+
+    code = "bad_image"
+
+
+class UndecodableImageError(ImageError):
+    """The bytes are empty, truncated or not an image at all."""
+
+    code = "undecodable_image"
+
+
+class UnsupportedImageError(ImageError):
+    """The bytes are an image, but in a format or layout facecore does not read."""
+
+    code = "unsupported_image"
+
+
+class ImageTooLargeError(ImageError):
+    """The input exceeds the configured byte or pixel limit (checked before full decoding)."""
+
+    code = "image_too_large"
+
+
+class ImageTooSmallError(ImageError):
+    """The image is smaller than the minimum side length."""
+
+    code = "image_too_small"
+
+
+class ModelFileError(FacecoreError, RuntimeError):
+    """A model file needed by a stage cannot be used."""
+
+    code = "model_file_error"
+
+
+class ModelNotFoundError(ModelFileError):
+    """A model file is missing, or its name is not in the manifest."""
+
+    code = "model_not_found"
+
+
+class ModelCorruptError(ModelFileError):
+    """A model file exists but its sha256 does not match the manifest."""
+
+    code = "model_corrupt"
