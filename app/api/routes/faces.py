@@ -1,0 +1,69 @@
+"""``POST /v1/faces``: faces, boxes, 68 landmarks and scores."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import AnalyzerDep, ImageBytes
+from app.schemas import ErrorResponse, FaceOut, FacesResponse, ImageInfo
+from facecore.analyzer import FaceAnalyzer
+from facecore.types import Face
+
+router = APIRouter(prefix="/v1", tags=["faces"])
+
+_ERRORS = {
+    413: {"model": ErrorResponse, "description": "image or request too large"},
+    415: {"model": ErrorResponse, "description": "unsupported image format or content type"},
+    422: {"model": ErrorResponse, "description": "undecodable image or invalid request"},
+    503: {"model": ErrorResponse, "description": "models not available"},
+}
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image_base64": {"type": "string"}},
+                    "required": ["image_base64"],
+                }
+            },
+        },
+    }
+}
+
+
+def _analyze(
+    analyzer: FaceAnalyzer, data: bytes, stages: tuple[str, ...]
+) -> tuple[tuple[int, int], list[Face]]:
+    rgb = analyzer.load_image(data)
+    return (rgb.shape[1], rgb.shape[0]), analyzer.analyze(rgb, stages=stages)
+
+
+@router.post(
+    "/faces", response_model=FacesResponse, responses=_ERRORS, openapi_extra=_BODY_DOC
+)
+async def faces(
+    analyzer: AnalyzerDep,
+    data: ImageBytes,
+    descriptor: bool = Query(False, description="also return the 128-D face descriptor"),
+) -> FacesResponse:
+    """Detect every face (largest first) with its box, detector score and 68 landmarks.
+
+    No face is a 200 with an empty list.
+    """
+    stages = ("landmarks", "descriptor") if descriptor else ("landmarks",)
+    (w, h), found = await run_in_threadpool(_analyze, analyzer, data, stages)
+    return FacesResponse(
+        image=ImageInfo(width=w, height=h),
+        faces=[FaceOut.from_face(f, embedding=descriptor) for f in found],
+    )

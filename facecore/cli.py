@@ -1,0 +1,135 @@
+"""The ``facecore`` command line.
+
+Exit codes
+----------
+0  every input was processed (an image without faces counts as processed)
+1  at least one input could not be read or decoded (each is reported on stderr; the others are
+   still processed)
+2  usage error (unknown option, missing argument)
+3  a model file is missing or corrupt
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecore.errors import FacecoreError, ImageError, ModelFileError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+
+cli = typer.Typer(
+    name="facecore",
+    help="Face analysis and facial-attractiveness estimation, offline on a CPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"facecore: error: {msg}", err=True)
+
+
+def _fmt_face(i: int, d: dict) -> str:
+    x1, y1, x2, y2 = d["box"]
+    s = f"  face {i}: box=({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) score={d['score']:.3f}"
+    s += f" detector={d['detector']}"
+    if d.get("landmarks") is not None:
+        s += f" landmarks={len(d['landmarks'])}"
+    for k, v in d.get("predictions", {}).items():
+        s += f" {k}={v:.3f}"
+    return s
+
+
+@cli.command()
+def detect(
+    images: Annotated[list[Path], typer.Argument(help="Image files to analyse.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one document).")] = False,
+    detector: Annotated[str, typer.Option(help="hog, mtcnn or auto.")] = "auto",
+    upsample: Annotated[int, typer.Option(help="HOG upsampling steps (small faces).")] = 0,
+    max_faces: Annotated[int, typer.Option(help="At most this many faces per image.")] = 20,
+    landmarks: Annotated[bool, typer.Option(help="Also predict 68 landmarks.")] = True,
+) -> None:
+    """Detect faces (largest first) and print boxes, scores and landmarks."""
+    from facecore.analyzer import FaceAnalyzer
+
+    try:
+        analyzer = FaceAnalyzer(
+            detector=detector,
+            hog_upsample=upsample,
+            max_faces=max_faces,
+            stages=("landmarks",) if landmarks else (),
+        )
+    except ValueError as e:
+        _err(str(e))
+        raise typer.Exit(EXIT_USAGE) from None
+
+    results, failed = [], 0
+    for path in images:
+        try:
+            faces = analyzer.analyze(path)
+        except ModelFileError as e:
+            _err(str(e))
+            raise typer.Exit(EXIT_MODEL) from None
+        except (ImageError, FacecoreError, OSError) as e:
+            failed += 1
+            code = getattr(e, "code", "unreadable_file")
+            msg = str(e) if not isinstance(e, OSError) else f"cannot read file: {e.strerror or e}"
+            _err(f"{path}: {msg}")
+            results.append({"path": str(path), "error": {"code": code, "message": msg}})
+            continue
+        entry = {"path": str(path), "faces": [f.to_dict() for f in faces]}
+        for f in entry["faces"]:
+            f.pop("embedding", None)
+        results.append(entry)
+        if not as_json:
+            typer.echo(f"{path}: {len(faces)} face(s)")
+            for i, f in enumerate(entry["faces"]):
+                typer.echo(_fmt_face(i, f))
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Start the HTTP API (see /docs once it runs)."""
+    import uvicorn
+
+    uvicorn.run("app.main:app", host=host, port=port, log_level=log_level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``facecore`` script; returns the exit code."""
+    import click
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        rc = cli(args=argv, standalone_mode=False, prog_name="facecore")
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.UsageError as e:
+        e.show()
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        return EXIT_USAGE
+    return rc if isinstance(rc, int) else EXIT_OK
+
+
+def run() -> None:
+    """Console-script wrapper: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,99 @@
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facecore
+from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
+from facecore.io import load_image
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def variants(one_face_photo):
+    """The same photo as JPEG, PNG, RGBA PNG, grayscale and EXIF-rotated JPEG."""
+    base = Image.open(one_face_photo).convert("RGB")
+    rgba = base.convert("RGBA")
+    rotated = base.transpose(Image.Transpose.ROTATE_90)  # pixels stored sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...and tagged "rotate 90 CW to display", which undoes ROTATE_90
+    return {
+        "jpeg": _encode(base, "JPEG", quality=95),
+        "png": _encode(base, "PNG"),
+        "rgba": _encode(rgba, "PNG"),
+        "gray": _encode(base.convert("L"), "PNG"),
+        "exif": _encode(rotated, "JPEG", quality=95, exif=exif),
+    }
+
+
+def test_same_faces_for_every_encoding(analyzer, variants):
+    ref = analyzer.analyze(variants["png"])
+    assert len(ref) == 1
+    iod = np.linalg.norm(ref[0].landmarks[36] - ref[0].landmarks[45])
+    for name, data in variants.items():
+        faces = analyzer.analyze(data)
+        assert len(faces) == 1, name
+        assert faces[0].box.iou(ref[0].box) > 0.9, name
+        err = np.linalg.norm(faces[0].landmarks - ref[0].landmarks, axis=1).mean() / iod
+        assert err < 0.03, (name, err)
+        if name != "gray":
+            dist = np.linalg.norm(faces[0].embedding - ref[0].embedding)
+            assert dist < 0.1, (name, dist)
+
+
+def test_descriptors_separate_people(analyzer, two_face_photo, one_face_photo):
+    a, b = analyzer.analyze(two_face_photo)
+    (obama,) = analyzer.analyze(one_face_photo)
+    assert a.embedding.shape == (128,)
+    same = min(np.linalg.norm(obama.embedding - f.embedding) for f in (a, b))
+    other = max(np.linalg.norm(obama.embedding - f.embedding) for f in (a, b))
+    assert same < 0.6 < other  # dlib's same-person threshold
+
+
+def test_analyze_front_door_and_no_face(one_face_photo, no_face_photo):
+    faces = facecore.analyze(one_face_photo)
+    assert len(faces) == 1 and faces[0].landmarks.shape == (68, 2)
+    assert facecore.analyze(no_face_photo) == []
+
+
+def test_stage_selection(analyzer, one_face_photo):
+    (f,) = analyzer.analyze(one_face_photo, stages=())
+    assert f.landmarks is None and f.embedding is None
+    (f,) = analyzer.analyze(one_face_photo, stages=("descriptor",))  # pulls in landmarks
+    assert f.landmarks.shape == (68, 2) and f.embedding.shape == (128,)
+    with pytest.raises(ValueError, match="unknown stage"):
+        analyzer.analyze(one_face_photo, stages=("gender",))
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError):
+        AnalyzerConfig(detector="haar")
+    with pytest.raises(ValueError):
+        AnalyzerConfig(max_faces=0)
+    with pytest.raises(ValueError):
+        FaceAnalyzer(stages=("nope",))
+
+
+def test_max_faces(two_face_photo):
+    faces = FaceAnalyzer(max_faces=1, stages=()).analyze(two_face_photo)
+    assert len(faces) == 1
+
+
+def test_threads_share_one_analyzer(two_face_photo, one_face_photo):
+    analyzer = FaceAnalyzer()  # not loaded: threads race to load it too
+    imgs = [load_image(two_face_photo), load_image(one_face_photo)] * 4
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(analyzer.analyze, imgs))
+    serial = [analyzer.analyze(i) for i in imgs[:2]]
+    for got, want in zip(results, serial * 4, strict=True):
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g.embedding, w.embedding, atol=1e-6)
+            np.testing.assert_allclose(g.landmarks, w.landmarks)
