@@ -111,19 +111,14 @@ def serve(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``facecore`` script; returns the exit code."""
-    import click
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        rc = cli(args=argv, standalone_mode=False, prog_name="facecore")
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.UsageError as e:
-        e.show()
-        return EXIT_USAGE
-    except click.exceptions.Abort:
-        return EXIT_USAGE
-    return rc if isinstance(rc, int) else EXIT_OK
+        cli(args=argv, prog_name="facecore")
+    except SystemExit as e:  # click's standalone mode ends every run with SystemExit
+        if e.code is None:
+            return EXIT_OK
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    return EXIT_OK
 
 
 def run() -> None:

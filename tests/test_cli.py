@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from facecore.cli import EXIT_BAD_INPUT, EXIT_MODEL, EXIT_OK, EXIT_USAGE, main
+
+
+def test_detect_json(two_face_photo, capsys):
+    assert main(["detect", str(two_face_photo), "--json"]) == EXIT_OK
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["path"] == str(two_face_photo)
+    assert len(entry["faces"]) == 2
+    assert all(len(f["landmarks"]) == 68 for f in entry["faces"])
+
+
+def test_detect_text_and_no_face(one_face_photo, no_face_photo, capsys):
+    assert main(["detect", str(one_face_photo), str(no_face_photo)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "1 face(s)" in out and "0 face(s)" in out and "box=(" in out
+
+
+def test_bad_images_exit_1_and_the_rest_still_run(tmp_path, one_face_photo, capsys):
+    text = tmp_path / "notes.jpg"
+    text.write_text("just text")
+    html = tmp_path / "page.jpg"
+    html.write_text("<html><body>hi</body></html>")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    trunc = tmp_path / "trunc.jpg"
+    trunc.write_bytes(one_face_photo.read_bytes()[:5000])
+    missing = tmp_path / "missing.jpg"
+    args = [str(p) for p in (text, html, empty, trunc, missing, one_face_photo)]
+    assert main(["detect", "--json", *args]) == EXIT_BAD_INPUT
+    cap = capsys.readouterr()
+    results = json.loads(cap.out)
+    assert [("error" in r) for r in results] == [True] * 5 + [False]
+    assert len(results[-1]["faces"]) == 1
+    for p in args[:5]:
+        assert f"facecore: error: {p}:" in cap.err
+    assert "Traceback" not in cap.err
+
+
+def test_usage_errors(capsys):
+    assert main(["detect"]) == EXIT_USAGE
+    assert main(["detect", "--detector", "haar", "x.jpg"]) == EXIT_USAGE
+    assert main(["frobnicate"]) == EXIT_USAGE
+
+
+def test_missing_models_exit_3(tmp_path, one_face_photo, monkeypatch, capsys):
+    (tmp_path / "manifest.json").write_text('{"models": []}')
+    monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))
+    assert main(["detect", str(one_face_photo)]) == EXIT_MODEL
+    assert "not in the manifest" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,code", [(["--help"], 0), (["detect", "/no/such.jpg"], 1)])
+def test_console_script(args, code):
+    r = subprocess.run(
+        [sys.executable, "-m", "facecore.cli", *args], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr
