@@ -30,6 +30,8 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "descriptor": ("landmarks",),
 }
 STAGES = tuple(STAGE_REQUIRES)
+#: The ``Face.predictions`` keys each stage writes.
+STAGE_PREDICTIONS: dict[str, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class AnalyzerConfig:
             raise ValueError(f"unknown stages {unknown}; known: {list(STAGES)}")
         if self.max_faces < 1:
             raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
+
+
+def default_stages() -> tuple[str, ...]:
+    """The stages a batch or score run uses: landmarks and every prediction stage."""
+    return ("landmarks", *STAGE_PREDICTIONS)
 
 
 def _with_requirements(stages: Sequence[str]) -> tuple[str, ...]:
@@ -149,6 +156,16 @@ class FaceAnalyzer:
                 stage.load()
         self._ready = True
         return self
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The configured stages with the stages they need, in pipeline order."""
+        return _with_requirements(self.config.stages)
+
+    @property
+    def prediction_names(self) -> tuple[str, ...]:
+        """Names of the predictions the configured stages add to each face."""
+        return tuple(n for s in self.stages for n in STAGE_PREDICTIONS.get(s, ()))
 
     @property
     def ready(self) -> bool:

@@ -98,6 +98,47 @@ def detect(
 
 
 @cli.command()
+def batch(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Image files, folders (recursive) or CSV lists of paths.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write/resume.")],
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    detector: Annotated[str, typer.Option(help="hog, mtcnn or auto.")] = "auto",
+    max_faces: Annotated[int, typer.Option(help="At most this many faces per image.")] = 20,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Analyse many images into one CSV: a row per face, or a row saying why there is none.
+
+    Rerunning with the same --output resumes: finished images are skipped and kept.
+    """
+    from facecore.analyzer import AnalyzerConfig, default_stages
+    from facecore.batch import run_batch
+
+    if workers < 1:
+        _err("--workers must be at least 1")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        config = AnalyzerConfig(detector=detector, max_faces=max_faces, stages=default_stages())
+    except ValueError as e:
+        _err(str(e))
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        summary = run_batch(inputs, output, config=config, workers=workers, progress=progress)
+    except ModelFileError as e:
+        _err(str(e))
+        raise typer.Exit(EXIT_MODEL) from None
+    except (ValueError, OSError) as e:
+        _err(str(e))
+        raise typer.Exit(EXIT_USAGE) from None
+    typer.echo(
+        f"{summary.inputs} input(s): {summary.skipped_done} already done, "
+        f"{summary.processed} processed, {summary.faces} face row(s), "
+        f"{summary.errors} without a face or unreadable -> {summary.output}"
+    )
+
+
+@cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,

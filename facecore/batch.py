@@ -1,0 +1,273 @@
+"""Batch analysis of many images into one CSV, with progress, worker processes and resume.
+
+Every input appears in the output: one row per face, or one row whose ``error`` column says why
+there is none (``no_face``, ``undecodable_image``, ``file_not_found``...). A bad file never stops
+the run. Rows of one image are written together with one ``write`` and flushed, so an interrupted
+run leaves at most the last image incomplete; a rerun with the same output drops any incomplete
+image (its row count differs from its ``n_faces``), keeps every complete one and processes only
+the paths not yet done, so it never duplicates or loses a row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facecore.errors import FacecoreError, ModelFileError
+
+__all__ = ["IMAGE_SUFFIXES", "BatchSummary", "expand_inputs", "run_batch", "BASE_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+BASE_COLUMNS = (
+    "path",
+    "face_index",
+    "n_faces",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "det_score",
+    "detector",
+)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    inputs: int
+    skipped_done: int
+    processed: int
+    faces: int
+    errors: int
+    output: Path
+
+
+def _csv_paths(csv_path: Path) -> list[str]:
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        rows = [r for r in reader if r and any(c.strip() for c in r)]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    col = next((header.index(n) for n in ("path", "image", "file") if n in header), None)
+    body = rows[1:] if col is not None else rows
+    col = col or 0
+    out = []
+    for r in body:
+        p = Path(r[col].strip())
+        out.append(str(p if p.is_absolute() else csv_path.parent / p))
+    return out
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Image paths from files, folders (recursively, image suffixes only) and CSV lists.
+
+    A CSV file (suffix ``.csv``) lists paths in a ``path``/``image``/``file`` column (or its first
+    column), relative to the CSV's folder. Explicit files are kept whatever their suffix (the
+    format is read from the content); duplicates are dropped, first occurrence wins.
+    """
+    seen: dict[str, None] = {}
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(
+                q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
+            )
+            for q in found:
+                seen.setdefault(str(q), None)
+        elif p.suffix.lower() == ".csv" and p.is_file():
+            for q in _csv_paths(p):
+                seen.setdefault(q, None)
+        else:
+            seen.setdefault(str(p), None)
+    return list(seen)
+
+
+# -- worker side -------------------------------------------------------------------------------
+_worker_analyzer = None
+
+
+def _init_worker(config: Any) -> None:
+    global _worker_analyzer
+    from facecore.analyzer import FaceAnalyzer
+
+    _worker_analyzer = FaceAnalyzer(config)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}"
+
+
+def _rows_for(path: str, analyzer: Any, columns: Sequence[str]) -> list[dict[str, str]]:
+    pred_cols = [c for c in columns if c not in BASE_COLUMNS and c != "error"]
+    try:
+        faces = analyzer.analyze(path)
+    except ModelFileError:
+        raise
+    except FileNotFoundError:
+        return [{"path": path, "n_faces": "0", "error": "file_not_found: no such file"}]
+    except FacecoreError as e:
+        return [{"path": path, "n_faces": "0", "error": f"{e.code}: {e}"}]
+    except OSError as e:
+        return [{"path": path, "n_faces": "0", "error": f"unreadable_file: {e.strerror or e}"}]
+    if not faces:
+        return [{"path": path, "n_faces": "0", "error": "no_face: no face found"}]
+    rows = []
+    for i, f in enumerate(faces):
+        row = {
+            "path": path,
+            "face_index": str(i),
+            "n_faces": str(len(faces)),
+            "x1": _fmt(f.box.x1),
+            "y1": _fmt(f.box.y1),
+            "x2": _fmt(f.box.x2),
+            "y2": _fmt(f.box.y2),
+            "det_score": _fmt(f.score),
+            "detector": f.detector,
+        }
+        for c in pred_cols:
+            if c in f.predictions:
+                row[c] = _fmt(f.predictions[c])
+        rows.append(row)
+    return rows
+
+
+def _work(args: tuple[str, Sequence[str]]) -> tuple[str, list[dict[str, str]]]:
+    path, columns = args
+    return path, _rows_for(path, _worker_analyzer, columns)
+
+
+# -- output side -------------------------------------------------------------------------------
+def _load_done(output: Path, columns: Sequence[str]) -> set[str]:
+    """Paths already complete in ``output``; rewrites it without incomplete images."""
+    if not output.exists() or output.stat().st_size == 0:
+        return set()
+    with output.open(newline="", encoding="utf-8") as fh:
+        text = fh.read()
+    if not text.endswith("\n"):  # a row cut by an interruption
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or list(reader.fieldnames) != list(columns):
+        raise ValueError(
+            f"{output} exists with columns {reader.fieldnames}, not {list(columns)}; "
+            "choose another output file or the same analysis settings"
+        )
+    by_path: dict[str, list[dict[str, str]]] = {}
+    for row in reader:
+        by_path.setdefault(row["path"], []).append(row)
+    complete = {
+        p: rows
+        for p, rows in by_path.items()
+        if rows and len(rows) == max(1, int(rows[0].get("n_faces") or 0))
+    }
+    dropped = set(by_path) - set(complete)
+    if dropped or not text.endswith("\n") or len(text) != output.stat().st_size:
+        if dropped:
+            log.warning("dropping %d incomplete image(s) from %s", len(dropped), output)
+        _atomic_rewrite(output, columns, [r for rows in complete.values() for r in rows])
+    return set(complete)
+
+
+def _atomic_rewrite(output: Path, columns: Sequence[str], rows: list[dict[str, str]]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.name, suffix=".tmp")
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, output)
+
+
+def _results(
+    paths: list[str], config: Any, columns: Sequence[str], workers: int
+) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    if workers <= 1:
+        from facecore.analyzer import FaceAnalyzer
+
+        analyzer = FaceAnalyzer(config)
+        for p in paths:
+            yield p, _rows_for(p, analyzer, columns)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config,)) as pool:
+        yield from pool.map(_work, [(p, columns) for p in paths], chunksize=4)
+
+
+def run_batch(
+    inputs: Iterable[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    config: Any = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> BatchSummary:
+    """Analyse every image in ``inputs`` and append rows to the CSV ``output``.
+
+    Parameters
+    ----------
+    inputs : iterable of paths
+        Image files, folders and CSV lists (see :func:`expand_inputs`).
+    output : path
+        CSV file; if it exists, finished paths are skipped (resume).
+    config : AnalyzerConfig, optional
+        Analysis settings (default: the default analyzer's).
+    workers : int
+        Worker processes (1 = in this process).
+    progress : bool
+        Show a progress bar on stderr.
+    """
+    from tqdm import tqdm
+
+    from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
+
+    config = config or AnalyzerConfig()
+    columns = (*BASE_COLUMNS, *FaceAnalyzer(config).prediction_names, "error")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    paths = expand_inputs(inputs)
+    done = _load_done(output, columns)
+    todo = [p for p in paths if p not in done]
+    new_file = not output.exists() or output.stat().st_size == 0
+    n_faces = n_err = n_proc = 0
+    with output.open("a", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n", restval="")
+        if new_file:
+            writer.writeheader()
+            fh.flush()
+        bar = tqdm(total=len(todo), desc="batch", unit="img", disable=not progress)
+        for _path, rows in _results(todo, config, columns, workers):
+            buf = io.StringIO()
+            csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", restval="").writerows(
+                rows
+            )
+            fh.write(buf.getvalue())  # one write per image
+            fh.flush()
+            n_proc += 1
+            n_err += sum(1 for r in rows if r.get("error"))
+            n_faces += sum(1 for r in rows if not r.get("error"))
+            bar.update(1)
+        bar.close()
+        os.fsync(fh.fileno())
+    return BatchSummary(
+        inputs=len(paths),
+        skipped_done=len(paths) - len(todo),
+        processed=n_proc,
+        faces=n_faces,
+        errors=n_err,
+        output=output,
+    )

@@ -1,0 +1,94 @@
+import csv
+import shutil
+
+import pytest
+
+from facecore.analyzer import AnalyzerConfig
+from facecore.batch import expand_inputs, run_batch
+from facecore.cli import EXIT_OK, EXIT_USAGE, main
+
+CONFIG = AnalyzerConfig(stages=("landmarks",))
+
+
+@pytest.fixture
+def folder(tmp_path, fixtures):
+    d = tmp_path / "imgs"
+    (d / "sub").mkdir(parents=True)
+    shutil.copy(fixtures / "two_people.jpg", d / "two.jpg")
+    shutil.copy(fixtures / "obama_small.jpg", d / "sub" / "small.JPG")
+    shutil.copy(fixtures / "dlib_dog.jpg", d / "dog.jpg")
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (d / "notes.txt").write_text("not listed: wrong suffix inside a folder")
+    return d
+
+
+def _read(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_expand_inputs(folder, tmp_path):
+    lst = tmp_path / "list.csv"
+    lst.write_text("path\nimgs/two.jpg\nimgs/missing.jpg\n")
+    paths = expand_inputs([folder, lst, folder / "two.jpg"])
+    names = [p.split("/")[-1] for p in paths]
+    assert names == ["broken.png", "dog.jpg", "small.JPG", "two.jpg", "missing.jpg"]
+
+
+def test_every_input_gets_rows(folder, tmp_path):
+    out = tmp_path / "out.csv"
+    s = run_batch([folder, tmp_path / "nope.jpg"], out, config=CONFIG, progress=False)
+    rows = _read(out)
+    by = {}
+    for r in rows:
+        by.setdefault(r["path"].split("/")[-1], []).append(r)
+    assert set(by) == {"two.jpg", "small.JPG", "dog.jpg", "broken.png", "nope.jpg"}
+    assert len(by["two.jpg"]) == 2 and all(r["error"] == "" for r in by["two.jpg"])
+    assert by["dog.jpg"][0]["error"].startswith("no_face")
+    assert by["broken.png"][0]["error"].startswith("undecodable_image")
+    assert by["nope.jpg"][0]["error"].startswith("file_not_found")
+    assert (s.inputs, s.processed, s.faces, s.errors) == (5, 5, 3, 3)
+
+
+def test_resume_skips_done_and_repairs_an_interrupted_file(folder, tmp_path):
+    out = tmp_path / "out.csv"
+    run_batch([folder], out, config=CONFIG, progress=False)
+    full = _read(out)
+    text = out.read_text()
+    lines = text.splitlines(keepends=True)
+    two = [i for i, line in enumerate(lines) if "two.jpg" in line]
+    assert len(two) == 2
+    # simulate a crash in the middle of writing two.jpg's second row, after other images
+    cut = "".join(lines[: two[1]]) + lines[two[1]][:10]
+    out.write_text(cut)
+    s = run_batch([folder], out, config=CONFIG, progress=False)
+    assert s.processed == 1  # only two.jpg again
+    again = _read(out)
+    key = lambda r: (r["path"], r["face_index"])  # noqa: E731
+    assert sorted(map(key, again)) == sorted(map(key, full))
+    # a third run does nothing and loses nothing
+    s = run_batch([folder], out, config=CONFIG, progress=False)
+    assert s.processed == 0 and len(_read(out)) == len(full)
+
+
+def test_workers_give_the_same_rows(folder, tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    run_batch([folder], a, config=CONFIG, progress=False)
+    run_batch([folder], b, config=CONFIG, workers=2, progress=False)
+    key = lambda r: (r["path"], r["face_index"])  # noqa: E731
+    assert sorted(_read(a), key=key) == sorted(_read(b), key=key)
+
+
+def test_cli_batch(folder, tmp_path, capsys):
+    out = tmp_path / "cli.csv"
+    assert main(["batch", str(folder), "--output", str(out), "--no-progress"]) == EXIT_OK
+    assert "4 input(s)" in capsys.readouterr().out
+    assert main(["batch", str(folder), "--output", str(out), "--workers", "0"]) == EXIT_USAGE
+
+
+def test_mismatched_existing_output_is_refused(folder, tmp_path, capsys):
+    out = tmp_path / "other.csv"
+    out.write_text("a,b\n1,2\n")
+    assert main(["batch", str(folder), "--output", str(out), "--no-progress"]) == EXIT_USAGE
+    assert "columns" in capsys.readouterr().err
+    assert out.read_text() == "a,b\n1,2\n"
