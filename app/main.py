@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import facecore
-from app.api.routes import faces, health
+from app.api.routes import faces, health, score
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_limit)
     app.include_router(health.router)
     app.include_router(faces.router)
+    app.include_router(score.router)
     return app
 
 

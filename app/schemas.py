@@ -41,7 +41,9 @@ class FaceOut(BaseModel):
             box=face.box.as_tuple(),
             score=face.score,
             detector=face.detector,
-            landmarks=None if face.landmarks is None else [tuple(p) for p in face.landmarks.tolist()],
+            landmarks=None
+            if face.landmarks is None
+            else [tuple(p) for p in face.landmarks.tolist()],
             embedding=face.embedding.tolist() if embedding and face.embedding is not None else None,
         )
 

@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 #: Stages after detection, in pipeline order, and the stages each one needs before it.
 STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "landmarks": (),
-    "descriptor": ("landmarks",),
+    "trunk": ("landmarks",),
+    "attractiveness": ("landmarks", "trunk"),
 }
 STAGES = tuple(STAGE_REQUIRES)
 #: The ``Face.predictions`` keys each stage writes.
-STAGE_PREDICTIONS: dict[str, tuple[str, ...]] = {}
+STAGE_PREDICTIONS: dict[str, tuple[str, ...]] = {"attractiveness": ("attractiveness",)}
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class AnalyzerConfig:
     mtcnn_min_face_size: int = 20
     detect_max_side: int | None = 1280
     max_faces: int = 20
-    stages: tuple[str, ...] = ("landmarks", "descriptor")
+    stages: tuple[str, ...] = ("landmarks", "trunk")
+    attractiveness_model: str = "attractiveness_scut"
     limits: ImageLimits = field(default_factory=ImageLimits)
 
     def __post_init__(self) -> None:
@@ -60,7 +62,7 @@ class AnalyzerConfig:
 
 def default_stages() -> tuple[str, ...]:
     """The stages a batch or score run uses: landmarks and every prediction stage."""
-    return ("landmarks", *STAGE_PREDICTIONS)
+    return ("landmarks",)  # TODO(issue 3): add the prediction stages once their models ship
 
 
 def _with_requirements(stages: Sequence[str]) -> tuple[str, ...]:
@@ -110,12 +112,18 @@ class FaceAnalyzer:
         kw: dict[str, Any] = {}
         if c.detector in ("hog", "auto"):
             p = "hog_" if c.detector == "auto" else ""
-            kw |= {f"{p}upsample": c.hog_upsample, f"{p}threshold": c.hog_threshold,
-                   f"{p}max_side": c.detect_max_side}
+            kw |= {
+                f"{p}upsample": c.hog_upsample,
+                f"{p}threshold": c.hog_threshold,
+                f"{p}max_side": c.detect_max_side,
+            }
         if c.detector in ("mtcnn", "auto"):
             p = "mtcnn_" if c.detector == "auto" else ""
-            kw |= {f"{p}threshold": c.mtcnn_threshold, f"{p}min_face_size": c.mtcnn_min_face_size,
-                   f"{p}max_side": c.detect_max_side}
+            kw |= {
+                f"{p}threshold": c.mtcnn_threshold,
+                f"{p}min_face_size": c.mtcnn_min_face_size,
+                f"{p}max_side": c.detect_max_side,
+            }
         return make_detector(c.detector, **kw)
 
     def _build_stage(self, name: str) -> Callable[[np.ndarray, list[Face]], list[Face]]:
@@ -123,10 +131,14 @@ class FaceAnalyzer:
             from facecore.landmarks import LandmarkPredictor
 
             return LandmarkPredictor()
-        if name == "descriptor":
-            from facecore.descriptor import DlibDescriptor
+        if name == "trunk":
+            from facecore.descriptor import TorchTrunk
 
-            return DlibDescriptor()
+            return TorchTrunk()
+        if name == "attractiveness":
+            from facecore.attractiveness.model import AttractivenessScorer
+
+            return AttractivenessScorer(self.config.attractiveness_model)
         raise ValueError(f"unknown stage {name!r}")
 
     @property

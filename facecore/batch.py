@@ -252,9 +252,9 @@ def run_batch(
         bar = tqdm(total=len(todo), desc="batch", unit="img", disable=not progress)
         for _path, rows in _results(todo, config, columns, workers):
             buf = io.StringIO()
-            csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", restval="").writerows(
-                rows
-            )
+            csv.DictWriter(
+                buf, fieldnames=list(columns), lineterminator="\n", restval=""
+            ).writerows(rows)
             fh.write(buf.getvalue())  # one write per image
             fh.flush()
             n_proc += 1

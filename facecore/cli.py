@@ -98,6 +98,84 @@ def detect(
 
 
 @cli.command()
+def score(
+    images: Annotated[list[Path], typer.Argument(help="Image files to score.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one document).")] = False,
+    detector: Annotated[str, typer.Option(help="hog, mtcnn or auto.")] = "auto",
+    model: Annotated[str, typer.Option(help="Attractiveness model (manifest name).")] = (
+        "attractiveness_scut"
+    ),
+) -> None:
+    """Attractiveness of every face, 1 (low) to 5 (high) on SCUT-FBP5500's scale."""
+    from facecore.analyzer import FaceAnalyzer
+
+    try:
+        analyzer = FaceAnalyzer(
+            detector=detector, stages=("attractiveness",), attractiveness_model=model
+        )
+    except ValueError as e:
+        _err(str(e))
+        raise typer.Exit(EXIT_USAGE) from None
+    results, failed = [], 0
+    for path in images:
+        try:
+            faces = analyzer.analyze(path)
+        except ModelFileError as e:
+            _err(str(e))
+            raise typer.Exit(EXIT_MODEL) from None
+        except (FacecoreError, OSError) as e:
+            failed += 1
+            msg = str(e) if not isinstance(e, OSError) else f"cannot read file: {e.strerror or e}"
+            _err(f"{path}: {msg}")
+            results.append(
+                {
+                    "path": str(path),
+                    "error": {"code": getattr(e, "code", "unreadable_file"), "message": msg},
+                }
+            )
+            continue
+        scored = [
+            {"box": list(f.box.as_tuple()), "score": f.predictions["attractiveness"]} for f in faces
+        ]
+        results.append({"path": str(path), "model": model, "faces": scored})
+        if not as_json:
+            typer.echo(f"{path}: {len(faces)} face(s)")
+            for i, f in enumerate(scored):
+                x1, y1, x2, y2 = f["box"]
+                typer.echo(
+                    f"  face {i}: score={f['score']:.2f} "
+                    f"box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})"
+                )
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+
+
+train_cli = typer.Typer(help="Train and ship models from labelled data.", no_args_is_help=True)
+cli.add_typer(train_cli, name="train")
+
+
+@train_cli.command("attractiveness")
+def train_attractiveness(
+    data: Annotated[Path, typer.Option(help="Data root holding scut-fbp5500/.")] = Path(
+        "../shared/data"
+    ),
+    out: Annotated[Path, typer.Option(help="Output prefix, e.g. models/attractiveness_scut.")] = (
+        Path("models/attractiveness_scut")
+    ),
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed (folds, learners).")] = 0,
+) -> None:
+    """5-fold CV of every feature set x learner and fusion, then fit and ship the best fusion."""
+    from facecore.attractiveness.train import main as train_main
+
+    if not (data / "scut-fbp5500").is_dir():
+        _err(f"{data / 'scut-fbp5500'} not found; pass --data DIR")
+        raise typer.Exit(EXIT_USAGE)
+    train_main(data, out, folds=folds, seed=seed)
+
+
+@cli.command()
 def batch(
     inputs: Annotated[
         list[Path], typer.Argument(help="Image files, folders (recursive) or CSV lists of paths.")

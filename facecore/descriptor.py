@@ -17,7 +17,7 @@ from facecore.landmarks import to_dlib_rect
 from facecore.model_store import resolve
 from facecore.types import Face
 
-__all__ = ["DlibDescriptor", "face_chips"]
+__all__ = ["DlibDescriptor", "TorchTrunk", "face_chips"]
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -70,3 +70,58 @@ class DlibDescriptor:
     def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         emb = self.compute(face_chips(image, faces))
         return [f.evolve(embedding=e) for f, e in zip(faces, emb, strict=True)]
+
+
+class TorchTrunk:
+    """dlib's face ResNet run in PyTorch: one forward per face gives the 128-D descriptor and the
+    pooled multi-level trunk features (``face.features["trunk"]``, 896-D) that every head uses.
+
+    The port (:mod:`facecore.nn.dlib_resnet`) reads the same weight file and matches dlib's own
+    descriptor to 1e-5, runs about 9x faster on 2 threads than dlib-bin (built without BLAS) and
+    batches all faces of an image in one forward.
+    """
+
+    model_name = "dlib_face_recognition_resnet"
+    feature_key = "trunk"
+
+    def __init__(self, layers: str = "multi-level", batch_size: int = 16) -> None:
+        self.layers = layers
+        self.batch_size = batch_size
+        self._features = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        if self._features is None:
+            with self._lock:
+                if self._features is None:
+                    from facecore.nn.features import DlibResNetFeatures
+
+                    path = resolve(self.model_name)
+                    dummy = np.zeros((1, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+                    feats = DlibResNetFeatures(
+                        layers=self.layers, weights_path=str(path), batch_size=self.batch_size
+                    ).fit(dummy)
+                    names = feats.get_feature_names_out()
+                    emb = np.flatnonzero([n.startswith("embedding_") for n in names])
+                    if len(emb) != 128:
+                        raise ValueError(f"layers={self.layers!r} must include 'embedding'")
+                    feats.transform(dummy)  # builds and caches the network now
+                    self._embedding_cols = emb
+                    self._features = feats
+
+    def compute(self, chips: np.ndarray) -> np.ndarray:
+        """Trunk features of chips (N, 150, 150, 3) uint8 -> (N, D) float32."""
+        self.load()
+        if len(chips) == 0:
+            return np.zeros((0, self._features.n_features_out_), np.float32)
+        return self._features.transform(chips)
+
+    def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        feats = self.compute(face_chips(image, faces))
+        return [
+            f.evolve(
+                embedding=v[self._embedding_cols],
+                features={**f.features, self.feature_key: v},
+            )
+            for f, v in zip(faces, feats, strict=True)
+        ]

@@ -2,7 +2,8 @@
 
 Coordinate convention, used everywhere in facecore: pixel coordinates of the (EXIF-rotated, RGB)
 input image as floats, origin at the top-left corner, x to the right, y down. A box is
-``(x1, y1, x2, y2)`` with ``x2 > x1`` and ``y2 > y1``; landmarks are ``(N, 2)`` arrays of ``(x, y)``.
+``(x1, y1, x2, y2)`` with ``x2 > x1`` and ``y2 > y1``; landmarks are ``(N, 2)`` arrays of
+``(x, y)``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ class Face:
         Face descriptor (dlib ResNet metric space: same person when distance < 0.6).
     predictions : dict
         Named scalar predictions added by later stages (e.g. ``"attractiveness"``, ``"age"``).
+    features : dict
+        Intermediate feature vectors that later stages reuse (e.g. ``"trunk"``: the pooled
+        multi-level features of the face-recognition trunk, computed once per face and shared by
+        every head). Not part of :meth:`to_dict`.
     """
 
     box: Box
@@ -100,11 +105,15 @@ class Face:
     landmarks: np.ndarray | None = None
     embedding: np.ndarray | None = None
     predictions: dict[str, float] = field(default_factory=dict)
+    features: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "landmarks", _frozen_array(self.landmarks))
         object.__setattr__(self, "embedding", _frozen_array(self.embedding))
         object.__setattr__(self, "predictions", dict(self.predictions))
+        object.__setattr__(
+            self, "features", {k: _frozen_array(v) for k, v in self.features.items()}
+        )
 
     @property
     def landmark_scheme(self) -> str | None:

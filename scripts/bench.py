@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = timeit(fn, args.repeat)
     w, h = Image.open(image).size
     report = {
-        "image": str(image.relative_to(ROOT.parent) if image.is_relative_to(ROOT.parent) else image),
+        "image": str(
+            image.relative_to(ROOT.parent) if image.is_relative_to(ROOT.parent) else image
+        ),
         "image_size": [w, h],
         "machine": {
             "cpu_count": __import__("os").cpu_count(),

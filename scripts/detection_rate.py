@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(
-        f"{n} photos: a face in {result['at_least_one']} ({100 * result['rate_at_least_one']:.2f}%),"
+        f"{n} photos: a face in {result['at_least_one']} "
+        f"({100 * result['rate_at_least_one']:.2f}%),"
         f" exactly one in {result['exactly_one']} ({100 * result['rate_exactly_one']:.2f}%);"
         f" HOG {result['found_by_hog']}, MTCNN fallback {result['found_by_mtcnn_fallback']};"
         f" missed: {', '.join(misses) or 'none'}"

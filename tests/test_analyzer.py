@@ -66,7 +66,7 @@ def test_analyze_front_door_and_no_face(one_face_photo, no_face_photo):
 def test_stage_selection(analyzer, one_face_photo):
     (f,) = analyzer.analyze(one_face_photo, stages=())
     assert f.landmarks is None and f.embedding is None
-    (f,) = analyzer.analyze(one_face_photo, stages=("descriptor",))  # pulls in landmarks
+    (f,) = analyzer.analyze(one_face_photo, stages=("trunk",))  # pulls in landmarks
     assert f.landmarks.shape == (68, 2) and f.embedding.shape == (128,)
     with pytest.raises(ValueError, match="unknown stage"):
         analyzer.analyze(one_face_photo, stages=("gender",))

@@ -1,4 +1,4 @@
-"""Service settings: one pydantic-settings object, read from ``FACECORE_*`` environment variables."""
+"""Service settings: one pydantic-settings object read from ``FACECORE_*`` variables."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     detector: Literal["hog", "mtcnn", "auto"] = "auto"
     max_faces: int = 20
     hog_upsample: int = 0
+    attractiveness_model: str = "attractiveness_scut"
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     min_image_side: int = 16
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
             max_faces=self.max_faces,
             hog_upsample=self.hog_upsample,
             limits=self.image_limits(),
+            stages=("landmarks", "trunk"),
+            attractiveness_model=self.attractiveness_model,
         )
 
 

@@ -68,6 +68,9 @@ class HogDetector:
             box = Box(
                 r.left() * back, r.top() * back, (r.right() + 1) * back, (r.bottom() + 1) * back
             )
-            faces.append(Face(box=box.clip(image.shape[1], image.shape[0]), score=float(s),
-                              detector=self.name))
+            faces.append(
+                Face(
+                    box=box.clip(image.shape[1], image.shape[0]), score=float(s), detector=self.name
+                )
+            )
         return faces

@@ -2,8 +2,37 @@
 
 Importing this package imports torch and registers every built-in model; the top-level
 ``facecore`` package never imports it eagerly.
+
+Modules: :mod:`~facecore.nn.resnet` (ResNet / SE / EraseReLU / DRN backbones),
+:mod:`~facecore.nn.ensembles` (coupled ensembles), :mod:`~facecore.nn.binary` (binarized
+networks), :mod:`~facecore.nn.orn` (oriented response convolutions),
+:mod:`~facecore.nn.regularizers`, :mod:`~facecore.nn.losses` and :mod:`~facecore.nn.optim`.
 """
 
+# Importing the model modules registers their factories (including ``dlib_face_resnet``).
+from facecore.nn import (
+    binary,
+    dlib_resnet,
+    ensembles,
+    losses,
+    optim,
+    orn,
+    regularizers,
+    resnet,
+)
 from facecore.nn.registry import create_model, is_model, list_models, register_model
 
-__all__ = ["create_model", "is_model", "list_models", "register_model"]
+__all__ = [
+    "binary",
+    "create_model",
+    "dlib_resnet",
+    "ensembles",
+    "is_model",
+    "list_models",
+    "losses",
+    "optim",
+    "orn",
+    "register_model",
+    "regularizers",
+    "resnet",
+]

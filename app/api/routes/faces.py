@@ -12,14 +12,14 @@ from facecore.types import Face
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
-_ERRORS = {
+ERRORS = {
     413: {"model": ErrorResponse, "description": "image or request too large"},
     415: {"model": ErrorResponse, "description": "unsupported image format or content type"},
     422: {"model": ErrorResponse, "description": "undecodable image or invalid request"},
     503: {"model": ErrorResponse, "description": "models not available"},
 }
 
-_BODY_DOC = {
+BODY_DOC = {
     "requestBody": {
         "required": True,
         "content": {
@@ -42,16 +42,14 @@ _BODY_DOC = {
 }
 
 
-def _analyze(
+def analyze_bytes(
     analyzer: FaceAnalyzer, data: bytes, stages: tuple[str, ...]
 ) -> tuple[tuple[int, int], list[Face]]:
     rgb = analyzer.load_image(data)
     return (rgb.shape[1], rgb.shape[0]), analyzer.analyze(rgb, stages=stages)
 
 
-@router.post(
-    "/faces", response_model=FacesResponse, responses=_ERRORS, openapi_extra=_BODY_DOC
-)
+@router.post("/faces", response_model=FacesResponse, responses=ERRORS, openapi_extra=BODY_DOC)
 async def faces(
     analyzer: AnalyzerDep,
     data: ImageBytes,
@@ -61,8 +59,8 @@ async def faces(
 
     No face is a 200 with an empty list.
     """
-    stages = ("landmarks", "descriptor") if descriptor else ("landmarks",)
-    (w, h), found = await run_in_threadpool(_analyze, analyzer, data, stages)
+    stages = ("landmarks", "trunk") if descriptor else ("landmarks",)
+    (w, h), found = await run_in_threadpool(analyze_bytes, analyzer, data, stages)
     return FacesResponse(
         image=ImageInfo(width=w, height=h),
         faces=[FaceOut.from_face(f, embedding=descriptor) for f in found],

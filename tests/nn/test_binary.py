@@ -1,0 +1,93 @@
+"""Binarization with the clipped straight-through estimator and the hierarchical binary block."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facecore.nn.binary import (
+    BinaryConv2d,
+    BinaryResNet,
+    HierarchicalBinaryBlock,
+    binarize,
+    hierarchical_binary_resnet,
+)
+
+torch.set_num_threads(1)
+
+
+def test_sign_forward_and_clipped_straight_through_gradient() -> None:
+    x = torch.tensor([-2.0, -1.0, -0.3, 0.0, 0.4, 1.0, 1.5], requires_grad=True)
+    y = binarize(x)
+    torch.testing.assert_close(y, torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0]))
+    y.backward(torch.arange(1.0, 8.0))
+    torch.testing.assert_close(x.grad, torch.tensor([0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0]))
+
+
+def test_binary_conv_uses_scaled_sign_weights_and_binary_inputs() -> None:
+    torch.manual_seed(0)
+    conv = BinaryConv2d(3, 4, 3)
+    x = torch.randn(2, 3, 6, 6)
+    alpha = conv.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
+    expected = F.conv2d(torch.sign(x), alpha * torch.sign(conv.weight), padding=1)
+    torch.testing.assert_close(conv(x), expected)
+    wb = conv.binary_weight().detach()
+    for o in range(4):
+        assert torch.unique(wb[o].abs()).numel() == 1  # one magnitude per output channel
+    unscaled = BinaryConv2d(3, 4, 3, scale_weights=False, binarize_input=False)
+    assert set(unscaled.binary_weight().unique().tolist()) <= {-1.0, 1.0}
+
+
+def test_binary_conv_gradients_reach_latent_weights_and_are_clipped_at_input() -> None:
+    torch.manual_seed(0)
+    conv = BinaryConv2d(2, 4, 3)
+    x = (3 * torch.randn(1, 2, 5, 5)).requires_grad_()
+    conv(x).sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    assert torch.all(x.grad[x.detach().abs() > 1] == 0)
+    assert x.grad[x.detach().abs() <= 1].abs().sum() > 0
+
+
+def test_hierarchical_block_widths_and_residual() -> None:
+    torch.manual_seed(0)
+    block = HierarchicalBinaryBlock(16, 16)
+    convs = [block.unit1[1], block.unit2[1], block.unit3[1]]
+    assert [c.out_channels for c in convs] == [8, 4, 4]  # C/2, C/4, C/4
+    assert [c.in_channels for c in convs] == [16, 8, 4]  # hierarchical: each feeds the next
+    assert all(isinstance(c, BinaryConv2d) for c in convs)
+    assert isinstance(block.shortcut, nn.Identity)
+    x = torch.randn(2, 16, 6, 6)
+    a = block.unit1(x)
+    b = block.unit2(a)
+    c = block.unit3(b)
+    torch.testing.assert_close(block(x), torch.cat([a, b, c], 1) + x)
+    projecting = HierarchicalBinaryBlock(8, 16)
+    assert isinstance(projecting.shortcut[-1], nn.Conv2d)
+    assert not isinstance(projecting.shortcut[-1], BinaryConv2d)
+    assert projecting(torch.randn(1, 8, 4, 4)).shape == (1, 16, 4, 4)
+    with pytest.raises(ValueError):
+        HierarchicalBinaryBlock(8, 10)
+
+
+def test_binary_network_keeps_first_and_last_layers_real() -> None:
+    model = hierarchical_binary_resnet(num_outputs=3)
+    assert isinstance(model, BinaryResNet)
+    first = model.stem[0]
+    assert type(first) is nn.Conv2d and isinstance(model.fc, nn.Linear)
+    k3 = [m for m in model.stages.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert k3 and all(isinstance(m, BinaryConv2d) for m in k3)
+
+
+def test_binary_network_trains() -> None:
+    torch.manual_seed(0)
+    model = BinaryResNet(layers=(1, 1), widths=(8, 16), num_outputs=2)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    w0 = model.stages["layer1"][1].unit1[1].weight.detach().clone()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    assert not torch.equal(w0, model.stages["layer1"][1].unit1[1].weight)
+    assert model.forward_features(x).shape == (4, 16, 4, 4)  # stem /2, two 2x2 pools
