@@ -7,13 +7,18 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install serve test test-all bench lint clean
+SHELL       := bash
+.SHELLFLAGS := -eo pipefail -c
+# pip warns about every package missing from this machine's local mirrors; keep real errors only.
+QUIET_PIP   := { grep -v "^WARNING: Location" || true; }
+
+.PHONY: install serve test bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q "setuptools==80.10.2" wheel
-	$(PIP) install -q --no-build-isolation -e ".[dev]"
-	$(PIP) install -q --no-deps "facenet-pytorch==2.6.0"
+	$(PIP) install -q "setuptools==80.10.2" wheel 2>&1 | $(QUIET_PIP)
+	$(PIP) install -q --no-build-isolation -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(PIP) install -q --no-deps "facenet-pytorch==2.6.0" 2>&1 | $(QUIET_PIP)
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -20,6 +20,7 @@ __all__ = [
     "FaceAnalyzer",
     "analyze",
     "detect_faces",
+    "score",
     "load_image",
     "__version__",
 ]
@@ -54,3 +55,19 @@ def analyze(image: Any, stages: Any = None) -> list:
     from facecore.analyzer import get_default_analyzer
 
     return get_default_analyzer().analyze(image, stages=stages)
+
+
+_scorer = None
+
+
+def score(image: Any) -> list:
+    """Faces in ``image`` with ``predictions["attractiveness"]`` (1-5, SCUT-FBP5500 scale).
+
+    Uses a process-wide analyzer with the default attractiveness model (built on first use).
+    """
+    global _scorer
+    from facecore.analyzer import FaceAnalyzer
+
+    if _scorer is None:
+        _scorer = FaceAnalyzer(stages=("attractiveness",))
+    return _scorer.analyze(image)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = [
-    ROOT.parent / "shared" / "data" / "scut-fbp5500" / "images" / "AF1.jpg",
+    ROOT.parent / "shared" / "data" / "scut-fbp5500" / "images" / "AF10.jpg",
     ROOT / "tests" / "fixtures" / "obama_small.jpg",
 ]
 
@@ -45,13 +45,14 @@ def timeit(fn: Callable[[], object], repeat: int, warmup: int = 2) -> dict[str, 
 
 def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     """name -> zero-argument callable, for every stage of the foundation pipeline."""
+    import numpy as np
     from fastapi.testclient import TestClient
 
     from app.core.config import Settings
     from app.main import create_app
     from facecore.align import align_face
     from facecore.analyzer import FaceAnalyzer
-    from facecore.descriptor import DlibDescriptor, face_chips
+    from facecore.descriptor import DlibDescriptor, TorchTrunk, face_chips
     from facecore.detect import HogDetector, MtcnnDetector
     from facecore.io import load_image
     from facecore.landmarks import LandmarkPredictor
@@ -64,7 +65,9 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     lm = LandmarkPredictor()
     face = lm(img, faces[:1])[0]
     desc = DlibDescriptor()
+    trunk = TorchTrunk()
     chips = face_chips(img, [face])
+    chips8 = np.repeat(chips, 8, axis=0)
     analyzer = FaceAnalyzer().load()
     client = TestClient(create_app(Settings(), analyzer=analyzer))
     client.__enter__()
@@ -80,7 +83,9 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         "landmarks_68": lambda: lm.predict(img, face),
         "align_112": lambda: align_face(img, face.landmarks, size=112),
         "dlib_chip_150": lambda: face_chips(img, [face]),
-        "descriptor_dlib": lambda: desc.compute(chips),
+        "descriptor_dlib_per_chip": lambda: desc.compute(chips),
+        "trunk_torch_per_chip": lambda: trunk.compute(chips),
+        "trunk_torch_batch8": lambda: trunk.compute(chips8),
         "analyze_whole": lambda: analyzer.analyze(data),
         "http_request_faces": request,
     }
