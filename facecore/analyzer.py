@@ -191,7 +191,10 @@ class FaceAnalyzer:
 
     def detect(self, image: Any) -> list[Face]:
         """Faces in ``image`` (anything :func:`facecore.io.load_image` takes), largest first."""
-        rgb = image if _is_rgb(image) else self.load_image(image)
+        return self.detect_loaded(self.load_image(image))
+
+    def detect_loaded(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in an image already decoded by :meth:`load_image` (no second decode)."""
         return order_and_cap(self.detector.detect(rgb), self.config.max_faces)
 
     def analyze(self, image: Any, stages: Sequence[str] | None = None) -> list[Face]:
@@ -202,9 +205,8 @@ class FaceAnalyzer:
         list of Face
             Largest face first; an image without faces gives an empty list.
         """
-        rgb = image if _is_rgb(image) else self.load_image(image)
-        faces = self.detect(rgb)
-        return self.run_stages(rgb, faces, stages)
+        rgb = self.load_image(image)
+        return self.run_stages(rgb, self.detect_loaded(rgb), stages)
 
     def run_stages(
         self, image: np.ndarray, faces: list[Face], stages: Sequence[str] | None = None
@@ -215,16 +217,6 @@ class FaceAnalyzer:
         for name in _with_requirements(self.config.stages if stages is None else stages):
             faces = self._stage(name)(image, faces)
         return faces
-
-
-def _is_rgb(x: Any) -> bool:
-    return (
-        isinstance(x, np.ndarray)
-        and x.dtype == np.uint8
-        and x.ndim == 3
-        and x.shape[2] == 3
-        and x.flags.c_contiguous
-    )
 
 
 _default: FaceAnalyzer | None = None

@@ -83,6 +83,8 @@ class MtcnnDetector:
         import torch
 
         small, back = downscale_for_detection(image, self.max_side)
+        if min(small.shape[:2]) < self.min_face_size:
+            return []  # no pyramid level fits; facenet-pytorch would fail on an empty pyramid
         with torch.inference_mode():
             boxes, probs, points = self._mtcnn.detect(np.ascontiguousarray(small), landmarks=True)
         if boxes is None:

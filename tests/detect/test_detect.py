@@ -75,3 +75,10 @@ def test_detector_arguments_are_checked():
     with pytest.raises(TypeError):
         make_detector("auto", bogus=1)
     assert isinstance(make_detector("auto", mtcnn_threshold=0.5).mtcnn, MtcnnDetector)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (19, 300), (300, 17), (40, 40)])
+def test_tiny_images_give_no_face_not_an_error(shape):
+    img = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    assert MtcnnDetector().detect(img) == []
+    assert detect_faces(img, detector="auto") == []

@@ -46,7 +46,8 @@ def analyze_bytes(
     analyzer: FaceAnalyzer, data: bytes, stages: tuple[str, ...]
 ) -> tuple[tuple[int, int], list[Face]]:
     rgb = analyzer.load_image(data)
-    return (rgb.shape[1], rgb.shape[0]), analyzer.analyze(rgb, stages=stages)
+    faces = analyzer.run_stages(rgb, analyzer.detect_loaded(rgb), stages)
+    return (rgb.shape[1], rgb.shape[0]), faces
 
 
 @router.post("/faces", response_model=FacesResponse, responses=ERRORS, openapi_extra=BODY_DOC)
