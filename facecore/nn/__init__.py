@@ -6,7 +6,8 @@ Importing this package imports torch and registers every built-in model; the top
 Modules: :mod:`~facecore.nn.resnet` (ResNet / SE / EraseReLU / DRN backbones),
 :mod:`~facecore.nn.ensembles` (coupled ensembles), :mod:`~facecore.nn.binary` (binarized
 networks), :mod:`~facecore.nn.orn` (oriented response convolutions),
-:mod:`~facecore.nn.regularizers`, :mod:`~facecore.nn.losses` and :mod:`~facecore.nn.optim`.
+:mod:`~facecore.nn.regularizers`, :mod:`~facecore.nn.losses`, :mod:`~facecore.nn.optim` and
+:mod:`~facecore.nn.vggface` (VGG-Face with a loader for the original published weights).
 """
 
 # Importing the model modules registers their factories (including ``dlib_face_resnet``).
@@ -19,6 +20,7 @@ from facecore.nn import (
     orn,
     regularizers,
     resnet,
+    vggface,
 )
 from facecore.nn.registry import create_model, is_model, list_models, register_model
 
@@ -35,4 +37,5 @@ __all__ = [
     "register_model",
     "regularizers",
     "resnet",
+    "vggface",
 ]

@@ -13,6 +13,10 @@ torch.set_num_threads(1)
 
 MODELS = list_models()
 
+#: Smaller configurations for models whose full size would make a CPU smoke test slow
+#: (VGG-Face is 145M parameters); the architecture code path is the same.
+SMOKE_KWARGS = {"vgg_face": {"widths": (8, 16, 32, 32, 32), "fc_width": 64, "input_size": 64}}
+
 
 def _input_shape(model: torch.nn.Module) -> tuple[int, int, int]:
     """(C, H, W) from the model's ``default_input_size`` if it has one, else (3, 64, 64)."""
@@ -36,6 +40,8 @@ def test_registry_lists_the_backbone_family() -> None:
         "drn_c_26",
         "coupled_ensemble",
         "hierarchical_binary_resnet",
+        "dlib_face_resnet",
+        "vgg_face",
     }
     assert expected <= set(MODELS)
     assert sorted(MODELS) == MODELS
@@ -44,7 +50,7 @@ def test_registry_lists_the_backbone_family() -> None:
 @pytest.mark.parametrize("name", MODELS)
 def test_model_forward_backward_and_feature_info(name: str) -> None:
     torch.manual_seed(0)
-    model = create_model(name)
+    model = create_model(name, **SMOKE_KWARGS.get(name, {}))
     c, h, w = _input_shape(model)
     x = torch.randn(2, c, h, w)
 
