@@ -14,12 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from facecore.errors import FacecoreError, ImageError, ModelFileError
+from facecore.errors import FacecoreError, ModelFileError
+
+if TYPE_CHECKING:
+    from facecore.types import Face
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 
@@ -47,6 +51,49 @@ def _fmt_face(i: int, d: dict) -> str:
     return s
 
 
+def _make_analyzer(**kwargs: Any) -> Any:
+    from facecore.analyzer import FaceAnalyzer
+
+    try:
+        return FaceAnalyzer(**kwargs)
+    except ValueError as e:
+        _err(str(e))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _run_images(
+    analyzer: Any,
+    images: list[Path],
+    as_json: bool,
+    to_entry: Callable[[list[Face]], dict[str, Any]],
+    render: Callable[[dict[str, Any]], list[str]],
+) -> None:
+    """Analyse each image, print text or one JSON document, exit 0, 1 (bad input) or 3."""
+    results, failed = [], 0
+    for path in images:
+        try:
+            faces = analyzer.analyze(path)
+        except ModelFileError as e:
+            _err(str(e))
+            raise typer.Exit(EXIT_MODEL) from None
+        except (FacecoreError, OSError) as e:
+            failed += 1
+            code = getattr(e, "code", "unreadable_file")
+            msg = str(e) if not isinstance(e, OSError) else f"cannot read file: {e.strerror or e}"
+            _err(f"{path}: {msg}")
+            results.append({"path": str(path), "error": {"code": code, "message": msg}})
+            continue
+        entry = {"path": str(path), **to_entry(faces)}
+        results.append(entry)
+        if not as_json:
+            typer.echo(f"{path}: {len(faces)} face(s)")
+            for line in render(entry):
+                typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+
+
 @cli.command()
 def detect(
     images: Annotated[list[Path], typer.Argument(help="Image files to analyse.")],
@@ -57,44 +104,23 @@ def detect(
     landmarks: Annotated[bool, typer.Option(help="Also predict 68 landmarks.")] = True,
 ) -> None:
     """Detect faces (largest first) and print boxes, scores and landmarks."""
-    from facecore.analyzer import FaceAnalyzer
+    analyzer = _make_analyzer(
+        detector=detector,
+        hog_upsample=upsample,
+        max_faces=max_faces,
+        stages=("landmarks",) if landmarks else (),
+    )
 
-    try:
-        analyzer = FaceAnalyzer(
-            detector=detector,
-            hog_upsample=upsample,
-            max_faces=max_faces,
-            stages=("landmarks",) if landmarks else (),
-        )
-    except ValueError as e:
-        _err(str(e))
-        raise typer.Exit(EXIT_USAGE) from None
+    def to_entry(faces: list[Face]) -> dict[str, Any]:
+        dicts = [f.to_dict() for f in faces]
+        for d in dicts:
+            d.pop("embedding", None)
+        return {"faces": dicts}
 
-    results, failed = [], 0
-    for path in images:
-        try:
-            faces = analyzer.analyze(path)
-        except ModelFileError as e:
-            _err(str(e))
-            raise typer.Exit(EXIT_MODEL) from None
-        except (ImageError, FacecoreError, OSError) as e:
-            failed += 1
-            code = getattr(e, "code", "unreadable_file")
-            msg = str(e) if not isinstance(e, OSError) else f"cannot read file: {e.strerror or e}"
-            _err(f"{path}: {msg}")
-            results.append({"path": str(path), "error": {"code": code, "message": msg}})
-            continue
-        entry = {"path": str(path), "faces": [f.to_dict() for f in faces]}
-        for f in entry["faces"]:
-            f.pop("embedding", None)
-        results.append(entry)
-        if not as_json:
-            typer.echo(f"{path}: {len(faces)} face(s)")
-            for i, f in enumerate(entry["faces"]):
-                typer.echo(_fmt_face(i, f))
-    if as_json:
-        typer.echo(json.dumps(results, indent=2))
-    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+    def render(entry: dict[str, Any]) -> list[str]:
+        return [_fmt_face(i, f) for i, f in enumerate(entry["faces"])]
+
+    _run_images(analyzer, images, as_json, to_entry, render)
 
 
 @cli.command()
@@ -107,48 +133,29 @@ def score(
     ),
 ) -> None:
     """Attractiveness of every face, 1 (low) to 5 (high) on SCUT-FBP5500's scale."""
-    from facecore.analyzer import FaceAnalyzer
+    analyzer = _make_analyzer(
+        detector=detector, stages=("attractiveness",), attractiveness_model=model
+    )
 
-    try:
-        analyzer = FaceAnalyzer(
-            detector=detector, stages=("attractiveness",), attractiveness_model=model
-        )
-    except ValueError as e:
-        _err(str(e))
-        raise typer.Exit(EXIT_USAGE) from None
-    results, failed = [], 0
-    for path in images:
-        try:
-            faces = analyzer.analyze(path)
-        except ModelFileError as e:
-            _err(str(e))
-            raise typer.Exit(EXIT_MODEL) from None
-        except (FacecoreError, OSError) as e:
-            failed += 1
-            msg = str(e) if not isinstance(e, OSError) else f"cannot read file: {e.strerror or e}"
-            _err(f"{path}: {msg}")
-            results.append(
-                {
-                    "path": str(path),
-                    "error": {"code": getattr(e, "code", "unreadable_file"), "message": msg},
-                }
+    def to_entry(faces: list[Face]) -> dict[str, Any]:
+        return {
+            "model": model,
+            "faces": [
+                {"box": list(f.box.as_tuple()), "score": f.predictions["attractiveness"]}
+                for f in faces
+            ],
+        }
+
+    def render(entry: dict[str, Any]) -> list[str]:
+        lines = []
+        for i, f in enumerate(entry["faces"]):
+            x1, y1, x2, y2 = f["box"]
+            lines.append(
+                f"  face {i}: score={f['score']:.2f} box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})"
             )
-            continue
-        scored = [
-            {"box": list(f.box.as_tuple()), "score": f.predictions["attractiveness"]} for f in faces
-        ]
-        results.append({"path": str(path), "model": model, "faces": scored})
-        if not as_json:
-            typer.echo(f"{path}: {len(faces)} face(s)")
-            for i, f in enumerate(scored):
-                x1, y1, x2, y2 = f["box"]
-                typer.echo(
-                    f"  face {i}: score={f['score']:.2f} "
-                    f"box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})"
-                )
-    if as_json:
-        typer.echo(json.dumps(results, indent=2))
-    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+        return lines
+
+    _run_images(analyzer, images, as_json, to_entry, render)
 
 
 train_cli = typer.Typer(help="Train and ship models from labelled data.", no_args_is_help=True)
