@@ -7,33 +7,24 @@ our own HOG detections (upsampled once: the faces are ~40 px) the error shows wh
 detect + landmark pipeline gives.
 """
 
-import xml.etree.ElementTree as ET
-
 import numpy as np
 import pytest
 
 from facecore.analyzer import FaceAnalyzer
+from facecore.evaluation import inter_ocular_nme, read_dlib_xml
 from facecore.io import load_image
 from facecore.landmarks import LandmarkPredictor, five_from_68, predictor_box
 from facecore.types import Box, Face
 
 
 def _ground_truth(fixtures):
-    for name in ("training", "testing"):
-        root = ET.parse(fixtures / "dlib_faces" / f"{name}_with_face_landmarks.xml").getroot()
-        for img in root.iter("image"):
-            for b in img.iter("box"):
-                parts = sorted(b.iter("part"), key=lambda p: int(p.get("name")))
-                pts = np.array([[float(p.get("x")), float(p.get("y"))] for p in parts])
-                if len(pts) != 68:
-                    continue
-                left, top, w, h = (float(b.get(k)) for k in ("left", "top", "width", "height"))
-                yield img.get("file"), Box(left, top, left + w, top + h), pts
+    for xml in ("training", "testing"):
+        for ann in read_dlib_xml(fixtures / "dlib_faces" / f"{xml}_with_face_landmarks.xml"):
+            if len(ann.points) == 68:
+                yield ann.file, ann.box, ann.points
 
 
-def _nme(pred, gt):
-    """Mean point error normalised by the outer-eye-corner (inter-ocular) distance."""
-    return float(np.linalg.norm(pred - gt, axis=1).mean() / np.linalg.norm(gt[36] - gt[45]))
+_nme = inter_ocular_nme
 
 
 @pytest.fixture(scope="module")
