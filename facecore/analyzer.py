@@ -62,7 +62,7 @@ class AnalyzerConfig:
 
 def default_stages() -> tuple[str, ...]:
     """The stages a batch or score run uses: landmarks and every prediction stage."""
-    return ("landmarks",)  # TODO(issue 3): add the prediction stages once their models ship
+    return ("landmarks", *STAGE_PREDICTIONS)
 
 
 def _with_requirements(stages: Sequence[str]) -> tuple[str, ...]:

@@ -225,7 +225,7 @@ def run_batch(
     output : path
         CSV file; if it exists, finished paths are skipped (resume).
     config : AnalyzerConfig, optional
-        Analysis settings (default: the default analyzer's).
+        Analysis settings (default: landmarks and every prediction stage).
     workers : int
         Worker processes (1 = in this process).
     progress : bool
@@ -233,9 +233,9 @@ def run_batch(
     """
     from tqdm import tqdm
 
-    from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
+    from facecore.analyzer import AnalyzerConfig, FaceAnalyzer, default_stages
 
-    config = config or AnalyzerConfig()
+    config = config or AnalyzerConfig(stages=default_stages())
     columns = (*BASE_COLUMNS, *FaceAnalyzer(config).prediction_names, "error")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

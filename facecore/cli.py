@@ -179,7 +179,7 @@ def train_attractiveness(
     if not (data / "scut-fbp5500").is_dir():
         _err(f"{data / 'scut-fbp5500'} not found; pass --data DIR")
         raise typer.Exit(EXIT_USAGE)
-    train_main(data, out, folds=folds, seed=seed)
+    train_main(data, out, folds=folds, seed=seed, progress=True, report=typer.echo)
 
 
 @cli.command()

@@ -72,9 +72,11 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     client = TestClient(create_app(Settings(), analyzer=analyzer))
     client.__enter__()
 
-    def request() -> None:
-        r = client.post("/v1/faces", files={"file": ("a.jpg", data, "image/jpeg")})
-        assert r.status_code == 200
+    scorer = FaceAnalyzer(stages=("attractiveness",)).load()
+
+    def request(route: str) -> None:
+        r = client.post(route, files={"file": ("a.jpg", data, "image/jpeg")})
+        assert r.status_code == 200, r.text
 
     return {
         "decode": lambda: load_image(data),
@@ -87,7 +89,9 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         "trunk_torch_per_chip": lambda: trunk.compute(chips),
         "trunk_torch_batch8": lambda: trunk.compute(chips8),
         "analyze_whole": lambda: analyzer.analyze(data),
-        "http_request_faces": request,
+        "score_whole": lambda: scorer.analyze(data),
+        "http_request_faces": lambda: request("/v1/faces"),
+        "http_request_score": lambda: request("/v1/score"),
     }
 
 

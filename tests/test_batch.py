@@ -92,3 +92,13 @@ def test_mismatched_existing_output_is_refused(folder, tmp_path, capsys):
     assert main(["batch", str(folder), "--output", str(out), "--no-progress"]) == EXIT_USAGE
     assert "columns" in capsys.readouterr().err
     assert out.read_text() == "a,b\n1,2\n"
+
+
+def test_default_batch_has_an_attractiveness_column(folder, tmp_path):
+    out = tmp_path / "scores.csv"
+    run_batch([folder / "two.jpg", folder / "dog.jpg"], out, progress=False)
+    rows = _read(out)
+    assert "attractiveness" in rows[0]
+    faces = [r for r in rows if not r["error"]]
+    assert len(faces) == 2 and all(1 <= float(r["attractiveness"]) <= 5 for r in faces)
+    assert [r["attractiveness"] for r in rows if r["error"]] == [""]

@@ -62,3 +62,15 @@ def test_console_script(args, code):
     )
     assert r.returncode == code, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_score_json(two_face_photo, no_face_photo, capsys):
+    assert main(["score", "--json", str(two_face_photo), str(no_face_photo)]) == EXIT_OK
+    two, none = json.loads(capsys.readouterr().out)
+    assert len(two["faces"]) == 2 and none["faces"] == []
+    assert all(1 <= f["score"] <= 5 for f in two["faces"])
+
+
+def test_score_unknown_model_exit_3(one_face_photo, capsys):
+    assert main(["score", "--model", "nope", str(one_face_photo)]) == EXIT_MODEL
+    assert "not in the manifest" in capsys.readouterr().err

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
             max_faces=self.max_faces,
             hog_upsample=self.hog_upsample,
             limits=self.image_limits(),
-            stages=("landmarks", "trunk"),
+            stages=("landmarks", "trunk", "attractiveness"),
             attractiveness_model=self.attractiveness_model,
         )
 

@@ -161,3 +161,26 @@ def test_model_load_failure_is_503(tmp_path, one_face_photo, monkeypatch):
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["status"] == "failed"
         _assert_error(c.post("/v1/faces", files={"file": one_face_photo.open("rb")}), 503)
+
+
+def test_score_two_faces(client, two_face_photo):
+    r = client.post("/v1/score", files={"file": two_face_photo.open("rb")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "attractiveness_scut" and body["scale"] == [1.0, 5.0]
+    assert len(body["faces"]) == 2
+    assert all(1.0 <= f["score"] <= 5.0 for f in body["faces"])
+
+
+def test_score_matches_the_library(client, one_face_photo):
+    import facecore
+
+    (face,) = facecore.score(one_face_photo)
+    r = client.post("/v1/score", files={"file": one_face_photo.open("rb")})
+    assert r.json()["faces"][0]["score"] == pytest.approx(face.predictions["attractiveness"])
+
+
+def test_score_bad_input(client):
+    _assert_error(client.post("/v1/score", files={"file": ("x.jpg", b"GIF89a")}), 422)
+    r = client.post("/v1/score", files={"file": ("x.png", _png_bomb(), "image/png")})
+    _assert_error(r, 413, "image_too_large")

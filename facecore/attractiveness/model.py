@@ -1,0 +1,246 @@
+"""The shipped attractiveness model and the analyzer stage that serves it.
+
+:class:`AttractivenessModel` is what ``facecore.attractiveness.train`` writes: a fitted regressor
+(:class:`~facecore.attractiveness.fusion.ScoreFusionRegressor`), the
+:class:`~facecore.attractiveness.face_features.FaceFeatureExtractor` settings it was trained with,
+the block layout its input matrix has, and metadata (data hash, cross-validated metrics,
+licence). Serving computes the blocks with the very same extractor code as training; a model
+trained with another feature-code version is refused on load.
+
+:class:`AttractivenessScorer` is the ``"attractiveness"`` stage of
+:class:`~facecore.analyzer.FaceAnalyzer` (it needs the ``landmarks`` and ``trunk`` stages): it
+resolves the model file through :func:`facecore.model_store.resolve` (sha256 checked), loads it
+once (thread-safe) and adds ``face.predictions["attractiveness"]`` to every face.
+
+This module implements no paper (see :mod:`~facecore.attractiveness.dating` and
+:mod:`~facecore.attractiveness.fusion`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facecore.attractiveness.face_features import (
+    FaceFeatureExtractor,
+    Layout,
+    layout_width,
+    stack_blocks,
+)
+from facecore.errors import ModelCorruptError
+from facecore.types import Face
+
+__all__ = ["FILE_FORMAT", "SCORE_RANGE", "AttractivenessModel", "AttractivenessScorer"]
+
+logger = logging.getLogger(__name__)
+
+#: Tag stored in every model file (bumped if the file layout changes).
+FILE_FORMAT = "facecore.attractiveness/1"
+#: Scores are clipped to SCUT-FBP5500's rating scale.
+SCORE_RANGE = (1.0, 5.0)
+
+
+class AttractivenessModel:
+    """A fitted attractiveness model: regressor + feature extractor + layout + metadata.
+
+    Parameters
+    ----------
+    regressor : estimator
+        Fitted; ``predict`` takes a block matrix laid out by ``layout``.
+    extractor : FaceFeatureExtractor
+        The extractor the training features came from.
+    layout : Layout
+        Column layout of the regressor's input (the blocks it needs, in order).
+    metadata : dict, optional
+        Free-form, JSON-friendly (training data, hash, metrics, licence, ...).
+    feature_version : str, optional
+        ``extractor.version`` at training time (default: the current one).
+    """
+
+    def __init__(
+        self,
+        regressor: Any,
+        extractor: FaceFeatureExtractor,
+        layout: Layout,
+        metadata: dict[str, Any] | None = None,
+        feature_version: str | None = None,
+    ) -> None:
+        self.regressor = regressor
+        self.extractor = extractor
+        self.layout: Layout = tuple((str(n), tuple(int(d) for d in s)) for n, s in layout)
+        self.metadata = dict(metadata or {})
+        self.feature_version = feature_version or extractor.version
+        shapes = extractor.block_shapes()
+        for name, shape in self.layout:
+            if shapes.get(name) != shape:
+                raise ValueError(
+                    f"layout block {name!r} has shape {shape}, the extractor gives "
+                    f"{shapes.get(name)}"
+                )
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """Names of the feature blocks the model needs."""
+        return tuple(name for name, _ in self.layout)
+
+    def __repr__(self) -> str:
+        return (
+            f"AttractivenessModel(blocks={self.blocks}, regressor={type(self.regressor).__name__}, "
+            f"feature_version={self.feature_version!r})"
+        )
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Scores of block matrix rows, clipped to [1, 5].
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, layout_width(layout))
+
+        Returns
+        -------
+        ndarray of shape (N,), float64
+        """
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != layout_width(self.layout):
+            raise ValueError(f"X must have shape (N, {layout_width(self.layout)}), got {X.shape}")
+        if len(X) == 0:
+            return np.zeros(0)
+        pred = np.asarray(self.regressor.predict(X), dtype=np.float64)
+        return np.clip(pred, *SCORE_RANGE)
+
+    def predict_blocks(self, rows: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
+        """Scores of faces given as block dicts (:meth:`FaceFeatureExtractor.extract`)."""
+        return self.predict_matrix(stack_blocks(rows, self.layout))
+
+    def predict_faces(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Attractiveness of faces found in ``image``.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W, 3), uint8
+            The RGB image (as :func:`facecore.io.load_image` gives it).
+        faces : sequence of Face
+            With 68 landmarks and ``features["trunk"]`` (analyzer stages ``landmarks`` and
+            ``trunk``).
+
+        Returns
+        -------
+        ndarray of shape (len(faces),), float64
+            Scores on the 1-5 scale, clipped to [1, 5].
+
+        Raises
+        ------
+        ValueError
+            If a face lacks landmarks or trunk features the model needs.
+        """
+        if not faces:
+            return np.zeros(0)
+        return self.predict_matrix(self.extractor.extract_faces(image, faces, self.blocks))
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model with joblib (compressed); returns the path."""
+        import joblib
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        joblib.dump({"format": FILE_FORMAT, "model": self}, tmp, compress=3)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AttractivenessModel:
+        """Read a model written by :meth:`save`.
+
+        Only load files you trust (joblib files are pickles); model files resolved through
+        :func:`facecore.model_store.resolve` are checked against the manifest's sha256.
+
+        Raises
+        ------
+        ModelCorruptError
+            The file is not an attractiveness model, or was trained with another feature-code
+            version than this facecore computes.
+        """
+        import joblib
+
+        path = Path(path)
+        try:
+            obj = joblib.load(path)
+        except Exception as exc:  # unreadable pickle: report as a corrupt file
+            raise ModelCorruptError(f"cannot read attractiveness model {path}: {exc}") from exc
+        if not isinstance(obj, dict) or obj.get("format") != FILE_FORMAT:
+            raise ModelCorruptError(f"{path} is not a {FILE_FORMAT} model file")
+        model = obj["model"]
+        if not isinstance(model, cls):
+            raise ModelCorruptError(f"{path} holds a {type(model).__name__}, not {cls.__name__}")
+        current = model.extractor.version
+        if model.feature_version != current:
+            raise ModelCorruptError(
+                f"{path} was trained on feature version {model.feature_version!r}, but this "
+                f"facecore computes {current!r}; rebuild it (scripts/train_attractiveness.py)"
+            )
+        return model
+
+
+class AttractivenessScorer:
+    """The ``"attractiveness"`` analyzer stage: adds ``face.predictions["attractiveness"]``.
+
+    Parameters
+    ----------
+    model_name : str, default "attractiveness_scut"
+        Manifest name of the model file.
+    models_dir : path-like, optional
+        Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
+
+    Examples
+    --------
+    >>> scorer = AttractivenessScorer()
+    >>> faces = FaceAnalyzer(stages=("trunk",)).analyze(image)  # doctest: +SKIP
+    >>> scorer(image, faces)[0].predictions["attractiveness"]  # doctest: +SKIP
+    """
+
+    prediction_name = "attractiveness"
+
+    def __init__(
+        self,
+        model_name: str = "attractiveness_scut",
+        models_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.models_dir = None if models_dir is None else Path(models_dir)
+        self._model: AttractivenessModel | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> AttractivenessModel:
+        """Resolve (sha256-checked) and load the model once; later calls return it."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from facecore.model_store import resolve
+
+                    path = resolve(self.model_name, directory=self.models_dir)
+                    self._model = AttractivenessModel.load(path)
+                    logger.info("loaded %s from %s: %r", self.model_name, path, self._model)
+        return self._model
+
+    @property
+    def model(self) -> AttractivenessModel:
+        """The loaded model (loads it on first use)."""
+        return self.load()
+
+    def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Faces with ``predictions["attractiveness"]`` (1-5) added."""
+        if not faces:
+            return []
+        scores = self.model.predict_faces(image, faces)
+        return [
+            f.with_prediction(self.prediction_name, s) for f, s in zip(faces, scores, strict=True)
+        ]
