@@ -7,6 +7,7 @@ Exit codes
    still processed)
 2  usage error (unknown option, missing argument)
 3  a model file is missing or corrupt
+130 interrupted (Ctrl-C); ``batch`` keeps every finished image, rerun to resume
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from facecore.errors import FacecoreError, ModelFileError
 if TYPE_CHECKING:
     from facecore.types import Face
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 cli = typer.Typer(
     name="facecore",
@@ -216,6 +217,9 @@ def batch(
     except (ValueError, OSError) as e:
         _err(str(e))
         raise typer.Exit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        _err(f"interrupted; finished images are kept in {output}: rerun to resume")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     typer.echo(
         f"{summary.inputs} input(s): {summary.skipped_done} already done, "
         f"{summary.processed} processed, {summary.faces} face row(s), "
