@@ -131,3 +131,17 @@ def test_in_a_pipeline() -> None:
 def test_validation(bad: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         GeometricFeatures().fit(bad).transform(bad)
+
+
+def test_feature_table_doc_is_in_sync():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run(
+        [sys.executable, str(root / "scripts" / "geometric_table.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
