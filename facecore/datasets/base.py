@@ -35,6 +35,7 @@ __all__ = [
     "NON_COMMERCIAL",
     "FaceDataset",
     "Ratings",
+    "dataset_folder",
     "dataset_hash",
     "iter_images",
     "read_csv_rows",
@@ -301,6 +302,20 @@ def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
         f"no data folder found: pass data_root=..., set ${DATA_ENV_VAR}, or place the data at "
         f"../shared/data (looked in {looked})"
     )
+
+
+def dataset_folder(data_root: str | os.PathLike[str] | None, folder: str, title: str) -> Path:
+    """The existing folder ``folder`` of one dataset under :func:`resolve_data_root`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the data root or the dataset's folder (named ``title`` in the message) is missing.
+    """
+    path = resolve_data_root(data_root) / folder
+    if not path.is_dir():
+        raise FileNotFoundError(f"{title} folder {str(path)!r} does not exist")
+    return path
 
 
 def read_csv_rows(path: Path, required: Iterable[str]) -> list[dict[str, str]]:

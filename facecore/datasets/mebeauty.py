@@ -37,8 +37,8 @@ from facecore.datasets.base import (
     FaceDataset,
     Ratings,
     check_files_exist,
+    dataset_folder,
     read_csv_rows,
-    resolve_data_root,
 )
 
 __all__ = ["load_mebeauty"]
@@ -108,9 +108,7 @@ def load_mebeauty(
     ValueError
         If a label file is malformed.
     """
-    folder = resolve_data_root(data_root) / _FOLDER
-    if not folder.is_dir():
-        raise FileNotFoundError(f"MEBeauty folder {str(folder)!r} does not exist")
+    folder = dataset_folder(data_root, _FOLDER, "MEBeauty")
     label_path = folder / "labels.csv"
     rows = read_csv_rows(label_path, ["image", "split", "mean_score"])
     scores: dict[str, list[float]] = defaultdict(list)

@@ -26,8 +26,8 @@ from facecore.datasets.base import (
     NON_COMMERCIAL,
     FaceDataset,
     check_files_exist,
+    dataset_folder,
     read_csv_rows,
-    resolve_data_root,
 )
 
 __all__ = ["SCUT_GROUPS", "N_SCUT_LANDMARKS", "load_scut_fbp5500"]
@@ -89,9 +89,7 @@ def load_scut_fbp5500(
     ValueError
         If a label file is malformed.
     """
-    folder = resolve_data_root(data_root) / _FOLDER
-    if not folder.is_dir():
-        raise FileNotFoundError(f"SCUT-FBP5500 folder {str(folder)!r} does not exist")
+    folder = dataset_folder(data_root, _FOLDER, "SCUT-FBP5500")
     rows = read_csv_rows(folder / "labels.csv", ["image", "score"])
     names = [r["image"] for r in rows]
     if len(set(names)) != len(names):

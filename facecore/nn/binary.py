@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facecore.nn.registry import register_model
+from facecore.nn.resnet import StagedBackbone
 
 __all__ = [
     "SignSTE",
@@ -190,8 +191,11 @@ class HierarchicalBinaryBlock(nn.Module):
         return torch.cat([a, b, c], dim=1) + self.shortcut(x)
 
 
-class BinaryResNet(nn.Module):
+class BinaryResNet(StagedBackbone):
     """Small ResNet-like network of :class:`HierarchicalBinaryBlock` with real first/last layers.
+
+    ``forward_stages``, ``forward_features`` and ``forward`` are those of
+    :class:`~facecore.nn.resnet.StagedBackbone`.
 
     Parameters
     ----------
@@ -258,31 +262,11 @@ class BinaryResNet(nn.Module):
             if isinstance(m, nn.Conv2d) and not isinstance(m, BinaryConv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward_stages(self, x: Tensor) -> list[Tensor]:
-        """Feature maps after every stage, matching :attr:`feature_info`."""
-        x = self.stem(x)
-        outs = []
-        for stage in self.stages.values():
-            x = stage(x)
-            outs.append(x)
-        return outs
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Final feature map (B, num_features, H / 32, W / 32) for the default four stages."""
-        x = self.stem(x)
-        for stage in self.stages.values():
-            x = stage(x)
-        return x
-
     def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
         """Batch-norm + ReLU, global average pooling, dropout and the real linear layer."""
         x = torch.flatten(self.global_pool(self.final_norm(features)), 1)
         x = self.head_drop(x)
         return x if pre_logits else self.fc(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Outputs (B, num_outputs) for images (B, in_chans, H, W)."""
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model

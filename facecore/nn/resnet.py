@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from facecore.nn.registry import register_model
 
 __all__ = [
+    "StagedBackbone",
     "SqueezeExcite",
     "BasicBlock",
     "Bottleneck",
@@ -71,6 +72,47 @@ logger = logging.getLogger(__name__)
 
 BlockName = Literal["basic", "bottleneck"]
 StemType = Literal["default", "drn"]
+
+
+class StagedBackbone(nn.Module):
+    """A ``stem`` followed by the named ``stages``, then a head (``forward_head``).
+
+    Shared forward passes of :class:`ResNet` and :class:`facecore.nn.binary.BinaryResNet`;
+    subclasses build ``stem``, ``stages`` and ``feature_info`` and define :meth:`forward_head`.
+    """
+
+    stem: nn.Module
+    stages: nn.ModuleDict
+
+    def forward_stages(self, x: Tensor) -> list[Tensor]:
+        """Feature maps after every stage, in the order of :attr:`feature_info`.
+
+        Parameters
+        ----------
+        x : Tensor
+            Images, shape (B, in_chans, H, W).
+        """
+        x = self.stem(x)
+        outs = []
+        for stage in self.stages.values():
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Final feature map, shape (B, num_features, H / r, W / r) with r the output stride."""
+        x = self.stem(x)
+        for stage in self.stages.values():
+            x = stage(x)
+        return x
+
+    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
+        """Outputs (or pooled features with ``pre_logits``) from the final feature map."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Outputs of shape (B, num_outputs) for images of shape (B, in_chans, H, W)."""
+        return self.forward_head(self.forward_features(x))
 
 
 class SqueezeExcite(nn.Module):
@@ -234,7 +276,7 @@ _BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
 }
 
 
-class ResNet(nn.Module):
+class ResNet(StagedBackbone):
     """Residual network whose variants are chosen by arguments.
 
     Parameters
@@ -427,28 +469,6 @@ class ResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward_stages(self, x: Tensor) -> list[Tensor]:
-        """Feature maps after every stage, in the order of :attr:`feature_info`.
-
-        Parameters
-        ----------
-        x : Tensor
-            Images, shape (B, in_chans, H, W).
-        """
-        x = self.stem(x)
-        outs = []
-        for stage in self.stages.values():
-            x = stage(x)
-            outs.append(x)
-        return outs
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Final feature map, shape (B, num_features, H / r, W / r) with r the output stride."""
-        x = self.stem(x)
-        for stage in self.stages.values():
-            x = stage(x)
-        return x
-
     def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
         """Global average pooling, dropout and the linear layer.
 
@@ -461,10 +481,6 @@ class ResNet(nn.Module):
         """
         x = self.head_drop(torch.flatten(self.global_pool(features), 1))
         return x if pre_logits else self.fc(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Outputs of shape (B, num_outputs) for images of shape (B, in_chans, H, W)."""
-        return self.forward_head(self.forward_features(x))
 
 
 def _build(defaults: dict[str, Any], kwargs: dict[str, Any]) -> ResNet:
