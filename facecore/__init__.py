@@ -57,17 +57,9 @@ def analyze(image: Any, stages: Any = None) -> list:
     return get_default_analyzer().analyze(image, stages=stages)
 
 
-_scorer = None
-
-
 def score(image: Any) -> list:
     """Faces in ``image`` with ``predictions["attractiveness"]`` (1-5, SCUT-FBP5500 scale).
 
-    Uses a process-wide analyzer with the default attractiveness model (built on first use).
+    Uses the process-wide analyzer of :func:`analyze` with the default attractiveness model.
     """
-    global _scorer
-    from facecore.analyzer import FaceAnalyzer
-
-    if _scorer is None:
-        _scorer = FaceAnalyzer(stages=("attractiveness",))
-    return _scorer.analyze(image)
+    return analyze(image, stages=("attractiveness",))

@@ -102,7 +102,9 @@ class FaceAnalyzer:
             cfg = replace(cfg, **overrides)
         self.config = cfg
         self._lock = threading.Lock()
-        self._detector: FaceDetector | None = None
+        # Built now (cheap: no model file is read) so that a bad detector setting fails here,
+        # at construction, rather than on the first image.
+        self._detector: FaceDetector = self._build_detector()
         self._stages: dict[str, Callable[[np.ndarray, list[Face]], list[Face]]] = {}
         self._ready = False
 
@@ -143,10 +145,6 @@ class FaceAnalyzer:
 
     @property
     def detector(self) -> FaceDetector:
-        if self._detector is None:
-            with self._lock:
-                if self._detector is None:
-                    self._detector = self._build_detector()
         return self._detector
 
     def _stage(self, name: str) -> Callable[[np.ndarray, list[Face]], list[Face]]:

@@ -171,8 +171,8 @@ def train_attractiveness(
     out: Annotated[Path, typer.Option(help="Output prefix, e.g. models/attractiveness_scut.")] = (
         Path("models/attractiveness_scut")
     ),
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    seed: Annotated[int, typer.Option(help="Random seed (folds, learners).")] = 0,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (folds, learners).")] = 0,
 ) -> None:
     """5-fold CV of every feature set x learner and fusion, then fit and ship the best fusion."""
     from facecore.attractiveness.train import main as train_main
@@ -180,7 +180,14 @@ def train_attractiveness(
     if not (data / "scut-fbp5500").is_dir():
         _err(f"{data / 'scut-fbp5500'} not found; pass --data DIR")
         raise typer.Exit(EXIT_USAGE)
-    train_main(data, out, folds=folds, seed=seed, progress=True, report=typer.echo)
+    try:
+        train_main(data, out, folds=folds, seed=seed, progress=True, report=typer.echo)
+    except ModelFileError as e:
+        _err(str(e))
+        raise typer.Exit(EXIT_MODEL) from None
+    except (ValueError, OSError) as e:  # missing or malformed label files, unwritable --out
+        _err(str(e))
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 @cli.command()

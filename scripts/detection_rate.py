@@ -28,25 +28,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from facecore.detect import HogDetector, MtcnnDetector
-    from facecore.io import load_image
+    from facecore.analyzer import FaceAnalyzer
 
     folder = args.data / "scut-fbp5500" / "images"
     if not folder.is_dir():
         print(f"error: {folder} not found", file=sys.stderr)
         return 2
     paths = sorted(folder.glob("*.jpg"))[: args.limit]
-    hog, mtcnn = HogDetector(), MtcnnDetector()
+    analyzer = FaceAnalyzer(detector="auto", stages=())
     counts: Counter[str] = Counter()
     misses = []
     t0 = time.perf_counter()
     for p in tqdm(paths, desc="detect", unit="img"):
-        img = load_image(p)
-        faces = hog.detect(img)
-        used = "hog"
-        if not faces:
-            faces, used = mtcnn.detect(img), "mtcnn"
-        counts[f"by_{used}"] += bool(faces)
+        faces = analyzer.detect(p)  # auto: HOG, then MTCNN where HOG finds nothing
+        if faces:
+            counts[f"by_{faces[0].detector}"] += 1
         counts["at_least_one"] += bool(faces)
         counts["exactly_one"] += len(faces) == 1
         if not faces:

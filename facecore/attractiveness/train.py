@@ -78,13 +78,6 @@ FEATURE_SET_ROWS: dict[str, str] = {
     "blbp": "blbp",
     "pcanet": "pcanet",
 }
-#: Fusion member -> the block it needs.
-MEMBER_BLOCKS: dict[str, str] = {
-    "deep": "deep",
-    "geometric": "geometric",
-    "texture": "blbp",
-    "pcanet": "pcanet",
-}
 
 
 # -- features ---------------------------------------------------------------------------------
@@ -484,6 +477,7 @@ def main(
 
     from facecore.attractiveness.dating import LEARNERS, DeepFeatureRegressor
     from facecore.attractiveness.fusion import (
+        PAPER_MEMBERS,
         FeatureSetRegressor,
         ScoreFusionRegressor,
         fusion_combos,
@@ -583,7 +577,8 @@ def main(
     logger.info("chosen: %s (PC %.4f); fitting it on %d photos", chosen.name, chosen.pc, len(y))
 
     # Final fit on every photo with a face, on the blocks the chosen fusion needs only.
-    blocks = tuple(b for b in BLOCK_NAMES if b in {MEMBER_BLOCKS[m] for m in chosen.members})
+    member_blocks = {"deep": "deep", **PAPER_MEMBERS}  # the members of paper_estimators
+    blocks = tuple(b for b in BLOCK_NAMES if b in {member_blocks[m] for m in chosen.members})
     layout = extractor.layout(blocks)
     final_members = paper_estimators(layout, random_state=seed)
     regressor = ScoreFusionRegressor(
@@ -595,6 +590,7 @@ def main(
     ).fit(feats.matrix(layout, rows_idx), y)
     t_done = time.perf_counter()
 
+    versions = _package_versions()
     timings = {
         "feature_extraction_s": round(feats.seconds, 1),
         "features_from_cache": feats.from_cache,
@@ -621,7 +617,7 @@ def main(
             "seed": seed,
             "cv": cv_summary,
             "licence": LICENCE,
-            "packages": _package_versions(),
+            "packages": versions,
         },
     )
     model_path = out.with_name(out.name + ".joblib")
@@ -629,7 +625,6 @@ def main(
     size_mb = model_path.stat().st_size / 1e6
     logger.info("model written to %s (%.1f MB)", model_path, size_mb)
 
-    versions = _package_versions()
     per_group_rounded = {g: {k: round(v, 4) for k, v in m.items()} for g, m in per_group.items()}
     manifest_path = out.parent / "manifest.json"
     entry = {
