@@ -203,8 +203,14 @@ class FaceAnalyzer:
         list of Face
             Largest face first; an image without faces gives an empty list.
         """
+        return self.analyze_image(image, stages)[1]
+
+    def analyze_image(
+        self, image: Any, stages: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, list[Face]]:
+        """Like :meth:`analyze`, and also return the decoded RGB image (e.g. for its size)."""
         rgb = self.load_image(image)
-        return self.run_stages(rgb, self.detect_loaded(rgb), stages)
+        return rgb, self.run_stages(rgb, self.detect_loaded(rgb), stages)
 
     def run_stages(
         self, image: np.ndarray, faces: list[Face], stages: Sequence[str] | None = None

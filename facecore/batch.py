@@ -125,6 +125,9 @@ def _rows_for(path: str, analyzer: Any, columns: Sequence[str]) -> list[dict[str
         return [{"path": path, "n_faces": "0", "error": f"{e.code}: {e}"}]
     except OSError as e:
         return [{"path": path, "n_faces": "0", "error": f"unreadable_file: {e.strerror or e}"}]
+    except Exception as e:  # a bug for this one image must not stop the run; it is logged
+        log.exception("analysis of %s failed", path)
+        return [{"path": path, "n_faces": "0", "error": f"analysis_failed: {e}"}]
     if not faces:
         return [{"path": path, "n_faces": "0", "error": "no_face: no face found"}]
     rows = []

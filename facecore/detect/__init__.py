@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -63,10 +64,22 @@ def make_detector(name: str, **kwargs: Any) -> FaceDetector:
 
 
 _cache: dict[str, FaceDetector] = {}
+_cache_lock = threading.Lock()
+
+
+def _named(detector: str) -> FaceDetector:
+    """The detector a default :class:`~facecore.analyzer.FaceAnalyzer` with this detector uses,
+    built once per process, so ``detect_faces`` and the analyzer give the same faces."""
+    with _cache_lock:
+        if detector not in _cache:
+            from facecore.analyzer import FaceAnalyzer
+
+            _cache[detector] = FaceAnalyzer(detector=detector, stages=()).detector
+        return _cache[detector]
 
 
 def detect_faces(
-    image: Any, detector: str | FaceDetector = "hog", *, max_faces: int | None = 20
+    image: Any, detector: str | FaceDetector = "auto", *, max_faces: int | None = 20
 ) -> list[Face]:
     """Detect faces, largest first.
 
@@ -74,8 +87,8 @@ def detect_faces(
     ----------
     image : path, bytes, file object, ndarray or PIL image
         Anything :func:`facecore.io.load_image` accepts.
-    detector : {"hog", "mtcnn", "auto"} or a detector object
-        Which detector to use. Named detectors use their default settings and are built once.
+    detector : {"auto", "hog", "mtcnn"} or a detector object
+        Which detector to use, with the same settings as a default ``FaceAnalyzer``.
     max_faces : int or None
         Keep at most this many faces (the largest).
 
@@ -87,10 +100,5 @@ def detect_faces(
     from facecore.io import load_image
 
     rgb = load_image(image)
-    if isinstance(detector, str):
-        if detector not in _cache:
-            _cache[detector] = make_detector(detector)
-        det = _cache[detector]
-    else:
-        det = detector
+    det = _named(detector) if isinstance(detector, str) else detector
     return order_and_cap(det.detect(rgb), max_faces)

@@ -45,8 +45,7 @@ BODY_DOC = {
 def analyze_bytes(
     analyzer: FaceAnalyzer, data: bytes, stages: tuple[str, ...]
 ) -> tuple[tuple[int, int], list[Face]]:
-    rgb = analyzer.load_image(data)
-    faces = analyzer.run_stages(rgb, analyzer.detect_loaded(rgb), stages)
+    rgb, faces = analyzer.analyze_image(data, stages)
     return (rgb.shape[1], rgb.shape[0]), faces
 
 
