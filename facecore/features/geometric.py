@@ -209,6 +209,11 @@ def _as_landmarks(landmarks: Any) -> np.ndarray:
     return arr
 
 
+#: Floor for a normalising distance that is exactly zero, as a fraction of the face's half-extent
+#: (largest absolute deviation of a landmark from the landmarks' mean).
+MIN_NORMALISER = 0.02
+
+
 def geometric_features(landmarks: Any) -> np.ndarray:
     """The 42 geometric features of one face or a batch of faces.
 
@@ -225,8 +230,9 @@ def geometric_features(landmarks: Any) -> np.ndarray:
     Raises
     ------
     ValueError
-        On a wrong shape, non-finite values, or a degenerate face whose normalising distance is
-        zero (e.g. all points equal).
+        On a wrong shape, non-finite values, or a degenerate face whose points all coincide.
+        (A single zero normalising distance, e.g. a closed mouth on a tiny face, is floored at
+        ``MIN_NORMALISER`` of the face's half-extent instead.)
     """
     arr = np.asarray(landmarks)
     single = arr.ndim == 2 and arr.shape == (N_LANDMARKS, 2)
@@ -235,14 +241,18 @@ def geometric_features(landmarks: Any) -> np.ndarray:
     num = np.linalg.norm(centres[:, _FA] - centres[:, _FB], axis=-1)
     den = np.linalg.norm(centres[:, _NA] - centres[:, _NB], axis=-1)
     scale = np.abs(pts - pts.mean(axis=1, keepdims=True)).max(axis=(1, 2))[:, None]
-    degenerate = den <= 1e-9 * np.maximum(scale, np.finfo(float).tiny)
-    if degenerate.any():
-        rows, cols = np.nonzero(degenerate)
-        which = GEOMETRIC_FEATURES[cols[0]].normaliser
+    flat = scale[:, 0] <= np.finfo(float).tiny
+    if flat.any():
         raise ValueError(
-            f"degenerate landmarks: normalising distance {which!r} is zero for sample(s) "
-            f"{np.unique(rows)[:5].tolist()}"
+            "degenerate landmarks: all points coincide for sample(s) "
+            f"{np.flatnonzero(flat)[:5].tolist()}"
         )
+    # A normalising distance can be exactly zero on a real face: a closed mouth on a small face
+    # puts both lip points on the same integer pixel. Such a distance is replaced by a floor of
+    # MIN_NORMALISER of the face's half-extent, so the ratio stays finite; distances that are
+    # not degenerate are used as they are.
+    degenerate = den <= 1e-9 * scale
+    den = np.where(degenerate, MIN_NORMALISER * scale, den)
     out = num / den
     return out[0] if single else out
 

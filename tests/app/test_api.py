@@ -184,3 +184,16 @@ def test_score_bad_input(client):
     _assert_error(client.post("/v1/score", files={"file": ("x.jpg", b"GIF89a")}), 422)
     r = client.post("/v1/score", files={"file": ("x.png", _png_bomb(), "image/png")})
     _assert_error(r, 413, "image_too_large")
+
+
+def test_every_fixture_photo_scores_without_error(client, fixtures):
+    """Real photos with small, partial and many faces: always a 200 (a regression test for a
+    closed mouth on a tiny face, whose zero lip thickness once made a 500)."""
+    photos = sorted(fixtures.glob("*.jpg")) + sorted((fixtures / "dlib_faces").glob("*.jpg"))
+    assert len(photos) >= 12
+    n_faces = 0
+    for p in photos:
+        r = client.post("/v1/score", files={"file": p.open("rb")})
+        assert r.status_code == 200, (p.name, r.text)
+        n_faces += len(r.json()["faces"])
+    assert n_faces >= 20

@@ -145,3 +145,20 @@ def test_feature_table_doc_is_in_sync():
         text=True,
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_a_zero_normaliser_on_a_real_face_is_floored_not_an_error():
+    from facecore.features.geometric import FEATURE_NAMES, MIN_NORMALISER, geometric_features
+
+    rng = np.random.default_rng(1)
+    lm = rng.uniform(0, 40, (68, 2)).round()
+    lm[62] = lm[51]  # closed mouth on a small face: upper-lip thickness exactly zero
+    feats = geometric_features(lm)
+    assert np.isfinite(feats).all()
+    scale = np.abs(lm - lm.mean(0)).max()
+    i = FEATURE_NAMES.index("upper_lip_thickness")
+    assert feats[i] == 0.0
+    # the feature divided by the upper lip uses the floor instead
+    j = FEATURE_NAMES.index("lower_to_upper_lip")
+    expected = np.linalg.norm(lm[57] - lm[66]) / (MIN_NORMALISER * scale)
+    assert feats[j] == pytest.approx(expected, rel=1e-6)
