@@ -1,6 +1,8 @@
 """Batch analysis of many images into one CSV, with progress, worker processes and resume.
 
-Every input appears in the output: one row per face, or one row whose ``error`` column says why
+Every input appears in the output: one row per face (``path``, ``face_index``, ``n_faces``, the box
+``x1, y1, x2, y2``, the detector's ``det_score`` and name, ``score`` = attractiveness on the 1-5
+scale, further prediction columns as stages are added), or one row whose ``error`` column says why
 there is none (``no_face``, ``undecodable_image``, ``file_not_found``...). A bad file never stops
 the run. Rows of one image are written together with one ``write`` and flushed, so an interrupted
 run leaves at most the last image incomplete; a rerun with the same output drops any incomplete
@@ -39,6 +41,12 @@ BASE_COLUMNS = (
     "det_score",
     "detector",
 )
+
+
+#: CSV column names of predictions whose column is not the prediction's own name:
+#: ``score`` is the attractiveness score (1-5, SCUT-FBP5500 scale), as in ``/v1/score``.
+COLUMN_OF_PREDICTION = {"attractiveness": "score"}
+PREDICTION_OF_COLUMN = {v: k for k, v in COLUMN_OF_PREDICTION.items()}
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,9 @@ def _fmt(v: float) -> str:
 
 
 def _rows_for(path: str, analyzer: Any, columns: Sequence[str]) -> list[dict[str, str]]:
-    pred_cols = [c for c in columns if c not in BASE_COLUMNS and c != "error"]
+    pred_cols = {
+        c: PREDICTION_OF_COLUMN.get(c, c) for c in columns if c not in BASE_COLUMNS and c != "error"
+    }
     try:
         faces = analyzer.analyze(path)
     except ModelFileError:
@@ -143,9 +153,9 @@ def _rows_for(path: str, analyzer: Any, columns: Sequence[str]) -> list[dict[str
             "det_score": _fmt(f.score),
             "detector": f.detector,
         }
-        for c in pred_cols:
-            if c in f.predictions:
-                row[c] = _fmt(f.predictions[c])
+        for col, pred in pred_cols.items():
+            if pred in f.predictions:
+                row[col] = _fmt(f.predictions[pred])
         rows.append(row)
     return rows
 
@@ -239,7 +249,8 @@ def run_batch(
     from facecore.analyzer import AnalyzerConfig, FaceAnalyzer, default_stages
 
     config = config or AnalyzerConfig(stages=default_stages())
-    columns = (*BASE_COLUMNS, *FaceAnalyzer(config).prediction_names, "error")
+    preds = FaceAnalyzer(config).prediction_names
+    columns = (*BASE_COLUMNS, *(COLUMN_OF_PREDICTION.get(p, p) for p in preds), "error")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     paths = expand_inputs(inputs)

@@ -94,11 +94,11 @@ def test_mismatched_existing_output_is_refused(folder, tmp_path, capsys):
     assert out.read_text() == "a,b\n1,2\n"
 
 
-def test_default_batch_has_an_attractiveness_column(folder, tmp_path):
+def test_default_batch_has_an_attractiveness_score_column(folder, tmp_path):
     out = tmp_path / "scores.csv"
     run_batch([folder / "two.jpg", folder / "dog.jpg"], out, progress=False)
     rows = _read(out)
-    assert "attractiveness" in rows[0]
+    assert list(rows[0])[-2:] == ["score", "error"]
     faces = [r for r in rows if not r["error"]]
-    assert len(faces) == 2 and all(1 <= float(r["attractiveness"]) <= 5 for r in faces)
-    assert [r["attractiveness"] for r in rows if r["error"]] == [""]
+    assert len(faces) == 2 and all(1 <= float(r["score"]) <= 5 for r in faces)
+    assert [r["score"] for r in rows if r["error"]] == [""]
