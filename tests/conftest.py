@@ -43,6 +43,25 @@ def no_face_photo() -> Path:
 
 
 @pytest.fixture(scope="session")
+def png_bomb() -> bytes:
+    """A ~100-byte valid PNG whose header claims 40000 x 40000 RGB pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="session")
 def analyzer():
     """A fully loaded default analyzer, shared by the whole session."""
     from facecore.analyzer import FaceAnalyzer

@@ -21,7 +21,7 @@ def test_detect_text_and_no_face(one_face_photo, no_face_photo, capsys):
     assert "1 face(s)" in out and "0 face(s)" in out and "box=(" in out
 
 
-def test_bad_images_exit_1_and_the_rest_still_run(tmp_path, one_face_photo, capsys):
+def test_bad_images_exit_1_and_the_rest_still_run(tmp_path, one_face_photo, png_bomb, capsys):
     text = tmp_path / "notes.jpg"
     text.write_text("just text")
     html = tmp_path / "page.jpg"
@@ -31,13 +31,16 @@ def test_bad_images_exit_1_and_the_rest_still_run(tmp_path, one_face_photo, caps
     trunc = tmp_path / "trunc.jpg"
     trunc.write_bytes(one_face_photo.read_bytes()[:5000])
     missing = tmp_path / "missing.jpg"
-    args = [str(p) for p in (text, html, empty, trunc, missing, one_face_photo)]
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb)
+    args = [str(p) for p in (text, html, empty, trunc, missing, bomb, one_face_photo)]
     assert main(["detect", "--json", *args]) == EXIT_BAD_INPUT
     cap = capsys.readouterr()
     results = json.loads(cap.out)
-    assert [("error" in r) for r in results] == [True] * 5 + [False]
+    assert [("error" in r) for r in results] == [True] * 6 + [False]
+    assert results[5]["error"]["code"] == "image_too_large"
     assert len(results[-1]["faces"]) == 1
-    for p in args[:5]:
+    for p in args[:6]:
         assert f"facecore: error: {p}:" in cap.err
     assert "Traceback" not in cap.err
 
