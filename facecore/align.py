@@ -18,7 +18,14 @@ import numpy as np
 
 from facecore.landmarks import five_from_68
 
-__all__ = ["TEMPLATE_5PT_112", "similarity_transform", "align_face", "dlib_face_chip"]
+__all__ = [
+    "DLIB_CHIP_PADDING",
+    "DLIB_CHIP_SIZE",
+    "TEMPLATE_5PT_112",
+    "similarity_transform",
+    "align_face",
+    "dlib_face_chip",
+]
 
 #: Canonical positions (x, y) in a 112x112 crop of: image-left eye centre, image-right eye centre,
 #: nose tip, left mouth corner, right mouth corner.
@@ -108,7 +115,16 @@ def align_face(
     )
 
 
-def dlib_face_chip(image: np.ndarray, shape, size: int = 150, padding: float = 0.25) -> np.ndarray:
+#: Side and padding of the chip dlib's face-recognition ResNet was trained on
+#: (``dlib.get_face_chip(img, shape, size=150, padding=0.25)``); the network port and the
+#: descriptor stage both use these.
+DLIB_CHIP_SIZE = 150
+DLIB_CHIP_PADDING = 0.25
+
+
+def dlib_face_chip(
+    image: np.ndarray, shape, size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDING
+) -> np.ndarray:
     """dlib's own aligned chip from a ``dlib.full_object_detection`` (for dlib's ResNet)."""
     import dlib
 

@@ -12,15 +12,15 @@ import threading
 
 import numpy as np
 
-from facecore.align import dlib_face_chip
+from facecore.align import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE, dlib_face_chip
 from facecore.landmarks import to_dlib_rect
 from facecore.model_store import resolve
 from facecore.types import Face
 
 __all__ = ["DlibDescriptor", "TorchTrunk", "face_chips"]
 
-CHIP_SIZE = 150
-CHIP_PADDING = 0.25
+CHIP_SIZE = DLIB_CHIP_SIZE
+CHIP_PADDING = DLIB_CHIP_PADDING
 
 
 def _full_object_detection(face: Face):

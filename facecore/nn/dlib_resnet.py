@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from facecore.align import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
 from facecore.errors import ModelCorruptError
 from facecore.nn.dlib_format import (
     AddPrevLayer,
@@ -67,10 +68,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHIP_SIZE = 150
+CHIP_SIZE = DLIB_CHIP_SIZE
 """Side of the aligned chip the network takes (``dlib.get_face_chip(..., size=150)``)."""
 
-CHIP_PADDING = 0.25
+CHIP_PADDING = DLIB_CHIP_PADDING
 """The ``padding`` dlib uses for recognition chips (``dlib.get_face_chip(..., padding=0.25)``)."""
 
 DLIB_INPUT_MEANS = (122.782, 117.001, 104.298)
