@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import facecore
-from app.api.routes import faces, health, score
+from app.api.routes import analyze, faces, health, score, stages
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.load_error = None
-        app.state.analyzer = analyzer or FaceAnalyzer(settings.analyzer_config())
+        app.state.analyzer = analyzer or FaceAnalyzer(settings.analyzer)
         app.state.loader = None
         if settings.preload and not app.state.analyzer.ready:
             app.state.loader = _load_in_background(app, app.state.analyzer)
@@ -48,14 +48,13 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
     app = FastAPI(
         title="facecore",
         version=facecore.__version__,
-        summary="Face detection, landmarks and descriptors, offline on a CPU.",
+        summary="Face detection, landmarks, descriptors and attractiveness, offline on a CPU.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_limit)
-    app.include_router(health.router)
-    app.include_router(faces.router)
-    app.include_router(score.router)
+    for module in (health, analyze, faces, score, stages):
+        app.include_router(module.router)
     return app
 
 

@@ -1,10 +1,28 @@
-"""API response and request schemas (separate from the library's ``Face`` record)."""
+"""API request and response schemas (separate from the library's ``Face`` record).
+
+A face is always :class:`facecore.serialize.FaceOut`, the one serialiser the CLI and the batch
+rows use too; the route schemas below wrap it.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from facecore.types import Face
+from facecore.serialize import FaceOut, PredictionOut
+
+__all__ = [
+    "AnalyzeResponse",
+    "ErrorBody",
+    "ErrorResponse",
+    "FaceOut",
+    "FacesResponse",
+    "Health",
+    "ImageInfo",
+    "ImageRequest",
+    "PredictionOut",
+    "ScoreResponse",
+    "StageOut",
+]
 
 
 class ErrorBody(BaseModel):
@@ -22,32 +40,6 @@ class ImageRequest(BaseModel):
     image_base64: str = Field(description="The image file's bytes, base64-encoded (data: URLs ok)")
 
 
-class FaceOut(BaseModel):
-    box: tuple[float, float, float, float] = Field(
-        description="x1, y1, x2, y2 in float pixels of the EXIF-rotated image"
-    )
-    score: float = Field(description="Detector confidence (HOG margin or MTCNN probability)")
-    detector: str
-    landmarks: list[tuple[float, float]] | None = Field(
-        default=None, description="68 iBUG points (x, y) in image pixels"
-    )
-    embedding: list[float] | None = Field(
-        default=None, description="128-D descriptor (only with ?descriptor=true)"
-    )
-
-    @classmethod
-    def from_face(cls, face: Face, *, embedding: bool) -> FaceOut:
-        return cls(
-            box=face.box.as_tuple(),
-            score=face.score,
-            detector=face.detector,
-            landmarks=None
-            if face.landmarks is None
-            else [tuple(p) for p in face.landmarks.tolist()],
-            embedding=face.embedding.tolist() if embedding and face.embedding is not None else None,
-        )
-
-
 class ImageInfo(BaseModel):
     width: int
     height: int
@@ -56,6 +48,30 @@ class ImageInfo(BaseModel):
 class FacesResponse(BaseModel):
     image: ImageInfo
     faces: list[FaceOut]
+
+
+class AnalyzeResponse(BaseModel):
+    image: ImageInfo
+    stages: list[str] = Field(description="The stages that ran, in order")
+    faces: list[FaceOut]
+
+
+class ScoreResponse(BaseModel):
+    image: ImageInfo
+    model: str = Field(description="Name of the attractiveness model in models/manifest.json")
+    scale: tuple[float, float] | None = Field(description="Range of the model's score")
+    faces: list[FaceOut] = Field(
+        description="Each face with predictions['attractiveness'] (no landmarks)"
+    )
+
+
+class StageOut(BaseModel):
+    name: str
+    requires: list[str]
+    provides: list[str] = Field(description="Predictions the stage adds to each face")
+    default: bool = Field(description="Whether /v1/analyze runs it when no stages are given")
+    options: dict[str, str] = Field(description="Options and their defaults (Python repr)")
+    summary: str
 
 
 class Health(BaseModel):

@@ -1,7 +1,8 @@
 """facecore: face analysis and facial-attractiveness estimation, offline on a CPU.
 
-The front door is a handful of verbs; :class:`FaceAnalyzer` gives control over the pipeline.
-Nothing heavy happens at import: models load on first use.
+The front door is a handful of verbs; :class:`FaceAnalyzer` gives control over the pipeline, and
+:func:`list_stages` says which stages (detection aside) it can run. Nothing heavy happens at
+import: models load on first use.
 
 Coordinates everywhere are float pixels of the EXIF-rotated input image, boxes as
 ``(x1, y1, x2, y2)``; see :mod:`facecore.types`.
@@ -9,7 +10,10 @@ Coordinates everywhere are float pixels of the EXIF-rotated input image, boxes a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from facecore.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -18,48 +22,55 @@ __all__ = [
     "Box",
     "Face",
     "FaceAnalyzer",
+    "Prediction",
     "analyze",
     "detect_faces",
-    "score",
+    "list_stages",
     "load_image",
+    "score",
     "__version__",
 ]
 
 if TYPE_CHECKING:
     from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
-    from facecore.types import Box, Face
+    from facecore.detect import detect_faces
+    from facecore.io import load_image
+    from facecore.stages import list_stages
+    from facecore.types import Box, Face, Prediction
 
-_LAZY = {
-    "AnalyzerConfig": "facecore.analyzer",
-    "FaceAnalyzer": "facecore.analyzer",
-    "Box": "facecore.types",
-    "Face": "facecore.types",
-    "detect_faces": "facecore.detect",
-    "load_image": "facecore.io",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AnalyzerConfig": ".analyzer",
+        "FaceAnalyzer": ".analyzer",
+        "Box": ".types",
+        "Face": ".types",
+        "Prediction": ".types",
+        "detect_faces": ".detect",
+        "list_stages": ".stages",
+        "load_image": ".io",
+    },
+    eager=("analyze", "score", "__version__"),
+)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+def analyze(
+    image: Any, stages: Sequence[str] | None = None, options: dict[str, Any] | None = None
+) -> list[Face]:
+    """Faces in ``image`` (largest first) with every prediction of ``stages``.
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'facecore' has no attribute {name!r}")
-
-
-def analyze(image: Any, stages: Any = None) -> list:
-    """Faces in ``image`` with landmarks and descriptors, using the default analyzer.
-
-    ``image`` is a path, bytes, a file object, an array or a PIL image.
+    ``image`` is a path, bytes, a file object, an array or a PIL image. ``stages`` defaults to
+    the default heads (``facecore.stages.default_heads()``) with what they need (landmarks, the
+    trunk's descriptor and features); ``options`` are per-stage options, e.g.
+    ``{"attractiveness": {"model": "attractiveness_scut"}}``.
     """
     from facecore.analyzer import get_default_analyzer
 
-    return get_default_analyzer().analyze(image, stages=stages)
+    return get_default_analyzer().analyze(image, stages=stages, options=options)
 
 
-def score(image: Any) -> list:
-    """Faces in ``image`` with ``predictions["attractiveness"]`` (1-5, SCUT-FBP5500 scale).
-
-    Uses the process-wide analyzer of :func:`analyze` with the default attractiveness model.
-    """
-    return analyze(image, stages=("attractiveness",))
+def score(image: Any, model: str | None = None) -> list[Face]:
+    """Faces in ``image`` with ``predictions["attractiveness"]`` (default model: SCUT-FBP5500's
+    1-5 scale; ``model`` picks another by manifest name)."""
+    options = {"attractiveness": {"model": model}} if model else None
+    return analyze(image, stages=("attractiveness",), options=options)

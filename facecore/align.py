@@ -8,7 +8,11 @@ tip, mouth corners); 68-point landmarks are reduced to those 5 points first. Any
 the template is scaled with it, and ``padding`` shrinks the face inside the crop.
 
 :func:`dlib_face_chip` gives the exact chip dlib's face-recognition network was trained on
-(``dlib.get_face_chip``, 150x150, padding 0.25) for parity with dlib's descriptor.
+(``dlib.get_face_chip``) for parity with dlib's descriptor.
+
+:class:`AlignSpec` names a crop (method, size, padding); model manifests carry the spec their model
+expects (``chip``). :func:`face_crop` / :func:`face_crops` cut a face's crop by spec and cache it on
+the :class:`~facecore.types.Face`, so that heads sharing a spec share the crop.
 """
 
 from __future__ import annotations
@@ -16,15 +20,21 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facecore.landmarks import five_from_68
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from facecore.landmarks import five_from_68, to_dlib_rect
+from facecore.types import Face
 
 __all__ = [
-    "DLIB_CHIP_PADDING",
-    "DLIB_CHIP_SIZE",
+    "ALIGN_METHODS",
+    "AlignSpec",
     "TEMPLATE_5PT_112",
-    "similarity_transform",
     "align_face",
     "dlib_face_chip",
+    "face_crop",
+    "face_crops",
+    "similarity_transform",
 ]
 
 #: Canonical positions (x, y) in a 112x112 crop of: image-left eye centre, image-right eye centre,
@@ -115,17 +125,83 @@ def align_face(
     )
 
 
-#: Side and padding of the chip dlib's face-recognition ResNet was trained on
-#: (``dlib.get_face_chip(img, shape, size=150, padding=0.25)``); the network port and the
-#: descriptor stage both use these.
-DLIB_CHIP_SIZE = 150
-DLIB_CHIP_PADDING = 0.25
-
-
-def dlib_face_chip(
-    image: np.ndarray, shape, size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDING
-) -> np.ndarray:
+def dlib_face_chip(image: np.ndarray, shape: Any, size: int, padding: float) -> np.ndarray:
     """dlib's own aligned chip from a ``dlib.full_object_detection`` (for dlib's ResNet)."""
     import dlib
 
     return np.asarray(dlib.get_face_chip(image, shape, size=size, padding=padding))
+
+
+#: ``"dlib"``: ``dlib.get_face_chip`` from the 68 landmarks (the crop dlib's face ResNet was
+#: trained on); ``"similarity5"``: :func:`align_face` (Umeyama to the 5-point template).
+ALIGN_METHODS = ("dlib", "similarity5")
+
+
+@dataclass(frozen=True, slots=True)
+class AlignSpec:
+    """How to cut an aligned face crop: method, side in pixels and padding.
+
+    Hashable: it is the key of the crop cache on a :class:`~facecore.types.Face`.
+    """
+
+    method: Literal["dlib", "similarity5"]
+    size: int
+    padding: float
+
+    def __post_init__(self) -> None:
+        if self.method not in ALIGN_METHODS:
+            raise ValueError(f"align method must be one of {ALIGN_METHODS}, got {self.method!r}")
+        if int(self.size) < 8:
+            raise ValueError(f"crop size must be >= 8, got {self.size}")
+        object.__setattr__(self, "size", int(self.size))
+        object.__setattr__(self, "padding", float(self.padding))
+
+    @classmethod
+    def of(cls, spec: Any) -> AlignSpec:
+        """An ``AlignSpec`` from another spec-like object (manifest ``chip``) or a dict."""
+        if isinstance(spec, cls):
+            return spec
+        if isinstance(spec, dict):
+            return cls(spec["method"], spec["size"], spec["padding"])
+        return cls(spec.method, spec.size, spec.padding)
+
+
+def _dlib_shape(face: Face) -> Any:
+    import dlib
+
+    lm = face.landmarks
+    if lm is None:
+        raise ValueError("a dlib chip needs the 68 landmarks; run the 'landmarks' stage first")
+    pts = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in lm])
+    return dlib.full_object_detection(to_dlib_rect(face.box), pts)
+
+
+def _cut(image: np.ndarray, face: Face, spec: AlignSpec) -> np.ndarray:
+    if spec.method == "dlib":
+        return dlib_face_chip(image, _dlib_shape(face), spec.size, spec.padding)
+    points = face.landmarks if face.landmarks is not None else face.keypoints
+    if points is None:
+        raise ValueError("an aligned crop needs landmarks or keypoints")
+    return align_face(image, points, size=spec.size, padding=spec.padding)
+
+
+def face_crop(image: np.ndarray, face: Face, spec: AlignSpec) -> np.ndarray:
+    """The aligned crop of ``face`` by ``spec``, (size, size, 3) uint8 RGB, read-only.
+
+    Cut once per face and spec: the crop is cached on the face (``face.crops``), and every
+    evolved copy with the same geometry shares the cache. ``image`` must be the image the face
+    was found in.
+    """
+    crop = face.crops.get(spec)
+    if crop is None:
+        crop = np.ascontiguousarray(_cut(image, face, spec))
+        crop.setflags(write=False)
+        face.crops[spec] = crop
+    return crop
+
+
+def face_crops(image: np.ndarray, faces: list[Face], spec: AlignSpec) -> np.ndarray:
+    """Crops of several faces stacked, shape (N, size, size, 3) uint8."""
+    if not faces:
+        return np.zeros((0, spec.size, spec.size, 3), np.uint8)
+    return np.stack([face_crop(image, f, spec) for f in faces])

@@ -1,93 +1,113 @@
 """``FaceAnalyzer``: the pipeline every door (library, CLI, service, batch) goes through.
 
-bytes -> RGB image -> faces (detector) -> 68 landmarks -> aligned chips -> descriptor/heads.
-Each stage's model loads once, lazily (or all at once with :meth:`FaceAnalyzer.load`), and one
-analyzer may be called from several threads at once: model loading is guarded by locks and the
-stages that keep mutable state inside their model serialise their own calls.
+bytes -> RGB image -> faces (detector) -> the registered stages (:mod:`facecore.stages`) in the
+order their requirements give: ``landmarks`` -> ``trunk`` (aligned chip, one network forward per
+face) -> heads (attractiveness, ...). The analyzer knows no stage by name: it builds the stages
+it is asked for from the registry with their options (``AnalyzerConfig.stage_options``), or takes
+stage instances (a test's fake). Each stage's model loads once, lazily (or all at once with
+:meth:`FaceAnalyzer.load`), and one analyzer may be called from several threads at once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from facecore.detect import DETECTORS, FaceDetector, make_detector, order_and_cap
+from facecore.detect import DetectorConfig, FaceDetector, order_and_cap, shared_detector
 from facecore.io import ImageLimits, load_image
+from facecore.lazy import Lazy
+from facecore.stages import Output, Stage, build_stage, default_heads, resolve_order
 from facecore.types import Face
 
-__all__ = ["AnalyzerConfig", "FaceAnalyzer", "STAGES", "get_default_analyzer"]
+__all__ = ["AnalyzerConfig", "FaceAnalyzer", "StageOptions", "get_default_analyzer"]
 
 log = logging.getLogger(__name__)
 
-#: Stages after detection, in pipeline order, and the stages each one needs before it.
-STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
-    "landmarks": (),
-    "trunk": ("landmarks",),
-    "attractiveness": ("landmarks", "trunk"),
-}
-STAGES = tuple(STAGE_REQUIRES)
-#: The ``Face.predictions`` keys each stage writes.
-STAGE_PREDICTIONS: dict[str, tuple[str, ...]] = {"attractiveness": ("attractiveness",)}
+#: Options per stage name, e.g. ``{"attractiveness": {"model": "attractiveness_scut"}}``.
+StageOptions = Mapping[str, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
 class AnalyzerConfig:
-    """Settings of a :class:`FaceAnalyzer` (all have working defaults)."""
+    """Settings of a :class:`FaceAnalyzer` (all have working defaults).
 
-    detector: str = "auto"
-    hog_upsample: int = 0
-    hog_threshold: float = 0.0
-    mtcnn_threshold: float = 0.9
-    mtcnn_min_face_size: int = 20
-    detect_max_side: int | None = 1280
+    Attributes
+    ----------
+    detector : DetectorConfig
+        Which detector, with its settings; a name (``"auto"``, ``"hog"``, ``"mtcnn"``) is
+        accepted and turned into a config.
+    max_faces : int
+        Keep at most this many faces per image (the largest).
+    stages : tuple of str, or None
+        Stages to run after detection (their requirements are added); None runs the default
+        heads (:func:`facecore.stages.default_heads`). ``()`` detects only. A comma-separated
+        string is accepted (e.g. from an environment variable).
+    stage_options : mapping of str to mapping
+        Options per stage, e.g. ``{"attractiveness": {"model": "attractiveness_scut"}}``; a
+        JSON object string is accepted.
+    limits : ImageLimits
+        Byte and pixel limits checked before an image is decoded.
+    """
+
+    detector: DetectorConfig | str = field(default_factory=DetectorConfig)
     max_faces: int = 20
-    stages: tuple[str, ...] = ("landmarks", "trunk")
-    attractiveness_model: str = "attractiveness_scut"
+    stages: tuple[str, ...] | str | None = None
+    stage_options: dict[str, dict[str, Any]] | str = field(default_factory=dict)
     limits: ImageLimits = field(default_factory=ImageLimits)
 
     def __post_init__(self) -> None:
-        if self.detector not in DETECTORS:
-            raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
-        unknown = [s for s in self.stages if s not in STAGE_REQUIRES]
-        if unknown:
-            raise ValueError(f"unknown stages {unknown}; known: {list(STAGES)}")
+        object.__setattr__(self, "detector", DetectorConfig.of(self.detector))
+        stages = self.stages
+        if isinstance(stages, str):
+            stages = [s.strip() for s in stages.split(",") if s.strip()]
+        if stages is not None:
+            object.__setattr__(self, "stages", tuple(stages))
+        options = self.stage_options
+        if isinstance(options, str):
+            try:
+                options = json.loads(options) if options.strip() else {}
+            except json.JSONDecodeError as e:
+                raise ValueError(f"stage_options is not a JSON object: {e}") from None
+        if not isinstance(options, Mapping) or not all(
+            isinstance(v, Mapping) for v in options.values()
+        ):
+            raise ValueError(f"stage_options must map stage names to option dicts, got {options!r}")
+        object.__setattr__(self, "stage_options", {str(k): dict(v) for k, v in options.items()})
         if self.max_faces < 1:
             raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
 
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The stages asked for (the default heads when ``stages`` is None)."""
+        return default_heads() if self.stages is None else tuple(self.stages)
 
-def default_stages() -> tuple[str, ...]:
-    """The stages a batch or score run uses: landmarks and every prediction stage."""
-    return ("landmarks", *STAGE_PREDICTIONS)
 
-
-def _with_requirements(stages: Sequence[str]) -> tuple[str, ...]:
-    wanted: set[str] = set()
-
-    def add(s: str) -> None:
-        if s not in STAGE_REQUIRES:
-            raise ValueError(f"unknown stage {s!r}; known: {list(STAGES)}")
-        for r in STAGE_REQUIRES[s]:
-            add(r)
-        wanted.add(s)
-
-    for s in stages:
-        add(s)
-    return tuple(s for s in STAGES if s in wanted)
+def _options_key(options: Mapping[str, Any]) -> str:
+    return repr(sorted(options.items()))
 
 
 class FaceAnalyzer:
-    """Detect faces and run the configured stages on them.
+    """Detect faces and run stages on them.
 
     Parameters
     ----------
     config : AnalyzerConfig, optional
+    stages : sequence of str or Stage, optional
+        Stages to run, by registered name or as instances (e.g. a test's fake); replaces
+        ``config.stages``.
     **overrides
-        Fields of :class:`AnalyzerConfig` to override, e.g. ``FaceAnalyzer(detector="mtcnn")``.
+        Other fields of :class:`AnalyzerConfig`, e.g. ``FaceAnalyzer(detector="mtcnn")``.
+
+    Raises
+    ------
+    ValueError
+        A bad setting: an unknown stage, an option a stage does not take, an unknown model.
 
     Examples
     --------
@@ -96,93 +116,99 @@ class FaceAnalyzer:
     >>> faces[0].box, faces[0].landmarks.shape         # doctest: +SKIP
     """
 
-    def __init__(self, config: AnalyzerConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: AnalyzerConfig | None = None,
+        *,
+        stages: Sequence[str | Stage] | None = None,
+        **overrides: Any,
+    ) -> None:
         cfg = config or AnalyzerConfig()
+        self._given: dict[str, Stage] = {}
+        if stages is not None:
+            names = []
+            for s in stages:
+                if isinstance(s, str):
+                    names.append(s)
+                else:
+                    self._given[s.name] = s
+                    names.append(s.name)
+            overrides["stages"] = tuple(names)
         if overrides:
             cfg = replace(cfg, **overrides)
         self.config = cfg
         self._lock = threading.Lock()
-        # Built now (cheap: no model file is read) so that a bad detector setting fails here,
-        # at construction, rather than on the first image.
-        self._detector: FaceDetector = self._build_detector()
-        self._stages: dict[str, Callable[[np.ndarray, list[Face]], list[Face]]] = {}
+        self._built: dict[tuple[str, str], Stage] = {}
         self._ready = False
+        # Built now (cheap: no model file is read) so that a bad setting fails here, at
+        # construction, rather than on the first image.
+        self._detector: FaceDetector = shared_detector(cfg.detector)
+        self.stage_order()
 
-    # -- construction -----------------------------------------------------------------------
-    def _build_detector(self) -> FaceDetector:
-        c = self.config
-        kw: dict[str, Any] = {}
-        if c.detector in ("hog", "auto"):
-            p = "hog_" if c.detector == "auto" else ""
-            kw |= {
-                f"{p}upsample": c.hog_upsample,
-                f"{p}threshold": c.hog_threshold,
-                f"{p}max_side": c.detect_max_side,
-            }
-        if c.detector in ("mtcnn", "auto"):
-            p = "mtcnn_" if c.detector == "auto" else ""
-            kw |= {
-                f"{p}threshold": c.mtcnn_threshold,
-                f"{p}min_face_size": c.mtcnn_min_face_size,
-                f"{p}max_side": c.detect_max_side,
-            }
-        return make_detector(c.detector, **kw)
+    # -- stages -------------------------------------------------------------------------------
+    def stage(self, name: str, options: Mapping[str, Any] | None = None) -> Stage:
+        """The stage ``name`` with the configured options updated by ``options`` (built once
+        per distinct options)."""
+        if name in self._given and not options:
+            return self._given[name]
+        opts = {**self.config.stage_options.get(name, {}), **(options or {})}
+        key = (name, _options_key(opts))
+        with self._lock:
+            stage = self._built.get(key)
+            if stage is None:
+                stage = build_stage(name, **opts)
+                self._built[key] = stage
+        return stage
 
-    def _build_stage(self, name: str) -> Callable[[np.ndarray, list[Face]], list[Face]]:
-        if name == "landmarks":
-            from facecore.landmarks import LandmarkPredictor
+    def stage_order(
+        self, stages: Sequence[str] | None = None, options: StageOptions | None = None
+    ) -> tuple[str, ...]:
+        """``stages`` (default: the configured ones) with their requirements, in run order."""
+        options = options or {}
+        wanted = self.config.stage_names if stages is None else tuple(stages)
 
-            return LandmarkPredictor()
-        if name == "trunk":
-            from facecore.descriptor import TorchTrunk
+        def requires(name: str) -> tuple[str, ...]:
+            return tuple(self.stage(name, options.get(name)).requires)
 
-            return TorchTrunk()
-        if name == "attractiveness":
-            from facecore.attractiveness.model import AttractivenessScorer
+        return resolve_order(wanted, requires)
 
-            return AttractivenessScorer(self.config.attractiveness_model)
-        raise ValueError(f"unknown stage {name!r}")
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The configured stages with the stages they need, in run order."""
+        return self.stage_order()
+
+    def outputs(
+        self, stages: Sequence[str] | None = None, options: StageOptions | None = None
+    ) -> tuple[Output, ...]:
+        """What the stages add to each face (in run order)."""
+        options = options or {}
+        return tuple(
+            o for n in self.stage_order(stages, options) for o in self.stage(n, options.get(n)).provides
+        )
+
+    @property
+    def prediction_names(self) -> tuple[str, ...]:
+        """Names of the predictions the configured stages add to each face."""
+        return tuple(o.name for o in self.outputs())
 
     @property
     def detector(self) -> FaceDetector:
         return self._detector
 
-    def _stage(self, name: str) -> Callable[[np.ndarray, list[Face]], list[Face]]:
-        stage = self._stages.get(name)
-        if stage is None:
-            with self._lock:
-                stage = self._stages.get(name)
-                if stage is None:
-                    stage = self._build_stage(name)
-                    self._stages[name] = stage
-        return stage
-
     def load(self) -> FaceAnalyzer:
         """Load every model the configured stages need now (raises if a file is bad)."""
         self.detector.load()
-        for name in _with_requirements(self.config.stages):
-            stage = self._stage(name)
-            if hasattr(stage, "load"):
-                stage.load()
+        for name in self.stages:
+            self.stage(name).load()
         self._ready = True
         return self
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """The configured stages with the stages they need, in pipeline order."""
-        return _with_requirements(self.config.stages)
-
-    @property
-    def prediction_names(self) -> tuple[str, ...]:
-        """Names of the predictions the configured stages add to each face."""
-        return tuple(n for s in self.stages for n in STAGE_PREDICTIONS.get(s, ()))
 
     @property
     def ready(self) -> bool:
         """True once :meth:`load` has loaded every model."""
         return self._ready
 
-    # -- running ----------------------------------------------------------------------------
+    # -- running ------------------------------------------------------------------------------
     def load_image(self, source: Any) -> np.ndarray:
         """Decode ``source`` with this analyzer's image limits."""
         return load_image(source, limits=self.config.limits)
@@ -195,43 +221,58 @@ class FaceAnalyzer:
         """Faces in an image already decoded by :meth:`load_image` (no second decode)."""
         return order_and_cap(self.detector.detect(rgb), self.config.max_faces)
 
-    def analyze(self, image: Any, stages: Sequence[str] | None = None) -> list[Face]:
+    def analyze(
+        self,
+        image: Any,
+        stages: Sequence[str] | None = None,
+        options: StageOptions | None = None,
+    ) -> list[Face]:
         """Detect faces and run ``stages`` (default: the configured ones) on each.
+
+        Parameters
+        ----------
+        image : path, bytes, file object, ndarray or PIL image
+        stages : sequence of str, optional
+        options : mapping, optional
+            Per-stage options for this call, e.g. ``{"attractiveness": {"model": "..."}}``.
 
         Returns
         -------
         list of Face
             Largest face first; an image without faces gives an empty list.
         """
-        return self.analyze_image(image, stages)[1]
+        return self.analyze_image(image, stages, options)[1]
 
     def analyze_image(
-        self, image: Any, stages: Sequence[str] | None = None
+        self,
+        image: Any,
+        stages: Sequence[str] | None = None,
+        options: StageOptions | None = None,
     ) -> tuple[np.ndarray, list[Face]]:
         """Like :meth:`analyze`, and also return the decoded RGB image (e.g. for its size)."""
         rgb = self.load_image(image)
-        return rgb, self.run_stages(rgb, self.detect_loaded(rgb), stages)
+        return rgb, self.run_stages(rgb, self.detect_loaded(rgb), stages, options)
 
     def run_stages(
-        self, image: np.ndarray, faces: list[Face], stages: Sequence[str] | None = None
+        self,
+        image: np.ndarray,
+        faces: list[Face],
+        stages: Sequence[str] | None = None,
+        options: StageOptions | None = None,
     ) -> list[Face]:
         """Run stages on faces that were already detected in ``image``."""
+        options = options or {}
+        order = self.stage_order(stages, options)
         if not faces:
             return []
-        for name in _with_requirements(self.config.stages if stages is None else stages):
-            faces = self._stage(name)(image, faces)
+        for name in order:
+            faces = self.stage(name, options.get(name))(image, faces)
         return faces
 
 
-_default: FaceAnalyzer | None = None
-_default_lock = threading.Lock()
+_default = Lazy(FaceAnalyzer)
 
 
 def get_default_analyzer() -> FaceAnalyzer:
     """The process-wide analyzer behind :func:`facecore.analyze` (built on first use)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = FaceAnalyzer()
-    return _default
+    return _default.get()

@@ -1,9 +1,10 @@
 """Batch analysis of many images into one CSV, with progress, worker processes and resume.
 
 Every input appears in the output: one row per face (``path``, ``face_index``, ``n_faces``, the box
-``x1, y1, x2, y2``, the detector's ``det_score`` and name, ``score`` = attractiveness on the 1-5
-scale, further prediction columns as stages are added), or one row whose ``error`` column says why
-there is none (``no_face``, ``undecodable_image``, ``file_not_found``...). A bad file never stops
+``x1, y1, x2, y2``, the detector's ``detector_score`` and name, then one column per prediction the
+stages provide - ``attractiveness`` on the model's scale, ... - plus ``<name>_dist`` for each
+prediction with a distribution; :func:`facecore.serialize.batch_columns`), or one row whose
+``error`` column says why there is none (``no_face``, ``undecodable_image``, ``file_not_found``...). A bad file never stops
 the run. Rows of one image are written together with one ``write`` and flushed, so an interrupted
 run leaves at most the last image incomplete; a rerun with the same output drops any incomplete
 image (its row count differs from its ``n_faces``), keeps every complete one and processes only
@@ -25,28 +26,11 @@ from typing import Any
 
 from facecore.errors import FacecoreError, ModelFileError
 
-__all__ = ["IMAGE_SUFFIXES", "BatchSummary", "expand_inputs", "run_batch", "BASE_COLUMNS"]
+__all__ = ["IMAGE_SUFFIXES", "BatchSummary", "expand_inputs", "run_batch"]
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-BASE_COLUMNS = (
-    "path",
-    "face_index",
-    "n_faces",
-    "x1",
-    "y1",
-    "x2",
-    "y2",
-    "det_score",
-    "detector",
-)
-
-
-#: CSV column names of predictions whose column is not the prediction's own name:
-#: ``score`` is the attractiveness score (1-5, SCUT-FBP5500 scale), as in ``/v1/score``.
-COLUMN_OF_PREDICTION = {"attractiveness": "score"}
-PREDICTION_OF_COLUMN = {v: k for k, v in COLUMN_OF_PREDICTION.items()}
 
 
 @dataclass(frozen=True)
@@ -117,14 +101,9 @@ def _init_worker(config: Any) -> None:
         pass
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4f}"
+def _rows_for(path: str, analyzer: Any) -> list[dict[str, str]]:
+    from facecore.serialize import FaceOut, face_row
 
-
-def _rows_for(path: str, analyzer: Any, columns: Sequence[str]) -> list[dict[str, str]]:
-    pred_cols = {
-        c: PREDICTION_OF_COLUMN.get(c, c) for c in columns if c not in BASE_COLUMNS and c != "error"
-    }
     try:
         faces = analyzer.analyze(path)
     except ModelFileError:
@@ -140,29 +119,14 @@ def _rows_for(path: str, analyzer: Any, columns: Sequence[str]) -> list[dict[str
         return [{"path": path, "n_faces": "0", "error": f"analysis_failed: {e}"}]
     if not faces:
         return [{"path": path, "n_faces": "0", "error": "no_face: no face found"}]
-    rows = []
-    for i, f in enumerate(faces):
-        row = {
-            "path": path,
-            "face_index": str(i),
-            "n_faces": str(len(faces)),
-            "x1": _fmt(f.box.x1),
-            "y1": _fmt(f.box.y1),
-            "x2": _fmt(f.box.x2),
-            "y2": _fmt(f.box.y2),
-            "det_score": _fmt(f.score),
-            "detector": f.detector,
-        }
-        for col, pred in pred_cols.items():
-            if pred in f.predictions:
-                row[col] = _fmt(f.predictions[pred])
-        rows.append(row)
-    return rows
+    return [
+        face_row(path, i, len(faces), FaceOut.from_face(f, points=False))
+        for i, f in enumerate(faces)
+    ]
 
 
-def _work(args: tuple[str, Sequence[str]]) -> tuple[str, list[dict[str, str]]]:
-    path, columns = args
-    return path, _rows_for(path, _worker_analyzer, columns)
+def _work(path: str) -> tuple[str, list[dict[str, str]]]:
+    return path, _rows_for(path, _worker_analyzer)
 
 
 # -- output side -------------------------------------------------------------------------------
@@ -208,17 +172,16 @@ def _atomic_rewrite(output: Path, columns: Sequence[str], rows: list[dict[str, s
 
 
 def _results(
-    paths: list[str], config: Any, columns: Sequence[str], workers: int
+    paths: list[str], analyzer: Any, workers: int
 ) -> Iterator[tuple[str, list[dict[str, str]]]]:
     if workers <= 1:
-        from facecore.analyzer import FaceAnalyzer
-
-        analyzer = FaceAnalyzer(config)
         for p in paths:
-            yield p, _rows_for(p, analyzer, columns)
+            yield p, _rows_for(p, analyzer)
         return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config,)) as pool:
-        yield from pool.map(_work, [(p, columns) for p in paths], chunksize=4)
+    with ProcessPoolExecutor(
+        workers, initializer=_init_worker, initargs=(analyzer.config,)
+    ) as pool:
+        yield from pool.map(_work, paths, chunksize=4)
 
 
 def run_batch(
@@ -238,7 +201,7 @@ def run_batch(
     output : path
         CSV file; if it exists, finished paths are skipped (resume).
     config : AnalyzerConfig, optional
-        Analysis settings (default: landmarks and every prediction stage).
+        Analysis settings (default: the default heads).
     workers : int
         Worker processes (1 = in this process).
     progress : bool
@@ -246,11 +209,11 @@ def run_batch(
     """
     from tqdm import tqdm
 
-    from facecore.analyzer import AnalyzerConfig, FaceAnalyzer, default_stages
+    from facecore.analyzer import FaceAnalyzer
+    from facecore.serialize import batch_columns
 
-    config = config or AnalyzerConfig(stages=default_stages())
-    preds = FaceAnalyzer(config).prediction_names
-    columns = (*BASE_COLUMNS, *(COLUMN_OF_PREDICTION.get(p, p) for p in preds), "error")
+    analyzer = FaceAnalyzer(config)
+    columns = batch_columns(analyzer.outputs())
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     paths = expand_inputs(inputs)
@@ -264,7 +227,7 @@ def run_batch(
             writer.writeheader()
             fh.flush()
         bar = tqdm(total=len(todo), desc="batch", unit="img", disable=not progress)
-        for _path, rows in _results(todo, config, columns, workers):
+        for _path, rows in _results(todo, analyzer, workers):
             buf = io.StringIO()
             csv.DictWriter(
                 buf, fieldnames=list(columns), lineterminator="\n", restval=""

@@ -23,6 +23,8 @@ import typer
 
 from facecore.errors import FacecoreError, ModelFileError
 
+from facecore.serialize import FaceOut
+
 if TYPE_CHECKING:
     from facecore.types import Face
 
@@ -41,39 +43,80 @@ def _err(msg: str) -> None:
     typer.echo(f"facecore: error: {msg}", err=True)
 
 
-def _fmt_face(i: int, d: dict) -> str:
-    x1, y1, x2, y2 = d["box"]
-    s = f"  face {i}: box=({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) score={d['score']:.3f}"
-    s += f" detector={d['detector']}"
-    if d.get("landmarks") is not None:
-        s += f" landmarks={len(d['landmarks'])}"
-    for k, v in d.get("predictions", {}).items():
-        s += f" {k}={v:.3f}"
-    return s
+def _usage(msg: str) -> typer.Exit:
+    _err(msg)
+    return typer.Exit(EXIT_USAGE)
 
 
-def _make_analyzer(**kwargs: Any) -> Any:
-    from facecore.analyzer import FaceAnalyzer
+def parse_models(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``--model HEAD=NAME`` values -> stage options ``{HEAD: {"model": NAME}}``."""
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs or ():
+        head, sep, name = pair.partition("=")
+        if not sep or not head.strip() or not name.strip():
+            raise _usage(f"--model takes HEAD=NAME (e.g. attractiveness=attractiveness_scut), got {pair!r}")
+        options[head.strip()] = {"model": name.strip()}
+    return options
+
+
+def parse_stages(text: str | None) -> tuple[str, ...] | None:
+    """``--stages a,b`` -> ``("a", "b")``; None keeps the default heads."""
+    if text is None:
+        return None
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _make_analyzer(
+    *,
+    detector: str = "auto",
+    upsample: int = 0,
+    max_faces: int = 20,
+    stages: tuple[str, ...] | None = None,
+    models: list[str] | None = None,
+) -> Any:
+    from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
+    from facecore.detect import DetectorConfig
 
     try:
-        return FaceAnalyzer(**kwargs)
-    except ValueError as e:
+        config = AnalyzerConfig(
+            detector=DetectorConfig(name=detector, hog_upsample=upsample),  # type: ignore[arg-type]
+            max_faces=max_faces,
+            stages=stages,
+            stage_options=parse_models(models),
+        )
+        return FaceAnalyzer(config)
+    except ModelFileError as e:
         _err(str(e))
-        raise typer.Exit(EXIT_USAGE) from None
+        raise typer.Exit(EXIT_MODEL) from None
+    except (ValueError, TypeError) as e:
+        raise _usage(str(e)) from None
+
+
+def _fmt_face(i: int, face: FaceOut) -> str:
+    x1, y1, x2, y2 = face.box
+    s = f"  face {i}: box=({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) detector={face.detector}"
+    s += f" detector_score={face.detector_score:.3f}"
+    if face.landmarks is not None:
+        s += f" landmarks={len(face.landmarks)}"
+    for name, p in face.predictions.items():
+        s += f" {name}={p.value:.3f}"
+        if p.interval is not None:
+            s += f" ({p.interval[0]:g}-{p.interval[1]:g})"
+    return s
 
 
 def _run_images(
     analyzer: Any,
     images: list[Path],
     as_json: bool,
-    to_entry: Callable[[list[Face]], dict[str, Any]],
-    render: Callable[[dict[str, Any]], list[str]],
+    to_record: Callable[[Face], FaceOut],
+    stages: tuple[str, ...] | None = None,
 ) -> None:
     """Analyse each image, print text or one JSON document, exit 0, 1 (bad input) or 3."""
     results, failed = [], 0
     for path in images:
         try:
-            faces = analyzer.analyze(path)
+            faces = analyzer.analyze(path, stages=stages)
         except ModelFileError as e:
             _err(str(e))
             raise typer.Exit(EXIT_MODEL) from None
@@ -84,79 +127,105 @@ def _run_images(
             _err(f"{path}: {msg}")
             results.append({"path": str(path), "error": {"code": code, "message": msg}})
             continue
-        entry = {"path": str(path), **to_entry(faces)}
-        results.append(entry)
+        records = [to_record(f) for f in faces]
+        results.append({"path": str(path), "faces": [r.model_dump(mode="json") for r in records]})
         if not as_json:
             typer.echo(f"{path}: {len(faces)} face(s)")
-            for line in render(entry):
-                typer.echo(line)
+            for i, r in enumerate(records):
+                typer.echo(_fmt_face(i, r))
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
 
 
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (one document).")]
+DetectorOpt = Annotated[str, typer.Option(help="hog, mtcnn or auto.")]
+MaxFacesOpt = Annotated[int, typer.Option(help="At most this many faces per image.")]
+ModelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="HEAD=NAME: the model a head uses (manifest name); repeatable. "
+        "E.g. --model attractiveness=attractiveness_scut",
+    ),
+]
+StagesOpt = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated stages (default: every default head); see `facecore stages`."),
+]
+
+
 @cli.command()
 def detect(
     images: Annotated[list[Path], typer.Argument(help="Image files to analyse.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one document).")] = False,
-    detector: Annotated[str, typer.Option(help="hog, mtcnn or auto.")] = "auto",
+    as_json: AsJson = False,
+    detector: DetectorOpt = "auto",
     upsample: Annotated[int, typer.Option(help="HOG upsampling steps (small faces).")] = 0,
-    max_faces: Annotated[int, typer.Option(help="At most this many faces per image.")] = 20,
+    max_faces: MaxFacesOpt = 20,
     landmarks: Annotated[bool, typer.Option(help="Also predict 68 landmarks.")] = True,
 ) -> None:
-    """Detect faces (largest first) and print boxes, scores and landmarks."""
+    """Detect faces (largest first) and print boxes, detector scores and landmarks."""
+    stages = ("landmarks",) if landmarks else ()
     analyzer = _make_analyzer(
-        detector=detector,
-        hog_upsample=upsample,
-        max_faces=max_faces,
-        stages=("landmarks",) if landmarks else (),
+        detector=detector, upsample=upsample, max_faces=max_faces, stages=stages
     )
+    _run_images(analyzer, images, as_json, lambda f: FaceOut.from_face(f))
 
-    def to_entry(faces: list[Face]) -> dict[str, Any]:
-        dicts = [f.to_dict() for f in faces]
-        for d in dicts:
-            d.pop("embedding", None)
-        return {"faces": dicts}
 
-    def render(entry: dict[str, Any]) -> list[str]:
-        return [_fmt_face(i, f) for i, f in enumerate(entry["faces"])]
-
-    _run_images(analyzer, images, as_json, to_entry, render)
+@cli.command()
+def analyze(
+    images: Annotated[list[Path], typer.Argument(help="Image files to analyse.")],
+    as_json: AsJson = False,
+    stages: StagesOpt = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = "auto",
+    max_faces: MaxFacesOpt = 20,
+    descriptor: Annotated[bool, typer.Option(help="Include the 128-D descriptor.")] = False,
+) -> None:
+    """Every face with every prediction of the chosen stages (as POST /v1/analyze)."""
+    analyzer = _make_analyzer(
+        detector=detector, max_faces=max_faces, stages=parse_stages(stages), models=model
+    )
+    _run_images(
+        analyzer, images, as_json, lambda f: FaceOut.from_face(f, embedding=descriptor)
+    )
 
 
 @cli.command()
 def score(
     images: Annotated[list[Path], typer.Argument(help="Image files to score.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one document).")] = False,
-    detector: Annotated[str, typer.Option(help="hog, mtcnn or auto.")] = "auto",
-    model: Annotated[str, typer.Option(help="Attractiveness model (manifest name).")] = (
-        "attractiveness_scut"
-    ),
+    as_json: AsJson = False,
+    detector: DetectorOpt = "auto",
+    model: Annotated[str | None, typer.Option(help="Attractiveness model (manifest name).")] = None,
 ) -> None:
-    """Attractiveness of every face, 1 (low) to 5 (high) on SCUT-FBP5500's scale."""
-    analyzer = _make_analyzer(
-        detector=detector, stages=("attractiveness",), attractiveness_model=model
+    """Attractiveness of every face (default model: 1 (low) to 5 (high), SCUT-FBP5500's scale)."""
+    models = [f"attractiveness={model}"] if model else None
+    analyzer = _make_analyzer(detector=detector, stages=("attractiveness",), models=models)
+    _run_images(
+        analyzer,
+        images,
+        as_json,
+        lambda f: FaceOut.from_face(f, points=False, predictions=("attractiveness",)),
     )
 
-    def to_entry(faces: list[Face]) -> dict[str, Any]:
-        return {
-            "model": model,
-            "faces": [
-                {"box": list(f.box.as_tuple()), "score": f.predictions["attractiveness"]}
-                for f in faces
-            ],
-        }
 
-    def render(entry: dict[str, Any]) -> list[str]:
-        lines = []
-        for i, f in enumerate(entry["faces"]):
-            x1, y1, x2, y2 = f["box"]
-            lines.append(
-                f"  face {i}: score={f['score']:.2f} box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})"
-            )
-        return lines
+@cli.command("stages")
+def list_stages_cmd(as_json: AsJson = False) -> None:
+    """The stages the analyzer can run: what each requires, provides and takes as options."""
+    from facecore.stages import list_stages
 
-    _run_images(analyzer, images, as_json, to_entry, render)
+    infos = list_stages()
+    if as_json:
+        rows = [s.to_dict() for s in infos]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for s in infos:
+        mark = " (default head)" if s.default else ""
+        typer.echo(f"{s.name}{mark}: {s.summary}")
+        typer.echo(f"  requires: {', '.join(s.requires) or '-'}")
+        typer.echo(f"  provides: {', '.join(s.provides) or '-'}")
+        if s.options:
+            typer.echo("  options: " + ", ".join(f"{k}={v!r}" for k, v in s.options.items()))
 
 
 train_cli = typer.Typer(help="Train and ship models from labelled data.", no_args_is_help=True)
@@ -197,33 +266,32 @@ def batch(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write/resume.")],
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    detector: Annotated[str, typer.Option(help="hog, mtcnn or auto.")] = "auto",
-    max_faces: Annotated[int, typer.Option(help="At most this many faces per image.")] = 20,
+    stages: StagesOpt = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = "auto",
+    max_faces: MaxFacesOpt = 20,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Analyse many images into one CSV: a row per face, or a row saying why there is none.
 
     Rerunning with the same --output resumes: finished images are skipped and kept.
     """
-    from facecore.analyzer import AnalyzerConfig, default_stages
     from facecore.batch import run_batch
 
     if workers < 1:
-        _err("--workers must be at least 1")
-        raise typer.Exit(EXIT_USAGE)
+        raise _usage("--workers must be at least 1")
+    analyzer = _make_analyzer(
+        detector=detector, max_faces=max_faces, stages=parse_stages(stages), models=model
+    )
     try:
-        config = AnalyzerConfig(detector=detector, max_faces=max_faces, stages=default_stages())
-    except ValueError as e:
-        _err(str(e))
-        raise typer.Exit(EXIT_USAGE) from None
-    try:
-        summary = run_batch(inputs, output, config=config, workers=workers, progress=progress)
+        summary = run_batch(
+            inputs, output, config=analyzer.config, workers=workers, progress=progress
+        )
     except ModelFileError as e:
         _err(str(e))
         raise typer.Exit(EXIT_MODEL) from None
     except (ValueError, OSError) as e:
-        _err(str(e))
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _usage(str(e)) from None
     except KeyboardInterrupt:
         _err(f"interrupted; finished images are kept in {output}: rerun to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -17,6 +17,8 @@ __all__ = [
     "ModelFileError",
     "ModelNotFoundError",
     "ModelCorruptError",
+    "UnknownModelError",
+    "UnknownStageError",
 ]
 
 
@@ -72,3 +74,16 @@ class ModelCorruptError(ModelFileError):
     """A model file exists but its sha256 does not match the manifest."""
 
     code = "model_corrupt"
+
+
+class UnknownModelError(FacecoreError, ValueError):
+    """A model asked for by name (an option, ``--model``, ``?model=``) is not one the stage can
+    use: not in the manifest, or made for another task. A usage error, not a broken install."""
+
+    code = "unknown_model"
+
+
+class UnknownStageError(FacecoreError, ValueError):
+    """A stage asked for by name (``stages=``, ``--stages``, ``?stages=``) is not registered."""
+
+    code = "unknown_stage"

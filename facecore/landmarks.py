@@ -13,11 +13,13 @@ distance).
 
 from __future__ import annotations
 
-import threading
+from typing import Any
 
 import numpy as np
 
+from facecore.lazy import Lazy
 from facecore.model_store import resolve
+from facecore.stages import Output, register_stage
 from facecore.types import Box, Face
 
 __all__ = ["LandmarkPredictor", "predictor_box", "to_dlib_rect", "five_from_68"]
@@ -28,8 +30,8 @@ _HOG_CENTRE_SHIFT = -0.047
 
 def predictor_box(face: Face) -> Box:
     """The box to start the shape predictor from (see the module docstring)."""
-    lm = face.landmarks
-    if face.detector == "hog" or lm is None or len(lm) != 5:
+    lm = face.keypoints
+    if face.detector == "hog" or lm is None:
         return face.box
     eyes = (lm[0] + lm[1]) / 2.0
     mouth = (lm[3] + lm[4]) / 2.0
@@ -60,27 +62,29 @@ def five_from_68(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
 
 
+@register_stage
 class LandmarkPredictor:
-    """dlib 68-point shape predictor, loaded lazily; safe to share between threads."""
+    """68 iBUG landmarks (dlib shape predictor); safe to share between threads."""
 
+    name = "landmarks"
+    requires: tuple[str, ...] = ()
+    provides: tuple[Output, ...] = ()
     model_name = "dlib_shape_predictor_68"
 
     def __init__(self) -> None:
-        self._predictor = None
-        self._lock = threading.Lock()
+        self._predictor = Lazy(self._read_model)
+
+    def _read_model(self) -> Any:
+        import dlib
+
+        return dlib.shape_predictor(str(resolve(self.model_name)))
 
     def load(self) -> None:
-        if self._predictor is None:
-            with self._lock:
-                if self._predictor is None:
-                    import dlib
+        self._predictor.get()
 
-                    self._predictor = dlib.shape_predictor(str(resolve(self.model_name)))
-
-    def shape(self, image: np.ndarray, face: Face):
-        """The raw ``dlib.full_object_detection`` for one face (needed for dlib face chips)."""
-        self.load()
-        return self._predictor(image, to_dlib_rect(predictor_box(face)))
+    def shape(self, image: np.ndarray, face: Face) -> Any:
+        """The raw ``dlib.full_object_detection`` for one face."""
+        return self._predictor.get()(image, to_dlib_rect(predictor_box(face)))
 
     def predict(self, image: np.ndarray, face: Face) -> np.ndarray:
         """68 landmarks of ``face`` in ``image`` (H, W, 3 uint8 RGB), shape (68, 2) float32."""

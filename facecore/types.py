@@ -2,22 +2,26 @@
 
 Coordinate convention, used everywhere in facecore: pixel coordinates of the (EXIF-rotated, RGB)
 input image as floats, origin at the top-left corner, x to the right, y down. A box is
-``(x1, y1, x2, y2)`` with ``x2 > x1`` and ``y2 > y1``; landmarks are ``(N, 2)`` arrays of
+``(x1, y1, x2, y2)`` with ``x2 > x1`` and ``y2 > y1``; point sets are ``(N, 2)`` arrays of
 ``(x, y)``.
+
+* :class:`Box` - a face box.
+* :class:`Prediction` - what a head says of a face: a value, optionally a distribution over named
+  bins (score bins, ages), and the name of the model that made it.
+* :class:`Face` - one face and everything the stages have added to it. Frozen: a stage returns
+  an evolved copy. Aligned crops are cached on the face by alignment spec
+  (:func:`facecore.align.face_crop`), so no stage aligns a face twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Box", "Face", "LANDMARK_SCHEMES"]
-
-#: Landmark schemes by point count: MTCNN's 5 points (left eye, right eye, nose, left and right
-#: mouth corner, as seen in the image) and the iBUG 300-W 68-point scheme used by dlib.
-LANDMARK_SCHEMES = {5: "mtcnn5", 68: "ibug68"}
+__all__ = ["Box", "Face", "Prediction"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +69,97 @@ class Box:
         return inter / union if union > 0 else 0.0
 
 
-def _frozen_array(a: Any, dtype: type = np.float32) -> np.ndarray | None:
+def _frozen_array(
+    a: Any, dtype: type = np.float32, shape: tuple[int, ...] | None = None, what: str = ""
+) -> np.ndarray | None:
+    """A read-only array; an array that is already read-only with the right dtype is reused (no
+    copy when a stage evolves a face)."""
     if a is None:
         return None
-    arr = np.array(a, dtype=dtype, copy=True)
-    arr.setflags(write=False)
+    if isinstance(a, np.ndarray) and not a.flags.writeable and a.dtype == dtype:
+        arr = a
+    else:
+        arr = np.array(a, dtype=dtype, copy=True)
+        arr.setflags(write=False)
+    if shape is not None and arr.shape != shape:
+        raise ValueError(f"{what} must have shape {shape}, got {arr.shape}")
     return arr
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One prediction of one head for one face.
+
+    Attributes
+    ----------
+    value : float
+        The prediction (e.g. attractiveness on the model's scale, age in years). For a
+        distribution it is the distribution's expectation unless the head says otherwise.
+    model : str
+        Manifest name of the model that made it.
+    bins : tuple of float, optional
+        Values of the distribution's bins (e.g. the rating values 1..10, or ages 0..100).
+    probabilities : ndarray of shape (len(bins),), float32, optional
+        Probability of each bin; sums to 1.
+
+    Examples
+    --------
+    >>> p = Prediction.from_distribution([1, 2, 3], [0.2, 0.5, 0.3], model="m")
+    >>> round(p.value, 2), p.interval(0.5)
+    (2.1, (2.0, 3.0))
+    """
+
+    value: float
+    model: str
+    bins: tuple[float, ...] | None = None
+    probabilities: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", float(self.value))
+        if (self.bins is None) != (self.probabilities is None):
+            raise ValueError("a distribution needs both bins and probabilities")
+        if self.bins is None:
+            return
+        bins = tuple(float(b) for b in self.bins)
+        probs = _frozen_array(self.probabilities, shape=(len(bins),), what="probabilities")
+        assert probs is not None
+        if len(bins) < 2 or not np.all(np.diff(bins) > 0):
+            raise ValueError(f"bins must be at least two increasing values, got {bins}")
+        if np.any(probs < 0) or abs(float(probs.sum()) - 1.0) > 1e-3:
+            raise ValueError(f"probabilities must be >= 0 and sum to 1, got sum {probs.sum()}")
+        object.__setattr__(self, "bins", bins)
+        object.__setattr__(self, "probabilities", probs)
+
+    @classmethod
+    def from_distribution(
+        cls, bins: Sequence[float], probabilities: Sequence[float] | np.ndarray, model: str
+    ) -> Prediction:
+        """A prediction whose value is the expectation of the distribution."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        p = p / p.sum()
+        return cls(float(np.dot(np.asarray(bins, np.float64), p)), model, tuple(bins), p)
+
+    @property
+    def has_distribution(self) -> bool:
+        return self.bins is not None
+
+    def interval(self, mass: float = 0.9) -> tuple[float, float] | None:
+        """The central interval holding ``mass`` of the distribution, as bin values.
+
+        The lower end is the first bin where the cumulative probability reaches
+        ``(1 - mass) / 2``, the upper end the first where it reaches ``(1 + mass) / 2``; so at
+        least ``mass`` of the probability lies in ``[lo, hi]``. None without a distribution.
+        """
+        if self.bins is None or self.probabilities is None:
+            return None
+        if not 0.0 < mass < 1.0:
+            raise ValueError(f"mass must be in (0, 1), got {mass}")
+        cdf = np.cumsum(self.probabilities, dtype=np.float64)
+        cdf /= cdf[-1]
+        lo = int(np.searchsorted(cdf, (1.0 - mass) / 2.0 - 1e-9))
+        hi = int(np.searchsorted(cdf, (1.0 + mass) / 2.0 - 1e-9))
+        last = len(self.bins) - 1
+        return (self.bins[min(lo, last)], self.bins[min(hi, last)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,63 +170,72 @@ class Face:
     ----------
     box : Box
         Face box in pixel coordinates of the input image.
-    score : float
-        Detector confidence. For ``hog`` it is dlib's SVM margin (0 is dlib's default threshold);
-        for ``mtcnn`` the face probability in [0, 1].
+    detector_score : float
+        The detector's confidence. For ``hog`` it is dlib's SVM margin (0 is dlib's default
+        threshold); for ``mtcnn`` the face probability in [0, 1]. Not comparable across detectors.
     detector : str
         Name of the detector that found the face.
-    landmarks : ndarray of shape (N, 2), float32, or None
-        Landmarks in pixel coordinates: 5 points from MTCNN, or the 68-point iBUG scheme once the
-        landmark stage has run (see :data:`LANDMARK_SCHEMES`).
+    keypoints : ndarray of shape (5, 2), float32, or None
+        MTCNN's 5 points (image-left eye, image-right eye, nose, left and right mouth corner);
+        None for faces found by HOG.
+    landmarks : ndarray of shape (68, 2), float32, or None
+        The iBUG 300-W 68 points (0-based), once the ``landmarks`` stage has run.
     embedding : ndarray of shape (128,), float32, or None
         Face descriptor (dlib ResNet metric space: same person when distance < 0.6).
-    predictions : dict
-        Named scalar predictions added by later stages (e.g. ``"attractiveness"``, ``"age"``).
-    features : dict
-        Intermediate feature vectors that later stages reuse (e.g. ``"trunk"``: the pooled
-        multi-level features of the face-recognition trunk, computed once per face and shared by
-        every head). Not part of :meth:`to_dict`.
+    predictions : mapping of str to Prediction
+        What the heads said, by prediction name (``"attractiveness"``, ``"age"``, ...).
+    features : dict of str to ndarray
+        Intermediate arrays that later stages reuse and that are never serialised: ``"trunk"``
+        (the pooled multi-level trunk features) and the trunk's intermediate maps
+        (``"trunk.stage2"``, ``"trunk.stage3"``) that fine-tuned head tops start from.
+    crops : dict
+        Aligned crops of this face by :class:`facecore.align.AlignSpec` (a cache filled by
+        :func:`facecore.align.face_crop`; valid for the image the face was found in). Kept by
+        :meth:`evolve` unless the geometry (box, keypoints, landmarks) changes.
     """
 
     box: Box
-    score: float
+    detector_score: float
     detector: str
+    keypoints: np.ndarray | None = None
     landmarks: np.ndarray | None = None
     embedding: np.ndarray | None = None
-    predictions: dict[str, float] = field(default_factory=dict)
+    predictions: Mapping[str, Prediction] = field(default_factory=dict)
     features: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    crops: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "landmarks", _frozen_array(self.landmarks))
+        object.__setattr__(self, "detector_score", float(self.detector_score))
+        object.__setattr__(
+            self, "keypoints", _frozen_array(self.keypoints, shape=(5, 2), what="keypoints")
+        )
+        object.__setattr__(
+            self, "landmarks", _frozen_array(self.landmarks, shape=(68, 2), what="landmarks")
+        )
         object.__setattr__(self, "embedding", _frozen_array(self.embedding))
-        object.__setattr__(self, "predictions", dict(self.predictions))
+        preds = dict(self.predictions)
+        for name, p in preds.items():
+            if not isinstance(p, Prediction):
+                raise TypeError(f"prediction {name!r} must be a Prediction, got {type(p).__name__}")
+        object.__setattr__(self, "predictions", preds)
         object.__setattr__(
             self, "features", {k: _frozen_array(v) for k, v in self.features.items()}
         )
 
-    @property
-    def landmark_scheme(self) -> str | None:
-        if self.landmarks is None:
-            return None
-        return LANDMARK_SCHEMES.get(len(self.landmarks), f"{len(self.landmarks)}pt")
-
     def evolve(self, **changes: Any) -> Face:
-        """A copy with some fields replaced (records are immutable)."""
+        """A copy with some fields replaced (records are immutable).
+
+        The crop cache is carried over unless the face's geometry changes.
+        """
+        geometry = {"box", "keypoints", "landmarks"} & set(changes)
+        if "crops" not in changes:
+            changes["crops"] = {} if geometry else self.crops
         return replace(self, **changes)
 
-    def with_prediction(self, name: str, value: float) -> Face:
-        preds = dict(self.predictions)
-        preds[name] = float(value)
-        return replace(self, predictions=preds)
+    def with_prediction(self, name: str, prediction: Prediction) -> Face:
+        """A copy with ``predictions[name]`` set."""
+        return self.evolve(predictions={**self.predictions, name: prediction})
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict (lists and floats only)."""
-        return {
-            "box": list(self.box.as_tuple()),
-            "score": float(self.score),
-            "detector": self.detector,
-            "landmarks": None if self.landmarks is None else self.landmarks.tolist(),
-            "landmark_scheme": self.landmark_scheme,
-            "embedding": None if self.embedding is None else self.embedding.tolist(),
-            "predictions": dict(self.predictions),
-        }
+    def with_features(self, **arrays: np.ndarray) -> Face:
+        """A copy with ``features`` extended (keys with dots need ``**{"a.b": x}``)."""
+        return self.evolve(features={**self.features, **arrays})

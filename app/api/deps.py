@@ -1,17 +1,31 @@
-"""Request dependencies: the analyzer from app state, and the image bytes of a request."""
+"""What the routes share: the analyzer from app state, the image of a request, the error docs,
+and running an analysis off the event loop."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from app.core.errors import ApiError
-from app.schemas import ImageRequest
-from facecore.analyzer import FaceAnalyzer
+from app.schemas import ErrorResponse, ImageInfo, ImageRequest
+from facecore.analyzer import FaceAnalyzer, StageOptions
+from facecore.types import Face
+
+__all__ = [
+    "AnalyzerDep",
+    "IMAGE_ROUTE",
+    "ImageBytes",
+    "analyze_bytes",
+    "get_analyzer",
+    "image_bytes",
+    "model_options",
+]
 
 
 def get_analyzer(request: Request) -> FaceAnalyzer:
@@ -66,3 +80,67 @@ async def image_bytes(request: Request) -> bytes:
 
 
 ImageBytes = Annotated[bytes, Depends(image_bytes)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "image or request too large"},
+    415: {"model": ErrorResponse, "description": "unsupported image format or content type"},
+    422: {
+        "model": ErrorResponse,
+        "description": "undecodable image, invalid request, unknown stage or model",
+    },
+    503: {"model": ErrorResponse, "description": "models not available"},
+}
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image_base64": {"type": "string"}},
+                    "required": ["image_base64"],
+                }
+            },
+        },
+    }
+}
+
+#: Keyword arguments of every route that takes an image: error responses and the body's docs.
+IMAGE_ROUTE: dict[str, Any] = {"responses": _ERRORS, "openapi_extra": _BODY_DOC}
+
+
+def model_options(pairs: Sequence[str], default_head: str | None = None) -> dict[str, Any]:
+    """``model`` query values -> stage options: ``HEAD=NAME``, or a bare ``NAME`` for the route's
+    own head."""
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        head, sep, name = pair.partition("=")
+        if not sep:
+            head, name = default_head or "", pair
+        if not head or not name:
+            raise ApiError(422, "invalid_request", f"model must be HEAD=NAME, got {pair!r}")
+        options[head] = {"model": name}
+    return options
+
+
+async def analyze_bytes(
+    analyzer: FaceAnalyzer,
+    data: bytes,
+    stages: Sequence[str] | None,
+    options: StageOptions | None = None,
+) -> tuple[ImageInfo, tuple[str, ...], list[Face]]:
+    """Run the analyzer on an uploaded image in the thread pool.
+
+    Returns the image size, the stages that ran (in order) and the faces.
+    """
+    order = analyzer.stage_order(stages, options)  # unknown stage or model: 422 before decoding
+    rgb, faces = await run_in_threadpool(analyzer.analyze_image, data, stages, options)
+    return ImageInfo(width=rgb.shape[1], height=rgb.shape[0]), order, faces

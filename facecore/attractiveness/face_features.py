@@ -43,11 +43,14 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facecore.types import Face
+
+if TYPE_CHECKING:
+    from facecore.align import AlignSpec
 
 __all__ = [
     "BLOCK_NAMES",
@@ -188,14 +191,21 @@ class FaceFeatureExtractor:
         self.__init__(**state)  # type: ignore[misc]
 
     # -- extraction --------------------------------------------------------------------------
-    def aligned_gray(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """The aligned grey crop, shape (crop_size, crop_size), uint8."""
+    @property
+    def crop_spec(self) -> AlignSpec:
+        """The aligned crop the texture and PCANet blocks are computed on."""
+        from facecore.align import AlignSpec
+
+        return AlignSpec("similarity5", self.crop_size, self.crop_padding)
+
+    def aligned_gray(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The aligned grey crop of ``face``, shape (crop_size, crop_size), uint8 (the colour
+        crop is cached on the face, see :func:`facecore.align.face_crop`)."""
         import cv2
 
-        from facecore.align import align_face
+        from facecore.align import face_crop
 
-        crop = align_face(image, landmarks, size=self.crop_size, padding=self.crop_padding)
-        return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        return cv2.cvtColor(face_crop(image, face, self.crop_spec), cv2.COLOR_RGB2GRAY)
 
     def extract(
         self, image: np.ndarray, face: Face, blocks: Iterable[str] = BLOCK_NAMES
@@ -250,7 +260,7 @@ class FaceFeatureExtractor:
 
             out["geometric"] = geometric_features(lm).astype(np.float32)
         if {"lbp", "blbp", "pcanet"} & set(wanted):
-            gray = self.aligned_gray(img, lm)
+            gray = self.aligned_gray(img, face)
             if "lbp" in wanted:
                 out["lbp"] = self._lbp.transform(gray[None])[0].astype(np.float32)
             if "blbp" in wanted:

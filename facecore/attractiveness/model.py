@@ -7,10 +7,10 @@ the block layout its input matrix has, and metadata (data hash, cross-validated 
 licence). Serving computes the blocks with the very same extractor code as training; a model
 trained with another feature-code version is refused on load.
 
-:class:`AttractivenessScorer` is the ``"attractiveness"`` stage of
-:class:`~facecore.analyzer.FaceAnalyzer` (it needs the ``landmarks`` and ``trunk`` stages): it
-resolves the model file through :func:`facecore.model_store.resolve` (sha256 checked), loads it
-once (thread-safe) and adds ``face.predictions["attractiveness"]`` to every face.
+:class:`AttractivenessStage` is the registered ``"attractiveness"`` stage (a default head; it
+needs the ``landmarks`` and ``trunk`` stages): it resolves the model file named by its ``model``
+option through :func:`facecore.model_store.resolve` (sha256 checked), loads it once
+(thread-safe) and adds ``face.predictions["attractiveness"]`` to every face.
 
 This module implements no paper (see :mod:`~facecore.attractiveness.dating` and
 :mod:`~facecore.attractiveness.fusion`).
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,18 @@ from facecore.attractiveness.face_features import (
     layout_width,
     stack_blocks,
 )
-from facecore.errors import ModelCorruptError
-from facecore.types import Face
+from facecore.errors import ModelCorruptError, UnknownModelError
+from facecore.lazy import Lazy
+from facecore.stages import Output, register_stage
+from facecore.types import Face, Prediction
 
-__all__ = ["FILE_FORMAT", "SCORE_RANGE", "AttractivenessModel", "AttractivenessScorer"]
+__all__ = [
+    "FILE_FORMAT",
+    "SCORE_RANGE",
+    "AttractivenessModel",
+    "AttractivenessStage",
+    "check_model_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -190,57 +197,89 @@ class AttractivenessModel:
         return model
 
 
-class AttractivenessScorer:
-    """The ``"attractiveness"`` analyzer stage: adds ``face.predictions["attractiveness"]``.
+def check_model_name(name: str, task: str, directory: Path | None = None) -> None:
+    """Raise :class:`~facecore.errors.UnknownModelError` unless ``name`` is a manifest entry for
+    ``task``."""
+    from facecore.model_store import load_manifest
+
+    manifest = load_manifest(directory)
+    spec = manifest.get(name)
+    if spec is None:
+        known = sorted(n for n, s in manifest.items() if _task_of(s) == task)
+        raise UnknownModelError(
+            f"no {task} model named {name!r}; known: {', '.join(known) or 'none'}"
+        )
+    if _task_of(spec) != task:
+        raise UnknownModelError(f"model {name!r} is a {_task_of(spec)} model, not {task}")
+
+
+def _task_of(spec: Any) -> str:
+    return str(getattr(spec, "task", None) or spec.kind)
+
+
+@register_stage
+class AttractivenessStage:
+    """Attractiveness of every face from a shipped model (default: SCUT-FBP5500's 1-5 scale).
 
     Parameters
     ----------
-    model_name : str, default "attractiveness_scut"
+    model : str, default "attractiveness_scut"
         Manifest name of the model file.
     models_dir : path-like, optional
         Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
 
-    Examples
-    --------
-    >>> scorer = AttractivenessScorer()
-    >>> faces = FaceAnalyzer(stages=("trunk",)).analyze(image)  # doctest: +SKIP
-    >>> scorer(image, faces)[0].predictions["attractiveness"]  # doctest: +SKIP
+    Raises
+    ------
+    UnknownModelError
+        If ``model`` is not an attractiveness model of the manifest.
     """
 
-    prediction_name = "attractiveness"
+    name = "attractiveness"
+    requires = ("landmarks", "trunk")
+    default = True
+    prediction_names = ("attractiveness",)
 
     def __init__(
         self,
-        model_name: str = "attractiveness_scut",
+        model: str = "attractiveness_scut",
         models_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.model_name = model_name
+        self.model_name = model
         self.models_dir = None if models_dir is None else Path(models_dir)
-        self._model: AttractivenessModel | None = None
-        self._lock = threading.Lock()
+        check_model_name(model, "attractiveness", self.models_dir)
+        self._model = Lazy(self._read_model)
+
+    def _read_model(self) -> AttractivenessModel:
+        from facecore.model_store import resolve
+
+        path = resolve(self.model_name, directory=self.models_dir)
+        model = AttractivenessModel.load(path)
+        logger.info("loaded %s from %s: %r", self.model_name, path, model)
+        return model
+
+    @property
+    def provides(self) -> tuple[Output, ...]:
+        return (Output("attractiveness", distribution=False, scale=SCORE_RANGE, unit="score"),)
 
     def load(self) -> AttractivenessModel:
         """Resolve (sha256-checked) and load the model once; later calls return it."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    from facecore.model_store import resolve
-
-                    path = resolve(self.model_name, directory=self.models_dir)
-                    self._model = AttractivenessModel.load(path)
-                    logger.info("loaded %s from %s: %r", self.model_name, path, self._model)
-        return self._model
+        return self._model.get()
 
     @property
     def model(self) -> AttractivenessModel:
         """The loaded model (loads it on first use)."""
-        return self.load()
+        return self._model.get()
 
     def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        """Faces with ``predictions["attractiveness"]`` (1-5) added."""
+        """Faces with ``predictions["attractiveness"]`` added."""
         if not faces:
             return []
         scores = self.model.predict_faces(image, faces)
         return [
-            f.with_prediction(self.prediction_name, s) for f, s in zip(faces, scores, strict=True)
+            f.with_prediction("attractiveness", Prediction(float(s), self.model_name))
+            for f, s in zip(faces, scores, strict=True)
         ]
+
+
+#: Former name of :class:`AttractivenessStage`.
+AttractivenessScorer = AttractivenessStage

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -15,11 +16,14 @@ from facecore.types import Face
 __all__ = [
     "DETECTORS",
     "AutoDetector",
+    "DetectorConfig",
     "FaceDetector",
     "HogDetector",
     "MtcnnDetector",
     "detect_faces",
     "make_detector",
+    "order_and_cap",
+    "shared_detector",
 ]
 
 
@@ -43,43 +47,95 @@ class AutoDetector:
 DETECTORS = ("hog", "mtcnn", "auto")
 
 
-def make_detector(name: str, **kwargs: Any) -> FaceDetector:
-    """Build a detector by name (``hog``, ``mtcnn`` or ``auto``).
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Which detector, with its settings (every field has a working default).
 
-    Keyword arguments go to the detector's constructor; for ``auto`` they are split by prefix
-    (``hog_upsample``, ``mtcnn_threshold``...).
+    Attributes
+    ----------
+    name : {"auto", "hog", "mtcnn"}
+        ``auto``: HOG, then MTCNN on images where HOG finds nothing.
+    hog_upsample : int
+        HOG upsampling steps (0..3; each finds faces half as large, about 4x slower).
+    hog_threshold : float
+        Minimum HOG SVM margin (dlib's default 0).
+    mtcnn_threshold : float
+        Minimum MTCNN face probability.
+    mtcnn_min_face_size : int
+        Smallest face side MTCNN searches for, in pixels.
+    max_side : int or None
+        Longer image side above which the image is shrunk for detection (boxes map back).
     """
-    if name == "hog":
-        return HogDetector(**kwargs)
-    if name == "mtcnn":
-        return MtcnnDetector(**kwargs)
-    if name == "auto":
-        hog_kw = {k[4:]: v for k, v in kwargs.items() if k.startswith("hog_")}
-        mt_kw = {k[6:]: v for k, v in kwargs.items() if k.startswith("mtcnn_")}
-        rest = set(kwargs) - {f"hog_{k}" for k in hog_kw} - {f"mtcnn_{k}" for k in mt_kw}
-        if rest:
-            raise TypeError(f"unexpected arguments for the auto detector: {sorted(rest)}")
-        return AutoDetector(HogDetector(**hog_kw), MtcnnDetector(**mt_kw))
-    raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+    name: Literal["auto", "hog", "mtcnn"] = "auto"
+    hog_upsample: int = 0
+    hog_threshold: float = 0.0
+    mtcnn_threshold: float = 0.9
+    mtcnn_min_face_size: int = 20
+    max_side: int | None = 1280
+
+    def __post_init__(self) -> None:
+        if self.name not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {self.name!r}")
+        if not 0 <= self.hog_upsample <= 3:
+            raise ValueError(f"hog_upsample must be 0..3, got {self.hog_upsample}")
+        if self.mtcnn_min_face_size < 1:
+            raise ValueError(f"mtcnn_min_face_size must be >= 1, got {self.mtcnn_min_face_size}")
+
+    def build(self) -> FaceDetector:
+        """A new detector with these settings (cheap: no model file is read)."""
+        hog = {
+            "upsample": self.hog_upsample,
+            "threshold": self.hog_threshold,
+            "max_side": self.max_side,
+        }
+        mtcnn = {
+            "threshold": self.mtcnn_threshold,
+            "min_face_size": self.mtcnn_min_face_size,
+            "max_side": self.max_side,
+        }
+        if self.name == "hog":
+            return HogDetector(**hog)
+        if self.name == "mtcnn":
+            return MtcnnDetector(**mtcnn)
+        return AutoDetector(HogDetector(**hog), MtcnnDetector(**mtcnn))
+
+    @classmethod
+    def of(cls, value: DetectorConfig | str | dict[str, Any] | None) -> DetectorConfig:
+        """A config from a detector name, a dict of fields or a config."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            return cls(name=value)  # type: ignore[arg-type]
+        if isinstance(value, dict):
+            return cls(**value)
+        raise TypeError(f"detector must be a name or a DetectorConfig, got {type(value).__name__}")
 
 
-_cache: dict[str, FaceDetector] = {}
+def make_detector(name: str, **kwargs: Any) -> FaceDetector:
+    """Build a detector by name with :class:`DetectorConfig` fields, e.g.
+    ``make_detector("auto", hog_upsample=1)``."""
+    return DetectorConfig(name=name, **kwargs).build()  # type: ignore[arg-type]
+
+
+_cache: dict[DetectorConfig, FaceDetector] = {}
 _cache_lock = threading.Lock()
 
 
-def _named(detector: str) -> FaceDetector:
-    """The detector a default :class:`~facecore.analyzer.FaceAnalyzer` with this detector uses,
-    built once per process, so ``detect_faces`` and the analyzer give the same faces."""
+def shared_detector(config: DetectorConfig) -> FaceDetector:
+    """One detector per process and config (detectors are thread-safe), so that
+    :func:`detect_faces` and every analyzer with the same settings give the same faces without
+    loading the same models twice."""
     with _cache_lock:
-        if detector not in _cache:
-            from facecore.analyzer import FaceAnalyzer
-
-            _cache[detector] = FaceAnalyzer(detector=detector, stages=()).detector
-        return _cache[detector]
+        if config not in _cache:
+            _cache[config] = config.build()
+        return _cache[config]
 
 
 def detect_faces(
-    image: Any, detector: str | FaceDetector = "auto", *, max_faces: int | None = 20
+    image: Any, detector: str | DetectorConfig | FaceDetector = "auto", *, max_faces: int | None = 20
 ) -> list[Face]:
     """Detect faces, largest first.
 
@@ -87,18 +143,18 @@ def detect_faces(
     ----------
     image : path, bytes, file object, ndarray or PIL image
         Anything :func:`facecore.io.load_image` accepts.
-    detector : {"auto", "hog", "mtcnn"} or a detector object
-        Which detector to use, with the same settings as a default ``FaceAnalyzer``.
+    detector : {"auto", "hog", "mtcnn"}, DetectorConfig or a detector object
+        Which detector to use; a name gets the default settings, as a default ``FaceAnalyzer``.
     max_faces : int or None
         Keep at most this many faces (the largest).
 
     Returns
     -------
     list of Face
-        ``landmarks`` holds MTCNN's 5 points for ``mtcnn``; ``None`` for ``hog``.
+        ``keypoints`` holds MTCNN's 5 points for faces MTCNN found; ``None`` for HOG's.
     """
     from facecore.io import load_image
 
     rgb = load_image(image)
-    det = _named(detector) if isinstance(detector, str) else detector
+    det = detector if hasattr(detector, "detect") else shared_detector(DetectorConfig.of(detector))
     return order_and_cap(det.detect(rgb), max_faces)

@@ -27,7 +27,7 @@ class FaceDetector(Protocol):
 
 def order_and_cap(faces: Sequence[Face], max_faces: int | None) -> list[Face]:
     """Largest face first (ties: higher score first); keep at most ``max_faces``."""
-    ordered = sorted(faces, key=lambda f: (-f.box.area, -f.score))
+    ordered = sorted(faces, key=lambda f: (-f.box.area, -f.detector_score))
     if max_faces is not None and max_faces >= 0:
         ordered = ordered[:max_faces]
     return ordered

@@ -76,7 +76,9 @@ class HogDetector:
             )
             faces.append(
                 Face(
-                    box=box.clip(image.shape[1], image.shape[0]), score=float(s), detector=self.name
+                    box=box.clip(image.shape[1], image.shape[0]),
+                    detector_score=float(s),
+                    detector=self.name,
                 )
             )
         return faces

@@ -10,11 +10,11 @@ faces HOG misses.
 from __future__ import annotations
 
 import logging
-import threading
 
 import numpy as np
 
 from facecore.detect.base import downscale_for_detection
+from facecore.lazy import Lazy
 from facecore.model_store import resolve
 from facecore.types import Box, Face
 
@@ -51,42 +51,38 @@ class MtcnnDetector:
         self.min_face_size = int(min_face_size)
         self.stage_thresholds = tuple(float(t) for t in stage_thresholds)
         self.max_side = max_side
-        self._mtcnn = None
-        self._lock = threading.Lock()
+        self._mtcnn = Lazy(self._read_networks)
+
+    def _read_networks(self):
+        paths = {n: resolve(f"mtcnn_{n}") for n in ("pnet", "rnet", "onet")}
+        import torch
+        from facenet_pytorch.models.mtcnn import MTCNN
+
+        mtcnn = MTCNN(
+            keep_all=True,
+            device="cpu",
+            min_face_size=self.min_face_size,
+            thresholds=list(self.stage_thresholds),
+            post_process=False,
+        )
+        # Load the weights from the paths the manifest checked (the package's own loader reads
+        # the same files; doing it here keeps one resolver in charge).
+        for n, path in paths.items():
+            getattr(mtcnn, n).load_state_dict(torch.load(path, map_location="cpu"))
+        return mtcnn.eval()
 
     def load(self) -> None:
-        if self._mtcnn is not None:
-            return
-        with self._lock:
-            if self._mtcnn is not None:
-                return
-            paths = {n: resolve(f"mtcnn_{n}") for n in ("pnet", "rnet", "onet")}
-            import torch
-            from facenet_pytorch.models.mtcnn import MTCNN
-
-            mtcnn = MTCNN(
-                keep_all=True,
-                device="cpu",
-                min_face_size=self.min_face_size,
-                thresholds=list(self.stage_thresholds),
-                post_process=False,
-            )
-            # Load the weights from the paths the manifest checked (the package's own loader reads
-            # the same files; doing it here keeps one resolver in charge).
-            for n, path in paths.items():
-                getattr(mtcnn, n).load_state_dict(torch.load(path, map_location="cpu"))
-            mtcnn.eval()
-            self._mtcnn = mtcnn
+        self._mtcnn.get()
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        self.load()
+        mtcnn = self._mtcnn.get()
         import torch
 
         small, back = downscale_for_detection(image, self.max_side)
         if min(small.shape[:2]) < self.min_face_size:
             return []  # no pyramid level fits; facenet-pytorch would fail on an empty pyramid
         with torch.inference_mode():
-            boxes, probs, points = self._mtcnn.detect(np.ascontiguousarray(small), landmarks=True)
+            boxes, probs, points = mtcnn.detect(np.ascontiguousarray(small), landmarks=True)
         if boxes is None:
             return []
         h, w = image.shape[:2]
@@ -100,9 +96,9 @@ class MtcnnDetector:
             faces.append(
                 Face(
                     box=box,
-                    score=float(p),
+                    detector_score=float(p),
                     detector=self.name,
-                    landmarks=np.asarray(pts, dtype=np.float32) * back,
+                    keypoints=np.asarray(pts, dtype=np.float32) * back,
                 )
             )
         return faces

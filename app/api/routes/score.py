@@ -1,46 +1,34 @@
-"""``POST /v1/score``: attractiveness of every face on SCUT-FBP5500's 1-5 scale."""
+"""``POST /v1/score``: attractiveness of every face (a thin view of ``/v1/analyze``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Query
 
-from app.api.deps import AnalyzerDep, ImageBytes
-from app.api.routes.faces import BODY_DOC, ERRORS, analyze_bytes
-from app.schemas import ImageInfo
-
-
-class ScoredFace(BaseModel):
-    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in pixels")
-    score: float = Field(description="Attractiveness, 1 (low) to 5 (high), SCUT-FBP5500 scale")
-    detector_score: float
-
-
-class ScoreResponse(BaseModel):
-    image: ImageInfo
-    model: str = Field(description="Name of the model in models/manifest.json")
-    scale: tuple[float, float] = (1.0, 5.0)
-    faces: list[ScoredFace]
-
+from app.api.deps import IMAGE_ROUTE, AnalyzerDep, ImageBytes, analyze_bytes, model_options
+from app.schemas import FaceOut, ScoreResponse
 
 router = APIRouter(prefix="/v1", tags=["attractiveness"])
 
+HEAD = "attractiveness"
 
-@router.post("/score", response_model=ScoreResponse, responses=ERRORS, openapi_extra=BODY_DOC)
-async def score(analyzer: AnalyzerDep, data: ImageBytes) -> ScoreResponse:
-    """Score every face (largest first). The model was trained on SCUT-FBP5500 ratings
-    (non-commercial research use only); see its model card for what the number means."""
-    (w, h), found = await run_in_threadpool(analyze_bytes, analyzer, data, ("attractiveness",))
+
+@router.post("/score", response_model=ScoreResponse, **IMAGE_ROUTE)
+async def score(
+    analyzer: AnalyzerDep,
+    data: ImageBytes,
+    model: str | None = Query(
+        None, description="Attractiveness model (manifest name); default: the service's setting"
+    ),
+) -> ScoreResponse:
+    """Score every face (largest first). The default model was trained on SCUT-FBP5500 ratings
+    (1-5; non-commercial research use only); see its model card for what the number means."""
+    options = model_options([model], HEAD) if model else None
+    image, _, found = await analyze_bytes(analyzer, data, (HEAD,), options)
+    stage = analyzer.stage(HEAD, (options or {}).get(HEAD))
+    (output,) = [o for o in stage.provides if o.name == HEAD]
     return ScoreResponse(
-        image=ImageInfo(width=w, height=h),
-        model=analyzer.config.attractiveness_model,
-        faces=[
-            ScoredFace(
-                box=f.box.as_tuple(),
-                score=f.predictions["attractiveness"],
-                detector_score=f.score,
-            )
-            for f in found
-        ],
+        image=image,
+        model=stage.model_name,
+        scale=output.scale,
+        faces=[FaceOut.from_face(f, points=False, predictions=(HEAD,)) for f in found],
     )

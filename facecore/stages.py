@@ -1,0 +1,273 @@
+"""The stage registry: every step after detection is a :class:`Stage` that registers itself.
+
+A stage has a name, the stages it needs before it, the predictions it adds to each face
+(:class:`Output`), ``load()`` and a call on ``(image, faces)`` that returns the evolved faces.
+A head's module registers its stage class with :func:`register_stage`, as :mod:`facecore.nn`
+registers networks::
+
+    @register_stage
+    class AgeStage:
+        name = "age"
+        requires = ("trunk",)
+        default = True                                   # one of the default heads
+        def __init__(self, model: str = "age_utkface"): ...
+        @property
+        def provides(self) -> tuple[Output, ...]: ...
+        def load(self) -> None: ...
+        def __call__(self, image, faces): ...
+
+Options of a stage are its constructor's keyword arguments (e.g. ``model``, the manifest name of
+the model file a head uses); :class:`~facecore.analyzer.FaceAnalyzer` passes them from
+``AnalyzerConfig.stage_options``. :func:`list_stages` describes every registered stage;
+:func:`resolve_order` puts a set of stages and their requirements in a valid order.
+
+This module implements no paper.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from facecore.errors import UnknownStageError
+from facecore.types import Face
+
+__all__ = [
+    "BUILTIN_STAGE_MODULES",
+    "Output",
+    "Stage",
+    "StageInfo",
+    "build_stage",
+    "default_heads",
+    "get_stage_class",
+    "list_stages",
+    "register_stage",
+    "resolve_order",
+]
+
+#: Modules whose import registers the built-in stages (in pipeline order).
+BUILTIN_STAGE_MODULES = (
+    "facecore.landmarks",
+    "facecore.trunk",
+    "facecore.attractiveness.model",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A prediction a stage adds to every face.
+
+    Attributes
+    ----------
+    name : str
+        Key in ``Face.predictions`` (and the batch column).
+    distribution : bool
+        Whether the prediction carries a distribution over bins (batch column ``<name>_dist``).
+    scale : (float, float) or None
+        Range of the value (e.g. (1, 5)), when it has one.
+    unit : str
+        What the value is in ("score", "years", ...).
+    """
+
+    name: str
+    distribution: bool = False
+    scale: tuple[float, float] | None = None
+    unit: str = ""
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """What :class:`~facecore.analyzer.FaceAnalyzer` runs after detection."""
+
+    name: str
+    requires: tuple[str, ...]
+
+    @property
+    def provides(self) -> tuple[Output, ...]:
+        """The predictions this stage adds (empty for the stages that only add geometry or
+        features)."""
+
+    def load(self) -> None:
+        """Load model files now (raises if one is missing or corrupt)."""
+
+    def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """The faces of ``image`` (RGB uint8) with this stage's results added."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageInfo:
+    """A registered stage, as :func:`list_stages` describes it."""
+
+    name: str
+    requires: tuple[str, ...]
+    provides: tuple[str, ...]
+    default: bool
+    options: dict[str, Any]
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly: option defaults as their Python ``repr``."""
+        return {
+            "name": self.name,
+            "requires": list(self.requires),
+            "provides": list(self.provides),
+            "default": self.default,
+            "options": {k: repr(v) for k, v in self.options.items()},
+            "summary": self.summary,
+        }
+
+
+_STAGES: dict[str, type] = {}
+_loaded = False
+
+
+def register_stage(cls: type) -> type:
+    """Class decorator: register a stage class under its ``name``."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"stage class {cls.__name__} needs a ``name`` that is an identifier")
+    requires = getattr(cls, "requires", None)
+    if not isinstance(requires, tuple) or not all(isinstance(r, str) for r in requires):
+        raise ValueError(f"stage {name!r}: ``requires`` must be a tuple of stage names")
+    if name in requires:
+        raise ValueError(f"stage {name!r} requires itself")
+    if name in _STAGES and _STAGES[name].__qualname__ != cls.__qualname__:
+        raise ValueError(f"stage {name!r} is already registered by {_STAGES[name].__qualname__}")
+    _STAGES[name] = cls
+    return cls
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        for module in BUILTIN_STAGE_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def get_stage_class(name: str) -> type:
+    """The registered stage class ``name``.
+
+    Raises
+    ------
+    UnknownStageError
+        If no stage of that name is registered (a ``ValueError``).
+    """
+    _ensure_loaded()
+    try:
+        return _STAGES[name]
+    except KeyError:
+        raise UnknownStageError(f"unknown stage {name!r}; known: {', '.join(_STAGES)}") from None
+
+
+def _options(cls: type) -> dict[str, Any]:
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {
+        p.name: p.default
+        for p in params
+        if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+
+
+def _static_provides(cls: type) -> tuple[str, ...]:
+    names = getattr(cls, "prediction_names", None)
+    if names is None:
+        provides = getattr(cls, "provides", ())
+        names = () if isinstance(provides, property) else tuple(o.name for o in provides)
+    return tuple(names)
+
+
+def list_stages() -> list[StageInfo]:
+    """Every registered stage with what it requires, provides and accepts, in registry order."""
+    _ensure_loaded()
+    out = []
+    for name, cls in _STAGES.items():
+        doc = (inspect.getdoc(cls) or "").strip().splitlines()
+        out.append(
+            StageInfo(
+                name=name,
+                requires=tuple(cls.requires),
+                provides=_static_provides(cls),
+                default=bool(getattr(cls, "default", False)),
+                options=_options(cls),
+                summary=doc[0] if doc else "",
+            )
+        )
+    return out
+
+
+def default_heads() -> tuple[str, ...]:
+    """Names of the stages marked ``default``: what ``analyze`` runs unless told otherwise."""
+    return tuple(s.name for s in list_stages() if s.default)
+
+
+def build_stage(name: str, **options: Any) -> Stage:
+    """A new instance of the registered stage ``name`` with ``options``.
+
+    Raises
+    ------
+    ValueError
+        If the stage is unknown or does not take one of the options.
+    """
+    cls = get_stage_class(name)
+    accepted = _options(cls)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"stage {name!r} has no option(s) {unknown}; it takes: {sorted(accepted) or 'none'}"
+        )
+    return cls(**options)
+
+
+def resolve_order(
+    wanted: Iterable[str], requires_of: Any = None, known: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """``wanted`` with every stage they need, each after its requirements.
+
+    Parameters
+    ----------
+    wanted : iterable of str
+    requires_of : callable, optional
+        ``name -> tuple of required names`` (default: the registered classes' ``requires``);
+        the analyzer passes one that knows about stage instances it was given.
+    known : sequence of str, optional
+        Tie-break order (default: registry order); stages not in it come last, in the order
+        they were asked for.
+
+    Raises
+    ------
+    ValueError
+        An unknown stage, or requirements that form a cycle.
+    """
+    if requires_of is None:
+
+        def requires_of(n: str) -> tuple[str, ...]:
+            return tuple(get_stage_class(n).requires)
+
+    if known is None:
+        _ensure_loaded()
+        known = tuple(_STAGES)
+    rank = {n: i for i, n in enumerate(known)}
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(n: str, path: tuple[str, ...]) -> None:
+        if state.get(n) == 2:
+            return
+        if state.get(n) == 1:
+            raise ValueError(f"stage requirements form a cycle: {' -> '.join((*path, n))}")
+        state[n] = 1
+        for r in sorted(requires_of(n), key=lambda x: rank.get(x, len(rank))):
+            visit(r, (*path, n))
+        state[n] = 2
+        order.append(n)
+
+    asked = list(dict.fromkeys(wanted))
+    for n in sorted(asked, key=lambda x: (rank.get(x, len(rank)), asked.index(x))):
+        visit(n, ())
+    return tuple(order)

@@ -1,0 +1,153 @@
+"""The shared face trunk: one forward of dlib's face ResNet per face feeds every head.
+
+dlib's face-recognition ResNet (King, dlib 19.3, 2017; manifest entry
+``dlib_face_recognition_resnet``), ported to PyTorch in :mod:`facecore.nn.dlib_resnet`, runs once
+per face on the aligned chip its manifest entry names (``chip``: dlib's 150x150 chip, padding
+0.25), all faces of an image in one batch. The ``trunk`` stage writes:
+
+* ``face.embedding`` - the 128-D descriptor (same person when the distance is below 0.6);
+* ``face.features["trunk"]`` - the pooled multi-level features (896-D,
+  :data:`facecore.nn.features.FEATURE_PRESETS`) the classical heads use;
+* ``face.features["trunk.<node>"]`` - the intermediate maps (default ``stage2`` (64x17x17) and
+  ``stage3`` (128x8x8)) that a head with a fine-tuned top
+  (:class:`facecore.nn.top.BackboneTop`) starts from, so that a fine-tuned head costs only its
+  own top stages. The maps stay in memory and are never serialised.
+
+This module implements no paper (see :mod:`facecore.nn.dlib_resnet`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from facecore.align import AlignSpec, face_crops
+from facecore.lazy import Lazy
+from facecore.model_store import get_spec, resolve
+from facecore.stages import Output, register_stage
+from facecore.types import Face
+
+__all__ = ["TRUNK_MODEL", "TrunkStage", "chip_spec", "map_key"]
+
+#: Manifest name of the trunk network.
+TRUNK_MODEL = "dlib_face_recognition_resnet"
+
+
+def chip_spec(model: str = TRUNK_MODEL) -> AlignSpec:
+    """The aligned crop the model ``model`` expects, from its manifest entry's ``chip``."""
+    spec = get_spec(model)
+    chip = getattr(spec, "chip", None) or spec.extra.get("chip")
+    if chip is None:
+        raise ValueError(f"manifest entry {model!r} has no 'chip' (alignment spec)")
+    return AlignSpec.of(chip)
+
+
+def map_key(node: str) -> str:
+    """``face.features`` key of the trunk's intermediate map ``node`` (e.g. ``"trunk.stage3"``)."""
+    return f"trunk.{node}"
+
+
+@register_stage
+class TrunkStage:
+    """dlib's face ResNet in PyTorch: descriptor, pooled features and shared maps."""
+
+    name = "trunk"
+    requires = ("landmarks",)
+    provides: tuple[Output, ...] = ()
+    feature_key = "trunk"
+
+    def __init__(
+        self,
+        model: str = TRUNK_MODEL,
+        layers: str | Sequence[str] = "multi-level",
+        keep_maps: Sequence[str] = ("stage2", "stage3"),
+        batch_size: int = 16,
+    ) -> None:
+        from facecore.nn.dlib_resnet import FEATURE_NODES
+
+        bad = [n for n in keep_maps if n not in FEATURE_NODES[:6]]
+        if bad:
+            raise ValueError(f"keep_maps {bad} are not maps of the trunk: {FEATURE_NODES[:6]}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.layers = layers
+        self.keep_maps = tuple(keep_maps)
+        self.batch_size = int(batch_size)
+        self._net = Lazy(self._read_network)
+        self._spec = Lazy(lambda: chip_spec(model))
+
+    def _read_network(self) -> Any:
+        from facecore.nn.dlib_resnet import DlibFaceResNet
+        from facecore.nn.features import _resolve_layers
+
+        net = DlibFaceResNet.from_dlib_file(resolve(self.model))
+        net.requires_grad_(False)
+        self._names = _resolve_layers(self.layers)
+        if "embedding" not in self._names:
+            raise ValueError(f"layers={self.layers!r} must include 'embedding'")
+        return net.eval()
+
+    def load(self) -> None:
+        self._spec.get()
+        self._net.get()
+
+    @property
+    def spec(self) -> AlignSpec:
+        """The chip the trunk runs on."""
+        return self._spec.get()
+
+    @property
+    def network(self) -> Any:
+        """The frozen :class:`~facecore.nn.dlib_resnet.DlibFaceResNet` (loaded on first use)."""
+        return self._net.get()
+
+    def compute(self, chips: np.ndarray) -> dict[str, np.ndarray]:
+        """Trunk outputs of aligned chips (N, 150, 150, 3) uint8.
+
+        Returns
+        -------
+        dict
+            ``"features"`` (N, D) float32 (the ``layers`` set, descriptor included),
+            ``"embedding"`` (N, 128) float32, and every kept map ``"<node>"`` (N, C, H, W)
+            float32.
+        """
+        import torch
+
+        from facecore.nn.features import _feature
+
+        net = self._net.get()
+        out: dict[str, list[np.ndarray]] = {"features": [], "embedding": []}
+        for node in self.keep_maps:
+            out[node] = []
+        with torch.inference_mode():
+            for start in range(0, len(chips), self.batch_size):
+                nodes = net.forward_feature_dict(
+                    net.preprocess(chips[start : start + self.batch_size])
+                )
+                cols = [_feature(nodes, n) for n in self._names]
+                out["features"].append(torch.cat(cols, dim=1).numpy())
+                out["embedding"].append(nodes["embedding"].numpy())
+                for node in self.keep_maps:
+                    out[node].append(nodes[node].numpy())
+        if not len(chips):
+            return {"features": np.zeros((0, 0), np.float32)}
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        if not faces:
+            return []
+        res = self.compute(face_crops(image, faces, self.spec))
+        return [
+            f.evolve(
+                embedding=res["embedding"][i],
+                features={
+                    **f.features,
+                    self.feature_key: res["features"][i],
+                    **{map_key(n): res[n][i] for n in self.keep_maps},
+                },
+            )
+            for i, f in enumerate(faces)
+        ]
