@@ -81,11 +81,11 @@ class TrunkStage:
 
     def _read_network(self) -> Any:
         from facecore.nn.dlib_resnet import DlibFaceResNet
-        from facecore.nn.features import _resolve_layers
+        from facecore.nn.features import resolve_layers
 
         net = DlibFaceResNet.from_dlib_file(resolve(self.model))
         net.requires_grad_(False)
-        self._names = _resolve_layers(self.layers)
+        self._names = resolve_layers(self.layers)
         if "embedding" not in self._names:
             raise ValueError(f"layers={self.layers!r} must include 'embedding'")
         return net.eval()
@@ -116,7 +116,7 @@ class TrunkStage:
         """
         import torch
 
-        from facecore.nn.features import _feature
+        from facecore.nn.features import node_feature
 
         net = self._net.get()
         out: dict[str, list[np.ndarray]] = {"features": [], "embedding": []}
@@ -127,7 +127,7 @@ class TrunkStage:
                 nodes = net.forward_feature_dict(
                     net.preprocess(chips[start : start + self.batch_size])
                 )
-                cols = [_feature(nodes, n) for n in self._names]
+                cols = [node_feature(nodes, n) for n in self._names]
                 out["features"].append(torch.cat(cols, dim=1).numpy())
                 out["embedding"].append(nodes["embedding"].numpy())
                 for node in self.keep_maps:

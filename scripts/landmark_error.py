@@ -19,13 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def evaluate(folder: Path) -> dict[str, float]:
     from facecore.analyzer import FaceAnalyzer
+    from facecore.detect import DetectorConfig
     from facecore.evaluation import inter_ocular_nme, read_dlib_xml
     from facecore.io import load_image
     from facecore.landmarks import LandmarkPredictor
     from facecore.types import Face
 
     predictor = LandmarkPredictor()
-    analyzer = FaceAnalyzer(detector="hog", hog_upsample=1, stages=("landmarks",))
+    analyzer = FaceAnalyzer(detector=DetectorConfig("hog", hog_upsample=1), stages=("landmarks",))
     from_box, from_det, missed, cache = [], [], 0, {}
     for xml in sorted(folder.glob("*_with_face_landmarks.xml")):
         for ann in read_dlib_xml(xml):

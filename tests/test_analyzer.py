@@ -7,6 +7,7 @@ from PIL import Image
 
 import facecore
 from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
+from facecore.errors import UnknownModelError, UnknownStageError
 from facecore.io import load_image
 
 
@@ -68,22 +69,53 @@ def test_stage_selection(analyzer, one_face_photo):
     assert f.landmarks is None and f.embedding is None
     (f,) = analyzer.analyze(one_face_photo, stages=("trunk",))  # pulls in landmarks
     assert f.landmarks.shape == (68, 2) and f.embedding.shape == (128,)
-    with pytest.raises(ValueError, match="unknown stage"):
+    with pytest.raises(UnknownStageError, match="unknown stage 'gender'"):
         analyzer.analyze(one_face_photo, stages=("gender",))
 
 
 def test_config_is_validated():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="detector must be one of"):
         AnalyzerConfig(detector="haar")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_faces"):
         AnalyzerConfig(max_faces=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(UnknownStageError):
         FaceAnalyzer(stages=("nope",))
+    with pytest.raises(ValueError, match="has no option"):
+        FaceAnalyzer(stage_options={"trunk": {"colour": "red"}})
+    with pytest.raises(UnknownModelError, match="no attractiveness model named 'nope'"):
+        FaceAnalyzer(stage_options={"attractiveness": {"model": "nope"}})
+    with pytest.raises(UnknownModelError, match="is a landmarks model"):
+        FaceAnalyzer(stage_options={"attractiveness": {"model": "dlib_shape_predictor_68"}})
 
 
-def test_max_faces(two_face_photo):
-    faces = FaceAnalyzer(max_faces=1, stages=()).analyze(two_face_photo)
-    assert len(faces) == 1
+def test_config_from_strings():
+    cfg = AnalyzerConfig(
+        detector="hog", stages="landmarks, trunk", stage_options='{"trunk": {"batch_size": 4}}'
+    )
+    assert cfg.detector.name == "hog" and cfg.stages == ("landmarks", "trunk")
+    assert cfg.stage_options == {"trunk": {"batch_size": 4}}
+    with pytest.raises(ValueError, match="JSON"):
+        AnalyzerConfig(stage_options="{nope")
+
+
+def test_default_stages_are_the_default_heads():
+    a = FaceAnalyzer()
+    assert a.stages == ("landmarks", "trunk", "attractiveness")
+    assert a.prediction_names == ("attractiveness",)
+
+
+def test_max_faces_keeps_the_largest(two_face_photo):
+    both = FaceAnalyzer(stages=()).analyze(two_face_photo)
+    (one,) = FaceAnalyzer(max_faces=1, stages=()).analyze(two_face_photo)
+    assert one.box == max(both, key=lambda f: f.box.area).box
+    assert one.box.area > min(f.box.area for f in both)
+
+
+def test_per_call_model_option_builds_another_stage_once(analyzer):
+    opts = {"attractiveness": {"model": "attractiveness_scut"}}
+    assert analyzer.stage("attractiveness", opts["attractiveness"]) is analyzer.stage(
+        "attractiveness", opts["attractiveness"]
+    )
 
 
 def test_threads_share_one_analyzer(two_face_photo, one_face_photo):

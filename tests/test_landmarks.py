@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from facecore.analyzer import FaceAnalyzer
+from facecore.detect import DetectorConfig
 from facecore.evaluation import inter_ocular_nme, read_dlib_xml
 from facecore.io import load_image
 from facecore.landmarks import LandmarkPredictor, five_from_68, predictor_box
@@ -30,7 +31,7 @@ _nme = inter_ocular_nme
 @pytest.fixture(scope="module")
 def landmark_errors(fixtures):
     predictor = LandmarkPredictor()
-    analyzer = FaceAnalyzer(detector="hog", hog_upsample=1, stages=("landmarks",))
+    analyzer = FaceAnalyzer(detector=DetectorConfig("hog", hog_upsample=1), stages=("landmarks",))
     from_gt, from_det, missed = [], [], 0
     images: dict = {}
     for file, box, gt in _ground_truth(fixtures):
@@ -38,7 +39,7 @@ def landmark_errors(fixtures):
             img = load_image(fixtures / "dlib_faces" / file)
             images[file] = (img, analyzer.analyze(img))
         img, faces = images[file]
-        from_gt.append(_nme(predictor.predict(img, Face(box=box, score=1, detector="hog")), gt))
+        from_gt.append(_nme(predictor.predict(img, Face(box=box, detector_score=1, detector="hog")), gt))
         best = max(faces, key=lambda f: f.box.iou(box), default=None)
         if best is None or best.box.iou(box) < 0.3:
             missed += 1
@@ -70,10 +71,10 @@ def test_five_from_68_and_predictor_box():
     assert five.tolist() == [[10, 20], [30, 20], [20, 30], [12, 40], [28, 40]]
     with pytest.raises(ValueError):
         five_from_68(np.zeros((5, 2)))
-    f = Face(box=Box(0, 0, 1, 1), score=1, detector="mtcnn", landmarks=five)
+    f = Face(box=Box(0, 0, 1, 1), detector_score=1, detector="mtcnn", keypoints=five)
     b = predictor_box(f)
     # centred between eyes and mouth, side proportional to the eye-mouth distance (20 px)
     assert b.center[0] == pytest.approx(20)
     assert b.width == pytest.approx(2.18 * 20, rel=1e-3)
-    hog = Face(box=Box(1, 2, 3, 4), score=1, detector="hog")
+    hog = Face(box=Box(1, 2, 3, 4), detector_score=1, detector="hog")
     assert predictor_box(hog) == hog.box

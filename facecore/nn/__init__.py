@@ -8,6 +8,11 @@ Modules: :mod:`~facecore.nn.resnet` (ResNet / SE / EraseReLU / DRN backbones),
 networks), :mod:`~facecore.nn.orn` (oriented response convolutions),
 :mod:`~facecore.nn.regularizers`, :mod:`~facecore.nn.losses`, :mod:`~facecore.nn.optim` and
 :mod:`~facecore.nn.vggface` (VGG-Face with a loader for the original published weights).
+
+Pretrained weights are entries of the model manifest (:mod:`facecore.model_store`), named by
+``create_model(name, pretrained=True | "<entry>" | spec)`` and sha256-checked when resolved. This
+package knows nothing of the face pipeline (detection, landmarks, alignment): which crop a set of
+weights expects is the manifest entry's ``chip``.
 """
 
 # Importing the model modules registers their factories (including ``dlib_face_resnet``).
@@ -22,11 +27,20 @@ from facecore.nn import (
     resnet,
     vggface,
 )
-from facecore.nn.registry import create_model, is_model, list_models, register_model
+from facecore.nn.registry import (
+    create_model,
+    default_weights,
+    is_model,
+    list_models,
+    pretrained_spec,
+    register_model,
+    resolve_weights,
+)
 
 __all__ = [
     "binary",
     "create_model",
+    "default_weights",
     "dlib_resnet",
     "ensembles",
     "is_model",
@@ -34,8 +48,10 @@ __all__ = [
     "losses",
     "optim",
     "orn",
+    "pretrained_spec",
     "register_model",
     "regularizers",
     "resnet",
+    "resolve_weights",
     "vggface",
 ]

@@ -51,12 +51,9 @@ __all__ = [
     "DlibNetFile",
     "parse_dlib_net",
     "read_dlib_net",
-    "default_dlib_resnet_path",
 ]
 
 logger = logging.getLogger(__name__)
-
-DLIB_RESNET_FILENAME = "dlib_face_recognition_resnet_model_v1.dat"
 
 # Wrapper versions written by dlib's add_loss_layer / add_layer / add_tag_layer / add_skip_layer.
 _VERSION_LOSS = 1
@@ -585,29 +582,8 @@ def read_dlib_net(path: str | os.PathLike[str]) -> DlibNetFile:
         data = p.read_bytes()
     except FileNotFoundError:
         raise ModelNotFoundError(
-            f"{p}: dlib model file not found; it is installed by the 'face-recognition-models' "
-            "package (pip install face-recognition-models==0.3.0)"
+            f"{p}: dlib model file not found; dlib's face-recognition ResNet is installed by the "
+            "'face-recognition-models' package (pip install face-recognition-models==0.3.0) and "
+            "found with facecore.model_store.resolve('dlib_face_recognition_resnet')"
         ) from None
     return parse_dlib_net(data, str(p))
-
-
-def default_dlib_resnet_path() -> Path:
-    """Path of ``dlib_face_recognition_resnet_model_v1.dat`` from ``face-recognition-models``.
-
-    The package is located without importing it (its ``__init__`` imports ``pkg_resources``).
-
-    Raises
-    ------
-    ModelNotFoundError
-        If the package or the file is missing.
-    """
-    import importlib.util
-
-    hint = "install it with: pip install face-recognition-models==0.3.0"
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(f"package 'face_recognition_models' is not installed; {hint}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / DLIB_RESNET_FILENAME
-    if not path.is_file():
-        raise ModelNotFoundError(f"{path} is missing; {hint}")
-    return path

@@ -37,7 +37,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facecore.align import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
 from facecore.errors import ModelCorruptError
 from facecore.nn.dlib_format import (
     AddPrevLayer,
@@ -49,14 +48,13 @@ from facecore.nn.dlib_format import (
     LayerRecord,
     MaxPoolParams,
     ReluLayer,
-    default_dlib_resnet_path,
     read_dlib_net,
 )
-from facecore.nn.registry import register_model
+from facecore.nn.registry import register_model, resolve_weights
 
 __all__ = [
-    "CHIP_SIZE",
-    "CHIP_PADDING",
+    "INPUT_SIZE",
+    "INPUT_SCALE",
     "DLIB_INPUT_MEANS",
     "FEATURE_NODES",
     "ChannelAffine",
@@ -68,16 +66,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHIP_SIZE = DLIB_CHIP_SIZE
-"""Side of the aligned chip the network takes (``dlib.get_face_chip(..., size=150)``)."""
+INPUT_SIZE = 150
+"""Side of the network's square RGB input (the ``.dat`` file's ``input_rgb_image_sized<150>``).
 
-CHIP_PADDING = DLIB_CHIP_PADDING
-"""The ``padding`` dlib uses for recognition chips (``dlib.get_face_chip(..., padding=0.25)``)."""
+Which aligned crop fills it (dlib's chip, padding 0.25) is the manifest entry's ``chip``, not
+this module's concern."""
+
+INPUT_SCALE = 256.0
+"""The input is ``(v - mean_c) / INPUT_SCALE`` on 0-255 values (the manifest's ``scale`` 1/256)."""
 
 DLIB_INPUT_MEANS = (122.782, 117.001, 104.298)
 """Per-channel (R, G, B) means of the published model; the loaded file's values take precedence."""
-
-_INPUT_SCALE = 256.0
 
 FEATURE_NODES = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "pooled", "embedding")
 """Keys of :meth:`DlibFaceResNet.forward_feature_dict`, input to output."""
@@ -201,7 +200,7 @@ class DlibFaceResNet(nn.Module):
     :meth:`preprocess`. All weights are ordinary ``nn.Parameter`` s.
     """
 
-    default_input_size = (3, CHIP_SIZE, CHIP_SIZE)
+    default_input_size = (3, INPUT_SIZE, INPUT_SIZE)
 
     def __init__(
         self,
@@ -259,7 +258,8 @@ class DlibFaceResNet(nn.Module):
         Parameters
         ----------
         chips : uint8 array, shape (N, 150, 150, 3) or (150, 150, 3)
-            RGB chips from ``dlib.get_face_chip(img, shape, size=150, padding=0.25)``.
+            Aligned RGB face crops; dlib's weights expect the crop of their manifest entry's
+            ``chip`` (``dlib.get_face_chip(img, shape, size=150, padding=0.25)``).
 
         Returns
         -------
@@ -276,13 +276,13 @@ class DlibFaceResNet(nn.Module):
             raise ValueError(f"chips must be uint8 RGB, got dtype {t.dtype}")
         if t.ndim == 3:
             t = t.unsqueeze(0)
-        if t.ndim != 4 or tuple(t.shape[1:]) != (CHIP_SIZE, CHIP_SIZE, 3):
+        if t.ndim != 4 or tuple(t.shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 3):
             raise ValueError(
-                f"chips must have shape (N, {CHIP_SIZE}, {CHIP_SIZE}, 3), got {tuple(t.shape)}"
+                f"chips must have shape (N, {INPUT_SIZE}, {INPUT_SIZE}, 3), got {tuple(t.shape)}"
             )
         means = self.input_means
         x = t.to(device=means.device).permute(0, 3, 1, 2).to(torch.float32)
-        return ((x - means.view(1, 3, 1, 1)) / _INPUT_SCALE).contiguous()
+        return ((x - means.view(1, 3, 1, 1)) / INPUT_SCALE).contiguous()
 
     # ----------------------------------------------------------------------------- forward
     def forward_stages(self, x: Tensor) -> list[Tensor]:
@@ -453,8 +453,9 @@ class DlibFaceResNet(nn.Module):
         Parameters
         ----------
         path : path-like, optional
-            The file; by default ``dlib_face_recognition_resnet_model_v1.dat`` from the
-            installed ``face-recognition-models`` package.
+            The file. By default the default manifest entry of ``dlib_face_resnet``
+            (``dlib_face_recognition_resnet``), found and sha256-checked by
+            :func:`facecore.model_store.resolve`.
 
         Returns
         -------
@@ -466,13 +467,13 @@ class DlibFaceResNet(nn.Module):
         ModelNotFoundError
             If the file is missing.
         ModelCorruptError
-            If it is malformed or holds another network.
+            If it is malformed, fails its sha256 check (default file) or holds another network.
         """
-        net = read_dlib_net(default_dlib_resnet_path() if path is None else path)
-        if (net.input.nr, net.input.nc) != (CHIP_SIZE, CHIP_SIZE):
+        net = read_dlib_net(resolve_weights("dlib_face_resnet") if path is None else path)
+        if (net.input.nr, net.input.nc) != (INPUT_SIZE, INPUT_SIZE):
             raise ModelCorruptError(
                 f"{net.path}: input size {net.input.nr}x{net.input.nc}, expected "
-                f"{CHIP_SIZE}x{CHIP_SIZE}"
+                f"{INPUT_SIZE}x{INPUT_SIZE}"
             )
         model = cls(input_means=net.input.means)
         model.load_dlib_weights(net)
@@ -508,30 +509,35 @@ def _pool_geometry(m: nn.Module | None) -> tuple[tuple[int, int], ...]:
     return pair(m.kernel_size), pair(m.stride), pair(m.padding)
 
 
-@register_model
+@register_model(default_weights="dlib_face_recognition_resnet")
 def dlib_face_resnet(
-    pretrained: bool = False,
-    num_outputs: int | None = None,
     weights_path: str | os.PathLike[str] | None = None,
+    num_outputs: int | None = None,
 ) -> DlibFaceResNet:
     """dlib's face-recognition ResNet (29 convolutions, 128-D descriptor).
 
+    Build it with :func:`facecore.nn.create_model`: ``create_model("dlib_face_resnet",
+    pretrained=True)`` loads the weights of the manifest entry ``dlib_face_recognition_resnet``
+    (``dlib_face_recognition_resnet_model_v1.dat``, installed by ``face-recognition-models``,
+    sha256-checked); ``pretrained`` may also name another manifest entry of this architecture.
+    Never downloads.
+
     Parameters
     ----------
-    pretrained : bool
-        Load the weights of ``dlib_face_recognition_resnet_model_v1.dat`` (from
-        ``face-recognition-models``, or ``weights_path``). Never downloads.
+    weights_path : path-like, optional
+        A dlib ``.dat`` file to load (the registry passes the resolved manifest file); None
+        gives a freshly initialised network.
     num_outputs : int, optional
         If given, the 256 -> 128 descriptor layer is replaced by a fresh ``nn.Linear`` with bias
         and ``num_outputs`` outputs (for fine-tuning the pretrained trunk on a new target).
-    weights_path : path-like, optional
-        Another copy of the ``.dat`` file; only used when ``pretrained``.
 
     Returns
     -------
     DlibFaceResNet
     """
-    model = DlibFaceResNet.from_dlib_file(weights_path) if pretrained else DlibFaceResNet()
+    model = (
+        DlibFaceResNet() if weights_path is None else DlibFaceResNet.from_dlib_file(weights_path)
+    )
     if num_outputs is not None:
         model.fc = nn.Linear(model.num_features, int(num_outputs), bias=True)
         model.num_outputs = int(num_outputs)

@@ -27,9 +27,17 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from facecore.nn.dlib_resnet import CHIP_SIZE, DlibFaceResNet
+from facecore.nn.dlib_resnet import INPUT_SIZE, DlibFaceResNet
+from facecore.nn.registry import resolve_weights
 
-__all__ = ["DlibResNetFeatures", "FEATURE_PRESETS", "available_features", "feature_dims"]
+__all__ = [
+    "DlibResNetFeatures",
+    "FEATURE_PRESETS",
+    "available_features",
+    "feature_dims",
+    "node_feature",
+    "resolve_layers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +78,8 @@ def available_features() -> list[str]:
     return sorted(feature_dims()) + sorted(FEATURE_PRESETS)
 
 
-def _resolve_layers(layers: str | Sequence[str]) -> tuple[str, ...]:
+def resolve_layers(layers: str | Sequence[str]) -> tuple[str, ...]:
+    """The single feature names a ``layers`` argument selects, presets expanded."""
     names: list[str] = []
     for item in [layers] if isinstance(layers, str) else list(layers):
         if not isinstance(item, str):
@@ -91,10 +100,10 @@ def _resolve_layers(layers: str | Sequence[str]) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def _frozen_model(path: str | None) -> DlibFaceResNet:
+def _frozen_model(path: str) -> DlibFaceResNet:
     model = DlibFaceResNet.from_dlib_file(path)
     model.requires_grad_(False)
-    logger.info("loaded frozen dlib face ResNet from %s", path or "face-recognition-models")
+    logger.info("loaded frozen dlib face ResNet from %s", path)
     return model.eval()
 
 
@@ -112,7 +121,9 @@ class DlibResNetFeatures(TransformerMixin, BaseEstimator):
     batch_size : int, default=32
         Chips per forward pass.
     weights_path : path-like, optional
-        The ``.dat`` file; by default the one installed by ``face-recognition-models``.
+        The ``.dat`` file; by default the file of the manifest entry
+        ``dlib_face_recognition_resnet`` (the default weights of ``dlib_face_resnet``), found and
+        sha256-checked by :func:`facecore.model_store.resolve`.
 
     Attributes
     ----------
@@ -125,8 +136,9 @@ class DlibResNetFeatures(TransformerMixin, BaseEstimator):
     -----
     Stateless: :meth:`fit` only validates the parameters, and :meth:`transform` works without it.
     The network is loaded once per process and weights file and is frozen
-    (``torch.inference_mode``, ``requires_grad=False``). Input chips must come from
-    ``dlib.get_face_chip(img, shape, size=150, padding=0.25)`` to match the training crops.
+    (``torch.inference_mode``, ``requires_grad=False``). Input chips must be the crop named by
+    the weights' manifest entry (``chip``: dlib's chip, 150 pixels, padding 0.25, i.e.
+    ``dlib.get_face_chip(img, shape, size=150, padding=0.25)``) to match the training crops.
     """
 
     def __init__(
@@ -148,7 +160,7 @@ class DlibResNetFeatures(TransformerMixin, BaseEstimator):
     def _validate(self) -> tuple[str, ...]:
         if not isinstance(self.batch_size, int | np.integer) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        return _resolve_layers(self.layers)
+        return resolve_layers(self.layers)
 
     def fit(self, X: Any, y: Any = None) -> DlibResNetFeatures:
         """Validate the parameters; nothing is learned.
@@ -182,7 +194,10 @@ class DlibResNetFeatures(TransformerMixin, BaseEstimator):
         """
         chips = _check_chips(X)
         names = self._validate()
-        path = None if self.weights_path is None else str(Path(self.weights_path).resolve())
+        if self.weights_path is None:
+            path = str(resolve_weights("dlib_face_resnet"))
+        else:
+            path = str(Path(self.weights_path).resolve())
         model = _frozen_model(path)
         width = sum(feature_dims()[n] for n in names)
         out = np.empty((len(chips), width), dtype=np.float32)
@@ -190,7 +205,7 @@ class DlibResNetFeatures(TransformerMixin, BaseEstimator):
             for start in range(0, len(chips), int(self.batch_size)):
                 batch = chips[start : start + int(self.batch_size)]
                 nodes = model.forward_feature_dict(model.preprocess(batch))
-                cols = [_feature(nodes, n) for n in names]
+                cols = [node_feature(nodes, n) for n in names]
                 out[start : start + len(batch)] = torch.cat(cols, dim=1).cpu().numpy()
         return out
 
@@ -202,7 +217,9 @@ class DlibResNetFeatures(TransformerMixin, BaseEstimator):
         )
 
 
-def _feature(nodes: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+def node_feature(nodes: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+    """One feature (a name of :func:`feature_dims`) from the node outputs of
+    :meth:`~facecore.nn.dlib_resnet.DlibFaceResNet.forward_feature_dict`, shape (N, dim)."""
     if name in _VECTOR_DIMS:
         return nodes[name]
     node, stat = name.rsplit("_", 1)
@@ -214,9 +231,9 @@ def _feature(nodes: dict[str, torch.Tensor], name: str) -> torch.Tensor:
 
 def _check_chips(X: Any) -> np.ndarray:
     chips = np.asarray(X)
-    if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
+    if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
         raise ValueError(
-            f"expected uint8 chips of shape (n, {CHIP_SIZE}, {CHIP_SIZE}, 3), "
+            f"expected uint8 chips of shape (n, {INPUT_SIZE}, {INPUT_SIZE}, 3), "
             f"got {chips.dtype} {chips.shape}"
         )
     return chips

@@ -27,14 +27,14 @@ def test_no_face(no_face_photo, detector):
 
 def test_mtcnn_gives_five_points_inside_the_box(one_face_photo):
     (face,) = detect_faces(one_face_photo, detector="mtcnn")
-    assert face.landmarks.shape == (5, 2)
-    b = face.box
-    assert np.all((face.landmarks[:, 0] > b.x1) & (face.landmarks[:, 0] < b.x2))
-    assert np.all((face.landmarks[:, 1] > b.y1) & (face.landmarks[:, 1] < b.y2))
+    assert face.keypoints.shape == (5, 2) and face.landmarks is None
+    kp, b = face.keypoints, face.box
+    assert np.all((kp[:, 0] > b.x1) & (kp[:, 0] < b.x2))
+    assert np.all((kp[:, 1] > b.y1) & (kp[:, 1] < b.y2))
     # image-left eye is left of image-right eye, mouth below the eyes
-    assert face.landmarks[0, 0] < face.landmarks[1, 0]
-    assert face.landmarks[3, 1] > face.landmarks[0, 1]
-    assert 0.9 <= face.score <= 1.0
+    assert kp[0, 0] < kp[1, 0]
+    assert kp[3, 1] > kp[0, 1]
+    assert face.detector_score == pytest.approx(0.99974, abs=1e-4)  # measured
 
 
 def test_hog_and_mtcnn_agree_on_the_face(one_face_photo):
@@ -59,16 +59,16 @@ def test_downscaled_detection_maps_boxes_back(one_face_photo):
 
 def test_order_and_cap():
     faces = [
-        Face(box=Box(0, 0, 10, 10), score=1, detector="hog"),
-        Face(box=Box(0, 0, 30, 30), score=0.5, detector="hog"),
-        Face(box=Box(0, 0, 20, 20), score=2, detector="hog"),
+        Face(box=Box(0, 0, 10, 10), detector_score=1, detector="hog"),
+        Face(box=Box(0, 0, 30, 30), detector_score=0.5, detector="hog"),
+        Face(box=Box(0, 0, 20, 20), detector_score=2, detector="hog"),
     ]
     out = order_and_cap(faces, 2)
     assert [f.box.x2 for f in out] == [30, 20]
 
 
 def test_detector_arguments_are_checked():
-    with pytest.raises(ValueError, match="unknown detector"):
+    with pytest.raises(ValueError, match="detector must be one of"):
         make_detector("haar")
     with pytest.raises(ValueError, match="upsample"):
         HogDetector(upsample=9)

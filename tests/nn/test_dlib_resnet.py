@@ -16,24 +16,26 @@ import pytest
 import torch
 from sklearn.base import clone
 
+from facecore import model_store
 from facecore.errors import ModelCorruptError, ModelNotFoundError
 from facecore.nn.dlib_format import (
     AffineParams,
     ConvParams,
     DlibReader,
     FcParams,
-    default_dlib_resnet_path,
     parse_dlib_net,
     read_dlib_net,
 )
 from facecore.nn.dlib_resnet import (
     FEATURE_NODES,
+    INPUT_SCALE,
+    INPUT_SIZE,
     DlibFaceResNet,
     dlib_face_resnet,
     padded_add,
 )
 from facecore.nn.features import DlibResNetFeatures
-from facecore.nn.registry import create_model, is_model
+from facecore.nn.registry import create_model, default_weights, is_model, resolve_weights
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SHARED_PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "fixtures"
@@ -70,7 +72,7 @@ def _models_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def dat_path() -> Path:
-    return default_dlib_resnet_path()
+    return model_store.resolve("dlib_face_recognition_resnet")
 
 
 @pytest.fixture(scope="module")
@@ -238,12 +240,12 @@ def test_parity_with_dlib_on_shared_photos(model: DlibFaceResNet, dlib_tools) ->
     assert np.abs(out - ref).max() <= PARITY_ATOL
 
 
-def test_preprocess_matches_dlib_input_layer(model: DlibFaceResNet) -> None:
+def test_preprocess_matches_dlib_input_layer(model: DlibFaceResNet, dat_path: Path) -> None:
     chip = np.zeros((150, 150, 3), dtype=np.uint8)
     chip[..., 0] = 255
     x = model.preprocess(chip)
     assert x.shape == (1, 3, 150, 150) and x.dtype == torch.float32
-    means = read_dlib_net(default_dlib_resnet_path()).input.means
+    means = read_dlib_net(dat_path).input.means
     assert x[0, 0, 0, 0].item() == pytest.approx((255 - means[0]) / 256, abs=1e-6)
     assert x[0, 2, 5, 5].item() == pytest.approx(-means[2] / 256, abs=1e-6)
     with pytest.raises(ValueError, match="uint8"):
@@ -277,7 +279,7 @@ def test_feature_dict_shapes_and_consistency(model: DlibFaceResNet, bundled_face
 
 
 def test_network_is_trainable(model: DlibFaceResNet, bundled_faces) -> None:
-    net = dlib_face_resnet(pretrained=True, num_outputs=1)
+    net = create_model("dlib_face_resnet", pretrained=True, num_outputs=1)
     params = list(net.parameters())
     assert params and all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in params)
     assert sum(p.numel() for p in net.parameters()) == 5_614_592 - 256 * 128 + 256 + 1
@@ -296,11 +298,108 @@ def test_registry_factory(model: DlibFaceResNet) -> None:
     assert isinstance(fresh, DlibFaceResNet)
     with torch.inference_mode():
         assert fresh(torch.zeros(2, 3, 150, 150)).shape == (2, 128)
-    loaded = create_model("dlib_face_resnet", pretrained=True)
-    for (n1, p1), (n2, p2) in zip(
-        loaded.state_dict().items(), model.state_dict().items(), strict=True
-    ):
-        assert n1 == n2 and torch.equal(p1, p2)
+    assert default_weights("dlib_face_resnet") == "dlib_face_recognition_resnet"
+    spec = model_store.get_spec("dlib_face_recognition_resnet")
+    for pretrained in (True, "dlib_face_recognition_resnet", spec):
+        loaded = create_model("dlib_face_resnet", pretrained=pretrained)
+        assert _same_weights(loaded, model), pretrained
+    explicit = DlibFaceResNet.from_dlib_file(model_store.resolve(spec))
+    assert _same_weights(explicit, model)
+    direct = dlib_face_resnet(weights_path=model_store.resolve(spec))
+    assert _same_weights(direct, model)
+    assert resolve_weights("dlib_face_resnet") == model_store.resolve(spec)
+    with pytest.raises(ValueError, match="names no weights"):
+        resolve_weights("dlib_face_resnet", False)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_manifest_entry_matches_the_network_and_its_file(
+    model: DlibFaceResNet, dat_path: Path
+) -> None:
+    spec = model_store.get_spec(default_weights("dlib_face_resnet"))
+    net = read_dlib_net(dat_path)
+    assert spec.architecture == "dlib_face_resnet" and spec.task == "face_descriptor"
+    assert spec.input_size == (INPUT_SIZE, INPUT_SIZE) == (net.input.nr, net.input.nc)
+    assert model.default_input_size == (3, *spec.input_size)
+    assert spec.normalisation is not None
+    assert spec.normalisation.mean == pytest.approx(net.input.means, abs=1e-4)
+    assert spec.normalisation.scale == 1 / INPUT_SCALE
+    assert spec.output("embedding").dim == model.num_outputs == 128
+    assert spec.chip == model_store.ChipSpec(method="dlib", size=150, padding=0.25)
+
+
+def _tmp_entry(tmp_path: Path, file: str, data: bytes, **fields: object) -> model_store.ModelSpec:
+    (tmp_path / file).write_bytes(data)
+    entry = {
+        "name": "resnet_copy",
+        "file": file,
+        "sha256": model_store.sha256_file(tmp_path / file),
+        "task": "face_descriptor",
+        "architecture": "dlib_face_resnet",
+        "input_size": [150, 150],
+        **fields,
+    }
+    model_store.write_manifest_entry(entry, tmp_path)
+    return model_store.get_spec("resnet_copy", tmp_path)
+
+
+def test_pretrained_from_another_models_dir(
+    model: DlibFaceResNet, dat_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _tmp_entry(tmp_path, "copy.dat", dat_bytes)
+    monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))
+    assert _same_weights(create_model("dlib_face_resnet", pretrained="resnet_copy"), model)
+    assert _same_weights(create_model("dlib_face_resnet", pretrained=spec), model)
+
+
+def test_pretrained_corrupt_file_is_refused(
+    dat_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _tmp_entry(tmp_path, "copy.dat", dat_bytes)
+    monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))
+    with open(tmp_path / "copy.dat", "r+b") as fh:  # flip one weight byte, same size
+        fh.seek(len(dat_bytes) // 2)
+        byte = fh.read(1)
+        fh.seek(len(dat_bytes) // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelCorruptError, match=r"copy\.dat.*sha256"):
+        create_model("dlib_face_resnet", pretrained="resnet_copy")
+    with pytest.raises(ModelCorruptError, match="sha256"):
+        create_model("dlib_face_resnet", pretrained=spec)
+    (tmp_path / "copy.dat").unlink()
+    with pytest.raises(ModelNotFoundError, match=r"copy\.dat.*missing"):
+        create_model("dlib_face_resnet", pretrained="resnet_copy")
+
+
+def test_pretrained_file_of_another_kind_is_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sha256 matches the manifest, but the file is a shape predictor, not the ResNet
+    other = (_models_dir() / "shape_predictor_5_face_landmarks.dat").read_bytes()
+    _tmp_entry(tmp_path, "sp5.dat", other)
+    monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelCorruptError, match=r"sp5\.dat"):
+        create_model("dlib_face_resnet", pretrained="resnet_copy")
+
+
+def test_pretrained_entry_must_fit_the_architecture(
+    dat_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))
+    wrong_size = _tmp_entry(tmp_path, "copy.dat", dat_bytes, input_size=[112, 112])
+    with pytest.raises(ValueError, match=r"input_size \(112, 112\)"):
+        create_model("dlib_face_resnet", pretrained=wrong_size)
+    other_arch = _tmp_entry(tmp_path, "copy.dat", dat_bytes, architecture="resnet18")
+    with pytest.raises(ValueError, match="architecture 'resnet18', not 'dlib_face_resnet'"):
+        create_model("dlib_face_resnet", pretrained=other_arch)
+    with pytest.raises(ModelNotFoundError, match="not in the manifest"):
+        create_model("dlib_face_resnet", pretrained="no_such_entry")
+    with pytest.raises(TypeError, match="not both"):
+        create_model("dlib_face_resnet", pretrained=True, weights_path=tmp_path / "copy.dat")
 
 
 def test_loading_into_other_architecture_fails(dat_path: Path) -> None:
@@ -350,3 +449,20 @@ def test_features_transformer_layers_and_validation(bundled_faces) -> None:
     with pytest.raises(ValueError, match="uint8 chips"):
         DlibResNetFeatures().fit(chips[0])
     assert clone(DlibResNetFeatures(layers="pooled")).get_params()["layers"] == "pooled"
+
+
+def test_features_default_weights_go_through_the_resolver(
+    bundled_faces, dat_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A models folder whose default ResNet entry points at a copy with one byte changed.
+    tampered = bytearray(dat_bytes)
+    tampered[len(tampered) // 2] ^= 0xFF
+    (tmp_path / "r.dat").write_bytes(bytes(tampered))
+    entry = model_store.get_spec("dlib_face_recognition_resnet").to_dict()
+    for key in ("package", "package_file"):
+        entry.pop(key)
+    entry["file"] = "r.dat"
+    model_store.write_manifest_entry(entry, tmp_path)
+    monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelCorruptError, match=r"r\.dat.*sha256"):
+        DlibResNetFeatures(layers="embedding").transform(bundled_faces[0][:1])

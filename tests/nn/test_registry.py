@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from facecore.nn import create_model, list_models
+from facecore import model_store
+from facecore.nn import create_model, default_weights, is_model, list_models, register_model
 
 torch.set_num_threads(1)
 
@@ -86,3 +90,55 @@ def test_model_forward_backward_and_feature_info(name: str) -> None:
         for got, size in ((stage.shape[-2], h), (stage.shape[-1], w)):
             # Exact for "same"-padded networks; valid convolutions may lose a couple of pixels.
             assert math.floor(size / r) - 2 <= got <= math.ceil(size / r), (i["module"], got)
+
+
+def test_nn_imports_nothing_of_the_face_pipeline() -> None:
+    code = (
+        "import json, sys; import facecore.nn, facecore.nn.features; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('facecore', 'app')))))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    loaded = set(json.loads(r.stdout))
+    assert "facecore.nn.dlib_resnet" in loaded and "facecore.model_store" in loaded
+    pipeline = ("align", "analyzer", "descriptor", "landmarks", "detect", "attractiveness")
+    leaked = sorted(
+        m
+        for m in loaded
+        if any(m == f"facecore.{p}" or m.startswith(f"facecore.{p}.") for p in pipeline)
+    )
+    assert not leaked, f"facecore.nn imports the face pipeline: {leaked}"
+    assert not any(m == "app" or m.startswith("app.") for m in loaded)
+
+
+def test_every_network_in_the_manifest_loads_pretrained() -> None:
+    entries = [s for s in model_store.load_manifest().values() if is_model(s.architecture)]
+    assert {s.name for s in entries} >= {"dlib_face_recognition_resnet"}
+    for spec in entries:
+        model = create_model(spec.architecture, pretrained=spec.name)
+        assert isinstance(model, torch.nn.Module), spec.name
+        if spec.input_size is not None:
+            assert tuple(model.default_input_size)[-2:] == spec.input_size, spec.name
+    for name in MODELS:
+        entry = default_weights(name)
+        if entry is not None:
+            assert model_store.get_spec(entry).architecture == name
+
+
+def test_pretrained_needs_weights_the_model_can_take() -> None:
+    with pytest.raises(ValueError, match="cannot load pretrained weights"):
+        create_model("resnet_tiny", pretrained=True)
+    with pytest.raises(ValueError, match="cannot load pretrained weights"):
+        create_model("resnet_tiny", pretrained="dlib_face_recognition_resnet")
+    with pytest.raises(TypeError, match="pretrained must be"):
+        create_model("dlib_face_resnet", pretrained=1.0)
+    with pytest.raises(ValueError, match="unknown model 'no_such_net'"):
+        create_model("no_such_net", pretrained=True)
+    assert default_weights("resnet_tiny") is None
+
+    def net_without_weights_argument() -> torch.nn.Module:
+        return torch.nn.Identity()
+
+    with pytest.raises(ValueError, match="no weights_path argument"):
+        register_model(default_weights="dlib_face_recognition_resnet")(net_without_weights_argument)
+    assert not is_model("net_without_weights_argument")
