@@ -55,3 +55,34 @@ def test_align_face_checks_shapes():
         align_face(np.zeros((10, 10, 3), np.uint8), np.zeros((4, 2)))
     with pytest.raises(ValueError):
         align_face(np.zeros((10, 10, 3), np.uint8), TEMPLATE_5PT_112, size=4)
+
+
+def test_face_crop_is_cut_once_and_cached_on_the_face(analyzer, one_face_photo, monkeypatch):
+    import facecore.align as align
+    from facecore.align import AlignSpec, face_crop, face_crops
+    from facecore.io import load_image
+
+    img = load_image(one_face_photo)
+    (face,) = analyzer.analyze(img, stages=("landmarks",))
+    spec = AlignSpec("similarity5", 128, 0.05)
+    crop = face_crop(img, face, spec)
+    np.testing.assert_array_equal(crop, align_face(img, face.landmarks, size=128, padding=0.05))
+    assert not crop.flags.writeable
+    calls = []
+    monkeypatch.setattr(align, "_cut", lambda *a: calls.append(a))
+    assert face_crop(img, face.with_features(x=np.zeros(1)), spec) is crop  # shared by copies
+    assert calls == []
+    assert face_crops(img, [face, face], spec).shape == (2, 128, 128, 3)
+    assert face_crops(img, [], spec).shape == (0, 128, 128, 3)
+
+
+def test_align_spec_is_checked():
+    from facecore.align import AlignSpec
+
+    with pytest.raises(ValueError, match="align method"):
+        AlignSpec("affine", 128, 0.0)
+    with pytest.raises(ValueError, match="size"):
+        AlignSpec("dlib", 4, 0.0)
+    assert AlignSpec.of({"method": "dlib", "size": 150, "padding": 0.25}) == AlignSpec(
+        "dlib", 150, 0.25
+    )

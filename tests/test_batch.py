@@ -94,11 +94,46 @@ def test_mismatched_existing_output_is_refused(folder, tmp_path, capsys):
     assert out.read_text() == "a,b\n1,2\n"
 
 
-def test_default_batch_has_an_attractiveness_score_column(folder, tmp_path):
+def test_default_batch_has_the_default_heads_columns(folder, tmp_path):
     out = tmp_path / "scores.csv"
     run_batch([folder / "two.jpg", folder / "dog.jpg"], out, progress=False)
     rows = _read(out)
-    assert list(rows[0])[-2:] == ["score", "error"]
+    assert list(rows[0])[-2:] == ["attractiveness", "error"]
+    assert "detector_score" in rows[0]
     faces = [r for r in rows if not r["error"]]
-    assert len(faces) == 2 and all(1 <= float(r["score"]) <= 5 for r in faces)
-    assert [r["score"] for r in rows if r["error"]] == [""]
+    # golden values: the shipped model on two_people.jpg (the same as facecore.score gives)
+    assert [float(r["attractiveness"]) for r in faces] == pytest.approx([2.4456, 2.6132], abs=2e-3)
+    assert [r["attractiveness"] for r in rows if r["error"]] == [""]
+
+
+def test_batch_rows_equal_the_library_and_the_cli(folder, tmp_path, capsys):
+    import json
+
+    import facecore
+
+    photo = folder / "two.jpg"
+    out = tmp_path / "same.csv"
+    assert main(["batch", str(photo), "-o", str(out), "--no-progress"]) == EXIT_OK
+    capsys.readouterr()
+    rows = _read(out)
+    lib = facecore.analyze(photo)
+    assert main(["analyze", "--json", str(photo)]) == EXIT_OK
+    (cli,) = json.loads(capsys.readouterr().out)
+    for row, face, rec in zip(rows, lib, cli["faces"], strict=True):
+        value = face.predictions["attractiveness"].value
+        assert float(row["attractiveness"]) == pytest.approx(value, abs=5e-5)
+        assert rec["predictions"]["attractiveness"]["value"] == pytest.approx(value, abs=1e-9)
+        assert float(row["x1"]) == pytest.approx(face.box.x1, abs=5e-5)
+
+
+def test_batch_model_option_and_its_errors(folder, tmp_path, capsys):
+    out = tmp_path / "m.csv"
+    args = ["batch", str(folder / "two.jpg"), "-o", str(out), "--no-progress"]
+    assert main([*args, "--model", "attractiveness=attractiveness_scut"]) == EXIT_OK
+    assert len(_read(out)) == 2
+    assert main([*args, "--model", "attractiveness=nope"]) == EXIT_USAGE
+    assert "no attractiveness model named 'nope'" in capsys.readouterr().err
+    assert main([*args, "--model", "nonsense"]) == EXIT_USAGE
+    assert "HEAD=NAME" in capsys.readouterr().err
+    assert main([*args, "--stages", "landmarks,gender"]) == EXIT_USAGE
+    assert "unknown stage 'gender'" in capsys.readouterr().err

@@ -18,7 +18,7 @@ def test_detect_json(two_face_photo, capsys):
 def test_detect_text_and_no_face(one_face_photo, no_face_photo, capsys):
     assert main(["detect", str(one_face_photo), str(no_face_photo)]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "1 face(s)" in out and "0 face(s)" in out and "box=(" in out
+    assert "1 face(s)" in out and "0 face(s)" in out and "box=(366.0, 136.0, 625.0, 395.0)" in out
 
 
 def test_bad_images_exit_1_and_the_rest_still_run(tmp_path, one_face_photo, png_bomb, capsys):
@@ -71,9 +71,40 @@ def test_score_json(two_face_photo, no_face_photo, capsys):
     assert main(["score", "--json", str(two_face_photo), str(no_face_photo)]) == EXIT_OK
     two, none = json.loads(capsys.readouterr().out)
     assert len(two["faces"]) == 2 and none["faces"] == []
-    assert all(1 <= f["score"] <= 5 for f in two["faces"])
+    preds = [f["predictions"]["attractiveness"] for f in two["faces"]]
+    assert [p["value"] for p in preds] == pytest.approx([2.4456, 2.6132], abs=2e-3)
+    assert {p["model"] for p in preds} == {"attractiveness_scut"}
+    assert all(f["landmarks"] is None for f in two["faces"])
 
 
-def test_score_unknown_model_exit_3(one_face_photo, capsys):
-    assert main(["score", "--model", "nope", str(one_face_photo)]) == EXIT_MODEL
-    assert "not in the manifest" in capsys.readouterr().err
+def test_score_unknown_model_is_a_usage_error(one_face_photo, capsys):
+    assert main(["score", "--model", "nope", str(one_face_photo)]) == EXIT_USAGE
+    assert "no attractiveness model named 'nope'" in capsys.readouterr().err
+
+
+def test_analyze_text_and_json_agree(one_face_photo, capsys):
+    assert main(["analyze", str(one_face_photo)]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "1 face(s)" in text and "attractiveness=2.778" in text and "landmarks=68" in text
+    assert main(["analyze", "--json", "--descriptor", str(one_face_photo)]) == EXIT_OK
+    ((face,),) = [e["faces"] for e in json.loads(capsys.readouterr().out)]
+    assert face["predictions"]["attractiveness"]["value"] == pytest.approx(2.7777, abs=1e-3)
+    assert len(face["embedding"]) == 128 and len(face["landmarks"]) == 68
+    assert face["box"] == [366.0, 136.0, 625.0, 395.0]
+
+
+def test_analyze_stages_option(one_face_photo, capsys):
+    assert main(["analyze", "--json", "--stages", "landmarks", str(one_face_photo)]) == EXIT_OK
+    ((face,),) = [e["faces"] for e in json.loads(capsys.readouterr().out)]
+    assert face["predictions"] == {} and len(face["landmarks"]) == 68
+    assert main(["analyze", "--stages", "gender", str(one_face_photo)]) == EXIT_USAGE
+    assert "unknown stage 'gender'" in capsys.readouterr().err
+
+
+def test_stages_lists_the_registry(capsys):
+    assert main(["stages", "--json"]) == EXIT_OK
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["attractiveness"]["requires"] == ["landmarks", "trunk"]
+    assert rows["attractiveness"]["default"] is True
+    assert main(["stages"]) == EXIT_OK
+    assert "attractiveness (default head)" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""AttractivenessModel (predict, clip, save/load checks) and the AttractivenessScorer stage."""
+"""AttractivenessModel (predict, clip, save/load checks) and the AttractivenessStage."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from facecore.attractiveness.face_features import FaceFeatureExtractor, layout_width
-from facecore.attractiveness.model import AttractivenessModel, AttractivenessScorer
-from facecore.errors import ModelCorruptError, ModelNotFoundError
+from facecore.attractiveness.model import AttractivenessModel, AttractivenessStage
+from facecore.errors import ModelCorruptError, UnknownModelError
 from facecore.io import load_image
-from facecore.model_store import get_spec, models_dir, sha256_file
+from facecore.model_store import sha256_file
 
 SHIPPED = "attractiveness_scut"
 DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
@@ -81,7 +81,12 @@ def test_save_load_round_trip_and_refusals(tmp_path: Path, image_and_faces) -> N
 
 
 def write_manifest(folder: Path, name: str, file: str) -> None:
-    entry = {"name": name, "file": file, "sha256": sha256_file(folder / file)}
+    entry = {
+        "name": name,
+        "file": file,
+        "sha256": sha256_file(folder / file),
+        "task": "attractiveness",
+    }
     (folder / "manifest.json").write_text(json.dumps({"schema": 1, "models": [entry]}))
 
 
@@ -90,7 +95,7 @@ def test_scorer_adds_predictions_and_loads_once(tmp_path: Path, image_and_faces)
     model = linear_model(FaceFeatureExtractor(), ("geometric", "blbp"), scale=0.5)
     model.save(tmp_path / "tiny.joblib")
     write_manifest(tmp_path, "tiny", "tiny.joblib")
-    scorer = AttractivenessScorer("tiny", models_dir=tmp_path)
+    scorer = AttractivenessStage(model="tiny", models_dir=tmp_path)
     loaded: list[object] = []
     threads = [threading.Thread(target=lambda: loaded.append(scorer.load())) for _ in range(4)]
     for t in threads:
@@ -102,37 +107,37 @@ def test_scorer_adds_predictions_and_loads_once(tmp_path: Path, image_and_faces)
     assert len(out) == len(faces)
     expected = model.predict_faces(image, faces)
     for face, score in zip(out, expected, strict=True):
-        assert face.predictions["attractiveness"] == pytest.approx(score)
+        assert face.predictions["attractiveness"].value == pytest.approx(score)
+        assert face.predictions["attractiveness"].model == "tiny"
     assert scorer(image, []) == []
 
 
 def test_scorer_missing_or_corrupt_model(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"schema": 1, "models": []}))
-    with pytest.raises(ModelNotFoundError):
-        AttractivenessScorer("nope", models_dir=tmp_path).load()
+    with pytest.raises(UnknownModelError, match="no attractiveness model named 'nope'"):
+        AttractivenessStage(model="nope", models_dir=tmp_path)  # refused at construction
     (tmp_path / "bad.joblib").write_bytes(b"x")
     write_manifest(tmp_path, "bad", "bad.joblib")
     (tmp_path / "bad.joblib").write_bytes(b"y")  # sha256 no longer matches
-    with pytest.raises(ModelCorruptError):
-        AttractivenessScorer("bad", models_dir=tmp_path).load()
+    stage = AttractivenessStage(model="bad", models_dir=tmp_path)
+    with pytest.raises(ModelCorruptError, match="corrupt"):
+        stage.load()
 
 
 # -- the shipped model ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def shipped_scorer() -> AttractivenessScorer:
-    try:
-        get_spec(SHIPPED)
-    except ModelNotFoundError:
-        pytest.skip(f"{SHIPPED} is not in {models_dir() / 'manifest.json'} yet")
-    return AttractivenessScorer(SHIPPED)
+def shipped_scorer() -> AttractivenessStage:
+    return AttractivenessStage(model=SHIPPED)  # a missing manifest entry fails, never skips
 
 
 def test_shipped_model_scores_a_photo(shipped_scorer, image_and_faces) -> None:
     image, faces = image_and_faces
     model = shipped_scorer.load()
     assert "non-commercial" in model.metadata["licence"]
-    score = shipped_scorer(image, faces)[0].predictions["attractiveness"]
-    assert 1.0 <= score <= 5.0
+    pred = shipped_scorer(image, faces)[0].predictions["attractiveness"]
+    # golden value of the shipped model on obama.jpg: a changed model or feature path moves it
+    assert pred.value == pytest.approx(2.7777, abs=1e-3)
+    assert pred.model == SHIPPED
 
 
 @pytest.mark.data
@@ -146,6 +151,6 @@ def test_shipped_model_orders_the_extremes(shipped_scorer, analyzer) -> None:
     for i in (int(np.argmax(ds.targets)), int(np.argmin(ds.targets))):
         image = load_image(ds.paths[i])
         faces = analyzer.analyze(image)
-        scores.append(shipped_scorer(image, faces[:1])[0].predictions["attractiveness"])
+        scores.append(shipped_scorer(image, faces[:1])[0].predictions["attractiveness"].value)
     high, low = scores
     assert high > low + 1.0
