@@ -1,10 +1,11 @@
 # facecore service image. Build: docker build -t facecore .   Run: docker run -p 8000:8000 facecore
 # Everything the service needs is in the image: the bundled models/ and the registry packages
-# that ship the dlib and MTCNN weights. Nothing is downloaded when the container runs.
+# that ship the dlib and MTCNN weights (the models/ folder is installed with the package as
+# facecore_models). Nothing is downloaded when the container runs. Settings: see README (FACECORE_ANALYZER__*).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    OMP_NUM_THREADS=2 FACECORE_MODELS_DIR=/srv/facecore/models
+    OMP_NUM_THREADS=2
 
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*

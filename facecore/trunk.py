@@ -29,7 +29,7 @@ from facecore.model_store import get_spec, resolve
 from facecore.stages import Output, register_stage
 from facecore.types import Face
 
-__all__ = ["TRUNK_MODEL", "TrunkStage", "chip_spec", "map_key"]
+__all__ = ["TRUNK_MODEL", "TrunkStage", "chip_spec", "map_key", "run_top"]
 
 #: Manifest name of the trunk network.
 TRUNK_MODEL = "dlib_face_recognition_resnet"
@@ -151,3 +151,28 @@ class TrunkStage:
             )
             for i, f in enumerate(faces)
         ]
+
+
+def run_top(top: Any, faces: Sequence[Face]) -> np.ndarray:
+    """Outputs of a head's fine-tuned top (:class:`facecore.nn.top.BackboneTop`) for faces the
+    ``trunk`` stage has run on: one batched forward from their shared map
+    (``face.features["trunk.<top.input_node>"]``), shape (N, num_outputs) float32.
+
+    Raises
+    ------
+    ValueError
+        If a face lacks the map (the trunk was not run, or does not keep that map).
+    """
+    import torch
+
+    key = map_key(top.input_node)
+    if not faces:
+        return np.zeros((0, top.fc.out_features), np.float32)
+    missing = [i for i, f in enumerate(faces) if key not in f.features]
+    if missing:
+        raise ValueError(
+            f"faces {missing} lack {key!r}; run the 'trunk' stage with "
+            f"keep_maps including {top.input_node!r}"
+        )
+    fmap = torch.from_numpy(np.stack([f.features[key] for f in faces]))
+    return top.predict(fmap).numpy()

@@ -5,6 +5,11 @@ Times each stage on one photo (a 350x350 SCUT-FBP5500 photo when ../shared/data 
 a bundled test photo) and prints the median, p90 and mean in milliseconds, then writes them to JSON.
 The machine's thread count is left as it is (torch and OpenCV use both cores here).
 
+Besides the shipped stages it times a stub head that owns a copy of the trunk's stages 4-5 and
+runs from the shared stage-3 map (``facecore.nn.top.BackboneTop`` with an untrained output layer;
+the timing of a fine-tuned head, not a model), and reports its cost as a share of one trunk
+forward.
+
     .venv/bin/python scripts/bench.py [--repeat 30] [--image PATH] [--out bench.json]
 """
 
@@ -43,8 +48,40 @@ def timeit(fn: Callable[[], object], repeat: int, warmup: int = 2) -> dict[str, 
     }
 
 
+class StubTopHead:
+    """A head with its own copy of trunk stages 4-5 (untrained output layer): bench only."""
+
+    name = "stub_top"
+    requires = ("trunk",)
+
+    def __init__(self, trunk_network: object) -> None:
+        from facecore.nn.top import BackboneTop
+        from facecore.stages import Output
+
+        self.top = BackboneTop(trunk_network, start="stage4", num_outputs=9).eval()
+        self.provides = (Output("stub_top", distribution=True),)
+
+    def load(self) -> None:
+        pass
+
+    def __call__(self, image, faces):
+        import numpy as np
+
+        from facecore.trunk import run_top
+        from facecore.types import Prediction
+
+        logits = run_top(self.top, faces)
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        bins = tuple(float(b) for b in np.linspace(1, 5, probs.shape[1]))
+        return [
+            f.with_prediction(self.name, Prediction.from_distribution(bins, p, "stub"))
+            for f, p in zip(faces, probs, strict=True)
+        ]
+
+
 def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
-    """name -> zero-argument callable, for every stage of the foundation pipeline."""
+    """name -> zero-argument callable, for every stage of the pipeline."""
     import numpy as np
     from fastapi.testclient import TestClient
 
@@ -52,10 +89,11 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     from app.main import create_app
     from facecore.align import align_face
     from facecore.analyzer import FaceAnalyzer
-    from facecore.descriptor import DlibDescriptor, TorchTrunk, face_chips
+    from facecore.descriptor import DlibDescriptor, face_chips
     from facecore.detect import HogDetector, MtcnnDetector
     from facecore.io import load_image
     from facecore.landmarks import LandmarkPredictor
+    from facecore.trunk import TrunkStage
 
     img = load_image(data)
     hog, mtcnn = HogDetector(), MtcnnDetector()
@@ -65,14 +103,17 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     lm = LandmarkPredictor()
     face = lm(img, faces[:1])[0]
     desc = DlibDescriptor()
-    trunk = TorchTrunk()
+    trunk = TrunkStage()
     chips = face_chips(img, [face])
     chips8 = np.repeat(chips, 8, axis=0)
-    analyzer = FaceAnalyzer().load()
-    client = TestClient(create_app(Settings(), analyzer=analyzer))
-    client.__enter__()
+    (with_maps,) = trunk(img, [face])
+    stub = StubTopHead(trunk.network)
 
-    scorer = FaceAnalyzer(stages=("attractiveness",)).load()
+    pipeline = FaceAnalyzer(stages=("landmarks", "trunk")).load()
+    heads = FaceAnalyzer().load()  # the default heads
+    with_stub = FaceAnalyzer(stages=("landmarks", "trunk", stub)).load()
+    client = TestClient(create_app(Settings(), analyzer=heads))
+    client.__enter__()
 
     def request(route: str) -> None:
         r = client.post(route, files={"file": ("a.jpg", data, "image/jpeg")})
@@ -84,14 +125,18 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         "detect_mtcnn": lambda: mtcnn.detect(img),
         "landmarks_68": lambda: lm.predict(img, face),
         "align_112": lambda: align_face(img, face.landmarks, size=112),
-        "dlib_chip_150": lambda: face_chips(img, [face]),
+        # a fresh crop cache each call, so the chip is really cut
+        "dlib_chip_150": lambda: face_chips(img, [face.evolve(crops={})]),
         "descriptor_dlib_per_chip": lambda: desc.compute(chips),
         "trunk_torch_per_chip": lambda: trunk.compute(chips),
         "trunk_torch_batch8": lambda: trunk.compute(chips8),
-        "analyze_whole": lambda: analyzer.analyze(data),
-        "score_whole": lambda: scorer.analyze(data),
+        "stub_top_head_per_face": lambda: stub(img, [with_maps]),
+        "analyze_whole": lambda: pipeline.analyze(data),
+        "analyze_with_stub_head": lambda: with_stub.analyze(data),
+        "analyze_default_heads": lambda: heads.analyze(data),
         "http_request_faces": lambda: request("/v1/faces"),
         "http_request_score": lambda: request("/v1/score"),
+        "http_request_analyze": lambda: request("/v1/analyze"),
     }
 
 
@@ -111,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn in pipeline_stages(data).items():
         results[name] = timeit(fn, args.repeat)
     w, h = Image.open(image).size
+    top_share = results["stub_top_head_per_face"]["median_ms"] / max(
+        results["trunk_torch_per_chip"]["median_ms"], 1e-9
+    )
     report = {
         "image": str(
             image.relative_to(ROOT.parent) if image.is_relative_to(ROOT.parent) else image
@@ -122,11 +170,13 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "stages": results,
+        "stub_top_head_share_of_trunk": round(top_share, 3),
     }
     print(f"image {report['image']} ({w}x{h}), {args.repeat} runs each")
-    print(f"{'stage':<22}{'median ms':>11}{'p90 ms':>10}{'mean ms':>10}")
+    print(f"{'stage':<26}{'median ms':>11}{'p90 ms':>10}{'mean ms':>10}")
     for name, r in results.items():
-        print(f"{name:<22}{r['median_ms']:>11.2f}{r['p90_ms']:>10.2f}{r['mean_ms']:>10.2f}")
+        print(f"{name:<26}{r['median_ms']:>11.2f}{r['p90_ms']:>10.2f}{r['mean_ms']:>10.2f}")
+    print(f"stub top head (stages 4-5) per face = {top_share:.1%} of trunk_torch_per_chip")
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
     return 0
