@@ -17,11 +17,11 @@ the :class:`~facecore.types.Face`, so that heads sharing a spec share the crop.
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
-
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import cv2
+import numpy as np
 
 from facecore.landmarks import five_from_68, to_dlib_rect
 from facecore.types import Face

@@ -183,7 +183,9 @@ class FaceAnalyzer:
         """What the stages add to each face (in run order)."""
         options = options or {}
         return tuple(
-            o for n in self.stage_order(stages, options) for o in self.stage(n, options.get(n)).provides
+            o
+            for n in self.stage_order(stages, options)
+            for o in self.stage(n, options.get(n)).provides
         )
 
     @property

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from facecore.errors import FacecoreError, ModelFileError
-
 from facecore.serialize import FaceOut
 
 if TYPE_CHECKING:
@@ -54,7 +53,9 @@ def parse_models(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
     for pair in pairs or ():
         head, sep, name = pair.partition("=")
         if not sep or not head.strip() or not name.strip():
-            raise _usage(f"--model takes HEAD=NAME (e.g. attractiveness=attractiveness_scut), got {pair!r}")
+            raise _usage(
+                f"--model takes HEAD=NAME (e.g. attractiveness=attractiveness_scut), got {pair!r}"
+            )
         options[head.strip()] = {"model": name.strip()}
     return options
 
@@ -151,7 +152,9 @@ ModelOpt = Annotated[
 ]
 StagesOpt = Annotated[
     str | None,
-    typer.Option(help="Comma-separated stages (default: every default head); see `facecore stages`."),
+    typer.Option(
+        help="Comma-separated stages (default: every default head); see `facecore stages`."
+    ),
 ]
 
 
@@ -186,9 +189,7 @@ def analyze(
     analyzer = _make_analyzer(
         detector=detector, max_faces=max_faces, stages=parse_stages(stages), models=model
     )
-    _run_images(
-        analyzer, images, as_json, lambda f: FaceOut.from_face(f, embedding=descriptor)
-    )
+    _run_images(analyzer, images, as_json, lambda f: FaceOut.from_face(f, embedding=descriptor))
 
 
 @cli.command()

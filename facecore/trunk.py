@@ -25,7 +25,7 @@ import numpy as np
 
 from facecore.align import AlignSpec, face_crops
 from facecore.lazy import Lazy
-from facecore.model_store import get_spec, resolve
+from facecore.model_store import get_spec
 from facecore.stages import Output, register_stage
 from facecore.types import Face
 
@@ -38,10 +38,9 @@ TRUNK_MODEL = "dlib_face_recognition_resnet"
 def chip_spec(model: str = TRUNK_MODEL) -> AlignSpec:
     """The aligned crop the model ``model`` expects, from its manifest entry's ``chip``."""
     spec = get_spec(model)
-    chip = getattr(spec, "chip", None) or spec.extra.get("chip")
-    if chip is None:
+    if spec.chip is None:
         raise ValueError(f"manifest entry {model!r} has no 'chip' (alignment spec)")
-    return AlignSpec.of(chip)
+    return AlignSpec.of(spec.chip)
 
 
 def map_key(node: str) -> str:
@@ -80,10 +79,11 @@ class TrunkStage:
         self._spec = Lazy(lambda: chip_spec(model))
 
     def _read_network(self) -> Any:
-        from facecore.nn.dlib_resnet import DlibFaceResNet
+        from facecore.nn import create_model
         from facecore.nn.features import resolve_layers
 
-        net = DlibFaceResNet.from_dlib_file(resolve(self.model))
+        # The manifest entry names the architecture and the weights (sha256 checked).
+        net = create_model(get_spec(self.model).architecture, pretrained=self.model)
         net.requires_grad_(False)
         self._names = resolve_layers(self.layers)
         if "embedding" not in self._names:

@@ -162,7 +162,7 @@ class Prediction:
         return (self.bins[min(lo, last)], self.bins[min(hi, last)])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Face:
     """One detected face and whatever later stages have added to it.
 
@@ -192,6 +192,8 @@ class Face:
         Aligned crops of this face by :class:`facecore.align.AlignSpec` (a cache filled by
         :func:`facecore.align.face_crop`; valid for the image the face was found in). Kept by
         :meth:`evolve` unless the geometry (box, keypoints, landmarks) changes.
+
+    Faces compare by identity (their arrays have no single truth value).
     """
 
     box: Box

@@ -39,7 +39,9 @@ def landmark_errors(fixtures):
             img = load_image(fixtures / "dlib_faces" / file)
             images[file] = (img, analyzer.analyze(img))
         img, faces = images[file]
-        from_gt.append(_nme(predictor.predict(img, Face(box=box, detector_score=1, detector="hog")), gt))
+        from_gt.append(
+            _nme(predictor.predict(img, Face(box=box, detector_score=1, detector="hog")), gt)
+        )
         best = max(faces, key=lambda f: f.box.iou(box), default=None)
         if best is None or best.box.iou(box) < 0.3:
             missed += 1

@@ -36,7 +36,9 @@ def test_trunk_keeps_the_shared_maps_of_the_same_forward(analyzer, one_face_phot
     net = trunk.network
     with torch.inference_mode():
         nodes = net.forward_feature_dict(net.preprocess(face_chips(img, [face])))
-    np.testing.assert_allclose(out.features[map_key("stage3")], nodes["stage3"][0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        out.features[map_key("stage3")], nodes["stage3"][0].numpy(), atol=1e-6
+    )
     # the chip was cut once and is cached on the face by the manifest's spec
     assert chip_spec() in out.crops
 

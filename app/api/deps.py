@@ -11,10 +11,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import ApiError
 from app.schemas import ErrorResponse, ImageInfo, ImageRequest
 from facecore.analyzer import FaceAnalyzer, StageOptions
+from facecore.errors import FacecoreError
 from facecore.types import Face
 
 __all__ = [
@@ -43,6 +45,8 @@ def _decode_base64(text: str) -> bytes:
     text = text.strip()
     if text.startswith("data:"):
         _, _, text = text.partition(",")
+    # Line breaks are part of MIME base64 (``base64`` wraps at 76 columns unless told -w0).
+    text = "".join(text.split())
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -53,7 +57,13 @@ async def image_bytes(request: Request) -> bytes:
     """The uploaded image: multipart field ``file``, or JSON ``{"image_base64": ...}``."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=8)
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except StarletteHTTPException as e:
+            if e.status_code != 400:  # e.g. 413 from the body size limit
+                raise
+            msg = f"malformed multipart body: {e.detail}"
+            raise ApiError(422, "invalid_request", msg) from None
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise ApiError(422, "missing_file", "multipart body has no file field named 'file'")
@@ -141,6 +151,15 @@ async def analyze_bytes(
 
     Returns the image size, the stages that ran (in order) and the faces.
     """
-    order = analyzer.stage_order(stages, options)  # unknown stage or model: 422 before decoding
+    # An unknown stage, model or option is a 422 before the image is decoded.
+    try:
+        order = analyzer.stage_order(stages, options)
+        for head in options or {}:
+            if head not in order:
+                analyzer.stage(head)  # a model for a stage that does not exist: unknown_stage
+    except FacecoreError:
+        raise
+    except ValueError as e:  # an option the stage does not take, e.g. ?model=landmarks=x
+        raise ApiError(422, "invalid_request", str(e)) from None
     rgb, faces = await run_in_threadpool(analyzer.analyze_image, data, stages, options)
     return ImageInfo(width=rgb.shape[1], height=rgb.shape[0]), order, faces

@@ -135,7 +135,10 @@ def shared_detector(config: DetectorConfig) -> FaceDetector:
 
 
 def detect_faces(
-    image: Any, detector: str | DetectorConfig | FaceDetector = "auto", *, max_faces: int | None = 20
+    image: Any,
+    detector: str | DetectorConfig | FaceDetector = "auto",
+    *,
+    max_faces: int | None = 20,
 ) -> list[Face]:
     """Detect faces, largest first.
 
