@@ -5,10 +5,11 @@ Every input appears in the output: one row per face (``path``, ``face_index``, `
 stages provide - ``attractiveness`` on the model's scale, ... - plus ``<name>_dist`` for each
 prediction with a distribution; :func:`facecore.serialize.batch_columns`), or one row whose
 ``error`` column says why there is none (``no_face``, ``undecodable_image``,
-``file_not_found``...). A bad file never stops the run. Rows of one image are written together with one ``write`` and flushed, so an interrupted
-run leaves at most the last image incomplete; a rerun with the same output drops any incomplete
-image (its row count differs from its ``n_faces``), keeps every complete one and processes only
-the paths not yet done, so it never duplicates or loses a row.
+``file_not_found``...). A bad file never stops the run. Rows of one image are written together with
+one ``write`` and flushed, so an interrupted run leaves at most the last image incomplete; a rerun
+with the same output drops any incomplete image (its row count differs from its ``n_faces``), keeps
+every complete one and processes only the paths not yet done, so it never duplicates or loses a
+row.
 """
 
 from __future__ import annotations
