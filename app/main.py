@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 import facecore
 from app.api.routes import analyze, faces, health, score, stages
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, get_settings, unknown_variables
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from facecore.analyzer import FaceAnalyzer
@@ -35,6 +35,12 @@ def _load_in_background(app: FastAPI, analyzer: FaceAnalyzer) -> threading.Threa
 def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None = None) -> FastAPI:
     """Build the app. ``analyzer`` may be given (tests); otherwise it is built from settings."""
     settings = settings or get_settings()
+    for name in unknown_variables():
+        log.warning(
+            "%s is not a facecore setting and is ignored (analysis settings are "
+            "FACECORE_ANALYZER__<FIELD>, e.g. FACECORE_ANALYZER__LIMITS__MAX_BYTES; see README)",
+            name,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from facecore.errors import ModelCorruptError, ModelNotFoundError
+from facecore.errors import ModelCorruptError, ModelNotFoundError, UnknownModelError
 
 __all__ = [
     "BUNDLED_PACKAGE",
@@ -52,6 +52,7 @@ __all__ = [
     "models_dir",
     "set_models_dir",
     "load_manifest",
+    "check_model",
     "get_spec",
     "resolve",
     "sha256_file",
@@ -587,6 +588,29 @@ def get_spec(name: str, directory: Path | None = None) -> ModelSpec:
             f"model {name!r} is not in the manifest {_manifest_path(directory)}; known: "
             f"{', '.join(sorted(manifest))}"
         ) from None
+
+
+def check_model(name: str, task: str, directory: Path | None = None) -> ModelSpec:
+    """The manifest entry ``name``, which must be a model for ``task``.
+
+    For model names a user gives (an option, ``--model``, ``?model=``): a wrong name is a usage
+    error, not a broken install.
+
+    Raises
+    ------
+    UnknownModelError
+        If ``name`` is not in the manifest, or is a model for another task.
+    """
+    manifest = load_manifest(directory)
+    spec = manifest.get(name)
+    if spec is None:
+        known = sorted(n for n, s in manifest.items() if (s.task or s.kind) == task)
+        raise UnknownModelError(
+            f"no {task} model named {name!r}; known: {', '.join(known) or 'none'}"
+        )
+    if (spec.task or spec.kind) != task:
+        raise UnknownModelError(f"model {name!r} is a {spec.task or spec.kind} model, not {task}")
+    return spec
 
 
 def write_manifest_entry(entry: Mapping[str, Any], directory: Path | None = None) -> Path:

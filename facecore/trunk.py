@@ -25,7 +25,7 @@ import numpy as np
 
 from facecore.align import AlignSpec, face_crops
 from facecore.lazy import Lazy
-from facecore.model_store import get_spec
+from facecore.model_store import check_model, get_spec
 from facecore.stages import Output, register_stage
 from facecore.types import Face
 
@@ -71,6 +71,7 @@ class TrunkStage:
             raise ValueError(f"keep_maps {bad} are not maps of the trunk: {FEATURE_NODES[:6]}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_model(model, "face_descriptor")  # a wrong name fails here, not on first use
         self.model = model
         self.layers = layers
         self.keep_maps = tuple(keep_maps)

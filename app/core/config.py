@@ -12,6 +12,8 @@ so that the service builds its analyzer from exactly what it was configured with
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 from pydantic import Field
@@ -45,6 +47,26 @@ class Settings(BaseSettings):
         if self.max_request_bytes is not None:
             return self.max_request_bytes
         return self.limits.max_bytes * 4 // 3 + 64 * 1024
+
+
+#: ``FACECORE_*`` variables read by the library itself, not by :class:`Settings`.
+LIBRARY_VARIABLES = frozenset({"FACECORE_MODELS_DIR", "FACECORE_DATA"})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``FACECORE_*`` variables that no setting reads (typos, or names from an older release
+    such as ``FACECORE_MAX_IMAGE_BYTES``); the service logs them at start-up."""
+    environ = os.environ if environ is None else environ
+    fields = {name.upper() for name in Settings.model_fields}
+    out = []
+    for key in environ:
+        upper = key.upper()
+        if not upper.startswith("FACECORE_") or upper in LIBRARY_VARIABLES:
+            continue
+        head = upper.removeprefix("FACECORE_").split("__", 1)[0]
+        if head not in fields:
+            out.append(key)
+    return sorted(out)
 
 
 @lru_cache

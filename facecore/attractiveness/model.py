@@ -32,8 +32,9 @@ from facecore.attractiveness.face_features import (
     layout_width,
     stack_blocks,
 )
-from facecore.errors import ModelCorruptError, UnknownModelError
+from facecore.errors import ModelCorruptError
 from facecore.lazy import Lazy
+from facecore.model_store import check_model
 from facecore.stages import Output, register_stage
 from facecore.types import Face, Prediction
 
@@ -42,7 +43,6 @@ __all__ = [
     "SCORE_RANGE",
     "AttractivenessModel",
     "AttractivenessStage",
-    "check_model_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -197,26 +197,6 @@ class AttractivenessModel:
         return model
 
 
-def check_model_name(name: str, task: str, directory: Path | None = None) -> None:
-    """Raise :class:`~facecore.errors.UnknownModelError` unless ``name`` is a manifest entry for
-    ``task``."""
-    from facecore.model_store import load_manifest
-
-    manifest = load_manifest(directory)
-    spec = manifest.get(name)
-    if spec is None:
-        known = sorted(n for n, s in manifest.items() if _task_of(s) == task)
-        raise UnknownModelError(
-            f"no {task} model named {name!r}; known: {', '.join(known) or 'none'}"
-        )
-    if _task_of(spec) != task:
-        raise UnknownModelError(f"model {name!r} is a {_task_of(spec)} model, not {task}")
-
-
-def _task_of(spec: Any) -> str:
-    return str(getattr(spec, "task", None) or spec.kind)
-
-
 @register_stage
 class AttractivenessStage:
     """Attractiveness of every face from a shipped model (default: SCUT-FBP5500's 1-5 scale).
@@ -246,7 +226,7 @@ class AttractivenessStage:
     ) -> None:
         self.model_name = model
         self.models_dir = None if models_dir is None else Path(models_dir)
-        check_model_name(model, "attractiveness", self.models_dir)
+        check_model(model, "attractiveness", self.models_dir)
         self._model = Lazy(self._read_model)
 
     def _read_model(self) -> AttractivenessModel:
