@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
     ap.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--inner-folds", type=int, default=5, help="inner folds of fusion weights")
+    ap.add_argument("--rf-trees", type=int, default=300, help="trees of the random forests")
     ap.add_argument("--limit", type=int, default=None, help="only N photos (quick checks)")
     ap.add_argument(
         "--serving-repeats", type=int, default=20, help="timed end-to-end scorings (0: none)"
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         cache_dir=None if args.no_cache else args.cache_dir,
         n_jobs=args.n_jobs,
+        inner_folds=args.inner_folds,
+        rf_trees=args.rf_trees,
         limit=args.limit,
         progress=sys.stderr.isatty(),
         serving_repeats=args.serving_repeats,

@@ -3,47 +3,25 @@
 * :mod:`~facecore.attractiveness.face_features` - the named feature blocks of a face (deep trunk
   features, descriptor, geometric, LBP, BLBP, aligned crop for PCANet), shared by training and
   serving.
-* :mod:`~facecore.attractiveness.dating` - deep features + RBF SVR / random forest (Zang et al.,
-  "Prediction of users' facial attractiveness on an online dating website").
+* :mod:`~facecore.attractiveness.deep_regressors` - deep features + RBF SVR / random forest
+  (Zang et al., "Prediction of users' facial attractiveness on an online dating website").
 * :mod:`~facecore.attractiveness.fusion` - per-feature-set regressors and score-level fusion
   (Zhang, Xiao, Lu, "Facial beauty analysis based on features prediction and beautification
   models", PAA 2018).
-* :mod:`~facecore.attractiveness.model` - the shipped model and the analyzer stage.
-* :mod:`~facecore.attractiveness.train` - cross-validation on SCUT-FBP5500 and model shipping.
+* :mod:`~facecore.attractiveness.model` - the shipped model and the ``attractiveness`` stage.
+* :mod:`~facecore.attractiveness.train` - cross-validation on SCUT-FBP5500 and model shipping,
+  on the scaffold of :mod:`facecore.training`.
 
 Models trained on SCUT-FBP5500 are for non-commercial research use only. Names are imported lazily
 (scikit-learn is not imported until an estimator is used).
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
-    "LEARNERS": "dating",
-    "CompactSVR": "dating",
-    "DeepFeatureRegressor": "dating",
-    "make_learner": "dating",
-    "BLOCK_NAMES": "face_features",
-    "FEATURE_CODE_VERSION": "face_features",
-    "FaceFeatureExtractor": "face_features",
-    "Layout": "face_features",
-    "block_columns": "face_features",
-    "layout_width": "face_features",
-    "stack_blocks": "face_features",
-    "BlockSelector": "fusion",
-    "FeatureSetRegressor": "fusion",
-    "FusionCV": "fusion",
-    "MeanCombiner": "fusion",
-    "ScoreFusionRegressor": "fusion",
-    "fusion_combos": "fusion",
-    "fusion_cross_val_predict": "fusion",
-    "paper_estimators": "fusion",
-    "AttractivenessModel": "model",
-    "AttractivenessScorer": "model",
-}
+from facecore.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from facecore.attractiveness.dating import (
+    from facecore.attractiveness.deep_regressors import (
         LEARNERS,
         CompactSVR,
         DeepFeatureRegressor,
@@ -68,20 +46,44 @@ if TYPE_CHECKING:
         fusion_cross_val_predict,
         paper_estimators,
     )
-    from facecore.attractiveness.model import AttractivenessModel, AttractivenessScorer
+    from facecore.attractiveness.model import AttractivenessModel, AttractivenessStage
+
+_WHERE = {
+    ".deep_regressors": ("LEARNERS", "CompactSVR", "DeepFeatureRegressor", "make_learner"),
+    ".face_features": (
+        "BLOCK_NAMES",
+        "FEATURE_CODE_VERSION",
+        "FaceFeatureExtractor",
+        "Layout",
+        "block_columns",
+        "layout_width",
+        "stack_blocks",
+    ),
+    ".fusion": (
+        "BlockSelector",
+        "FeatureSetRegressor",
+        "FusionCV",
+        "MeanCombiner",
+        "ScoreFusionRegressor",
+        "fusion_combos",
+        "fusion_cross_val_predict",
+        "paper_estimators",
+    ),
+    ".model": ("AttractivenessModel", "AttractivenessStage"),
+}
 
 __all__ = [
-    "BLOCK_NAMES",
-    "FEATURE_CODE_VERSION",
-    "LEARNERS",
     "AttractivenessModel",
-    "AttractivenessScorer",
+    "AttractivenessStage",
+    "BLOCK_NAMES",
     "BlockSelector",
     "CompactSVR",
     "DeepFeatureRegressor",
+    "FEATURE_CODE_VERSION",
     "FaceFeatureExtractor",
     "FeatureSetRegressor",
     "FusionCV",
+    "LEARNERS",
     "Layout",
     "MeanCombiner",
     "ScoreFusionRegressor",
@@ -94,13 +96,6 @@ __all__ = [
     "stack_blocks",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: module for module, names in _WHERE.items() for name in names}
+)

@@ -9,7 +9,7 @@ block      shape           what
 ========== =============== ================================================================
 deep       (896,)          pooled multi-level trunk features of dlib's face ResNet
                            (``face.features["trunk"]``), the "deep face features" of Zang et
-                           al. (see :mod:`facecore.attractiveness.dating`)
+                           al. (see :mod:`facecore.attractiveness.deep_regressors`)
 deep128    (128,)          dlib's 128-D descriptor (``face.embedding``)
 geometric  (42,)           :func:`facecore.features.geometric_features` of the 68 landmarks
 lbp        (480,)          :class:`facecore.features.LBPHistogram` (radii 1, 2, 3; 4x4 blocks) of
@@ -33,7 +33,7 @@ picks a block back out of such a matrix, so that every estimator works in scikit
 ``cross_val_predict`` and ``Pipeline`` on a plain 2-D array.
 
 This module implements no paper; the blocks are the inputs of the two papers implemented in
-:mod:`~facecore.attractiveness.dating` and :mod:`~facecore.attractiveness.fusion`.
+:mod:`~facecore.attractiveness.deep_regressors` and :mod:`~facecore.attractiveness.fusion`.
 """
 
 from __future__ import annotations

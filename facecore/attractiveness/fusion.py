@@ -20,8 +20,8 @@ What is here:
     PCA to ``n_components`` dimensions -> learner;
   - ``deep`` / ``deep128``: the learner on the features as they are;
 
-  where the learner is :func:`facecore.attractiveness.dating.make_learner` (standardisation + RBF
-  SVR, or a random forest).
+  where the learner is :func:`facecore.attractiveness.deep_regressors.make_learner`
+  (standardisation + RBF SVR, or a random forest).
 * :class:`ScoreFusionRegressor` - score-level fusion of several such regressors. With
   ``combiner="stack"`` the fused score is a linear combination with non-negative weights and an
   intercept (stacked regression, L. Breiman, "Stacked regressions", Machine Learning 24, 1996),
@@ -66,7 +66,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from facecore.attractiveness.dating import DeepFeatureRegressor, make_learner
+from facecore.attractiveness.deep_regressors import DeepFeatureRegressor, make_learner
 from facecore.attractiveness.face_features import Layout, block_columns
 
 __all__ = [
@@ -439,7 +439,7 @@ def paper_estimators(
     Returns
     -------
     dict of str to estimator
-        ``"deep"`` (:class:`~facecore.attractiveness.dating.DeepFeatureRegressor`, SVR),
+        ``"deep"`` (:class:`~facecore.attractiveness.deep_regressors.DeepFeatureRegressor`, SVR),
         ``"geometric"``, ``"texture"`` (BLBP) and ``"pcanet"`` (:class:`FeatureSetRegressor`,
         SVR), restricted to the blocks present in ``layout``.
     """

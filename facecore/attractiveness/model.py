@@ -12,7 +12,7 @@ needs the ``landmarks`` and ``trunk`` stages): it resolves the model file named 
 option through :func:`facecore.model_store.resolve` (sha256 checked), loads it once
 (thread-safe) and adds ``face.predictions["attractiveness"]`` to every face.
 
-This module implements no paper (see :mod:`~facecore.attractiveness.dating` and
+This module implements no paper (see :mod:`~facecore.attractiveness.deep_regressors` and
 :mod:`~facecore.attractiveness.fusion`).
 """
 
@@ -51,6 +51,20 @@ logger = logging.getLogger(__name__)
 FILE_FORMAT = "facecore.attractiveness/1"
 #: Scores are clipped to SCUT-FBP5500's rating scale.
 SCORE_RANGE = (1.0, 5.0)
+
+
+#: Modules renamed since model files were written: old name -> new name. A pickle stores the
+#: module of every class it holds, so a file written before a rename looks for the old one.
+RENAMED_MODULES = {"facecore.attractiveness.dating": "facecore.attractiveness.deep_regressors"}
+
+
+def _alias_renamed_modules() -> None:
+    import importlib
+    import sys
+
+    for old, new in RENAMED_MODULES.items():
+        if old not in sys.modules:
+            sys.modules[old] = importlib.import_module(new)
 
 
 class AttractivenessModel:
@@ -179,6 +193,7 @@ class AttractivenessModel:
         import joblib
 
         path = Path(path)
+        _alias_renamed_modules()
         try:
             obj = joblib.load(path)
         except Exception as exc:  # unreadable pickle: report as a corrupt file
@@ -259,7 +274,3 @@ class AttractivenessStage:
             f.with_prediction("attractiveness", Prediction(float(s), self.model_name))
             for f, s in zip(faces, scores, strict=True)
         ]
-
-
-#: Former name of :class:`AttractivenessStage`.
-AttractivenessScorer = AttractivenessStage

@@ -10,8 +10,8 @@ models/NAME`` and ``scripts/train_attractiveness.py``):
    ``cache_dir`` keyed by the dataset hash, the feature-code version and the analyzer settings,
    so a rerun skips the extraction.
 2. cross-validates (shuffled K-fold, fixed seed, the same folds for every row) every feature set
-   with every learner of :mod:`~facecore.attractiveness.dating` (deep896, deep128, geometric,
-   LBP, BLBP, PCANet x SVR, RF) and every score fusion of
+   with every learner of :mod:`~facecore.attractiveness.deep_regressors` (deep896, deep128,
+   geometric, LBP, BLBP, PCANet x SVR, RF) and every score fusion of
    :mod:`~facecore.attractiveness.fusion` (the paper's geometric/texture/PCANet, each alone,
    each pair, all three; then each with the deep features), nested: fusion weights are learned
    inside the training folds only. Metrics: Pearson correlation (PC), MAE, RMSE of the pooled
@@ -22,7 +22,13 @@ models/NAME`` and ``scripts/train_attractiveness.py``):
    ``<out>.md`` (model card), ``<out>.cv.json`` (the table and per-group metrics) and its entry
    in the ``manifest.json`` beside ``<out>``.
 
-This module implements no paper itself (see :mod:`~facecore.attractiveness.dating` and
+The steps are :func:`load_training_data`, :func:`cross_validate` (on
+:func:`facecore.training.folds.kfold_splits`), :func:`choose_fusion`, :func:`fit_final` and the
+artefact writer (:func:`model_card` through :func:`facecore.training.card.write_card`, the
+manifest through :func:`facecore.model_store.write_manifest_entry`); the metrics are
+:func:`facecore.training.metrics.regression_metrics` (re-exported here).
+
+This module implements no paper itself (see :mod:`~facecore.attractiveness.deep_regressors` and
 :mod:`~facecore.attractiveness.fusion`).
 """
 
@@ -32,12 +38,11 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,15 +51,30 @@ from facecore.attractiveness.face_features import (
     FaceFeatureExtractor,
     Layout,
 )
+from facecore.training.card import ModelCard, markdown_table, package_versions, write_card
+from facecore.training.folds import kfold_splits
+from facecore.training.metrics import regression_metrics
+
+if TYPE_CHECKING:
+    from facecore.attractiveness.model import AttractivenessModel
 
 __all__ = [
     "LICENCE",
+    "REBUILD",
+    "TABLE_HEADER",
     "DatasetFeatures",
+    "TableRow",
     "TrainResult",
+    "TrainingData",
     "choose_fusion",
+    "cross_validate",
     "extract_dataset_features",
+    "fit_final",
     "format_table",
+    "group_metrics",
+    "load_training_data",
     "main",
+    "model_card",
     "regression_metrics",
     "serving_time_ms",
 ]
@@ -209,25 +229,7 @@ def extract_dataset_features(
     return DatasetFeatures(blocks, has_face, detector, seconds, path, False)
 
 
-# -- metrics and table --------------------------------------------------------------------------
-def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Pearson correlation, MAE and RMSE of predictions.
-
-    Returns
-    -------
-    dict with keys ``pc``, ``mae``, ``rmse``
-    """
-    y = np.asarray(y, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    pc = float(np.corrcoef(y, pred)[0, 1]) if np.ptp(pred) > 0 and np.ptp(y) > 0 else float("nan")
-    err = pred - y
-    return {
-        "pc": pc,
-        "mae": float(np.mean(np.abs(err))),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-    }
-
-
+# -- table ------------------------------------------------------------------------------------
 @dataclass
 class TableRow:
     """One row of the cross-validation table."""
@@ -283,19 +285,28 @@ def _row(
     )
 
 
-def format_table(rows: Sequence[TableRow], chosen: str | None = None) -> str:
-    """The table as aligned text (Markdown pipe table)."""
-    lines = [
-        "| model | kind | learner | PC | PC fold sd | MAE | RMSE |",
-        "|---|---|---|---:|---:|---:|---:|",
+TABLE_HEADER = ("model", "kind", "learner", "PC", "PC fold sd", "MAE", "RMSE")
+_TABLE_ALIGN = ("l", "l", "l", "r", "r", "r", "r")
+
+
+def _table_cells(rows: Sequence[TableRow], chosen: str | None) -> list[list[str | float]]:
+    return [
+        [
+            r.name + (" **(chosen)**" if r.name == chosen else ""),
+            r.kind,
+            r.learner,
+            r.pc,
+            r.pc_fold_sd,
+            r.mae,
+            r.rmse,
+        ]
+        for r in rows
     ]
-    for r in rows:
-        mark = " **(chosen)**" if r.name == chosen else ""
-        lines.append(
-            f"| {r.name}{mark} | {r.kind} | {r.learner} | {r.pc:.4f} | {r.pc_fold_sd:.4f} | "
-            f"{r.mae:.4f} | {r.rmse:.4f} |"
-        )
-    return "\n".join(lines)
+
+
+def format_table(rows: Sequence[TableRow], chosen: str | None = None) -> str:
+    """The table as aligned text (Markdown pipe table; figures to 4 decimals)."""
+    return markdown_table(TABLE_HEADER, _table_cells(rows, chosen), align=_TABLE_ALIGN)
 
 
 def choose_fusion(rows: Sequence[TableRow]) -> TableRow:
@@ -316,7 +327,7 @@ def serving_time_ms(
     """End-to-end time of scoring one photo: analyzer (detect, landmarks, trunk) + scorer.
 
     The photo is decoded once; each repeat runs ``FaceAnalyzer(stages=("trunk",)).analyze``
-    and :class:`~facecore.attractiveness.model.AttractivenessScorer` on the decoded image, after
+    and :class:`~facecore.attractiveness.model.AttractivenessStage` on the decoded image, after
     one untimed warm-up call (models loaded).
 
     Returns
@@ -326,12 +337,12 @@ def serving_time_ms(
         ``serving_repeats``.
     """
     from facecore.analyzer import FaceAnalyzer
-    from facecore.attractiveness.model import AttractivenessScorer
+    from facecore.attractiveness.model import AttractivenessStage
     from facecore.io import load_image
 
     image = load_image(photo)
     analyzer = FaceAnalyzer(stages=("trunk",)).load()
-    scorer = AttractivenessScorer(model_name, models_dir=models_dir)
+    scorer = AttractivenessStage(model=model_name, models_dir=models_dir)
     scorer.load()
     scorer(image, analyzer.analyze(image))  # warm-up
     total, scoring = [], []
@@ -351,7 +362,7 @@ def serving_time_ms(
     }
 
 
-# -- training ---------------------------------------------------------------------------------
+# -- the protocol -----------------------------------------------------------------------------
 @dataclass
 class TrainResult:
     """What :func:`main` produced."""
@@ -372,26 +383,42 @@ class TrainResult:
         return format_table(self.rows, self.chosen.name)
 
 
-def _package_versions() -> dict[str, str]:
-    import importlib.metadata as md
+@dataclass
+class TrainingData:
+    """The photos with a face, their targets and feature blocks (step 1 of :func:`main`).
 
-    out = {"python": platform.python_version()}
-    for dist in (
-        "facecore",
-        "numpy",
-        "scipy",
-        "scikit-learn",
-        "scikit-image",
-        "opencv-python-headless",
-        "torch",
-        "dlib-bin",
-        "joblib",
-    ):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+    Attributes
+    ----------
+    dataset : FaceDataset
+        Every photo (with and without a face).
+    data_hash : str
+        :func:`~facecore.datasets.dataset_hash` of ``dataset``.
+    extractor : FaceFeatureExtractor
+    features : DatasetFeatures
+        Blocks of every photo of ``dataset``.
+    rows : ndarray of shape (M,), int
+        Rows of ``dataset`` with a face: the training samples.
+    y : ndarray of shape (M,)
+        Their mean ratings.
+    groups : ndarray of shape (M,), str
+        Their SCUT groups (AF, AM, CF, CM; ``"all"`` without groups).
+    """
+
+    dataset: Any
+    data_hash: str
+    extractor: FaceFeatureExtractor
+    features: DatasetFeatures
+    rows: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+
+    @property
+    def n_no_face(self) -> int:
+        return int(len(self.dataset) - len(self.rows))
+
+    def matrix(self, layout: Layout) -> np.ndarray:
+        """The training samples' block matrix laid out by ``layout``, shape (M, D)."""
+        return self.features.matrix(layout, self.rows)
 
 
 def _fusion_name(members: Sequence[str]) -> str:
@@ -411,17 +438,236 @@ def _load_dataset(data_dir: str | os.PathLike[str], limit: int | None, seed: int
     return ds
 
 
-def _update_manifest(manifest_path: Path, entry: dict[str, Any]) -> None:
-    if manifest_path.is_file():
-        data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    else:
-        data = {"schema": 1, "models": []}
-    models = [m for m in data.get("models", []) if m.get("name") != entry["name"]]
-    models.append(entry)
-    data["models"] = models
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, manifest_path)
+def load_training_data(
+    data_dir: str | os.PathLike[str],
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = ".cache/features",
+    progress: bool = False,
+) -> TrainingData:
+    """SCUT-FBP5500 and its feature blocks; photos without a face are reported and left out.
+
+    Parameters are those of :func:`main`.
+
+    Returns
+    -------
+    TrainingData
+    """
+    from facecore.datasets import dataset_hash
+
+    ds = _load_dataset(data_dir, limit, seed)
+    extractor = FaceFeatureExtractor()
+    feats = extract_dataset_features(ds, extractor, cache_dir=cache_dir, progress=progress)
+    rows = np.flatnonzero(feats.has_face)
+    data = TrainingData(
+        dataset=ds,
+        data_hash=dataset_hash(ds),
+        extractor=extractor,
+        features=feats,
+        rows=rows,
+        y=ds.targets[rows],
+        groups=ds.groups[rows] if ds.groups is not None else np.full(len(rows), "all"),
+    )
+    if data.n_no_face:
+        missing = [ds.relative_paths[i] for i in np.flatnonzero(~feats.has_face)]
+        logger.warning("%d photo(s) without a face left out: %s", data.n_no_face, missing[:20])
+    logger.info("%d photos, %d with a face, %d without", len(ds), len(rows), data.n_no_face)
+    return data
+
+
+def cross_validate(
+    data: TrainingData,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    seed: int = 0,
+    inner_folds: int = 5,
+    n_jobs: int | None = 2,
+    rf_trees: int = 300,
+) -> tuple[list[TableRow], dict[tuple[str, ...], np.ndarray]]:
+    """The cross-validation table: every feature set x learner, then every fusion.
+
+    The SVR rows of the fusion members come from the fusion run itself (same folds, same
+    estimators), the other rows from ``cross_val_predict`` on the same folds.
+
+    Parameters
+    ----------
+    data : TrainingData
+    folds : list of (train_idx, test_idx)
+        Over the rows of ``data.y``.
+    seed, inner_folds, n_jobs, rf_trees
+        As in :func:`main`.
+
+    Returns
+    -------
+    rows : list of TableRow
+        Feature sets (:data:`FEATURE_SET_ROWS` x learners), then fusions.
+    fusion_predictions : dict of members to ndarray of shape (M,)
+        The pooled out-of-fold predictions of every fusion.
+    """
+    from sklearn.model_selection import cross_val_predict
+
+    from facecore.attractiveness.deep_regressors import LEARNERS, DeepFeatureRegressor
+    from facecore.attractiveness.fusion import (
+        FeatureSetRegressor,
+        fusion_combos,
+        fusion_cross_val_predict,
+        paper_estimators,
+    )
+
+    layout = data.extractor.layout(BLOCK_NAMES)
+    X, y = data.matrix(layout), data.y
+    members = paper_estimators(layout, random_state=seed)
+    combos = fusion_combos()
+    logger.info("cross-validating %d fusion members and %d fusions", len(members), len(combos))
+    fcv = fusion_cross_val_predict(
+        members,
+        combos,
+        X,
+        y,
+        cv=folds,
+        inner_cv=inner_folds,
+        random_state=seed,
+        combiner="stack",
+        n_jobs=n_jobs,
+    )
+    from_members = {("deep896", "svr"): "deep", ("geometric", "svr"): "geometric"}
+    from_members |= {("blbp", "svr"): "texture", ("pcanet", "svr"): "pcanet"}
+
+    table: list[TableRow] = []
+    for row_name, block in FEATURE_SET_ROWS.items():
+        for learner in LEARNERS:
+            if (row_name, learner) in from_members:
+                pred = fcv.members[from_members[(row_name, learner)]]
+            else:
+                est: Any
+                if block in ("deep", "deep128"):
+                    est = DeepFeatureRegressor(
+                        learner=learner,
+                        block=block,
+                        layout=layout,
+                        n_estimators=rf_trees,
+                        random_state=seed,
+                    )
+                else:
+                    est = FeatureSetRegressor(
+                        block, layout, learner=learner, n_estimators=rf_trees, random_state=seed
+                    )
+                logger.info("cross-validating %s / %s", row_name, learner)
+                pred = cross_val_predict(est, X, y, cv=folds, n_jobs=n_jobs)
+            table.append(_row(row_name, "feature set", (block,), learner, y, pred, folds))
+    for combo in combos:
+        table.append(
+            _row(
+                _fusion_name(combo),
+                "fusion",
+                combo,
+                "svr + stack",
+                y,
+                fcv.fusions[combo],
+                folds,
+                fcv.weights[combo],
+            )
+        )
+    return table, dict(fcv.fusions)
+
+
+def group_metrics(
+    y: np.ndarray, pred: np.ndarray, groups: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """:func:`~facecore.training.metrics.regression_metrics` and ``n`` of every group (sorted)."""
+    return {
+        g: {**regression_metrics(y[groups == g], pred[groups == g]), "n": int(np.sum(groups == g))}
+        for g in sorted(set(groups.tolist()))
+    }
+
+
+def fit_final(
+    data: TrainingData,
+    chosen: TableRow,
+    *,
+    seed: int = 0,
+    inner_folds: int = 5,
+    n_jobs: int | None = 2,
+) -> AttractivenessModel:
+    """Fit the chosen fusion on every photo with a face, on the blocks it needs only.
+
+    Returns
+    -------
+    AttractivenessModel
+        Without metadata (:func:`main` adds it).
+    """
+    from facecore.attractiveness.fusion import (
+        PAPER_MEMBERS,
+        ScoreFusionRegressor,
+        paper_estimators,
+    )
+    from facecore.attractiveness.model import AttractivenessModel
+
+    member_blocks = {"deep": "deep", **PAPER_MEMBERS}  # the members of paper_estimators
+    blocks = tuple(b for b in BLOCK_NAMES if b in {member_blocks[m] for m in chosen.members})
+    layout = data.extractor.layout(blocks)
+    final_members = paper_estimators(layout, random_state=seed)
+    regressor = ScoreFusionRegressor(
+        [(m, final_members[m]) for m in chosen.members],
+        combiner="stack",
+        cv=inner_folds,
+        random_state=seed,
+        n_jobs=n_jobs,
+    ).fit(data.matrix(layout), data.y)
+    return AttractivenessModel(regressor=regressor, extractor=data.extractor, layout=layout)
+
+
+def _round_groups(per_group: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {g: {k: round(v, 4) for k, v in m.items()} for g, m in per_group.items()}
+
+
+def _manifest_entry(
+    name: str,
+    model_path: Path,
+    model: AttractivenessModel,
+    data: TrainingData,
+    chosen: TableRow,
+    cv_summary: dict[str, Any],
+    per_group: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    from facecore.attractiveness.model import SCORE_RANGE
+    from facecore.model_store import sha256_file
+
+    crop = data.extractor.crop_spec
+    scale = [int(v) if float(v).is_integer() else float(v) for v in SCORE_RANGE]
+    return {
+        "name": name,
+        "file": model_path.name,
+        "sha256": sha256_file(model_path),
+        "kind": "attractiveness",
+        "task": "attractiveness",
+        "architecture": "score_fusion",
+        "input_size": None,
+        "normalisation": None,
+        "chip": {"method": crop.method, "size": crop.size, "padding": crop.padding},
+        "outputs": [
+            {"name": "attractiveness", "kind": "scalar", "scale": scale, "bins": None, "dim": None}
+        ],
+        "inputs": (
+            "RGB image + Face with 68 iBUG landmarks and features['trunk'] (FaceAnalyzer stages "
+            f"'landmarks' and 'trunk'); blocks {list(model.blocks)} from "
+            f"facecore.attractiveness.face_features.FaceFeatureExtractor (version "
+            f"{data.extractor.version}); output: attractiveness score on SCUT-FBP5500's 1-5 scale"
+        ),
+        "source": (
+            "facecore.attractiveness.train (scripts/train_attractiveness.py): score fusion of "
+            f"{' + '.join(chosen.members)} (Zang et al. 2017; Zhang, Xiao, Lu, PAA 2018)"
+        ),
+        "training_data": (
+            f"SCUT-FBP5500, {len(data.dataset)} photos of shared/data (dataset sha256 "
+            f"{data.data_hash}), {len(data.y)} with a face"
+        ),
+        "licence": LICENCE,
+        "metrics": {"cv": cv_summary, "per_group": _round_groups(per_group)},
+        "card": name + ".md",
+        "rebuild": REBUILD,
+    }
 
 
 def main(
@@ -473,251 +719,44 @@ def main(
     -------
     TrainResult
     """
-    from sklearn.model_selection import KFold, cross_val_predict
-
-    from facecore.attractiveness.dating import LEARNERS, DeepFeatureRegressor
-    from facecore.attractiveness.fusion import (
-        PAPER_MEMBERS,
-        FeatureSetRegressor,
-        ScoreFusionRegressor,
-        fusion_combos,
-        fusion_cross_val_predict,
-        paper_estimators,
-    )
-    from facecore.attractiveness.model import AttractivenessModel
-    from facecore.datasets import dataset_hash
-    from facecore.model_store import sha256_file
-
     t_start = time.perf_counter()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ds = _load_dataset(data_dir, limit, seed)
-    data_hash = dataset_hash(ds)
-    extractor = FaceFeatureExtractor()
-    feats = extract_dataset_features(ds, extractor, cache_dir=cache_dir, progress=progress)
-    rows_idx = np.flatnonzero(feats.has_face)
-    n_no_face = int(len(ds) - len(rows_idx))
-    if n_no_face:
-        missing = [ds.relative_paths[i] for i in np.flatnonzero(~feats.has_face)]
-        logger.warning("%d photo(s) without a face left out: %s", n_no_face, missing[:20])
-    logger.info("%d photos, %d with a face, %d without", len(ds), len(rows_idx), n_no_face)
-    y = ds.targets[rows_idx]
-    groups = ds.groups[rows_idx] if ds.groups is not None else np.full(len(rows_idx), "all")
-    full_layout = extractor.layout(BLOCK_NAMES)
-    X = feats.matrix(full_layout, rows_idx)
-    cv_folds = list(KFold(folds, shuffle=True, random_state=seed).split(X))
-    t_cv = time.perf_counter()
-
-    # Fusion members (their SVR rows come from the same run).
-    members = paper_estimators(full_layout, random_state=seed)
-    combos = fusion_combos()
-    logger.info("cross-validating %d fusion members and %d fusions", len(members), len(combos))
-    fcv = fusion_cross_val_predict(
-        members,
-        combos,
-        X,
-        y,
-        cv=cv_folds,
-        inner_cv=inner_folds,
-        random_state=seed,
-        combiner="stack",
-        n_jobs=n_jobs,
+    data = load_training_data(
+        data_dir, limit=limit, seed=seed, cache_dir=cache_dir, progress=progress
     )
-    from_members = {("deep896", "svr"): "deep", ("geometric", "svr"): "geometric"}
-    from_members |= {("blbp", "svr"): "texture", ("pcanet", "svr"): "pcanet"}
-
-    table: list[TableRow] = []
-    for row_name, block in FEATURE_SET_ROWS.items():
-        for learner in LEARNERS:
-            if (row_name, learner) in from_members:
-                pred = fcv.members[from_members[(row_name, learner)]]
-            else:
-                if block in ("deep", "deep128"):
-                    est: Any = DeepFeatureRegressor(
-                        learner=learner,
-                        block=block,
-                        layout=full_layout,
-                        n_estimators=rf_trees,
-                        random_state=seed,
-                    )
-                else:
-                    est = FeatureSetRegressor(
-                        block,
-                        full_layout,
-                        learner=learner,
-                        n_estimators=rf_trees,
-                        random_state=seed,
-                    )
-                logger.info("cross-validating %s / %s", row_name, learner)
-                pred = cross_val_predict(est, X, y, cv=cv_folds, n_jobs=n_jobs)
-            table.append(_row(row_name, "feature set", (block,), learner, y, pred, cv_folds))
-    for combo in combos:
-        table.append(
-            _row(
-                _fusion_name(combo),
-                "fusion",
-                combo,
-                "svr + stack",
-                y,
-                fcv.fusions[combo],
-                cv_folds,
-                fcv.weights[combo],
-            )
-        )
+    cv_folds = kfold_splits(len(data.y), folds, seed)
+    t_cv = time.perf_counter()
+    table, fusion_pred = cross_validate(
+        data, cv_folds, seed=seed, inner_folds=inner_folds, n_jobs=n_jobs, rf_trees=rf_trees
+    )
     chosen = choose_fusion(table)
-    chosen_pred = fcv.fusions[chosen.members]
-    per_group = {
-        g: {
-            **regression_metrics(y[groups == g], chosen_pred[groups == g]),
-            "n": int(np.sum(groups == g)),
-        }
-        for g in sorted(set(groups.tolist()))
-    }
+    per_group = group_metrics(data.y, fusion_pred[chosen.members], data.groups)
     t_fit = time.perf_counter()
-    logger.info("chosen: %s (PC %.4f); fitting it on %d photos", chosen.name, chosen.pc, len(y))
-
-    # Final fit on every photo with a face, on the blocks the chosen fusion needs only.
-    member_blocks = {"deep": "deep", **PAPER_MEMBERS}  # the members of paper_estimators
-    blocks = tuple(b for b in BLOCK_NAMES if b in {member_blocks[m] for m in chosen.members})
-    layout = extractor.layout(blocks)
-    final_members = paper_estimators(layout, random_state=seed)
-    regressor = ScoreFusionRegressor(
-        [(m, final_members[m]) for m in chosen.members],
-        combiner="stack",
-        cv=inner_folds,
-        random_state=seed,
-        n_jobs=n_jobs,
-    ).fit(feats.matrix(layout, rows_idx), y)
+    logger.info(
+        "chosen: %s (PC %.4f); fitting it on %d photos", chosen.name, chosen.pc, len(data.y)
+    )
+    model = fit_final(data, chosen, seed=seed, inner_folds=inner_folds, n_jobs=n_jobs)
     t_done = time.perf_counter()
-
-    versions = _package_versions()
-    timings = {
-        "feature_extraction_s": round(feats.seconds, 1),
-        "features_from_cache": feats.from_cache,
+    timings: dict[str, Any] = {
+        "feature_extraction_s": round(data.features.seconds, 1),
+        "features_from_cache": data.features.from_cache,
         "cross_validation_s": round(t_fit - t_cv, 1),
         "final_fit_s": round(t_done - t_fit, 1),
         "total_s": round(t_done - t_start, 1),
     }
-    cv_summary = {
-        "protocol": f"{folds}-fold KFold(shuffle=True, random_state={seed}) on the {len(y)} "
-        f"photos with a face; fusion weights from {inner_folds} inner folds (nested)",
-        "pc": round(chosen.pc, 4),
-        "mae": round(chosen.mae, 4),
-        "rmse": round(chosen.rmse, 4),
-    }
-    model = AttractivenessModel(
-        regressor=regressor,
-        extractor=extractor,
-        layout=layout,
-        metadata={
-            "name": out.name,
-            "members": list(chosen.members),
-            "training_data": f"SCUT-FBP5500 ({len(ds)} photos, {len(y)} with a face)",
-            "dataset_sha256": data_hash,
-            "seed": seed,
-            "cv": cv_summary,
-            "licence": LICENCE,
-            "packages": versions,
-        },
-    )
-    model_path = out.with_name(out.name + ".joblib")
-    model.save(model_path)
-    size_mb = model_path.stat().st_size / 1e6
-    logger.info("model written to %s (%.1f MB)", model_path, size_mb)
-
-    per_group_rounded = {g: {k: round(v, 4) for k, v in m.items()} for g, m in per_group.items()}
-    manifest_path = out.parent / "manifest.json"
-    entry = {
-        "name": out.name,
-        "file": model_path.name,
-        "sha256": sha256_file(model_path),
-        "kind": "attractiveness",
-        "inputs": (
-            "RGB image + Face with 68 iBUG landmarks and features['trunk'] (FaceAnalyzer stages "
-            f"'landmarks' and 'trunk'); blocks {list(blocks)} from "
-            f"facecore.attractiveness.face_features.FaceFeatureExtractor (version "
-            f"{extractor.version}); output: attractiveness score on SCUT-FBP5500's 1-5 scale"
-        ),
-        "source": (
-            "facecore.attractiveness.train (scripts/train_attractiveness.py): score fusion of "
-            f"{' + '.join(chosen.members)} (Zang et al. 2017; Zhang, Xiao, Lu, PAA 2018)"
-        ),
-        "training_data": (
-            f"SCUT-FBP5500, {len(ds)} photos of shared/data (dataset sha256 {data_hash}), "
-            f"{len(y)} with a face"
-        ),
-        "licence": LICENCE,
-        "metrics": {"cv": cv_summary, "per_group": per_group_rounded},
-        "card": out.name + ".md",
-        "rebuild": REBUILD,
-    }
-    _update_manifest(manifest_path, entry)
-    logger.info("manifest entry %r written to %s", out.name, manifest_path)
-
-    # Serving time of the shipped file through the model store, as the analyzer stage runs it.
-    if serving_repeats > 0:
-        timings |= serving_time_ms(
-            ds.paths[int(rows_idx[0])], out.name, out.parent, repeats=serving_repeats
-        )
-
-    cv_path = out.with_name(out.name + ".cv.json")
-    cv_doc = {
-        "name": out.name,
-        "dataset": "SCUT-FBP5500",
-        "dataset_sha256": data_hash,
-        "n_photos": len(ds),
-        "n_with_face": int(len(y)),
-        "n_no_face": n_no_face,
-        "folds": folds,
-        "inner_folds": inner_folds,
-        "seed": seed,
-        "feature_version": extractor.version,
-        "rows": [r.to_dict() for r in table],
-        "chosen": chosen.name,
-        "chosen_rule": "highest PC among fusions of >= 2 members (ties: lower MAE, fewer members)",
-        "per_group": per_group_rounded,
-        "timings": timings,
-        "model_file_mb": round(size_mb, 2),
-        "packages": versions,
-    }
-
-    cv_path.write_text(json.dumps(cv_doc, indent=2) + "\n", encoding="utf-8")
-
-    card_path = out.with_name(out.name + ".md")
-    card_path.write_text(
-        _model_card(
-            out.name,
-            ds,
-            len(y),
-            n_no_face,
-            data_hash,
-            table,
-            chosen,
-            per_group,
-            regressor,
-            blocks,
-            extractor,
-            timings,
-            size_mb,
-            versions,
-            folds,
-            inner_folds,
-            seed,
-        ),
-        encoding="utf-8",
-    )
-
-    result = TrainResult(
-        rows=table,
-        chosen=chosen,
-        groups=per_group,
-        n_photos=len(ds),
-        n_no_face=n_no_face,
-        model_path=model_path,
-        card_path=card_path,
-        cv_path=cv_path,
-        manifest_path=manifest_path,
-        timings=timings,
+    result = _write_artefacts(
+        out,
+        data,
+        model,
+        table,
+        chosen,
+        per_group,
+        timings,
+        folds=folds,
+        inner_folds=inner_folds,
+        seed=seed,
+        serving_repeats=serving_repeats,
     )
     if report is None:
         logger.info("cross-validation table:\n%s", result.table)
@@ -726,9 +765,115 @@ def main(
     return result
 
 
-def _model_card(
+def _write_artefacts(
+    out: Path,
+    data: TrainingData,
+    model: AttractivenessModel,
+    table: list[TableRow],
+    chosen: TableRow,
+    per_group: dict[str, dict[str, float]],
+    timings: dict[str, Any],
+    *,
+    folds: int,
+    inner_folds: int,
+    seed: int,
+    serving_repeats: int,
+) -> TrainResult:
+    """Write ``<out>.joblib``, the manifest entry, ``<out>.cv.json`` and ``<out>.md``."""
+    from facecore.model_store import write_manifest_entry
+
+    versions = package_versions()
+    cv_summary = {
+        "protocol": f"{folds}-fold KFold(shuffle=True, random_state={seed}) on the {len(data.y)} "
+        f"photos with a face; fusion weights from {inner_folds} inner folds (nested)",
+        "pc": round(chosen.pc, 4),
+        "mae": round(chosen.mae, 4),
+        "rmse": round(chosen.rmse, 4),
+    }
+    model.metadata = {
+        "name": out.name,
+        "members": list(chosen.members),
+        "training_data": f"SCUT-FBP5500 ({len(data.dataset)} photos, {len(data.y)} with a face)",
+        "dataset_sha256": data.data_hash,
+        "seed": seed,
+        "cv": cv_summary,
+        "licence": LICENCE,
+        "packages": versions,
+    }
+    model_path = out.with_name(out.name + ".joblib")
+    model.save(model_path)
+    size_mb = model_path.stat().st_size / 1e6
+    logger.info("model written to %s (%.1f MB)", model_path, size_mb)
+
+    entry = _manifest_entry(out.name, model_path, model, data, chosen, cv_summary, per_group)
+    manifest_path = write_manifest_entry(entry, out.parent)
+
+    # Serving time of the shipped file through the model store, as the analyzer stage runs it.
+    if serving_repeats > 0:
+        timings |= serving_time_ms(
+            data.dataset.paths[int(data.rows[0])], out.name, out.parent, repeats=serving_repeats
+        )
+
+    cv_path = out.with_name(out.name + ".cv.json")
+    cv_doc = {
+        "name": out.name,
+        "dataset": "SCUT-FBP5500",
+        "dataset_sha256": data.data_hash,
+        "n_photos": len(data.dataset),
+        "n_with_face": int(len(data.y)),
+        "n_no_face": data.n_no_face,
+        "folds": folds,
+        "inner_folds": inner_folds,
+        "seed": seed,
+        "feature_version": data.extractor.version,
+        "rows": [r.to_dict() for r in table],
+        "chosen": chosen.name,
+        "chosen_rule": "highest PC among fusions of >= 2 members (ties: lower MAE, fewer members)",
+        "per_group": _round_groups(per_group),
+        "timings": timings,
+        "model_file_mb": round(size_mb, 2),
+        "packages": versions,
+    }
+    cv_path.write_text(json.dumps(cv_doc, indent=2) + "\n", encoding="utf-8")
+
+    card = model_card(
+        out.name,
+        n_photos=len(data.dataset),
+        n_used=len(data.y),
+        n_no_face=data.n_no_face,
+        data_hash=data.data_hash,
+        table=table,
+        chosen=chosen,
+        per_group=per_group,
+        regressor=model.regressor,
+        blocks=model.blocks,
+        extractor=data.extractor,
+        timings=timings,
+        size_mb=size_mb,
+        versions=versions,
+        folds=folds,
+        inner_folds=inner_folds,
+        seed=seed,
+    )
+    card_path = write_card(card, out.with_name(out.name + ".md"))
+    return TrainResult(
+        rows=table,
+        chosen=chosen,
+        groups=per_group,
+        n_photos=len(data.dataset),
+        n_no_face=data.n_no_face,
+        model_path=model_path,
+        card_path=card_path,
+        cv_path=cv_path,
+        manifest_path=manifest_path,
+        timings=timings,
+    )
+
+
+def model_card(
     name: str,
-    ds: Any,
+    *,
+    n_photos: int,
     n_used: int,
     n_no_face: int,
     data_hash: str,
@@ -744,70 +889,65 @@ def _model_card(
     folds: int,
     inner_folds: int,
     seed: int,
-) -> str:
+) -> ModelCard:
+    """The model card of a trained attractiveness model (see :mod:`facecore.training.card`)."""
     weights = ", ".join(
         f"{m} {w:.3f}" for m, w in zip(regressor.names, regressor.weights_, strict=True)
     )
-    group_lines = "\n".join(
-        f"| {g} | {m['n']} | {m['pc']:.4f} | {m['mae']:.4f} | {m['rmse']:.4f} |"
-        for g, m in per_group.items()
+    return ModelCard(
+        name=name,
+        summary="Facial attractiveness score on SCUT-FBP5500's 1-5 scale (mean rating of 60 "
+        "raters).",
+        licence=LICENCE,
+        model=[
+            f"Score-level fusion ({chosen.name.removeprefix('fusion: ')}) of per-feature-set RBF "
+            "SVRs,\n  combined by non-negative least squares learned on "
+            f"{inner_folds}-fold out-of-fold predictions\n  (stacking). Weights on the final "
+            f"fit: {weights}; intercept {regressor.intercept_:.3f}.",
+            "Papers: X. Zang et al., \"Prediction of users' facial attractiveness on an online "
+            'dating\n  website", ICME Workshops 2017 (deep features + SVR/RF); B. Zhang, X. Xiao, '
+            'G. Lu, "Facial\n  beauty analysis based on features prediction and beautification '
+            'models", PAA 21(2), 2018\n  (geometric + greedy selection, texture, PCANet, score '
+            "fusion). Departures are listed in the\n  docstrings of "
+            "`facecore/attractiveness/deep_regressors.py` and `fusion.py`.",
+            'Inputs: an RGB image and a `Face` with 68 landmarks and `features["trunk"]` '
+            "(FaceAnalyzer\n  stages `landmarks` and `trunk`); feature blocks "
+            f"{list(blocks)} from\n  `FaceFeatureExtractor` version `{extractor.version}` "
+            f"({json.dumps(extractor.config())}).\n  Output clipped to [1, 5].",
+            f"File: `{name}.joblib`, {size_mb:.1f} MB.",
+        ],
+        training_data=(
+            f"SCUT-FBP5500 as in `shared/data` ({n_photos} photos; the official 40% test split "
+            f"is held back).\nDataset sha256 `{data_hash}`. Photos without a detected face: "
+            f"{n_no_face} (left out); trained on\n{n_used}."
+        ),
+        evaluation=(
+            f"{folds}-fold cross-validation (`KFold(shuffle=True, random_state={seed})`, the same "
+            f"folds for\nevery row) on the {n_used} photos; fusion weights learned inside the "
+            f"training folds only\n({inner_folds} inner folds). PC: Pearson correlation of the "
+            "pooled out-of-fold predictions\nwith the mean ratings; PC fold sd: its standard "
+            "deviation over the folds. Chosen by rule: the\nfusion of two or more members with "
+            "the highest PC."
+        ),
+        tables=[
+            ("", TABLE_HEADER, _table_cells(table, chosen.name)),
+            (
+                "Chosen model, per group (out-of-fold predictions; AF/AM: Asian female/male, "
+                "CF/CM: Caucasian\nfemale/male):",
+                ("group", "n", "PC", "MAE", "RMSE"),
+                [[g, m["n"], m["pc"], m["mae"], m["rmse"]] for g, m in per_group.items()],
+            ),
+        ],
+        evaluation_notes=f"Timings on the training machine: {json.dumps(timings)}.",
+        limitations=[
+            "Trained on frontal, neutral, well-lit studio-style photos of young Asian and "
+            "Caucasian adults;\n  scores of other photos (pose, lighting, age, ethnicity) are "
+            "extrapolations.",
+            "The score is the average taste of SCUT-FBP5500's raters, not a property of a person.",
+            "Cross-validated figures come from the same 3,300 photos used for model choice; the "
+            "held-back\n  test split gives the independent estimate.",
+        ],
+        rebuild=REBUILD,
+        rebuild_note=f"Seed {seed}; a rerun reproduces the table.",
+        packages=versions,
     )
-    version_lines = "\n".join(f"- {k} {v}" for k, v in versions.items())
-    return f"""# Model card: `{name}`
-
-Facial attractiveness score on SCUT-FBP5500's 1-5 scale (mean rating of 60 raters).
-
-**Licence: {LICENCE}.** The model inherits the licence of its training data.
-
-## Model
-- Score-level fusion ({chosen.name.removeprefix("fusion: ")}) of per-feature-set RBF SVRs,
-  combined by non-negative least squares learned on {inner_folds}-fold out-of-fold predictions
-  (stacking). Weights on the final fit: {weights}; intercept {regressor.intercept_:.3f}.
-- Papers: X. Zang et al., "Prediction of users' facial attractiveness on an online dating
-  website", ICME Workshops 2017 (deep features + SVR/RF); B. Zhang, X. Xiao, G. Lu, "Facial
-  beauty analysis based on features prediction and beautification models", PAA 21(2), 2018
-  (geometric + greedy selection, texture, PCANet, score fusion). Departures are listed in the
-  docstrings of `facecore/attractiveness/dating.py` and `fusion.py`.
-- Inputs: an RGB image and a `Face` with 68 landmarks and `features["trunk"]` (FaceAnalyzer
-  stages `landmarks` and `trunk`); feature blocks {list(blocks)} from
-  `FaceFeatureExtractor` version `{extractor.version}` ({json.dumps(extractor.config())}).
-  Output clipped to [1, 5].
-- File: `{name}.joblib`, {size_mb:.1f} MB.
-
-## Training data
-SCUT-FBP5500 as in `shared/data` ({len(ds)} photos; the official 40% test split is held back).
-Dataset sha256 `{data_hash}`. Photos without a detected face: {n_no_face} (left out); trained on
-{n_used}.
-
-## Evaluation
-{folds}-fold cross-validation (`KFold(shuffle=True, random_state={seed})`, the same folds for
-every row) on the {n_used} photos; fusion weights learned inside the training folds only
-({inner_folds} inner folds). PC: Pearson correlation of the pooled out-of-fold predictions
-with the mean ratings; PC fold sd: its standard deviation over the folds. Chosen by rule: the
-fusion of two or more members with the highest PC.
-
-{format_table(table, chosen.name)}
-
-Chosen model, per group (out-of-fold predictions; AF/AM: Asian female/male, CF/CM: Caucasian
-female/male):
-
-| group | n | PC | MAE | RMSE |
-|---|---:|---:|---:|---:|
-{group_lines}
-
-Timings on the training machine: {json.dumps(timings)}.
-
-## Limitations
-- Trained on frontal, neutral, well-lit studio-style photos of young Asian and Caucasian adults;
-  scores of other photos (pose, lighting, age, ethnicity) are extrapolations.
-- The score is the average taste of SCUT-FBP5500's raters, not a property of a person.
-- Cross-validated figures come from the same 3,300 photos used for model choice; the held-back
-  test split gives the independent estimate.
-
-## Rebuild
-```sh
-{REBUILD}
-```
-Seed {seed}; a rerun reproduces the table. Package versions:
-{version_lines}
-"""

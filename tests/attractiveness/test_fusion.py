@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import KFold, cross_val_predict
 
-from facecore.attractiveness.dating import DeepFeatureRegressor
+from facecore.attractiveness.deep_regressors import DeepFeatureRegressor
 from facecore.attractiveness.face_features import block_columns, layout_width
 from facecore.attractiveness.fusion import (
     BlockSelector,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecore.attractiveness.model import AttractivenessScorer
+from facecore.attractiveness import train
+from facecore.attractiveness.model import AttractivenessModel, AttractivenessStage
 from facecore.attractiveness.train import (
     LICENCE,
     TableRow,
@@ -17,12 +18,16 @@ from facecore.attractiveness.train import (
     extract_dataset_features,
     format_table,
     main,
-    regression_metrics,
+    model_card,
 )
 from facecore.io import load_image
 from facecore.model_store import get_spec, sha256_file
+from facecore.training import metrics
+from facecore.training.card import SHARED_DATA_LICENCE, render_card
 
-DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
+ROOT = Path(__file__).resolve().parents[2]
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+SHIPPED = ROOT / "models" / "attractiveness_scut"
 
 FEATURE_ROWS = ["deep896", "deep128", "geometric", "lbp", "blbp", "pcanet"]
 FUSION_ROWS = [
@@ -40,12 +45,55 @@ def row(name: str, members: tuple[str, ...], pc: float, mae: float, kind: str = 
     return TableRow(name, kind, members, "svr", pc, mae, mae * 1.3, 0.01)
 
 
-def test_regression_metrics() -> None:
-    y = np.array([1.0, 2.0, 3.0, 4.0])
-    m = regression_metrics(y, y + np.array([0.5, -0.5, 0.5, -0.5]))
-    assert m["mae"] == pytest.approx(0.5) and m["rmse"] == pytest.approx(0.5)
-    assert 0.8 < m["pc"] < 1.0
-    assert regression_metrics(y, 2 * y)["pc"] == pytest.approx(1.0)
+def test_metrics_come_from_the_training_scaffold() -> None:
+    # The metrics moved to facecore.training.metrics; the old import path still works.
+    assert train.regression_metrics is metrics.regression_metrics
+    assert SHARED_DATA_LICENCE in LICENCE
+
+
+def test_format_table_exact() -> None:
+    rows = [row("a", ("deep",), 0.91234, 0.2, kind="feature set"), row("b", ("x", "y"), 0.9, 0.3)]
+    assert format_table(rows, "b").splitlines() == [
+        "| model | kind | learner | PC | PC fold sd | MAE | RMSE |",
+        "|---|---|---|---:|---:|---:|---:|",
+        "| a | feature set | svr | 0.9123 | 0.0100 | 0.2000 | 0.2600 |",
+        "| b **(chosen)** | fusion | svr | 0.9000 | 0.0100 | 0.3000 | 0.3900 |",
+    ]
+    assert format_table([]) == "\n".join(format_table(rows).splitlines()[:2])
+
+
+def test_card_of_the_shipped_model_is_reproduced() -> None:
+    """The card writer, fed the shipped model's cv.json and joblib, gives its card."""
+    cv = json.loads(SHIPPED.with_suffix(".cv.json").read_text(encoding="utf-8"))
+    model = AttractivenessModel.load(SHIPPED.with_suffix(".joblib"))
+    rows = [
+        TableRow(r["name"], r["kind"], tuple(r["members"]), r["learner"], r["pc"], r["mae"],
+                 r["rmse"], r["pc_fold_sd"])
+        for r in cv["rows"]
+    ]  # fmt: skip
+    card = model_card(
+        cv["name"],
+        n_photos=cv["n_photos"],
+        n_used=cv["n_with_face"],
+        n_no_face=cv["n_no_face"],
+        data_hash=cv["dataset_sha256"],
+        table=rows,
+        chosen=next(r for r in rows if r.name == cv["chosen"]),
+        per_group=cv["per_group"],
+        regressor=model.regressor,
+        blocks=model.blocks,
+        extractor=model.extractor,
+        timings=cv["timings"],
+        size_mb=cv["model_file_mb"],
+        versions=cv["packages"],
+        folds=cv["folds"],
+        inner_folds=cv["inner_folds"],
+        seed=cv["seed"],
+    )
+    shipped = SHIPPED.with_suffix(".md").read_text(encoding="utf-8")
+    # The one format change of the card writer: "Package versions:" starts its own line.
+    shipped = shipped.replace("table. Package versions:", "table.\nPackage versions:")
+    assert render_card(card) == shipped
 
 
 def test_choose_fusion_rule() -> None:
@@ -108,9 +156,21 @@ def test_tiny_end_to_end_run(tmp_path: Path) -> None:
     assert cv["dataset_sha256"] in spec.training_data
     assert spec.extra["metrics"]["cv"]["pc"] == pytest.approx(res.chosen.pc, abs=1e-4)
     assert spec.inputs and spec.source and spec.extra["rebuild"]
+    # The structured fields the shipped entry carries (a rebuild must keep them).
+    assert (spec.task, spec.architecture, spec.input_size) == (
+        "attractiveness",
+        "score_fusion",
+        None,
+    )
+    assert (spec.chip.method, spec.chip.size, spec.chip.padding) == ("similarity5", 128, 0.05)
+    assert [(o.name, o.kind, tuple(o.scale)) for o in spec.outputs] == [
+        ("attractiveness", "scalar", (1.0, 5.0))
+    ]
+    shipped = get_spec("attractiveness_scut")
+    assert (spec.chip, spec.outputs) == (shipped.chip, shipped.outputs)
 
     # The shipped file serves through the model store, with the blocks it was trained on.
-    scorer = AttractivenessScorer("tiny_scut", models_dir=tmp_path)
+    scorer = AttractivenessStage(model="tiny_scut", models_dir=tmp_path)
     model = scorer.load()
     assert set(model.blocks) == {
         {"deep": "deep", "geometric": "geometric", "texture": "blbp", "pcanet": "pcanet"}[m]
@@ -126,9 +186,8 @@ def test_tiny_end_to_end_run(tmp_path: Path) -> None:
     for i in (0, 17):
         image = load_image(ds.paths[i])
         faces = FaceAnalyzer(stages=("trunk",)).analyze(image)
-        served = scorer(image, faces)[0].predictions["attractiveness"]
+        served = scorer(image, faces)[0].predictions["attractiveness"].value
         trained = model.predict_matrix(feats.matrix(model.layout, np.array([i])))[0]
-        assert 1.0 <= served <= 5.0
         assert served == pytest.approx(trained, abs=1e-4)
 
     # A rerun reads the cache and reproduces the table exactly (fixed seeds).

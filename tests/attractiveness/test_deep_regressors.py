@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.svm import SVR
 
-from facecore.attractiveness.dating import CompactSVR, DeepFeatureRegressor, make_learner
+from facecore.attractiveness.deep_regressors import CompactSVR, DeepFeatureRegressor, make_learner
 
 
 def data(n: int = 400, d: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

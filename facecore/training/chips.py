@@ -1,0 +1,470 @@
+"""Aligned face chips of a whole dataset and frozen maps of dlib's face ResNet, cached on disk.
+
+Training a head on top of a frozen network is dominated by the frozen part: detecting the face,
+cutting its aligned chip and running the bottom stages. Both depend only on the photo, so they
+are computed once per dataset and reused across folds, epochs and reruns:
+
+* :func:`extract_dataset_chips` runs a face analyzer (by default
+  ``FaceAnalyzer(stages=("landmarks",), max_faces=1)``: the largest face) on every photo, cuts
+  an aligned chip of that face with a crop function (by default dlib's 150x150 recognition chip,
+  :func:`facecore.descriptor.face_chips`) and stores the chips (uint8), a has-face mask, the
+  detector's name and the 68 landmarks in one ``.npz`` per (dataset, key). The work is done in
+  chunks, each written atomically as soon as it is done, so an interrupted run resumes at the
+  first missing chunk; the chunks are then merged into the final file.
+* :func:`frozen_maps` runs chips through the stem and the first stages of dlib's face ResNet
+  (:class:`facecore.nn.dlib_resnet.DlibFaceResNet`, weights from the model store) under
+  ``torch.inference_mode()`` and can cache the maps (``.npy``, read back memory-mapped).
+
+This module implements no paper. Import it explicitly (``import facecore.training.chips``); it
+is not imported by ``facecore.training`` (torch and the face models are only loaded when used).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "default_chip_key",
+    "DatasetChips",
+    "chip_cache_path",
+    "extract_dataset_chips",
+    "frozen_maps",
+    "load_face_resnet",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def default_chip_key() -> str:
+    """Key of the default crop: the trunk's chip as its manifest entry specifies it
+    (``facecore.descriptor.face_chips``)."""
+    from facecore.trunk import chip_spec
+
+    return f"descriptor.face_chips:{chip_spec()!r}"
+
+
+#: Side of the default chip.
+DLIB_CHIP_SIZE = 150
+#: The model-store name of dlib's face ResNet.
+FACE_RESNET_MODEL = "dlib_face_recognition_resnet"
+
+_N_LANDMARKS = 68
+CropFn = Callable[[np.ndarray, Any], np.ndarray]
+
+
+@dataclass
+class DatasetChips:
+    """Aligned chips of every photo of a dataset (the largest face of each).
+
+    Attributes
+    ----------
+    chips : ndarray of shape (N, S, S, 3), uint8
+        RGB chips; all zero for a photo without a face.
+    has_face : ndarray of shape (N,), bool
+    detector : ndarray of shape (N,), str
+        Detector that found the face ("" when none).
+    landmarks : ndarray of shape (N, 68, 2), float32
+        The face's landmarks in image pixels (NaN when none).
+    key : str
+        The full cache key (crop key and analyzer settings).
+    cache_path : Path or None
+        The merged ``.npz`` (None: not cached).
+    from_cache : bool
+        True if the merged file was read, not computed.
+    seconds : float
+        Time the analysis and cropping took (summed over chunks, also when read from cache).
+    """
+
+    chips: np.ndarray
+    has_face: np.ndarray
+    detector: np.ndarray
+    landmarks: np.ndarray
+    key: str
+    cache_path: Path | None = None
+    from_cache: bool = False
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.has_face)
+
+    @property
+    def cache_key(self) -> str:
+        """A short name of these chips (the cache file's stem), e.g. to key :func:`frozen_maps`."""
+        if self.cache_path is not None:
+            return self.cache_path.name.removesuffix(".npz")
+        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+
+
+def _analyzer_repr(analyzer: Any) -> str:
+    config = getattr(analyzer, "config", None)
+    if config is None:
+        raise ValueError("the analyzer needs a .config (its repr keys the chip cache)")
+    return repr(config)
+
+
+def chip_cache_path(
+    dataset: Any, key: str, analyzer: Any, cache_dir: str | os.PathLike[str]
+) -> Path:
+    """The merged cache file of ``dataset``'s chips for a crop key and an analyzer.
+
+    Parameters
+    ----------
+    dataset : FaceDataset
+    key : str
+        Names the crop (function, size, padding...).
+    analyzer : FaceAnalyzer
+        Its ``repr(config)`` is part of the key.
+    cache_dir : path-like
+
+    Returns
+    -------
+    Path
+        ``<cache_dir>/<dataset name>-<16 hex of the dataset hash>-c<12 hex of the key>.npz``.
+    """
+    from facecore.datasets import dataset_hash
+
+    full = f"{key}|analyzer={_analyzer_repr(analyzer)}"
+    digest = hashlib.sha256(full.encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"{dataset.name}-{dataset_hash(dataset)[:16]}-c{digest}.npz"
+
+
+def _default_crop(image: np.ndarray, face: Any) -> np.ndarray:
+    from facecore.descriptor import face_chips
+
+    return face_chips(image, [face])[0]
+
+
+def _save_npz_atomic(path: Path, **arrays: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name.removesuffix(".npz") + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _compute_chunk(
+    dataset: Any,
+    start: int,
+    stop: int,
+    analyzer: Any,
+    crop: CropFn,
+    chip_size: int,
+    bar: Any,
+) -> dict[str, np.ndarray]:
+    from facecore.datasets import iter_images
+
+    n = stop - start
+    chips = np.zeros((n, chip_size, chip_size, 3), np.uint8)
+    has_face = np.zeros(n, bool)
+    detector = np.full(n, "", dtype="<U16")
+    landmarks = np.full((n, _N_LANDMARKS, 2), np.nan, np.float32)
+    t0 = time.perf_counter()
+    for j, image in enumerate(iter_images(dataset, np.arange(start, stop))):
+        faces = analyzer.analyze(image)
+        if bar is not None:
+            bar.update(1)
+        if not faces:
+            logger.warning("no face found in %s", dataset.relative_paths[start + j])
+            continue
+        face = faces[0]
+        chip = np.asarray(crop(image, face))
+        if chip.shape != (chip_size, chip_size, 3) or chip.dtype != np.uint8:
+            raise ValueError(
+                f"crop_fn gave {chip.dtype} {chip.shape}, expected uint8 "
+                f"({chip_size}, {chip_size}, 3)"
+            )
+        chips[j] = chip
+        has_face[j] = True
+        detector[j] = str(face.detector)
+        if face.landmarks is not None and np.shape(face.landmarks) == (_N_LANDMARKS, 2):
+            landmarks[j] = face.landmarks
+    return {
+        "chips": chips,
+        "has_face": has_face,
+        "detector": detector,
+        "landmarks": landmarks,
+        "start": np.int64(start),
+        "stop": np.int64(stop),
+        "seconds": np.float64(time.perf_counter() - t0),
+    }
+
+
+def _read_chunk(path: Path, key: str, start: int, stop: int) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            chunk = {name: z[name] for name in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        logger.warning("chunk %s unreadable (%s); recomputing it", path, e)
+        return None
+    if str(chunk.get("key")) != key or (int(chunk["start"]), int(chunk["stop"])) != (start, stop):
+        logger.warning("chunk %s belongs to another run; recomputing it", path)
+        return None
+    return chunk
+
+
+def _read_merged(path: Path, key: str) -> DatasetChips | None:
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["key"]) != key:
+            logger.warning("chip cache %s holds another key; recomputing", path)
+            return None
+        return DatasetChips(
+            chips=z["chips"],
+            has_face=z["has_face"],
+            detector=z["detector"],
+            landmarks=z["landmarks"],
+            key=key,
+            cache_path=path,
+            from_cache=True,
+            seconds=float(z["seconds"]),
+        )
+
+
+def extract_dataset_chips(
+    dataset: Any,
+    *,
+    key: str | None = None,
+    crop_fn: CropFn | None = None,
+    chip_size: int = DLIB_CHIP_SIZE,
+    analyzer: Any = None,
+    cache_dir: str | os.PathLike[str] | None = ".cache/chips",
+    chunk_size: int = 500,
+    progress: bool = False,
+) -> DatasetChips:
+    """Aligned chips of the largest face of every photo of ``dataset``, cached and resumable.
+
+    Parameters
+    ----------
+    dataset : FaceDataset
+        Its ``paths`` are read in row order (:func:`facecore.datasets.iter_images`).
+    key : str, optional
+        Names the crop ``crop_fn`` cuts (method, size, padding, version); the analyzer's
+        ``repr(config)`` is added to it. Required with ``crop_fn``; default
+        :func:`default_chip_key`.
+    crop_fn : callable, optional
+        ``crop_fn(image, face) -> uint8 (chip_size, chip_size, 3)``; default
+        ``facecore.descriptor.face_chips(image, [face])[0]`` (dlib's 150x150 chip).
+    chip_size : int, default 150
+        Side of the chips ``crop_fn`` returns (checked).
+    analyzer : FaceAnalyzer, optional
+        Default ``FaceAnalyzer(stages=("landmarks",), max_faces=1)``; ``analyze(image)`` must
+        return faces largest first. Loaded only if something has to be computed.
+    cache_dir : path-like or None, default ".cache/chips"
+        Folder of the cache (None: compute in memory, no chunks, no file).
+    chunk_size : int, default 500
+        Photos per chunk file (``<stem>.chunks/chunk_<start>.npz``).
+    progress : bool, default False
+        Show a progress bar (tqdm, on stderr).
+
+    Returns
+    -------
+    DatasetChips
+    """
+    from facecore.analyzer import FaceAnalyzer
+
+    if crop_fn is not None and key is None:
+        raise ValueError("a custom crop_fn needs a key naming the crop")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    key = default_chip_key() if key is None else key
+    crop = _default_crop if crop_fn is None else crop_fn
+    if analyzer is None:
+        analyzer = FaceAnalyzer(stages=("landmarks",), max_faces=1)
+    full_key = f"{key}|analyzer={_analyzer_repr(analyzer)}"
+    n = len(dataset)
+    path = None if cache_dir is None else chip_cache_path(dataset, key, analyzer, cache_dir)
+    if path is not None and path.is_file():
+        cached = _read_merged(path, full_key)
+        if cached is not None:
+            logger.info("chips of %d photos read from %s", n, path)
+            return cached
+
+    chunk_dir = None if path is None else path.with_name(path.name.removesuffix(".npz") + ".chunks")
+    bounds = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
+    if path is None:
+        bounds = [(0, n)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc="chips", unit="img")
+    chunks: list[dict[str, np.ndarray]] = []
+    loaded = False
+    try:
+        for start, stop in bounds:
+            chunk_path = None if chunk_dir is None else chunk_dir / f"chunk_{start:07d}.npz"
+            chunk = None
+            if chunk_path is not None and chunk_path.is_file():
+                chunk = _read_chunk(chunk_path, full_key, start, stop)
+                if chunk is not None:
+                    logger.info("chunk %d-%d read from %s", start, stop, chunk_path)
+                    if bar is not None:
+                        bar.update(stop - start)
+            if chunk is None:
+                if not loaded:
+                    analyzer.load()
+                    loaded = True
+                chunk = _compute_chunk(dataset, start, stop, analyzer, crop, chip_size, bar)
+                if chunk_path is not None:
+                    _save_npz_atomic(chunk_path, key=np.str_(full_key), **chunk)
+                logger.info("chips %d-%d of %d done", start, stop, n)
+            chunks.append(chunk)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    def cat(name: str, empty: np.ndarray) -> np.ndarray:
+        return np.concatenate([c[name] for c in chunks]) if chunks else empty
+
+    result = DatasetChips(
+        chips=cat("chips", np.zeros((0, chip_size, chip_size, 3), np.uint8)),
+        has_face=cat("has_face", np.zeros(0, bool)),
+        detector=cat("detector", np.zeros(0, "<U16")),
+        landmarks=cat("landmarks", np.zeros((0, _N_LANDMARKS, 2), np.float32)),
+        key=full_key,
+        cache_path=path,
+        seconds=float(sum(float(c["seconds"]) for c in chunks)),
+    )
+    logger.info(
+        "chips of %d photos (%d with a face) in %.1f s",
+        n,
+        int(result.has_face.sum()),
+        result.seconds,
+    )
+    if path is not None:
+        _save_npz_atomic(
+            path,
+            key=np.str_(full_key),
+            chips=result.chips,
+            has_face=result.has_face,
+            detector=result.detector,
+            landmarks=result.landmarks,
+            seconds=np.float64(result.seconds),
+        )
+        if chunk_dir is not None and chunk_dir.is_dir():
+            shutil.rmtree(chunk_dir)
+        logger.info("chip cache written to %s", path)
+    return result
+
+
+# -- frozen maps ----------------------------------------------------------------------------------
+def load_face_resnet() -> Any:
+    """dlib's face ResNet with its published weights, from the model store (eval mode).
+
+    Returns
+    -------
+    facecore.nn.dlib_resnet.DlibFaceResNet
+    """
+    from facecore.model_store import resolve
+    from facecore.nn.dlib_resnet import DlibFaceResNet
+
+    return DlibFaceResNet.from_dlib_file(resolve(FACE_RESNET_MODEL))
+
+
+def _maps_path(cache_dir: str | os.PathLike[str], key: str, upto: str, dtype: str) -> Path:
+    digest = hashlib.sha256(f"{key}|{upto}|{dtype}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"maps-{upto}-{dtype}-{digest}.npy"
+
+
+def frozen_maps(
+    chips: np.ndarray,
+    model: Any = None,
+    upto: str = "stage2",
+    batch_size: int = 64,
+    *,
+    dtype: Literal["float32", "float16"] = "float32",
+    device: str = "cpu",
+    cache_dir: str | os.PathLike[str] | None = None,
+    key: str | None = None,
+) -> np.ndarray:
+    """Feature maps of the frozen bottom of dlib's face ResNet, up to and including ``upto``.
+
+    Parameters
+    ----------
+    chips : ndarray of shape (N, 150, 150, 3), uint8
+        Aligned RGB chips (e.g. :attr:`DatasetChips.chips`).
+    model : DlibFaceResNet, optional
+        Default :func:`load_face_resnet` (the published weights). Put in eval mode; its
+        ``preprocess``, ``stem`` and ``stages[i]`` are run.
+    upto : str, default "stage2"
+        ``"stem"`` or one of ``model.stage_names`` (``"stage1"`` ... ``"stage5"``).
+    batch_size : int, default 64
+    dtype : {"float32", "float16"}, default "float32"
+        Storage type of the returned maps (computed in float32).
+    device : str, default "cpu"
+    cache_dir : path-like, optional
+        Cache the maps here as ``maps-<upto>-<dtype>-<hash of key>.npy`` (read back
+        memory-mapped, read-only).
+    key : str, optional
+        Identifies the chips and the model (e.g. ``DatasetChips.cache_key`` plus the model's
+        name); required with ``cache_dir``.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H, W)
+        For dlib's network: stem / stage1 (32, 35, 35), stage2 (64, 17, 17), stage3
+        (128, 8, 8), stage4 (256, 4, 4), stage5 (256, 2, 2).
+    """
+    import torch
+
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    if cache_dir is not None and not key:
+        raise ValueError("caching the maps needs a key naming the chips and the model")
+    path = None if cache_dir is None else _maps_path(cache_dir, str(key), upto, dtype)
+    if path is not None and path.is_file():
+        maps = np.load(path, mmap_mode="r")
+        if len(maps) == len(chips):
+            logger.info("%s maps of %d chips read from %s", upto, len(chips), path)
+            return maps
+        logger.warning("map cache %s has %d rows, not %d; recomputing", path, len(maps), len(chips))
+
+    if model is None:
+        model = load_face_resnet()
+    names = ("stem", *model.stage_names)
+    if upto not in names:
+        raise ValueError(f"upto must be one of {names}, got {upto!r}")
+    n_stages = names.index(upto)
+    dev = torch.device(device)
+    model.to(dev).eval()
+    out: np.ndarray | None = None
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for s in range(0, len(chips), batch_size):
+            x = model.stem(model.preprocess(np.asarray(chips[s : s + batch_size])))
+            for i in range(n_stages):
+                x = model.stages[i](x)
+            block = x.float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(chips), *block.shape[1:]), dtype=dtype)
+            out[s : s + len(block)] = block
+    if out is None:
+        raise ValueError("no chips given")
+    logger.info(
+        "%s maps %s of %d chips in %.1f s",
+        upto,
+        out.shape[1:],
+        len(chips),
+        time.perf_counter() - t0,
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, out)
+        os.replace(tmp, path)
+        path.with_suffix(".json").write_text(
+            json.dumps({"key": key, "upto": upto, "dtype": dtype, "shape": list(out.shape)}) + "\n",
+            encoding="utf-8",
+        )
+        logger.info("maps cached in %s", path)
+    return out

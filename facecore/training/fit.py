@@ -1,0 +1,536 @@
+"""A small, resumable PyTorch fit loop for the heads.
+
+:func:`fit` trains a module on in-memory tensors (e.g. cached frozen feature maps and their
+targets) with AdamW and, by default, the one-cycle learning-rate schedule of L. N. Smith and
+N. Topin, "Super-Convergence: Very Fast Training of Neural Networks Using Large Learning Rates",
+2019 (``torch.optim.lr_scheduler.OneCycleLR``, stepped per batch). Losses:
+
+* ``"kl"`` - the model outputs logits; ``KL(target || softmax(logits))`` averaged over samples
+  (``kl_div(log_softmax(logits), target, reduction="batchmean")``), the loss of label-
+  distribution learning (X. Geng, "Label Distribution Learning", IEEE TKDE 2016; B.-B. Gao et
+  al., "Deep Label Distribution Learning With Label Ambiguity", IEEE TIP 2017);
+* ``"ce"`` - cross-entropy on logits, targets class indices ``(N,)`` or distributions ``(N, L)``;
+* ``"l1"`` - mean absolute error of the outputs (reshaped to the targets' shape).
+
+Optional horizontal-flip augmentation flips each training sample of an ``(N, C, H, W)`` input
+with probability 1/2 (``torch.flip(x, dims=[3])``; for a feature map of a mirrored face this is
+an approximation: the bottom of the network is not exactly mirror-equivariant). Early stopping
+watches a validation split (the val loss, or a metric callback), and the best epoch's weights
+are restored at the end.
+
+Every epoch can be checkpointed (model, optimiser, scheduler, epoch, history, best weights and
+every random state) atomically to ``checkpoint_dir/last.pt``; ``fit(..., resume=True)``
+continues from it and, on the CPU, ends with the same weights an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "EpochRecord",
+    "FitConfig",
+    "FitResult",
+    "fit",
+    "history_table",
+    "predict",
+    "random_hflip",
+]
+
+logger = logging.getLogger(__name__)
+
+#: File name of the checkpoint in ``FitConfig.checkpoint_dir``.
+CHECKPOINT_NAME = "last.pt"
+
+_LOSSES = ("kl", "ce", "l1")
+_SCHEDULES = ("one-cycle", "constant")
+# Config fields a resumed run may change (they do not change the result).
+_RESUMABLE_CHANGES = ("device", "checkpoint_dir")
+
+ArrayLike = np.ndarray | Tensor
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of :func:`fit`.
+
+    Attributes
+    ----------
+    epochs : int, default 30
+        Maximum number of passes over the training data.
+    batch_size : int, default 64
+    lr : float, default 1e-3
+        Peak learning rate of the one-cycle schedule (the constant rate otherwise).
+    weight_decay : float, default 1e-4
+        AdamW's decoupled weight decay.
+    loss : {"kl", "ce", "l1"}, default "kl"
+    schedule : {"one-cycle", "constant"}, default "one-cycle"
+    pct_start : float, default 0.3
+        Share of the steps in which the one-cycle rate rises.
+    hflip : bool, default False
+        Flip each training sample of an (N, C, H, W) input horizontally with probability 1/2.
+    patience : int or None, default None
+        Stop when the validation score has not improved for this many epochs (needs ``val``).
+    higher_is_better : bool, default False
+        Direction of the ``metric`` callback (the val loss is always lower-is-better).
+    max_grad_norm : float or None, default None
+        Clip the gradient norm to this value.
+    seed : int, default 0
+        Seeds the batch order, the flips and torch's global generator during the fit (the
+        caller's global random state is restored afterwards).
+    device : str, default "cpu"
+        ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (CUDA when available).
+    checkpoint_dir : path-like or None, default None
+        Write ``last.pt`` here after every epoch.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    loss: Literal["kl", "ce", "l1"] = "kl"
+    schedule: Literal["one-cycle", "constant"] = "one-cycle"
+    pct_start: float = 0.3
+    hflip: bool = False
+    patience: int | None = None
+    higher_is_better: bool = False
+    max_grad_norm: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_dir: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError("lr must be > 0 and weight_decay >= 0")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
+        if self.schedule not in _SCHEDULES:
+            raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
+        if not 0.0 < self.pct_start < 1.0:
+            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain values (``checkpoint_dir`` as a string)."""
+        d = asdict(self)
+        if d["checkpoint_dir"] is not None:
+            d["checkpoint_dir"] = str(d["checkpoint_dir"])
+        return d
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch gave.
+
+    Attributes
+    ----------
+    epoch : int
+        1-based.
+    loss : float
+        Mean training loss over the epoch's samples.
+    val_loss, val_metric : float or None
+        On the validation split (None without one / without a metric).
+    lr : float
+        Learning rate after the epoch's last step.
+    seconds : float
+    """
+
+    epoch: int
+    loss: float
+    val_loss: float | None
+    val_metric: float | None
+    lr: float
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did.
+
+    Attributes
+    ----------
+    history : list of EpochRecord
+        Every epoch run, including those before a resume.
+    best_epoch : int
+        1-based epoch whose weights the model holds now (the last one without validation).
+    best_score : float or None
+        Its validation score (metric, or val loss without a metric).
+    stopped_early : bool
+    resumed_from : int
+        Epochs that were read from a checkpoint (0: a fresh fit).
+    checkpoint_path : Path or None
+    """
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float | None = None
+    stopped_early: bool = False
+    resumed_from: int = 0
+    checkpoint_path: Path | None = None
+
+
+# -- pieces -------------------------------------------------------------------------------------
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+    return dev
+
+
+def random_hflip(x: Tensor, generator: torch.Generator, p: float = 0.5) -> Tensor:
+    """Flip each sample of a batch of maps horizontally with probability ``p``.
+
+    Parameters
+    ----------
+    x : Tensor of shape (N, C, H, W)
+    generator : torch.Generator
+        Draws the N coin flips (always N draws, whatever the outcome).
+    p : float, default 0.5
+
+    Returns
+    -------
+    Tensor of shape (N, C, H, W)
+        A new tensor where a sample was flipped (``torch.flip(x, dims=[3])``), else ``x``.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"hflip needs (N, C, H, W) input, got shape {tuple(x.shape)}")
+    mask = torch.rand(x.shape[0], generator=generator) < p
+    if not bool(mask.any()):
+        return x
+    x = x.clone()
+    x[mask] = torch.flip(x[mask], dims=[3])
+    return x
+
+
+def _take(a: ArrayLike, idx: Tensor) -> Tensor:
+    """Rows ``idx`` of an array or tensor, as a tensor (works on read-only memmaps)."""
+    if isinstance(a, Tensor):
+        return a[idx]
+    return torch.from_numpy(np.ascontiguousarray(a[idx.numpy()]))
+
+
+def _to(t: Tensor, device: torch.device) -> Tensor:
+    if t.is_floating_point():
+        return t.to(device=device, dtype=torch.float32)
+    return t.to(device=device, dtype=torch.int64)
+
+
+def _loss(kind: str, out: Tensor, target: Tensor) -> Tensor:
+    if kind == "kl":
+        return F.kl_div(F.log_softmax(out, dim=1), target, reduction="batchmean")
+    if kind == "ce":
+        return F.cross_entropy(out, target)
+    return F.l1_loss(out.reshape(target.shape), target)
+
+
+def _as_prediction(kind: str, out: Tensor) -> Tensor:
+    return torch.softmax(out, dim=1) if kind in ("kl", "ce") else out
+
+
+def predict(
+    model: nn.Module,
+    X: ArrayLike,
+    *,
+    loss: Literal["kl", "ce", "l1"] = "kl",
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> np.ndarray:
+    """The model's predictions on ``X``, in eval mode and without gradients.
+
+    Parameters
+    ----------
+    model : nn.Module
+    X : ndarray or Tensor of shape (N, ...)
+    loss : {"kl", "ce", "l1"}, default "kl"
+        The loss it was trained with: "kl" and "ce" give softmax probabilities, "l1" the raw
+        outputs.
+    batch_size : int, default 256
+    device : str, default "cpu"
+
+    Returns
+    -------
+    ndarray of shape (N, L) (or the model's output shape), float32
+    """
+    dev = _device(device)
+    model.to(dev).eval()
+    outs = []
+    with torch.inference_mode():
+        for s in range(0, len(X), batch_size):
+            xb = _to(_take(X, torch.arange(s, min(s + batch_size, len(X)))), dev)
+            outs.append(_as_prediction(loss, model(xb)).float().cpu())
+    if not outs:
+        raise ValueError("X is empty")
+    return torch.cat(outs).numpy()
+
+
+def _evaluate(
+    model: nn.Module,
+    X: ArrayLike,
+    Y: ArrayLike,
+    config: FitConfig,
+    device: torch.device,
+    metric: Metric | None,
+) -> tuple[float, float | None]:
+    model.eval()
+    total, outs = 0.0, []
+    with torch.inference_mode():
+        for s in range(0, len(X), config.batch_size):
+            idx = torch.arange(s, min(s + config.batch_size, len(X)))
+            out = model(_to(_take(X, idx), device))
+            total += float(_loss(config.loss, out, _to(_take(Y, idx), device))) * len(idx)
+            if metric is not None:
+                outs.append(_as_prediction(config.loss, out).float().cpu())
+    score = None
+    if metric is not None:
+        pred = torch.cat(outs).numpy()
+        y = Y.numpy() if isinstance(Y, Tensor) else np.asarray(Y)
+        if config.loss == "l1" and pred.size == y.size:
+            pred = pred.reshape(y.shape)
+        score = float(metric(y, pred))
+    return total / len(X), score
+
+
+def _rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
+    state = {"data": gen.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], gen: torch.Generator, device: torch.device) -> None:
+    gen.set_state(state["data"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _state_copy(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _check_resumable(saved: dict[str, Any], config: FitConfig, path: Path) -> None:
+    now = config.to_dict()
+    changed = [k for k in now if k not in _RESUMABLE_CHANGES and saved.get(k, now[k]) != now[k]]
+    if changed:
+        raise ValueError(
+            f"checkpoint {path} was written with other settings ({changed}: "
+            f"{[saved.get(k) for k in changed]} vs {[now[k] for k in changed]}); "
+            "resume with the same FitConfig or delete the checkpoint"
+        )
+
+
+# -- the loop -----------------------------------------------------------------------------------
+def fit(
+    model: nn.Module,
+    X: ArrayLike,
+    Y: ArrayLike,
+    config: FitConfig | None = None,
+    *,
+    val: tuple[ArrayLike, ArrayLike] | None = None,
+    metric: Metric | None = None,
+    progress: Callable[[EpochRecord], None] | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train ``model`` on ``(X, Y)`` and keep its best epoch.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Trained in place (only parameters with ``requires_grad``); moved to the config's device
+        and left in eval mode.
+    X : ndarray or Tensor of shape (N, ...)
+        Inputs, e.g. frozen feature maps (N, C, H, W); float16 is read as float32 per batch.
+    Y : ndarray or Tensor of shape (N, L) or (N,)
+        Targets: distributions (N, L) for "kl", class indices (N,) or distributions for "ce",
+        values of the outputs' shape for "l1".
+    config : FitConfig, optional
+    val : (X_val, Y_val), optional
+        Validation split (e.g. from :func:`~facecore.training.folds.inner_split`); needed for
+        early stopping and ``metric``.
+    metric : callable, optional
+        ``metric(Y_val, pred) -> float`` with ``pred`` the softmax probabilities (N, L) for "kl"
+        and "ce", the outputs for "l1"; chooses the best epoch (direction:
+        ``config.higher_is_better``). Default: the validation loss.
+    progress : callable, optional
+        Called with each epoch's :class:`EpochRecord` (after the checkpoint is written).
+    resume : bool, default False
+        Continue from ``checkpoint_dir/last.pt`` when it exists (same config needed, except
+        ``device`` and ``checkpoint_dir``); a finished fit is then only restored.
+
+    Returns
+    -------
+    FitResult
+
+    Notes
+    -----
+    Progress (epoch, loss, val loss and metric, learning rate) is logged at INFO level.
+    """
+    config = config or FitConfig()
+    device = _device(config.device)
+    n = len(X)
+    if n == 0 or len(Y) != n:
+        raise ValueError(f"X and Y must have the same non-zero length, got {n} and {len(Y)}")
+    if config.hflip and len(X.shape) != 4:
+        raise ValueError(f"hflip needs (N, C, H, W) input, got shape {tuple(X.shape)}")
+    if val is None and (metric is not None or config.patience is not None):
+        raise ValueError("metric and patience need a validation split (val=)")
+    if val is not None and (len(val[0]) == 0 or len(val[0]) != len(val[1])):
+        raise ValueError("val must be (X_val, Y_val) of the same non-zero length")
+
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    sched = None
+    if config.schedule == "one-cycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=config.lr,
+            total_steps=config.epochs * steps_per_epoch,
+            pct_start=config.pct_start,
+        )
+    ckpt = None if config.checkpoint_dir is None else Path(config.checkpoint_dir) / CHECKPOINT_NAME
+    result = FitResult(checkpoint_path=ckpt)
+    best_state: dict[str, Tensor] | None = None
+    gen = torch.Generator().manual_seed(config.seed)
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(config.seed)
+        if resume and ckpt is not None and ckpt.is_file():
+            saved = torch.load(ckpt, map_location=device, weights_only=True)
+            _check_resumable(saved["config"], config, ckpt)
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            if sched is not None:
+                sched.load_state_dict(saved["scheduler"])
+            _set_rng_state(saved["rng"], gen, device)
+            result.history = [EpochRecord(**h) for h in saved["history"]]
+            result.best_epoch = saved["best_epoch"]
+            result.best_score = saved["best_score"]
+            result.stopped_early = saved["stopped_early"]
+            result.resumed_from = saved["epoch"]
+            best_state = saved["best_state"]
+            logger.info("resuming from %s after epoch %d", ckpt, saved["epoch"])
+        elif resume:
+            logger.info("no checkpoint at %s; starting a fresh fit", ckpt)
+
+        for epoch in range(result.resumed_from + 1, config.epochs + 1):
+            if result.stopped_early:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            total = 0.0
+            perm = torch.randperm(n, generator=gen)
+            for s in range(0, n, config.batch_size):
+                idx = perm[s : s + config.batch_size]
+                xb = _take(X, idx)
+                if config.hflip:
+                    xb = random_hflip(xb, gen)
+                xb, yb = _to(xb, device), _to(_take(Y, idx), device)
+                opt.zero_grad(set_to_none=True)
+                loss = _loss(config.loss, model(xb), yb)
+                loss.backward()
+                if config.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                total += float(loss.detach()) * len(idx)
+            val_loss = val_metric = None
+            if val is not None:
+                val_loss, val_metric = _evaluate(model, val[0], val[1], config, device, metric)
+                score = val_metric if metric is not None else val_loss
+                assert score is not None
+                better = result.best_score is None or (
+                    score > result.best_score
+                    if config.higher_is_better
+                    else score < result.best_score
+                )
+                if better:
+                    result.best_epoch, result.best_score = epoch, score
+                    best_state = _state_copy(model)
+                elif config.patience is not None and epoch - result.best_epoch >= config.patience:
+                    result.stopped_early = True
+            else:
+                result.best_epoch = epoch
+            record = EpochRecord(
+                epoch=epoch,
+                loss=total / n,
+                val_loss=val_loss,
+                val_metric=val_metric,
+                lr=float(opt.param_groups[0]["lr"]),
+                seconds=time.perf_counter() - t0,
+            )
+            result.history.append(record)
+            if ckpt is not None:
+                _save_atomic(
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": None if sched is None else sched.state_dict(),
+                        "rng": _rng_state(gen, device),
+                        "history": [asdict(h) for h in result.history],
+                        "best_epoch": result.best_epoch,
+                        "best_score": result.best_score,
+                        "best_state": best_state,
+                        "stopped_early": result.stopped_early,
+                        "config": config.to_dict(),
+                    },
+                    ckpt,
+                )
+            logger.info(
+                "epoch %d/%d: loss %.5f, val loss %s, val metric %s, lr %.2e (%.1f s)%s",
+                epoch,
+                config.epochs,
+                record.loss,
+                "-" if val_loss is None else f"{val_loss:.5f}",
+                "-" if val_metric is None else f"{val_metric:.5f}",
+                record.lr,
+                record.seconds,
+                "; stopping early" if result.stopped_early else "",
+            )
+            if progress is not None:
+                progress(record)
+
+    if val is not None and best_state is not None:
+        model.load_state_dict(best_state)
+        logger.info(
+            "restored the weights of epoch %d (score %.5f)", result.best_epoch, result.best_score
+        )
+    model.eval()
+    return result
+
+
+def history_table(history: Sequence[EpochRecord]) -> list[dict[str, Any]]:
+    """The history as a list of plain dicts (e.g. for JSON)."""
+    return [asdict(h) for h in history]

@@ -1,0 +1,142 @@
+"""Cross-validation folds with fixed seeds, and an inner split for early stopping.
+
+:func:`kfold_splits` gives the outer folds every training script of facecore uses: shuffled
+K-fold by default (exactly ``KFold(k, shuffle=True, random_state=seed)``, so a cross-validation
+table is reproducible from its seed), stratified on binned targets when ``stratify`` is given,
+grouped (no group in two folds) when ``groups`` is given, or both. :func:`inner_split` carves a
+seeded validation share out of a training fold (for early stopping; never a test fold).
+
+This module implements no paper; it wraps scikit-learn's splitters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["bin_targets", "inner_split", "kfold_splits"]
+
+
+def bin_targets(values: np.ndarray, n_bins: int = 10) -> np.ndarray:
+    """Class labels for stratifying on ``values``.
+
+    Numeric values with more than ``n_bins`` distinct values are cut into ``n_bins`` quantile
+    bins (fewer when quantiles coincide); anything else (few distinct numbers, strings) is used
+    as it is.
+
+    Parameters
+    ----------
+    values : array-like of shape (N,)
+    n_bins : int, default 10
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        Bin index (int64) or the values themselves.
+    """
+    v = np.asarray(values)
+    if v.ndim != 1:
+        raise ValueError(f"stratify must be 1-D, got shape {v.shape}")
+    if n_bins < 2:
+        raise ValueError(f"n_bins must be >= 2, got {n_bins}")
+    if v.dtype.kind not in "iuf" or len(np.unique(v)) <= n_bins:
+        return v
+    edges = np.unique(np.quantile(v.astype(np.float64), np.linspace(0, 1, n_bins + 1)[1:-1]))
+    return np.searchsorted(edges, v.astype(np.float64), side="right").astype(np.int64)
+
+
+def kfold_splits(
+    n: int,
+    k: int = 5,
+    seed: int = 0,
+    *,
+    stratify: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    n_bins: int = 10,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded K-fold cross-validation splits of ``n`` samples.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    k : int, default 5
+        Number of folds (2 <= k <= n).
+    seed : int, default 0
+        Seeds the shuffle.
+    stratify : array-like of shape (n,), optional
+        Targets or classes to balance over the folds (``StratifiedKFold``); numeric targets with
+        more than ``n_bins`` distinct values are binned by :func:`bin_targets`.
+    groups : array-like of shape (n,), optional
+        Group of each sample (e.g. a person); no group is split across folds (``GroupKFold``
+        with a seeded shuffle of the groups; ``StratifiedGroupKFold`` when ``stratify`` is also
+        given).
+    n_bins : int, default 10
+        Quantile bins of a continuous ``stratify``.
+
+    Returns
+    -------
+    list of k (train_idx, test_idx)
+        Index arrays (int64, sorted); the test sets partition ``range(n)``. Without
+        ``stratify`` and ``groups`` these are exactly the folds of
+        ``KFold(k, shuffle=True, random_state=seed).split(range(n))``.
+    """
+    from sklearn.model_selection import (
+        GroupKFold,
+        KFold,
+        StratifiedGroupKFold,
+        StratifiedKFold,
+    )
+
+    if not 2 <= k <= n:
+        raise ValueError(f"need 2 <= k <= n, got k={k}, n={n}")
+    index = np.arange(n)
+    labels = None
+    if stratify is not None:
+        labels = bin_targets(stratify, n_bins)
+        if labels.shape != (n,):
+            raise ValueError(f"stratify must have shape ({n},), got {labels.shape}")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise ValueError(f"groups must have shape ({n},), got {groups.shape}")
+    if groups is not None and labels is not None:
+        splits = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(
+            index, labels, groups
+        )
+    elif groups is not None:
+        splits = GroupKFold(k, shuffle=True, random_state=seed).split(index, groups=groups)
+    elif labels is not None:
+        splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(index, labels)
+    else:
+        splits = KFold(k, shuffle=True, random_state=seed).split(index)
+    return [(np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)) for tr, te in splits]
+
+
+def inner_split(
+    train_idx: np.ndarray, fraction: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a training fold into a fitting part and a validation part (for early stopping).
+
+    Parameters
+    ----------
+    train_idx : array-like of int, shape (M,)
+        Indices of a training fold.
+    fraction : float, default 0.1
+        Share of ``train_idx`` that goes to validation (rounded, at least 1, at most M - 1).
+    seed : int, default 0
+        Seeds the draw.
+
+    Returns
+    -------
+    fit_idx : ndarray of shape (M - V,), int64, sorted
+    val_idx : ndarray of shape (V,), int64, sorted
+        A partition of ``train_idx``.
+    """
+    idx = np.asarray(train_idx, dtype=np.int64).ravel()
+    if len(idx) < 2:
+        raise ValueError("train_idx needs at least 2 indices")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    n_val = min(max(1, round(fraction * len(idx))), len(idx) - 1)
+    perm = np.random.default_rng(seed).permutation(len(idx))
+    return np.sort(idx[perm[n_val:]]), np.sort(idx[perm[:n_val]])
