@@ -11,7 +11,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /srv/facecore
-COPY pyproject.toml README.md ./
+COPY setup.py pyproject.toml README.md ./
 COPY facecore ./facecore
 COPY app ./app
 COPY models ./models

@@ -14,7 +14,7 @@ QUIET_PIP   := { grep -v "^WARNING: Location" || true; }
 
 .PHONY: install serve test bench lint clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "setuptools==80.10.2" wheel 2>&1 | $(QUIET_PIP)
 	$(PIP) install -q --no-build-isolation -e ".[dev]" 2>&1 | $(QUIET_PIP)

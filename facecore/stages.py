@@ -150,6 +150,17 @@ def _ensure_loaded() -> None:
         _loaded = True
 
 
+def _ordered() -> list[str]:
+    """Registered names: built-in stages in :data:`BUILTIN_STAGE_MODULES` order (whatever order
+    their modules were imported in), then the others in registration order."""
+    _ensure_loaded()
+    rank = {m: i for i, m in enumerate(BUILTIN_STAGE_MODULES)}
+    names = list(_STAGES)
+    return sorted(
+        names, key=lambda n: (rank.get(_STAGES[n].__module__, len(rank)), names.index(n))
+    )
+
+
 def get_stage_class(name: str) -> type:
     """The registered stage class ``name``.
 
@@ -184,9 +195,9 @@ def _static_provides(cls: type) -> tuple[str, ...]:
 
 def list_stages() -> list[StageInfo]:
     """Every registered stage with what it requires, provides and accepts, in registry order."""
-    _ensure_loaded()
     out = []
-    for name, cls in _STAGES.items():
+    for name in _ordered():
+        cls = _STAGES[name]
         doc = (inspect.getdoc(cls) or "").strip().splitlines()
         out.append(
             StageInfo(
@@ -250,8 +261,7 @@ def resolve_order(
             return tuple(get_stage_class(n).requires)
 
     if known is None:
-        _ensure_loaded()
-        known = tuple(_STAGES)
+        known = tuple(_ordered())
     rank = {n: i for i, n in enumerate(known)}
     order: list[str] = []
     state: dict[str, int] = {}  # 1 visiting, 2 done

@@ -126,3 +126,10 @@ def test_detection_only_and_empty_images_skip_the_stages():
     (out,) = analyzer.run_stages(np.zeros((64, 64, 3), np.uint8), [face], stages=("spy",))
     assert out is face
     assert calls == [1]
+
+
+def test_registry_order_does_not_depend_on_import_order(clean_registry):
+    # as if the attractiveness module had been imported first
+    head = registry._STAGES.pop("attractiveness")
+    registry._STAGES = {"attractiveness": head, **registry._STAGES}
+    assert [s.name for s in list_stages()][:3] == ["landmarks", "trunk", "attractiveness"]

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "tests" / "fixtures" / "obama.jpg"
-SOURCES = ("pyproject.toml", "README.md", "facecore", "app", "models")
+SOURCES = ("setup.py", "pyproject.toml", "README.md", "facecore", "app", "models")
 TIMEOUT = 300
 OBAMA_SCORE = 2.7777
 
