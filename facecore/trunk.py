@@ -81,15 +81,15 @@ class TrunkStage:
 
     def _read_network(self) -> Any:
         from facecore.nn import create_model
+        from facecore.nn.dlib_resnet import for_inference
         from facecore.nn.features import resolve_layers
 
         # The manifest entry names the architecture and the weights (sha256 checked).
-        net = create_model(get_spec(self.model).architecture, pretrained=self.model)
-        net.requires_grad_(False)
+        net = for_inference(create_model(get_spec(self.model).architecture, pretrained=self.model))
         self._names = resolve_layers(self.layers)
         if "embedding" not in self._names:
             raise ValueError(f"layers={self.layers!r} must include 'embedding'")
-        return net.eval()
+        return net
 
     def load(self) -> None:
         self._spec.get()
@@ -125,9 +125,8 @@ class TrunkStage:
             out[node] = []
         with torch.inference_mode():
             for start in range(0, len(chips), self.batch_size):
-                nodes = net.forward_feature_dict(
-                    net.preprocess(chips[start : start + self.batch_size])
-                )
+                x = net.preprocess(chips[start : start + self.batch_size])
+                nodes = net.forward_feature_dict(x.contiguous(memory_format=torch.channels_last))
                 cols = [node_feature(nodes, n) for n in self._names]
                 out["features"].append(torch.cat(cols, dim=1).numpy())
                 out["embedding"].append(nodes["embedding"].numpy())
@@ -155,9 +154,10 @@ class TrunkStage:
 
 
 def run_top(top: Any, faces: Sequence[Face]) -> np.ndarray:
-    """Outputs of a head's fine-tuned top (:class:`facecore.nn.top.BackboneTop`) for faces the
-    ``trunk`` stage has run on: one batched forward from their shared map
-    (``face.features["trunk.<top.input_node>"]``), shape (N, num_outputs) float32.
+    """Outputs of a head's fine-tuned top (:class:`facecore.nn.top.BackboneTop`, prepared with
+    :func:`facecore.nn.dlib_resnet.for_inference`) for faces the ``trunk`` stage has run on: one
+    batched forward from their shared map (``face.features["trunk.<top.input_node>"]``), shape
+    (N, num_outputs) float32.
 
     Raises
     ------
@@ -176,4 +176,4 @@ def run_top(top: Any, faces: Sequence[Face]) -> np.ndarray:
             f"keep_maps including {top.input_node!r}"
         )
     fmap = torch.from_numpy(np.stack([f.features[key] for f in faces]))
-    return top.predict(fmap).numpy()
+    return top.predict(fmap.contiguous(memory_format=torch.channels_last)).numpy()

@@ -55,10 +55,11 @@ class StubTopHead:
     requires = ("trunk",)
 
     def __init__(self, trunk_network: object) -> None:
+        from facecore.nn.dlib_resnet import for_inference
         from facecore.nn.top import BackboneTop
         from facecore.stages import Output
 
-        self.top = BackboneTop(trunk_network, start="stage4", num_outputs=9).eval()
+        self.top = for_inference(BackboneTop(trunk_network, start="stage4", num_outputs=9))
         self.provides = (Output("stub_top", distribution=True),)
 
     def load(self) -> None:

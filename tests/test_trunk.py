@@ -53,3 +53,24 @@ def test_trunk_options_are_checked():
 def test_empty_inputs():
     assert TrunkStage()(np.zeros((10, 10, 3), np.uint8), []) == []
     assert DlibDescriptor().compute(np.zeros((0, 150, 150, 3), np.uint8)).shape == (0, 128)
+
+
+def test_a_head_top_runs_from_the_shared_map(analyzer, two_face_photo):
+    import torch
+
+    from facecore.nn.dlib_resnet import for_inference
+    from facecore.nn.top import BackboneTop
+    from facecore.trunk import run_top
+
+    img = load_image(two_face_photo)
+    faces = analyzer.analyze(img, stages=("trunk",))
+    top = BackboneTop(TrunkStage().network, start="stage4", num_outputs=5)
+    with torch.no_grad():
+        top.fc.weight.copy_(torch.eye(5, 256))  # the first five channels of the pooled output
+        top.fc.bias.zero_()
+    out = run_top(for_inference(top), faces)
+    # "pooled" leads the multi-level trunk vector: the copied top reproduces the trunk's own
+    want = np.stack([f.features["trunk"][:5] for f in faces])
+    np.testing.assert_allclose(out, want, atol=1e-4)
+    with pytest.raises(ValueError, match="lack 'trunk.stage3'"):
+        run_top(top, analyzer.analyze(img, stages=("landmarks",)))
