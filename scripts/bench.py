@@ -132,6 +132,7 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         "trunk_torch_per_chip": lambda: trunk.compute(chips),
         "trunk_torch_batch8": lambda: trunk.compute(chips8),
         "stub_top_head_per_face": lambda: stub(img, [with_maps]),
+        "stub_top_head_batch8": lambda: stub(img, [with_maps] * 8),
         "analyze_whole": lambda: pipeline.analyze(data),
         "analyze_with_stub_head": lambda: with_stub.analyze(data),
         "analyze_default_heads": lambda: heads.analyze(data),
@@ -157,9 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn in pipeline_stages(data).items():
         results[name] = timeit(fn, args.repeat)
     w, h = Image.open(image).size
-    top_share = results["stub_top_head_per_face"]["median_ms"] / max(
-        results["trunk_torch_per_chip"]["median_ms"], 1e-9
-    )
+    def share(head: str, trunk: str) -> float:
+        return results[head]["median_ms"] / max(results[trunk]["median_ms"], 1e-9)
+
+    top_share = share("stub_top_head_per_face", "trunk_torch_per_chip")
+    top_share8 = share("stub_top_head_batch8", "trunk_torch_batch8")
     report = {
         "image": str(
             image.relative_to(ROOT.parent) if image.is_relative_to(ROOT.parent) else image
@@ -172,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "stages": results,
         "stub_top_head_share_of_trunk": round(top_share, 3),
+        "stub_top_head_share_of_trunk_batch8": round(top_share8, 3),
     }
     print(f"image {report['image']} ({w}x{h}), {args.repeat} runs each")
     print(f"{'stage':<26}{'median ms':>11}{'p90 ms':>10}{'mean ms':>10}")
     for name, r in results.items():
         print(f"{name:<26}{r['median_ms']:>11.2f}{r['p90_ms']:>10.2f}{r['mean_ms']:>10.2f}")
     print(f"stub top head (stages 4-5) per face = {top_share:.1%} of trunk_torch_per_chip")
+    print(f"stub top head, 8 faces = {top_share8:.1%} of trunk_torch_batch8")
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -75,9 +75,10 @@ class BackboneTop(nn.Module):
     @torch.inference_mode()
     def predict(self, fmap: Tensor) -> Tensor:
         """:meth:`forward` in eval mode without autograd."""
-        was = self.training
+        if not self.training:  # the serving case: no mode switch (it walks every module)
+            return self.forward(fmap)
         self.eval()
         try:
             return self.forward(fmap)
         finally:
-            self.train(was)
+            self.train()
