@@ -1,6 +1,6 @@
 """Labelled face datasets as typed, read-only records.
 
-``load_scut_fbp5500``, ``load_mebeauty`` and ``load_folder`` return a :class:`FaceDataset`;
+``load_scut_fbp5500``, ``load_mebeauty``, ``load_utkface`` and ``load_folder`` return a :class:`FaceDataset`;
 ``iter_images`` decodes its images lazily and ``dataset_hash`` fingerprints it for model cards.
 All bundled labelled sets are for non-commercial research only.
 """
@@ -17,6 +17,7 @@ from facecore.datasets.base import (
 from facecore.datasets.folder import load_folder
 from facecore.datasets.mebeauty import load_mebeauty
 from facecore.datasets.scut import SCUT_GROUPS, load_scut_fbp5500
+from facecore.datasets.utkface import load_utkface
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -29,5 +30,6 @@ __all__ = [
     "load_folder",
     "load_mebeauty",
     "load_scut_fbp5500",
+    "load_utkface",
     "resolve_data_root",
 ]

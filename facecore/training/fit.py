@@ -356,6 +356,7 @@ def fit(
     metric: Metric | None = None,
     progress: Callable[[EpochRecord], None] | None = None,
     resume: bool = False,
+    X_flipped: ArrayLike | None = None,
 ) -> FitResult:
     """Train ``model`` on ``(X, Y)`` and keep its best epoch.
 
@@ -382,6 +383,10 @@ def fit(
     resume : bool, default False
         Continue from ``checkpoint_dir/last.pt`` when it exists (same config needed, except
         ``device`` and ``checkpoint_dir``); a finished fit is then only restored.
+    X_flipped : ndarray or Tensor of the shape of X, optional
+        Inputs of the mirrored images (e.g. frozen maps of the mirrored chips): each training
+        sample is taken from it with probability 1/2 - the exact flip augmentation for cached
+        feature maps, where ``config.hflip`` (flipping the map itself) is an approximation.
 
     Returns
     -------
@@ -398,6 +403,8 @@ def fit(
         raise ValueError(f"X and Y must have the same non-zero length, got {n} and {len(Y)}")
     if config.hflip and len(X.shape) != 4:
         raise ValueError(f"hflip needs (N, C, H, W) input, got shape {tuple(X.shape)}")
+    if X_flipped is not None and tuple(X_flipped.shape) != tuple(X.shape):
+        raise ValueError(f"X_flipped must have X's shape {tuple(X.shape)}")
     if val is None and (metric is not None or config.patience is not None):
         raise ValueError("metric and patience need a validation split (val=)")
     if val is not None and (len(val[0]) == 0 or len(val[0]) != len(val[1])):
@@ -453,6 +460,10 @@ def fit(
             for s in range(0, n, config.batch_size):
                 idx = perm[s : s + config.batch_size]
                 xb = _take(X, idx)
+                if X_flipped is not None:
+                    mirror = torch.rand(len(idx), generator=gen) < 0.5
+                    if bool(mirror.any()):
+                        xb[mirror] = _take(X_flipped, idx[mirror]).to(xb.dtype)
                 if config.hflip:
                     xb = random_hflip(xb, gen)
                 xb, yb = _to(xb, device), _to(_take(Y, idx), device)

@@ -224,3 +224,31 @@ def test_fit_on_cuda_learns() -> None:
                                      hflip=True, device="cuda"))  # fmt: skip
     assert res.history[-1].loss < res.history[0].loss / 10
     assert next(model.parameters()).device.type == "cuda"
+
+
+def test_flipped_inputs_replace_half_the_samples():
+    """With X_flipped, training sees each sample or its mirrored version (about half each)."""
+    import torch
+    from torch import nn
+
+    from facecore.training.fit import FitConfig, fit
+
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            seen.append(x[:, 0, 0, 0].detach().clone())
+            return self.w * x.mean(dim=(1, 2, 3))
+
+    X = torch.zeros(200, 1, 2, 2)
+    Xf = torch.ones(200, 1, 2, 2)
+    Y = torch.zeros(200)
+    fit(Probe(), X, Y, FitConfig(epochs=2, batch_size=50, loss="l1", lr=1e-3), X_flipped=Xf)
+    share = float(torch.cat(seen).mean())
+    assert 0.4 < share < 0.6  # 400 draws of a fair coin
+    with pytest.raises(ValueError, match="X_flipped"):
+        fit(Probe(), X, Y, FitConfig(epochs=1, loss="l1"), X_flipped=Xf[:10])
