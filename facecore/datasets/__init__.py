@@ -1,8 +1,8 @@
 """Labelled face datasets as typed, read-only records.
 
-``load_scut_fbp5500``, ``load_mebeauty``, ``load_utkface`` and ``load_folder`` return a :class:`FaceDataset`;
-``iter_images`` decodes its images lazily and ``dataset_hash`` fingerprints it for model cards.
-All bundled labelled sets are for non-commercial research only.
+``load_scut_fbp5500``, ``load_mebeauty``, ``load_utkface`` and ``load_folder`` return a
+:class:`FaceDataset`; ``iter_images`` decodes its images lazily and ``dataset_hash``
+fingerprints it for model cards. All bundled labelled sets are for non-commercial research only.
 """
 
 from facecore.datasets.base import (
