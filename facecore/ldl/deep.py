@@ -1,0 +1,230 @@
+"""Deep label-distribution heads: a fine-tuned top of the face trunk that outputs a distribution.
+
+A head owns a trainable copy of the trunk's last stages (:class:`facecore.nn.top.BackboneTop`)
+that runs from the trunk's shared intermediate map and ends in a softmax over the head's bins
+(ages 0..100, rating values 1..10). It is trained with the KL divergence to label distributions
+(B. Gao, C. Xing, C. Xie, J. Wu, X. Geng, "Deep Label Distribution Learning With Label
+Ambiguity", IEEE TIP 26(6), 2017; :mod:`facecore.ldl.distributions`), and its value is the
+distribution's expectation.
+
+* :class:`TopDistributionModel` - the model file: the top's weights (float16), its bins, the stage
+  it starts from, an optional monotone calibration of the expectation, and metadata.
+* :class:`DistributionHead` - the base of the stages that serve such a model (``age``, ...): it
+  checks the model name against the manifest when built, loads the file once and adds a
+  :class:`~facecore.types.Prediction` with the distribution to every face, from one batched
+  forward over the faces' shared maps (:func:`facecore.trunk.run_top`).
+
+Calibration departs from the paper: an isotonic map of the expectation, fitted on
+cross-validated predictions, corrects the regression to the mean at the ends of the range (the
+young predicted too old, the old too young); the distribution is translated to the calibrated
+value so that value and distribution stay consistent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from facecore.errors import ModelCorruptError
+from facecore.lazy import Lazy
+from facecore.model_store import check_model, get_spec, resolve
+from facecore.stages import Output
+from facecore.types import Face, Prediction
+
+__all__ = [
+    "FILE_FORMAT",
+    "DistributionHead",
+    "TopDistributionModel",
+    "shift_distribution",
+    "softmax",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Tag stored in every model file.
+FILE_FORMAT = "facecore.ldl.top/1"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, (N, K) -> (N, K) float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def shift_distribution(p: np.ndarray, bins: np.ndarray, delta: float) -> np.ndarray:
+    """``p`` translated by ``delta`` along evenly spaced ``bins``.
+
+    Each bin's mass moves to ``b + delta`` and is split between the two bins around it (so the
+    mean moves by exactly ``delta``); mass pushed past an end stays in the end bin.
+    """
+    if delta == 0.0:
+        return p
+    b = np.asarray(bins, dtype=np.float64)
+    step = float(b[1] - b[0])
+    pos = np.clip(np.arange(len(b)) + delta / step, 0.0, len(b) - 1.0)
+    lo = np.floor(pos).astype(np.int64)
+    frac = pos - lo
+    hi = np.minimum(lo + 1, len(b) - 1)
+    out = np.zeros(len(b), dtype=np.float64)
+    np.add.at(out, lo, p * (1.0 - frac))
+    np.add.at(out, hi, p * frac)
+    return out
+
+
+@dataclass
+class TopDistributionModel:
+    """A fine-tuned trunk top with its bins (what a :class:`DistributionHead` serves).
+
+    Attributes
+    ----------
+    top : BackboneTop
+    bins : tuple of float
+        Bin values, one per output.
+    calibration : (ndarray, ndarray) or None
+        Knots ``(x, y)`` of a monotone piecewise-linear map of the expectation (from isotonic
+        regression on cross-validated predictions); None: no calibration.
+    metadata : dict
+        JSON-friendly: task, training data, cross-validated metrics, licence, ...
+    """
+
+    top: Any
+    bins: tuple[float, ...]
+    calibration: tuple[np.ndarray, np.ndarray] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def predict_logits(self, faces: Sequence[Face]) -> np.ndarray:
+        from facecore.trunk import run_top
+
+        return run_top(self.top, faces)
+
+    def distributions(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values, probabilities) from logits: expectation, calibrated when the model is."""
+        probs = softmax(logits)
+        bins = np.asarray(self.bins, dtype=np.float64)
+        values = probs @ bins
+        if self.calibration is None:
+            return values, probs
+        xs, ys = self.calibration
+        out_p = np.empty_like(probs)
+        out_v = np.empty_like(values)
+        for i, (v, p) in enumerate(zip(values, probs, strict=True)):
+            out_p[i] = shift_distribution(p, bins, float(np.interp(v, xs, ys)) - v)
+            out_v[i] = out_p[i] @ bins
+        return out_v, out_p
+
+    # -- files ----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model (weights as float16) atomically; returns the path."""
+        import torch
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to(torch.float16).cpu() for k, v in self.top.state_dict().items()}
+        doc = {
+            "format": FILE_FORMAT,
+            "start": self.top.start,
+            "num_outputs": int(self.top.fc.out_features),
+            "bins": [float(b) for b in self.bins],
+            "calibration": None
+            if self.calibration is None
+            else [np.asarray(a, np.float64).tolist() for a in self.calibration],
+            "metadata": self.metadata,
+            "state": state,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(doc, tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TopDistributionModel:
+        """Read a model written by :meth:`save`, ready for inference.
+
+        Raises
+        ------
+        ModelCorruptError
+            The file is not such a model or its weights do not fit.
+        """
+        import torch
+
+        from facecore.nn.dlib_resnet import DlibFaceResNet, for_inference
+        from facecore.nn.top import BackboneTop
+
+        path = Path(path)
+        try:
+            doc = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ModelCorruptError(f"cannot read distribution model {path}: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
+            raise ModelCorruptError(f"{path} is not a {FILE_FORMAT} model file")
+        top = BackboneTop(DlibFaceResNet(), start=doc["start"], num_outputs=doc["num_outputs"])
+        try:
+            top.load_state_dict({k: v.float() for k, v in doc["state"].items()})
+        except RuntimeError as exc:
+            raise ModelCorruptError(f"{path}: weights do not fit the top: {exc}") from exc
+        cal = doc.get("calibration")
+        return cls(
+            top=for_inference(top),
+            bins=tuple(doc["bins"]),
+            calibration=None if cal is None else (np.asarray(cal[0]), np.asarray(cal[1])),
+            metadata=dict(doc.get("metadata") or {}),
+        )
+
+
+class DistributionHead:
+    """Base of the stages that serve a :class:`TopDistributionModel`.
+
+    Subclasses set ``name`` (the stage and prediction name), ``task`` (the manifest task their
+    models have), ``unit``, ``default_model`` and, to be registered, are decorated with
+    :func:`facecore.stages.register_stage`.
+
+    Parameters
+    ----------
+    model : str, optional
+        Manifest name of the model file (default: the class's ``default_model``).
+    """
+
+    name: ClassVar[str]
+    task: ClassVar[str]
+    unit: ClassVar[str] = ""
+    default_model: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ("trunk",)
+
+    def __init__(self, model: str | None = None) -> None:
+        self.model_name = model or self.default_model
+        self._spec = check_model(self.model_name, self.task)
+        self._model = Lazy(self._read_model)
+
+    def _read_model(self) -> TopDistributionModel:
+        path = resolve(self.model_name)
+        model = TopDistributionModel.load(path)
+        logger.info("loaded %s from %s", self.model_name, path)
+        return model
+
+    @property
+    def provides(self) -> tuple[Output, ...]:
+        out = get_spec(self.model_name).output(self.name)
+        scale = None if out.scale is None else (float(out.scale[0]), float(out.scale[1]))
+        return (Output(self.name, distribution=True, scale=scale, unit=self.unit),)
+
+    def load(self) -> TopDistributionModel:
+        return self._model.get()
+
+    def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        if not faces:
+            return []
+        model = self._model.get()
+        values, probs = model.distributions(model.predict_logits(faces))
+        return [
+            f.with_prediction(
+                self.name, Prediction(float(v), self.model_name, model.bins, p.astype(np.float32))
+            )
+            for f, v, p in zip(faces, values, probs, strict=True)
+        ]

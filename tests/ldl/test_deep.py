@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facecore.errors import ModelCorruptError, UnknownModelError
+from facecore.ldl.deep import (
+    DistributionHead,
+    TopDistributionModel,
+    shift_distribution,
+    softmax,
+)
+from facecore.model_store import sha256_file
+from facecore.nn.dlib_resnet import DlibFaceResNet
+from facecore.nn.top import BackboneTop
+from facecore.trunk import map_key
+from facecore.types import Box, Face
+
+BINS = tuple(float(b) for b in range(1, 6))
+
+
+def test_shift_distribution_moves_the_mean_and_keeps_the_mass():
+    b = np.arange(0, 11, dtype=float)
+    p = np.zeros(11)
+    p[4:7] = [0.25, 0.5, 0.25]
+    q = shift_distribution(p, b, 2.0)
+    assert q.sum() == pytest.approx(1.0) and q @ b == pytest.approx(7.0)
+    r = shift_distribution(p, b, -0.5)
+    assert r @ b == pytest.approx(4.5)
+    edge = shift_distribution(p, b, 9.0)  # pushed past the end: piles up in the last bin
+    assert edge.sum() == pytest.approx(1.0) and edge[-1] == pytest.approx(1.0)
+
+
+def _model(calibration=None):
+    torch.manual_seed(0)
+    top = BackboneTop(DlibFaceResNet(), start="stage5", num_outputs=len(BINS))
+    return TopDistributionModel(top, BINS, calibration, metadata={"task": "toy"})
+
+
+def _face(seed):
+    fmap = np.random.default_rng(seed).normal(size=(256, 4, 4)).astype(np.float32)
+    return Face(
+        box=Box(0, 0, 10, 10),
+        detector_score=1,
+        detector="hog",
+        features={map_key("stage4"): fmap},
+    )
+
+
+def test_save_load_round_trip_in_float16(tmp_path):
+    model = _model(calibration=(np.array([1.0, 5.0]), np.array([1.5, 4.5])))
+    faces = [_face(0), _face(1)]
+    ref = model.predict_logits(faces)
+    loaded = TopDistributionModel.load(model.save(tmp_path / "m.pt"))
+    assert loaded.bins == BINS and loaded.metadata == {"task": "toy"}
+    np.testing.assert_allclose(loaded.predict_logits(faces), ref, atol=2e-2)  # float16 weights
+    values, probs = loaded.distributions(ref)
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    np.testing.assert_allclose(values, probs @ np.array(BINS))
+    raw = softmax(ref) @ np.array(BINS)
+    np.testing.assert_allclose(values, np.interp(raw, [1, 5], [1.5, 4.5]), atol=0.15)
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    with pytest.raises(ModelCorruptError):
+        TopDistributionModel.load(tmp_path / "bad.pt")
+
+
+class ToyHead(DistributionHead):
+    name = "toy"
+    task = "toy_score"
+    unit = "points"
+    default_model = "toy_model"
+
+
+def test_distribution_head_serves_the_model(tmp_path, monkeypatch):
+    path = _model().save(tmp_path / "toy.pt")
+    entry = {
+        "name": "toy_model",
+        "file": "toy.pt",
+        "sha256": sha256_file(path),
+        "task": "toy_score",
+        "outputs": [{"name": "toy", "kind": "distribution", "bins": list(BINS), "scale": [1, 5]}],
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema": 1, "models": [entry]}))
+    monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))
+    head = ToyHead()
+    (out,) = head.provides
+    assert out.distribution and out.scale == (1.0, 5.0)
+    faces = head(np.zeros((8, 8, 3), np.uint8), [_face(2)])
+    p = faces[0].predictions["toy"]
+    assert p.model == "toy_model" and p.bins == BINS
+    assert p.value == pytest.approx(float(p.probabilities @ np.array(BINS)), abs=1e-5)
+    assert head(np.zeros((8, 8, 3), np.uint8), []) == []
+    with pytest.raises(UnknownModelError):
+        ToyHead(model="nope")
