@@ -72,6 +72,9 @@ _SCHEMA = 1
 _lock = threading.Lock()
 _write_lock = threading.Lock()
 _verified: dict[tuple[str, int, int], str] = {}
+# Parsed manifests by path, with the (mtime, size) they were read at: re-read when the file
+# changes (a training run writing an entry), parsed once otherwise.
+_manifests: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
 _override: Path | None = None
 
 
@@ -553,7 +556,17 @@ def load_manifest(directory: Path | None = None) -> dict[str, ModelSpec]:
         If it is not valid JSON or an entry is invalid (the message names the entry and field).
     """
     path = _manifest_path(directory)
-    if not path.is_file():
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    if st is not None:
+        key = (st.st_mtime_ns, st.st_size)
+        with _lock:
+            cached = _manifests.get(str(path))
+        if cached is not None and cached[0] == key:
+            return dict(cached[1])
+    if st is None or not path.is_file():
         raise ModelNotFoundError(
             f"model manifest {path} not found; point facecore at the folder holding "
             f"{_MANIFEST_NAME} (FACECORE_MODELS_DIR or facecore.model_store.set_models_dir), or "
@@ -569,7 +582,9 @@ def load_manifest(directory: Path | None = None) -> dict[str, ModelSpec]:
         names = [s.name for s in specs]
         repeated = sorted({n for n in names if names.count(n) > 1})
         raise ModelCorruptError(f"model manifest {path} names {repeated} more than once")
-    return manifest
+    with _lock:
+        _manifests[str(path)] = ((st.st_mtime_ns, st.st_size), manifest)
+    return dict(manifest)
 
 
 def get_spec(name: str, directory: Path | None = None) -> ModelSpec:
