@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from facecore.errors import FacecoreError, ModelFileError
+from facecore.ldl.cli import register as register_pairwise
 from facecore.serialize import FaceOut
 
 if TYPE_CHECKING:
@@ -231,6 +232,7 @@ def list_stages_cmd(as_json: AsJson = False) -> None:
 
 train_cli = typer.Typer(help="Train and ship models from labelled data.", no_args_is_help=True)
 cli.add_typer(train_cli, name="train")
+register_pairwise(cli)
 
 
 @train_cli.command("attractiveness")
