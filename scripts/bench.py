@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn in pipeline_stages(data).items():
         results[name] = timeit(fn, args.repeat)
     w, h = Image.open(image).size
+
     def share(head: str, trunk: str) -> float:
         return results[head]["median_ms"] / max(results[trunk]["median_ms"], 1e-9)
 

@@ -41,12 +41,13 @@ def test_same_faces_for_every_encoding(analyzer, variants):
     for name, data in variants.items():
         faces = analyzer.analyze(data)
         assert len(faces) == 1, name
-        assert faces[0].box.iou(ref[0].box) > 0.9, name
+        # measured: the same box (IoU 1.0) for all; landmark error at most 0.0115 of the
+        # inter-ocular distance (JPEG), descriptor distance at most 0.050 (JPEG; gray 0.177)
+        assert faces[0].box.iou(ref[0].box) > 0.95, name
         err = np.linalg.norm(faces[0].landmarks - ref[0].landmarks, axis=1).mean() / iod
-        assert err < 0.03, (name, err)
-        if name != "gray":
-            dist = np.linalg.norm(faces[0].embedding - ref[0].embedding)
-            assert dist < 0.1, (name, dist)
+        assert err < 1.5 * 0.0115, (name, err)
+        dist = np.linalg.norm(faces[0].embedding - ref[0].embedding)
+        assert dist < 1.5 * (0.177 if name == "gray" else 0.050), (name, dist)
 
 
 def test_descriptors_separate_people(analyzer, two_face_photo, one_face_photo):
@@ -56,6 +57,7 @@ def test_descriptors_separate_people(analyzer, two_face_photo, one_face_photo):
     same = min(np.linalg.norm(obama.embedding - f.embedding) for f in (a, b))
     other = max(np.linalg.norm(obama.embedding - f.embedding) for f in (a, b))
     assert same < 0.6 < other  # dlib's same-person threshold
+    assert same < 1.5 * 0.337 and other > 0.84 / 1.2  # measured: 0.337 and 0.840
 
 
 def test_analyze_front_door_and_no_face(one_face_photo, no_face_photo):

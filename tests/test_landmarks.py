@@ -28,39 +28,62 @@ def _ground_truth(fixtures):
 _nme = inter_ocular_nme
 
 
+#: Detector -> (faces missed, mean NME, median NME, faces found by MTCNN), measured on the 43
+#: faces. ``auto`` is the default: HOG without upsampling, MTCNN on photos where HOG finds none.
+MEASURED = {
+    "hog_upsample1": (0, 0.0194, 0.0135, 0),
+    "auto": (5, 0.0218, 0.0133, 27),
+}
+DETECTORS = {"hog_upsample1": DetectorConfig("hog", hog_upsample=1), "auto": "auto"}
+#: Inter-ocular NME of the predictor started from the ground-truth boxes (measured).
+MEASURED_FROM_GT = 0.00316
+
+
 @pytest.fixture(scope="module")
-def landmark_errors(fixtures):
-    predictor = LandmarkPredictor()
-    analyzer = FaceAnalyzer(detector=DetectorConfig("hog", hog_upsample=1), stages=("landmarks",))
-    from_gt, from_det, missed = [], [], 0
-    images: dict = {}
+def images(fixtures):
+    return {
+        file: load_image(fixtures / "dlib_faces" / file) for file, _, _ in _ground_truth(fixtures)
+    }
+
+
+@pytest.fixture(scope="module", params=sorted(DETECTORS))
+def detection_errors(request, fixtures, images):
+    """(NMEs of the matched faces, faces missed, faces from MTCNN) for one detector."""
+    analyzer = FaceAnalyzer(detector=DETECTORS[request.param], stages=("landmarks",))
+    found = {file: analyzer.analyze(img) for file, img in images.items()}
+    errors, missed, mtcnn = [], 0, 0
     for file, box, gt in _ground_truth(fixtures):
-        if file not in images:
-            img = load_image(fixtures / "dlib_faces" / file)
-            images[file] = (img, analyzer.analyze(img))
-        img, faces = images[file]
-        from_gt.append(
-            _nme(predictor.predict(img, Face(box=box, detector_score=1, detector="hog")), gt)
-        )
-        best = max(faces, key=lambda f: f.box.iou(box), default=None)
+        best = max(found[file], key=lambda f: f.box.iou(box), default=None)
         if best is None or best.box.iou(box) < 0.3:
             missed += 1
             continue
-        from_det.append(_nme(best.landmarks, gt))
-    return np.array(from_gt), np.array(from_det), missed
+        errors.append(_nme(best.landmarks, gt))
+        mtcnn += best.detector == "mtcnn"
+    return request.param, np.array(errors), missed, mtcnn
 
 
-def test_landmarks_from_ground_truth_boxes(landmark_errors):
-    from_gt, _, _ = landmark_errors
+def test_landmarks_from_ground_truth_boxes(fixtures, images):
+    predictor = LandmarkPredictor()
+    from_gt = np.array(
+        [
+            _nme(
+                predictor.predict(images[file], Face(box=box, detector_score=1, detector="hog")), gt
+            )
+            for file, box, gt in _ground_truth(fixtures)
+        ]
+    )
     assert len(from_gt) == 43
-    assert from_gt.mean() < 0.01
+    assert from_gt.mean() < 1.5 * MEASURED_FROM_GT
 
 
-def test_landmarks_from_detected_faces(landmark_errors):
-    _, from_det, missed = landmark_errors
-    assert missed <= 1
-    assert from_det.mean() < 0.05
-    assert np.median(from_det) < 0.03
+def test_landmarks_from_detected_faces(detection_errors):
+    name, errors, missed, mtcnn = detection_errors
+    want_missed, want_mean, want_median, want_mtcnn = MEASURED[name]
+    assert missed <= want_missed + 1, missed
+    assert errors.mean() < 1.5 * want_mean, errors.mean()
+    assert np.median(errors) < 1.5 * want_median, np.median(errors)
+    # the fallback really runs: most of the small faces come from MTCNN
+    assert mtcnn >= 0.75 * want_mtcnn, mtcnn
 
 
 def test_five_from_68_and_predictor_box():

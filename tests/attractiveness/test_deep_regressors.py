@@ -24,7 +24,8 @@ def pc(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-@pytest.mark.parametrize(("learner", "min_pc"), [("svr", 0.8), ("rf", 0.7)])
+# floors: 1.5x the measured error (1 - PC) of 0.841 (svr) and 0.922 (rf)
+@pytest.mark.parametrize(("learner", "min_pc"), [("svr", 0.8), ("rf", 0.88)])
 def test_learners_recover_the_signal(learner: str, min_pc: float) -> None:
     X, y = data()
     model = DeepFeatureRegressor(learner=learner, n_estimators=100).fit(X[:300], y[:300])

@@ -74,14 +74,20 @@ def test_block_selector() -> None:
         BlockSelector("lbp", LAYOUT).fit(X)
 
 
+def near(measured_pc: float) -> float:
+    """The floor for a measured correlation: 1.5x its error (1 - PC)."""
+    return 1 - 1.5 * (1 - measured_pc)
+
+
 @pytest.mark.parametrize(
-    ("feature_set", "signal"), [("geometric", 1), ("blbp", 2), ("pcanet", 2), ("deep", 0)]
+    ("feature_set", "signal", "measured"),
+    [("geometric", 1, 0.778), ("blbp", 2, 0.835), ("pcanet", 2, 0.885), ("deep", 0, 0.723)],
 )
-def test_each_feature_set_finds_its_signal(feature_set: str, signal: int) -> None:
+def test_each_feature_set_finds_its_signal(feature_set: str, signal: int, measured: float) -> None:
     X, y, z = blocks_data()
     est = small_pcanet() if feature_set == "pcanet" else FeatureSetRegressor(feature_set, LAYOUT)
     pred = est.fit(X[:180], y[:180]).predict(X[180:])
-    assert pc(pred, z[180:, signal]) > 0.6
+    assert pc(pred, z[180:, signal]) > max(0.6, near(measured))
     # ... and nothing of a signal its block does not carry.
     other = (signal + 1) % 3
     assert abs(pc(pred, z[180:, other])) < 0.35
@@ -96,7 +102,7 @@ def test_geometric_selection_keeps_the_informative_feature() -> None:
 def test_rf_learner_and_bad_feature_set() -> None:
     X, y, z = blocks_data()
     est = FeatureSetRegressor("blbp", LAYOUT, learner="rf", n_estimators=30).fit(X[:180], y[:180])
-    assert pc(est.predict(X[180:]), z[180:, 2]) > 0.5
+    assert pc(est.predict(X[180:]), z[180:, 2]) > near(0.877)  # measured
     with pytest.raises(ValueError, match="feature_set"):
         FeatureSetRegressor("colour", LAYOUT).fit(X, y)
 
@@ -117,7 +123,7 @@ def test_fusion_beats_every_member_and_weights_are_non_negative() -> None:
     assert singles.shape == (60, 3)
     for j in range(3):
         assert fused > pc(singles[:, j], y[180:]) + 0.1
-    assert fused > 0.6
+    assert fused > 0.6  # measured 0.652; members 0.460, 0.268, 0.274
     assert np.all(fusion.weights_ >= 0) and fusion.weights_.sum() > 0.5
     mean = ScoreFusionRegressor(members(), combiner="mean").fit(X[:180], y[:180])
     np.testing.assert_allclose(mean.weights_, 1 / 3)

@@ -1,4 +1,8 @@
-"""MEBeauty loader on the real data in ../shared/data (skipped when it is absent)."""
+"""MEBeauty loader on the real data in ../shared/data (skipped when absent; fails under CI).
+
+The shared copy holds 1,866 images and 1,869 label rows: one image is listed four times, and the
+loader merges it into one row (../shared/data/README.md says 1,869 faces, counting rows).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,36 @@ import pytest
 
 from facecore.datasets import NON_COMMERCIAL, FaceDataset, dataset_hash, load_mebeauty
 
-DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
-
 pytestmark = pytest.mark.data
+
+N_IMAGES, N_LABEL_ROWS = 1866, 1869
+SPLITS = {"train": 1655, "val": 211}
+GENDERS = {"female": 1052, "male": 814}
+N_RATINGS, N_RATERS = 45522, 360
 
 
 @pytest.fixture(scope="module")
-def meb() -> FaceDataset:
-    if not (DATA / "mebeauty").is_dir():
-        pytest.skip(f"MEBeauty not found under {DATA}")
-    return load_mebeauty(DATA)
+def root(shared) -> Path:
+    return shared("mebeauty").parent
 
 
-def test_contents(meb: FaceDataset) -> None:
+@pytest.fixture(scope="module")
+def meb(root: Path) -> FaceDataset:
+    return load_mebeauty(root)
+
+
+def counts(values) -> dict[str, int]:
+    keys, n = np.unique(values, return_counts=True)
+    return dict(zip(keys.tolist(), n.tolist(), strict=True))
+
+
+def test_contents(meb: FaceDataset, root: Path) -> None:
     n = len(meb)
-    assert n > 0 and meb.name == "mebeauty" and meb.licence == NON_COMMERCIAL
+    assert n == N_IMAGES and meb.name == "mebeauty" and meb.licence == NON_COMMERCIAL
+    rows = (root / "mebeauty" / "labels.csv").read_text(encoding="utf-8").strip().splitlines()
+    assert len(rows) - 1 == N_LABEL_ROWS
+    assert len(list((root / "mebeauty" / "images").rglob("*.jpg"))) == N_IMAGES
+    assert counts(meb.splits) == SPLITS and counts(meb.meta["gender"]) == GENDERS
     assert len(set(meb.relative_paths)) == n  # one row per image
     assert meb.targets.min() >= 1.0 and meb.targets.max() <= 10.0
     assert meb.splits is not None and set(meb.splits) <= {"train", "val", "test"}
@@ -35,7 +54,7 @@ def test_contents(meb: FaceDataset) -> None:
 
 def test_ratings(meb: FaceDataset) -> None:
     r = meb.ratings
-    assert r is not None and len(r) > len(meb) and r.n_raters > 1
+    assert r is not None and (len(r), r.n_raters) == (N_RATINGS, N_RATERS)
     assert r.image_index.min() >= 0 and r.image_index.max() < len(meb)
     assert r.rating.min() >= 1.0 and r.rating.max() <= 10.0
     m = r.matrix(len(meb))
@@ -58,8 +77,6 @@ def test_subset_keeps_ratings_aligned(meb: FaceDataset) -> None:
     assert dataset_hash(sub) != dataset_hash(meb)
 
 
-def test_without_ratings() -> None:
-    if not (DATA / "mebeauty").is_dir():
-        pytest.skip(f"MEBeauty not found under {DATA}")
-    ds = load_mebeauty(DATA, ratings=False, check_files=False)
-    assert ds.ratings is None and len(ds) > 0
+def test_without_ratings(root: Path) -> None:
+    ds = load_mebeauty(root, ratings=False, check_files=False)
+    assert ds.ratings is None and len(ds) == N_IMAGES

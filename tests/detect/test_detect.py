@@ -40,7 +40,7 @@ def test_mtcnn_gives_five_points_inside_the_box(one_face_photo):
 def test_hog_and_mtcnn_agree_on_the_face(one_face_photo):
     (h,) = detect_faces(one_face_photo, detector="hog")
     (m,) = detect_faces(one_face_photo, detector="mtcnn")
-    assert h.box.iou(m.box) > 0.5
+    assert h.box.iou(m.box) > 0.6  # measured 0.72
 
 
 def test_upsampling_finds_small_faces(fixtures):
@@ -54,7 +54,7 @@ def test_downscaled_detection_maps_boxes_back(one_face_photo):
     img = load_image(one_face_photo)
     (full,) = HogDetector(max_side=None).detect(img)
     (small,) = HogDetector(max_side=600).detect(img)
-    assert full.box.iou(small.box) > 0.7
+    assert full.box.iou(small.box) > 0.76  # measured 0.84
 
 
 def test_order_and_cap():

@@ -110,11 +110,17 @@ def test_batch_shapes_and_flat_input() -> None:
 
 
 def test_in_a_pipeline() -> None:
+    # The target is one of the 42 features (mouth width over the inter-ocular distance), so a
+    # linear model on the transformer's output recovers it; a feature computed wrongly, or rows
+    # mixed up, does not. Measured: PC 0.9934, MAE 0.00347 (3-fold, 60 noisy faces).
     rng = np.random.default_rng(0)
-    X = face()[None] + rng.normal(0, 0.03, (30, 68, 2))
-    y = X[:, 54, 0] - X[:, 48, 0]
+    X = face()[None] + rng.normal(0, 0.03, (60, 68, 2))
+    iod = np.linalg.norm(X[:, 36:42].mean(1) - X[:, 42:48].mean(1), axis=1)
+    y = (X[:, 54, 0] - X[:, 48, 0]) / iod
     pred = cross_val_predict(make_pipeline(GeometricFeatures(), Ridge(alpha=1e-3)), X, y, cv=3)
-    assert pred.shape == (30,)
+    assert pred.shape == (60,)
+    assert 1 - np.corrcoef(pred, y)[0, 1] < 1.5 * (1 - 0.9934)
+    assert np.abs(pred - y).mean() < 1.5 * 0.00347
 
 
 @pytest.mark.parametrize(

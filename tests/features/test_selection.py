@@ -87,9 +87,18 @@ def test_bad_params(params: dict) -> None:
 
 
 def test_in_pipeline() -> None:
+    # Selection inside a cross-validated pipeline (refitted on each training fold) keeps the two
+    # informative features and predicts far better than k-NN on all six. Measured: PC 0.933 and
+    # MAE 0.630 with selection, PC 0.771 and MAE 1.102 without.
     X, y = synthetic(n=60, d=6)
     pipe = make_pipeline(GreedyForwardSelector(max_features=2), KNeighborsRegressor())
     assert pipe.fit(X, y).predict(X).shape == (60,)
+    assert list(pipe[0].selected_) == [5, 2]
+    pred = cross_val_predict(pipe, X, y, cv=3)
+    assert 1 - pearson_score(y, pred) < 1.5 * (1 - 0.933)
+    assert np.abs(pred - y).mean() < 1.5 * 0.630
+    plain = cross_val_predict(KNeighborsRegressor(), X, y, cv=3)
+    assert np.abs(pred - y).mean() < 0.75 * np.abs(plain - y).mean()
 
 
 @parametrize_with_checks([GreedyForwardSelector(max_features=3)])

@@ -15,7 +15,7 @@ from facecore.nn.binary import (
     hierarchical_binary_resnet,
 )
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 
 def test_sign_forward_and_clipped_straight_through_gradient() -> None:
@@ -80,14 +80,59 @@ def test_binary_network_keeps_first_and_last_layers_real() -> None:
     assert k3 and all(isinstance(m, BinaryConv2d) for m in k3)
 
 
+def _halves(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise images; class 1 has a bright left half, class 0 a bright right half."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = 0.5 * torch.randn(n, 3, 32, 32, generator=g)
+    x[y == 1, :, :, :16] += 1.0
+    x[y == 0, :, :, 16:] += 1.0
+    return x, y
+
+
+def _fit(model: nn.Module, steps: int, opt: torch.optim.Optimizer) -> tuple[float, float, float]:
+    """(training loss before, after, held-out accuracy after) of ``steps`` full-batch steps."""
+    x, y = _halves(32, 0)
+    xt, yt = _halves(64, 1)
+    model.eval()
+    with torch.no_grad():
+        before = F.cross_entropy(model(x), y).item()
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        after = F.cross_entropy(model(x), y).item()
+        acc = (model(xt).argmax(1) == yt).float().mean().item()
+    return before, after, acc
+
+
 def test_binary_network_trains() -> None:
     torch.manual_seed(0)
     model = BinaryResNet(layers=(1, 1), widths=(8, 16), num_outputs=2)
-    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     w0 = model.stages["layer1"][1].unit1[1].weight.detach().clone()
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before, after, acc = _fit(model, 20, opt)
+    # measured: loss 0.685 -> 0.005, held-out accuracy 0.47 -> 1.0
     assert not torch.equal(w0, model.stages["layer1"][1].unit1[1].weight)
-    assert model.forward_features(x).shape == (4, 16, 4, 4)  # stem /2, two 2x2 pools
+    assert after < 0.05 * before and acc == 1.0
+    assert model.forward_features(torch.zeros(4, 3, 32, 32)).shape == (4, 16, 4, 4)  # /2, 2 pools
+
+
+def test_binary_layers_alone_learn_through_the_straight_through_estimator() -> None:
+    # Only the binary convolutions train: without a gradient through sign() nothing would move.
+    torch.manual_seed(0)
+    model = BinaryResNet(layers=(1, 1), widths=(8, 16), num_outputs=2)
+    binary = [
+        p for m in model.stages.modules() if isinstance(m, BinaryConv2d) for p in m.parameters()
+    ]
+    assert len(binary) == 6
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in binary:
+        p.requires_grad_(True)
+    before, after, acc = _fit(model, 30, torch.optim.Adam(binary, lr=1e-2))
+    # measured: loss 0.685 -> 0.294, held-out accuracy 0.47 -> 1.0
+    assert after < 0.44 and acc >= 0.95, (before, after, acc)

@@ -38,7 +38,6 @@ from facecore.nn.features import DlibResNetFeatures
 from facecore.nn.registry import create_model, default_weights, is_model, resolve_weights
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-SHARED_PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "fixtures"
 BUNDLED = ("obama.jpg", "biden.jpg", "two_people.jpg", "obama_small.jpg")
 SHARED = (
     "alex-lacamoire.png",
@@ -229,10 +228,8 @@ def test_parity_with_dlib_on_bundled_photos(model: DlibFaceResNet, bundled_faces
 
 
 @pytest.mark.data
-def test_parity_with_dlib_on_shared_photos(model: DlibFaceResNet, dlib_tools) -> None:
-    if not SHARED_PHOTOS.exists():
-        pytest.skip(f"{SHARED_PHOTOS} is not available (needs ../shared/data)")
-    paths = [SHARED_PHOTOS / "face_recognition" / n for n in SHARED]
+def test_parity_with_dlib_on_shared_photos(model: DlibFaceResNet, dlib_tools, shared) -> None:
+    paths = [shared("fixtures", "face_recognition", n) for n in SHARED]
     chips, ref, names = _chips_and_descriptors(paths, dlib_tools)
     assert len(set(names)) >= 4
     with torch.inference_mode():

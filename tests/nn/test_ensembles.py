@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from facecore.nn import create_model
 from facecore.nn.ensembles import CoupledEnsemble, fuse_outputs
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 
 def _outputs() -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from facecore.nn.losses import BinaryFocalLoss, FocalLoss, binary_focal_loss, focal_loss
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ from facecore.nn.optim import (
     warmup_polynomial_factor,
 )
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 
 def test_two_hand_computed_steps() -> None:
@@ -99,7 +99,7 @@ def test_lars_trains_a_small_model() -> None:
         loss = nn.functional.mse_loss(model(x), y)
         loss.backward()
         opt.step()
-    assert loss.item() < 0.2 * loss0
+    assert loss.item() < 0.004 * loss0  # measured: 0.0024 of the first loss
 
 
 def test_invalid_hyperparameters() -> None:

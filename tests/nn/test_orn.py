@@ -10,7 +10,7 @@ from torch import nn
 
 from facecore.nn.orn import ORAlign, ORConv2d, ORPool, rotation_matrix
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 
 def _rot(x: torch.Tensor, k: int = 1) -> torch.Tensor:

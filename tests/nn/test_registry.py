@@ -13,7 +13,7 @@ import torch
 from facecore import model_store
 from facecore.nn import create_model, default_weights, is_model, list_models, register_model
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 MODELS = list_models()
 

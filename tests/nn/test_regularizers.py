@@ -8,7 +8,7 @@ from torch import nn
 
 from facecore.nn.regularizers import orthonormal_penalty, orthonormality_error
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 
 def _small_model() -> nn.Module:

@@ -8,7 +8,7 @@ from torch import nn
 
 from facecore.nn.resnet import BasicBlock, Bottleneck, ResNet, SqueezeExcite, drn_c_26, resnet_tiny
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 TINY = {"layers": (1, 1, 1, 1), "widths": (4, 8, 8, 16), "num_outputs": 3}
 

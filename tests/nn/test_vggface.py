@@ -36,7 +36,7 @@ from facecore.nn.vggface import (
     vgg_face,
 )
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
 SMALL: dict[str, Any] = {
     "widths": (4, 6, 8, 8, 8),

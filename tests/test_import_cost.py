@@ -1,0 +1,54 @@
+"""Nothing heavy happens at import (README, STYLE.md rule 5): models and their frameworks load on
+first use.
+
+Measured in a fresh interpreter: ``import facecore`` imports no third-party package at all;
+``import facecore.analyzer`` and ``facecore.list_stages()`` bring in numpy, Pillow and OpenCV (the
+decoder and the detectors' image helpers) but none of torch, torchvision, scikit-learn,
+scikit-image, scipy, dlib, facenet-pytorch, joblib or the service's packages.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+#: Packages that cost seconds (or hundreds of MB) to import, or belong to the service.
+HEAVY = (
+    "torch",
+    "torchvision",
+    "sklearn",
+    "skimage",
+    "scipy",
+    "dlib",
+    "facenet_pytorch",
+    "face_recognition_models",
+    "joblib",
+    "fastapi",
+    "uvicorn",
+)
+
+CODE = f"""
+import json, sys
+heavy = {HEAVY!r}
+def loaded(names):
+    return sorted(m for m in names if m in sys.modules)
+import facecore
+steps = {{"import facecore": loaded(heavy + ("numpy", "cv2", "PIL"))}}
+import facecore.analyzer
+steps["import facecore.analyzer"] = loaded(heavy)
+facecore.list_stages()
+steps["facecore.list_stages()"] = loaded(heavy)
+print(json.dumps(steps))
+"""
+
+
+def test_import_and_list_stages_load_no_heavy_package() -> None:
+    r = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    steps = json.loads(r.stdout.strip().splitlines()[-1])
+    assert steps == {
+        "import facecore": [],
+        "import facecore.analyzer": [],
+        "facecore.list_stages()": [],
+    }
