@@ -12,7 +12,7 @@ SHELL       := bash
 # pip warns about every package missing from this machine's local mirrors; keep real errors only.
 QUIET_PIP   := { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install serve test bench lint clean
+.PHONY: install serve test bench lint clean loadtest fuzz
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The HTTP service under load: 8 clients for 2 minutes on /v1/analyze (scripts/loadtest.py).
+CLIENTS  ?= 8
+DURATION ?= 120
+loadtest: $(STAMP)
+	$(PY) scripts/loadtest.py --clients $(CLIENTS) --duration $(DURATION) --out loadtest.json --check
+
+# Schemathesis with many examples per route: on the fake models, then on the real ones.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	FACECORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/app/test_fuzz.py
+	FACECORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FACECORE_FUZZ_MODELS=real $(PY) -m pytest -q -p no:cacheprovider tests/app/test_fuzz.py
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py --out bench.json

@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from facecore.serialize import FaceOut, PredictionOut
 
 __all__ = [
+    "AnalyzeBatchResponse",
+    "AnalyzeItem",
     "AnalyzeResponse",
     "ErrorBody",
     "ErrorResponse",
@@ -19,7 +21,10 @@ __all__ = [
     "Health",
     "ImageInfo",
     "ImageRequest",
+    "ImagesRequest",
     "PredictionOut",
+    "ScoreBatchResponse",
+    "ScoreItem",
     "ScoreResponse",
     "StageOut",
 ]
@@ -38,6 +43,14 @@ class ImageRequest(BaseModel):
     """JSON alternative to a multipart upload."""
 
     image_base64: str = Field(description="The image file's bytes, base64-encoded (data: URLs ok)")
+
+
+class ImagesRequest(BaseModel):
+    """JSON alternative to a multipart upload of several images."""
+
+    images_base64: list[str] = Field(
+        min_length=1, description="Each image file's bytes, base64-encoded (data: URLs ok)"
+    )
 
 
 class ImageInfo(BaseModel):
@@ -63,6 +76,34 @@ class ScoreResponse(BaseModel):
     faces: list[FaceOut] = Field(
         description="Each face with predictions['attractiveness'] (no landmarks)"
     )
+
+
+class _BatchItem(BaseModel):
+    index: int = Field(description="Position of the image in the request (0-based)")
+    filename: str | None = Field(None, description="The part's file name (multipart)")
+    status: int = Field(description="200, or the status this image alone would have got")
+    error: ErrorBody | None = Field(None, description="Why this image has no result")
+
+
+class AnalyzeItem(_BatchItem):
+    result: AnalyzeResponse | None = None
+
+
+class AnalyzeBatchResponse(BaseModel):
+    """One entry per image sent, in order: a result or an error (one bad image does not fail
+    the others)."""
+
+    results: list[AnalyzeItem]
+
+
+class ScoreItem(_BatchItem):
+    result: ScoreResponse | None = None
+
+
+class ScoreBatchResponse(BaseModel):
+    """One entry per image sent, in order: a result or an error."""
+
+    results: list[ScoreItem]
 
 
 class StageOut(BaseModel):

@@ -17,22 +17,87 @@ def openapi(fake_client):
     return r.json()
 
 
+#: The routes that take several images too.
+MULTI_ROUTES = {"/v1/analyze": "AnalyzeBatchResponse", "/v1/score": "ScoreBatchResponse"}
+
+BASE64_SCHEMA_KEYS = {"type", "pattern", "contentEncoding", "contentMediaType"}
+
+
 @pytest.mark.parametrize("path,response", IMAGE_ROUTES.items())
 def test_image_routes_document_both_bodies(openapi, path, response):
     op = openapi["paths"][path]["post"]
     content = op["requestBody"]["content"]
     assert op["requestBody"]["required"] is True
-    assert content["multipart/form-data"]["schema"]["properties"]["file"] == {
-        "type": "string",
-        "format": "binary",
-    }
-    assert content["multipart/form-data"]["schema"]["required"] == ["file"]
-    assert content["application/json"]["schema"]["required"] == ["image_base64"]
-    for status in ("413", "415", "422", "503"):
+    multipart = content["multipart/form-data"]
+    file = multipart["schema"]["properties"]["file"]
+    assert (file["type"], file["format"]) == ("string", "binary")
+    assert "image/jpeg" in multipart["encoding"]["file"]["contentType"]
+    js = content["application/json"]["schema"]
+    if path in MULTI_ROUTES:
+        assert multipart["schema"]["anyOf"] == [{"required": ["file"]}, {"required": ["files"]}]
+        files = multipart["schema"]["properties"]["files"]
+        assert files["items"] == {"type": "string", "format": "binary"}
+        assert (files["minItems"], files["maxItems"]) == (1, 8)  # the max_images setting
+        one, many = js["oneOf"]
+        assert one["required"] == ["image_base64"] and many["required"] == ["images_base64"]
+        assert many["properties"]["images_base64"]["maxItems"] == 8
+        b64 = one["properties"]["image_base64"]
+        assert many["properties"]["images_base64"]["items"] == b64
+        ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {
+            "anyOf": [
+                {"$ref": f"#/components/schemas/{response}"},
+                {"$ref": f"#/components/schemas/{MULTI_ROUTES[path]}"},
+            ],
+            "title": ok["title"],
+        }
+    else:
+        assert multipart["schema"]["required"] == ["file"]
+        assert js["required"] == ["image_base64"]
+        b64 = js["properties"]["image_base64"]
+        ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": f"#/components/schemas/{response}"}
+    assert set(b64) >= BASE64_SCHEMA_KEYS and b64["contentEncoding"] == "base64"
+    for status in ("408", "413", "415", "422", "503", "504"):
         schema = op["responses"][status]["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (status, schema)
-    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
-    assert ok == {"$ref": f"#/components/schemas/{response}"}
+    assert "Retry-After" in op["responses"]["503"]["headers"]
+    assert "401" not in op["responses"] and "security" not in op  # no keys set
+
+
+def test_base64_pattern_is_what_the_service_decodes():
+    import base64
+    import re
+
+    from app.api.deps import BASE64_PATTERN, _decode_base64
+    from app.core.errors import ApiError
+
+    pattern = re.compile(BASE64_PATTERN)
+    for raw in (b"a", b"ab", b"abc", bytes(range(256))):
+        text = base64.b64encode(raw).decode()
+        assert pattern.match(text) and pattern.match("data:image/png;base64," + text)
+    assert pattern.match(base64.encodebytes(bytes(range(200))).decode())  # MIME: line breaks
+    for bad in ("", "  ", "data:,", "QUJ", "not base64!!", "QUJD=", "====", "QU=D", "data:x", "Q"):
+        assert not pattern.match(bad), bad
+        with pytest.raises(ApiError):
+            _decode_base64(bad)
+
+
+def test_no_fastapi_validation_schema(openapi):
+    """Every 422 is the service's JSON error, not FastAPI's default shape."""
+    assert "HTTPValidationError" not in openapi["components"]["schemas"]
+    for path, ops in openapi["paths"].items():
+        for op in ops.values():
+            if "422" in op["responses"]:
+                schema = op["responses"]["422"]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, path
+
+
+def test_open_routes_and_metrics_are_documented(openapi):
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert "get" in openapi["paths"][path]
+        assert "504" not in openapi["paths"][path]["get"]["responses"]
+    assert "text/plain" in openapi["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
 
 
 def test_query_parameters_are_documented(openapi):

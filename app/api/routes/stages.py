@@ -11,7 +11,7 @@ router = APIRouter(prefix="/v1", tags=["analyze"])
 
 
 @router.get("/stages", response_model=list[StageOut])
-def stages() -> list[StageOut]:
+async def stages() -> list[StageOut]:
     """Every registered stage: what it requires, the predictions it provides, whether it is a
     default head, and its options with their defaults."""
     return [StageOut(**s.to_dict()) for s in list_stages()]

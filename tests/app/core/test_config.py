@@ -24,7 +24,7 @@ def env(monkeypatch):
     """``env(NAME=value)`` sets ``FACECORE_NAME`` for one test; the other ``FACECORE_*``
     settings of the caller's shell are removed (the models folder is kept)."""
     for k in list(os.environ):
-        if k.startswith("FACECORE_") and k != "FACECORE_MODELS_DIR":
+        if k.startswith("FACECORE_") and k not in ("FACECORE_MODELS_DIR", "FACECORE_WORKER_MODE"):
             monkeypatch.delenv(k)
 
     def set_(**values: str) -> None:

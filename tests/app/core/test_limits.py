@@ -64,3 +64,123 @@ def test_request_limit_setting(settings, fake_analyzer, png, assert_error):
         assert_error(c.post("/v1/faces", files={"file": png}), 413, "request_too_large")
         small = c.post("/v1/faces", json={"image_base64": "AAAA"})
         assert_error(small, 422, "undecodable_image")  # under the limit: read and decoded
+
+
+# -- the middleware driven directly: how much it reads, and how long it waits ------------------
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+from starlette.exceptions import HTTPException  # noqa: E402
+
+from app.core.limits import BodySizeLimit  # noqa: E402
+
+CHUNK = 64 * 1024
+
+
+async def _reading_app(scope, receive, send):
+    """An app that reads the whole body, as a route does."""
+    while True:
+        message = await receive()
+        if not message.get("more_body", False):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _scope(headers=()):
+    return {"type": "http", "method": "POST", "path": "/v1/faces", "headers": list(headers)}
+
+
+def test_endless_body_is_refused_after_the_limit():
+    """A body that never ends (no Content-Length): reading stops one chunk past the limit."""
+    limit = 1 * MIB
+    read = 0
+
+    async def endless():
+        nonlocal read
+        read += CHUNK
+        return {"type": "http.request", "body": b"\0" * CHUNK, "more_body": True}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    mw = BodySizeLimit(_reading_app, max_bytes=limit)
+    with pytest.raises(HTTPException) as e:
+        asyncio.run(mw(_scope(), endless, send))
+    assert e.value.status_code == 413 and e.value.headers == {"Connection": "close"}
+    assert limit < read <= limit + CHUNK
+    assert sent == []  # the app never answered: the 413 is the error handler's
+
+
+def test_declared_length_over_the_limit_reads_nothing():
+    calls = 0
+
+    async def receive():
+        nonlocal calls
+        calls += 1
+        raise AssertionError("the body must not be read")
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    mw = BodySizeLimit(_reading_app, max_bytes=1000)
+    asyncio.run(mw(_scope([(b"content-length", b"1001")]), receive, send))
+    assert calls == 0 and sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["error"]["code"] == "request_too_large"
+
+
+def test_slow_body_is_cut_off():
+    """A client that sends one byte every 50 ms: a 408 once the body time limit passes."""
+    got = 0
+
+    async def trickle():
+        nonlocal got
+        await asyncio.sleep(0.05)
+        got += 1
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    async def send(message):
+        raise AssertionError("no answer from the app")
+
+    mw = BodySizeLimit(_reading_app, max_bytes=MIB, body_timeout_s=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(HTTPException) as e:
+        asyncio.run(mw(_scope(), trickle, send))
+    assert 0.45 < time.monotonic() - t0 < 1.5
+    assert e.value.status_code == 408 and 5 <= got <= 11
+
+
+def test_the_time_limit_ends_with_the_body():
+    """After the whole body came, waiting for the client's disconnect is not timed."""
+
+    async def app(scope, receive, send):
+        await receive()
+        assert (await receive())["type"] == "http.disconnect"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    messages = [{"type": "http.request", "body": b"x", "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(0.3)
+        return {"type": "http.disconnect"}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(BodySizeLimit(app, max_bytes=10, body_timeout_s=0.1)(_scope(), receive, send))
+    assert sent[0]["status"] == 200
+
+
+# End to end through a real server (TestClient buffers the body): tests/app/test_server.py.
