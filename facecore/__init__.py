@@ -24,6 +24,7 @@ __all__ = [
     "FaceAnalyzer",
     "Prediction",
     "analyze",
+    "beautify",
     "detect_faces",
     "list_stages",
     "load_image",
@@ -50,7 +51,7 @@ __getattr__, __dir__ = lazy_exports(
         "list_stages": ".stages",
         "load_image": ".io",
     },
-    eager=("analyze", "score", "__version__"),
+    eager=("analyze", "beautify", "score", "__version__"),
 )
 
 
@@ -74,3 +75,13 @@ def score(image: Any, model: str | None = None) -> list[Face]:
     1-5 scale; ``model`` picks another by manifest name)."""
     options = {"attractiveness": {"model": model}} if model else None
     return analyze(image, stages=("attractiveness",), options=options)
+
+
+def beautify(image: Any, warp: float | None = None, smooth: float | None = None) -> Any:
+    """The photo with its largest face beautified, and what was done (score before and after,
+    landmark displacement): :func:`facecore.beauty.beautify`, with its defaults for ``warp``
+    and ``smooth`` (each in [0, 1]) when they are not given."""
+    from facecore.beauty import beautify as _beautify
+
+    kwargs = {k: v for k, v in (("warp", warp), ("smooth", smooth)) if v is not None}
+    return _beautify(image, **kwargs)

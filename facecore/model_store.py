@@ -689,6 +689,7 @@ def write_manifest_entry(entry: Mapping[str, Any], directory: Path | None = None
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the manifest is read by everyone
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -156,9 +156,7 @@ def _ordered() -> list[str]:
     _ensure_loaded()
     rank = {m: i for i, m in enumerate(BUILTIN_STAGE_MODULES)}
     names = list(_STAGES)
-    return sorted(
-        names, key=lambda n: (rank.get(_STAGES[n].__module__, len(rank)), names.index(n))
-    )
+    return sorted(names, key=lambda n: (rank.get(_STAGES[n].__module__, len(rank)), names.index(n)))
 
 
 def get_stage_class(name: str) -> type:

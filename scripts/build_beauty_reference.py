@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facecore.analyzer import FaceAnalyzer  # noqa: E402
-from facecore.beautify.shape import REFERENCE_MODEL, BeautyReference, procrustes_mean  # noqa: E402
+from facecore.beauty.shape import REFERENCE_MODEL, BeautyReference, procrustes_mean  # noqa: E402
 from facecore.datasets import dataset_hash, load_scut_fbp5500  # noqa: E402
 from facecore.model_store import sha256_file, write_manifest_entry  # noqa: E402
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "inputs": (
             "iBUG-68 landmarks of one face (facecore landmarks stage) and its predicted "
-            "attractiveness; read by facecore.beautify.shape (BeautyReference, shape_target). "
+            "attractiveness; read by facecore.beauty.shape (BeautyReference, shape_target). "
             "Arrays: landmarks (N, 68, 2) float16 in the canonical frame (similarity-aligned to "
             "mean_shape: centred, unit RMS radius, eye line horizontal), scores (N,) mean "
             "ratings 1-5, ids (N,), holdout_ids (100,) photos kept out for evaluation"

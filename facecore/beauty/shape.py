@@ -22,8 +22,9 @@ shape (generalised Procrustes), the mean rating of each photo, the photo ids, an
 2. among the references rated higher than the face's predicted score, the K (10) nearest in that
    space;
 3. their normalised landmarks averaged with Leyvand's weights ``w_k = score_k / (d_k + eps)``;
-4. the average shape placed on the face by the least-squares similarity transform (Umeyama), so
-   that position, size and in-plane rotation are the face's own;
+4. the average shape placed on the face by the least-squares similarity transform (Umeyama) of
+   points 0-59 (the inner lips, which say how open the mouth is, are left out), so that position,
+   size and in-plane rotation are the face's own;
 5. the target ``(1 - warp) * landmarks + warp * average`` (``warp`` in [0, 1]).
 
 Departures, and why
@@ -292,7 +293,9 @@ def shape_target(
     w = ref.scores[idx].astype(np.float64) / (dist + 1e-6)
     w /= w.sum()
     avg = np.einsum("k,kpd->pd", w, ref.landmarks[idx].astype(np.float64))
-    placed = apply_similarity(similarity_transform(avg, lm), avg)
+    # Placed on the face by the points that define its shape; the inner lips (60-67) are left
+    # out so that an open mouth does not bias the fit.
+    placed = apply_similarity(similarity_transform(avg[:60], lm[:60]), avg)
     target = lm + warp * (placed - lm)
     return ShapeTarget(
         landmarks=target,

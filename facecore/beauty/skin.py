@@ -149,7 +149,9 @@ def skin_mask(
     nose_up = (lm[30] - lm[33]) * 0.6
     _fill(hard, _grow(np.concatenate([nose, nose + nose_up]), 1.15, margin), 0, offset)
     blurred = cv2.GaussianBlur(hard.astype(np.float32) / 255.0, (0, 0), sigma)
-    out[y0:y1, x0:x1] = np.clip(2.0 * blurred - 1.0, 0.0, 1.0) * (hard > 0)
+    # (2 b - 1) / 0.999: the ramp inside the hard mask, reaching exactly 1 in the interior (the
+    # float blur of a flat 1 can round to 1 - 6e-8).
+    out[y0:y1, x0:x1] = np.clip((2.0 * blurred - 1.0) / 0.999, 0.0, 1.0) * (hard > 0)
     return out
 
 
