@@ -22,7 +22,14 @@ import numpy as np
 from facecore.detect import DetectorConfig, FaceDetector, order_and_cap, shared_detector
 from facecore.io import ImageLimits, load_image
 from facecore.lazy import Lazy
-from facecore.stages import Output, Stage, build_stage, default_heads, resolve_order
+from facecore.stages import (
+    Output,
+    Stage,
+    build_stage,
+    default_heads,
+    parse_stage_list,
+    resolve_order,
+)
 from facecore.types import Face
 
 __all__ = ["AnalyzerConfig", "FaceAnalyzer", "StageOptions", "get_default_analyzer"]
@@ -65,7 +72,7 @@ class AnalyzerConfig:
         object.__setattr__(self, "detector", DetectorConfig.of(self.detector))
         stages = self.stages
         if isinstance(stages, str):
-            stages = [s.strip() for s in stages.split(",") if s.strip()]
+            stages = parse_stage_list(stages)
         if stages is not None:
             object.__setattr__(self, "stages", tuple(stages))
         options = self.stage_options

@@ -25,6 +25,7 @@ from facecore.beauty.cli import register as register_beautify
 from facecore.errors import FacecoreError, ModelFileError
 from facecore.ldl.cli import register as register_pairwise
 from facecore.serialize import FaceOut
+from facecore.stages import parse_model_choices, parse_stage_list
 
 if TYPE_CHECKING:
     from facecore.types import Face
@@ -50,23 +51,11 @@ def _usage(msg: str) -> typer.Exit:
 
 
 def parse_models(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
-    """``--model HEAD=NAME`` values -> stage options ``{HEAD: {"model": NAME}}``."""
-    options: dict[str, dict[str, Any]] = {}
-    for pair in pairs or ():
-        head, sep, name = pair.partition("=")
-        if not sep or not head.strip() or not name.strip():
-            raise _usage(
-                f"--model takes HEAD=NAME (e.g. attractiveness=attractiveness_scut), got {pair!r}"
-            )
-        options[head.strip()] = {"model": name.strip()}
-    return options
-
-
-def parse_stages(text: str | None) -> tuple[str, ...] | None:
-    """``--stages a,b`` -> ``("a", "b")``; None keeps the default heads."""
-    if text is None:
-        return None
-    return tuple(s.strip() for s in text.split(",") if s.strip())
+    """``--model HEAD=NAME`` values -> stage options (a usage error otherwise)."""
+    try:
+        return parse_model_choices(pairs or ())
+    except ValueError as e:
+        raise _usage(f"--model: {e}") from None
 
 
 def _make_analyzer(
@@ -189,7 +178,7 @@ def analyze(
 ) -> None:
     """Every face with every prediction of the chosen stages (as POST /v1/analyze)."""
     analyzer = _make_analyzer(
-        detector=detector, max_faces=max_faces, stages=parse_stages(stages), models=model
+        detector=detector, max_faces=max_faces, stages=parse_stage_list(stages), models=model
     )
     _run_images(analyzer, images, as_json, lambda f: FaceOut.from_face(f, embedding=descriptor))
 
@@ -286,7 +275,7 @@ def batch(
     if workers < 1:
         raise _usage("--workers must be at least 1")
     analyzer = _make_analyzer(
-        detector=detector, max_faces=max_faces, stages=parse_stages(stages), models=model
+        detector=detector, max_faces=max_faces, stages=parse_stage_list(stages), models=model
     )
     try:
         summary = run_batch(

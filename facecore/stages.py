@@ -46,6 +46,8 @@ __all__ = [
     "default_heads",
     "get_stage_class",
     "list_stages",
+    "parse_model_choices",
+    "parse_stage_list",
     "register_stage",
     "resolve_order",
 ]
@@ -279,3 +281,37 @@ def resolve_order(
     for n in sorted(asked, key=lambda x: (rank.get(x, len(rank)), asked.index(x))):
         visit(n, ())
     return tuple(order)
+
+
+def parse_stage_list(text: str | None) -> tuple[str, ...] | None:
+    """``"a, b"`` -> ``("a", "b")`` (``--stages``, ``?stages=``, the environment); None stays
+    None (the default heads)."""
+    if text is None:
+        return None
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def parse_model_choices(
+    pairs: Iterable[str], default_head: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """``HEAD=NAME`` values (``--model``, ``?model=``) -> stage options
+    ``{HEAD: {"model": NAME}}``; a bare ``NAME`` goes to ``default_head`` when one is given.
+
+    Raises
+    ------
+    ValueError
+        For a value that is not ``HEAD=NAME`` (or a bare name without a default head).
+    """
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        head, sep, name = pair.partition("=")
+        if not sep:
+            head, name = default_head or "", pair
+        head, name = head.strip(), name.strip()
+        if not head or not name:
+            raise ValueError(
+                f"a model choice is HEAD=NAME (e.g. attractiveness=attractiveness_scut), "
+                f"got {pair!r}"
+            )
+        options[head] = {"model": name}
+    return options

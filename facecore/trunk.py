@@ -72,6 +72,11 @@ class TrunkStage:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         check_model(model, "face_descriptor")  # a wrong name fails here, not on first use
+        from facecore.nn.features import resolve_layers
+
+        self._names = resolve_layers(layers)
+        if "embedding" not in self._names:
+            raise ValueError(f"layers={layers!r} must include 'embedding'")
         self.model = model
         self.layers = layers
         self.keep_maps = tuple(keep_maps)
@@ -82,14 +87,9 @@ class TrunkStage:
     def _read_network(self) -> Any:
         from facecore.nn import create_model
         from facecore.nn.dlib_resnet import for_inference
-        from facecore.nn.features import resolve_layers
 
         # The manifest entry names the architecture and the weights (sha256 checked).
-        net = for_inference(create_model(get_spec(self.model).architecture, pretrained=self.model))
-        self._names = resolve_layers(self.layers)
-        if "embedding" not in self._names:
-            raise ValueError(f"layers={self.layers!r} must include 'embedding'")
-        return net
+        return for_inference(create_model(get_spec(self.model).architecture, pretrained=self.model))
 
     def load(self) -> None:
         self._spec.get()

@@ -22,6 +22,7 @@ from app.schemas import ErrorResponse, ImageInfo, ImageRequest, ImagesRequest
 from facecore.analyzer import FaceAnalyzer, StageOptions
 from facecore.errors import FacecoreError
 from facecore.io import SUPPORTED_FORMATS
+from facecore.stages import parse_model_choices
 from facecore.types import Face
 
 __all__ = [
@@ -343,15 +344,10 @@ def batch_item(cls: Any, index: int, filename: str | None, res: Any, response: A
 def model_options(pairs: Sequence[str], default_head: str | None = None) -> dict[str, Any]:
     """``model`` query values -> stage options: ``HEAD=NAME``, or a bare ``NAME`` for the route's
     own head."""
-    options: dict[str, dict[str, Any]] = {}
-    for pair in pairs:
-        head, sep, name = pair.partition("=")
-        if not sep:
-            head, name = default_head or "", pair
-        if not head or not name:
-            raise ApiError(422, "invalid_request", f"model must be HEAD=NAME, got {pair!r}")
-        options[head] = {"model": name}
-    return options
+    try:
+        return parse_model_choices(pairs, default_head)
+    except ValueError as e:
+        raise ApiError(422, "invalid_request", f"model: {e}") from None
 
 
 def check_stages(

@@ -17,6 +17,7 @@ from app.api.deps import (
 from app.core.errors import ApiError
 from app.core.pipeline import Failure
 from app.schemas import AnalyzeBatchResponse, AnalyzeItem, AnalyzeResponse, FaceOut, ImageInfo
+from facecore.stages import parse_stage_list
 
 router = APIRouter(prefix="/v1", tags=["analyze"])
 
@@ -48,7 +49,7 @@ async def analyze(
     images (``files``, a repeated ``file`` or ``images_base64``) give ``{"results": [...]}``,
     one entry per image with its result or its own error.
     """
-    wanted = None if stages is None else tuple(s.strip() for s in stages.split(",") if s.strip())
+    wanted = parse_stage_list(stages)
     order, results = await analyze_images(
         request, analyzer, [d for _, d in upload.images], wanted, model_options(model)
     )
