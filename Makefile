@@ -12,7 +12,7 @@ SHELL       := bash
 # pip warns about every package missing from this machine's local mirrors; keep real errors only.
 QUIET_PIP   := { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install serve test bench lint clean loadtest fuzz
+.PHONY: install serve test bench lint clean loadtest fuzz train-age train-mebeauty train-scut-ldl study
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ FUZZ_EXAMPLES ?= 500
 fuzz: $(STAMP)
 	FACECORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/app/test_fuzz.py
 	FACECORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FACECORE_FUZZ_MODELS=real $(PY) -m pytest -q -p no:cacheprovider tests/app/test_fuzz.py
+
+# Long trainings (resumable; caches in .cache/): see each model card for the figures.
+train-age: $(STAMP)
+	$(PY) scripts/train_age.py --data ../shared/data --out models/age_utkface
+train-mebeauty: $(STAMP)
+	$(PY) scripts/train_attractiveness_ldl.py --dataset mebeauty --data ../shared/data --out models/attractiveness_mebeauty
+train-scut-ldl: $(STAMP)
+	$(PY) scripts/train_attractiveness_ldl.py --dataset scut-fbp5500 --data ../shared/data --out models/attractiveness_scut
+# The dating-site paper's age-attractiveness study (docs/age.md).
+study: $(STAMP)
+	$(VENV)/bin/facecore study age-attractiveness --data ../shared/data --out study/age-attractiveness
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py --out bench.json

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import facecore
-from app.api.routes import analyze, beautify, faces, health, score, stages
+from app.api.routes import age, analyze, beautify, compare, faces, health, score, stages
 from app.core.auth import ApiKeyAuth
 from app.core.config import Settings, get_settings, unknown_variables
 from app.core.engine import Engine, ProcessBackend, ThreadBackend
@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
         timeout_s=settings.request_timeout_s,
         retry_after_s=settings.retry_after_s,
     )
-    for module in (health, analyze, faces, score, beautify, stages):
+    for module in (health, analyze, faces, score, age, compare, beautify, stages):
         app.include_router(module.router)
     return app
 

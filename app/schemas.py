@@ -11,7 +11,12 @@ from pydantic import BaseModel, Field
 from facecore.serialize import FaceOut, PredictionOut
 
 __all__ = [
+    "AgeBatchResponse",
+    "AgeItem",
+    "AgeResponse",
     "AnalyzeBatchResponse",
+    "CompareResponse",
+    "CompareSide",
     "AnalyzeItem",
     "AnalyzeResponse",
     "ErrorBody",
@@ -78,6 +83,17 @@ class ScoreResponse(BaseModel):
     )
 
 
+class AgeResponse(BaseModel):
+    image: ImageInfo
+    model: str = Field(description="Name of the age model in models/manifest.json")
+    scale: tuple[float, float] | None = Field(description="Range of the estimate")
+    unit: str | None = Field(description="Unit of the estimate (years)")
+    faces: list[FaceOut] = Field(
+        description="Each face with predictions['age']: value, distribution over ages 0-100 "
+        "(bins, probabilities) and its 90% interval (no landmarks)"
+    )
+
+
 class _BatchItem(BaseModel):
     index: int = Field(description="Position of the image in the request (0-based)")
     filename: str | None = Field(None, description="The part's file name (multipart)")
@@ -104,6 +120,33 @@ class ScoreBatchResponse(BaseModel):
     """One entry per image sent, in order: a result or an error."""
 
     results: list[ScoreItem]
+
+
+class AgeItem(_BatchItem):
+    result: AgeResponse | None = None
+
+
+class AgeBatchResponse(BaseModel):
+    """One entry per image sent, in order: a result or an error."""
+
+    results: list[AgeItem]
+
+
+class CompareSide(BaseModel):
+    image: ImageInfo
+    face: FaceOut = Field(description="The image's largest face with predictions['attractiveness']")
+
+
+class CompareResponse(BaseModel):
+    model: str = Field(description="The attractiveness model (a distribution model)")
+    probability_first_higher: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="P(a rating drawn from the first face's distribution beats one drawn from "
+        "the second's), ties counted half",
+    )
+    first: CompareSide
+    second: CompareSide
 
 
 class StageOut(BaseModel):

@@ -26,6 +26,7 @@ __all__ = [
     "analyze",
     "beautify",
     "detect_faces",
+    "estimate_age",
     "list_stages",
     "load_image",
     "score",
@@ -75,6 +76,14 @@ def score(image: Any, model: str | None = None) -> list[Face]:
     1-5 scale; ``model`` picks another by manifest name)."""
     options = {"attractiveness": {"model": model}} if model else None
     return analyze(image, stages=("attractiveness",), options=options)
+
+
+def estimate_age(image: Any, model: str | None = None) -> list[Face]:
+    """Faces in ``image`` with ``predictions["age"]``: the age in years, its distribution over
+    ages 0..100 and ``.interval(0.9)`` (default model ``age_utkface``; ``model`` picks another
+    age model by manifest name)."""
+    options = {"age": {"model": model}} if model else None
+    return analyze(image, stages=("age",), options=options)
 
 
 def beautify(image: Any, warp: float | None = None, smooth: float | None = None) -> Any:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from facecore.age.cli import register as register_study
 from facecore.beauty.cli import register as register_beautify
 from facecore.errors import FacecoreError, ModelFileError
 from facecore.ldl.cli import register as register_pairwise
@@ -223,6 +224,7 @@ def list_stages_cmd(as_json: AsJson = False) -> None:
 train_cli = typer.Typer(help="Train and ship models from labelled data.", no_args_is_help=True)
 cli.add_typer(train_cli, name="train")
 register_pairwise(cli)
+register_study(cli)
 register_beautify(cli)
 
 

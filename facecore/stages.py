@@ -57,6 +57,7 @@ BUILTIN_STAGE_MODULES = (
     "facecore.landmarks",
     "facecore.trunk",
     "facecore.attractiveness.model",
+    "facecore.age.model",
 )
 
 

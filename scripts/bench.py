@@ -112,6 +112,13 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
 
     pipeline = FaceAnalyzer(stages=("landmarks", "trunk")).load()
     heads = FaceAnalyzer().load()  # the default heads
+    from facecore.stages import default_heads
+
+    # Each default head alone, on a face the trunk has run on (what it adds per face).
+    head_calls = {}
+    for head in default_heads():
+        stage = heads.stage(head)
+        head_calls[f"head_{head}_per_face"] = lambda stage=stage: stage(img, [with_maps])
     with_stub = FaceAnalyzer(stages=("landmarks", "trunk", stub)).load()
     client = TestClient(create_app(Settings(), analyzer=heads))
     client.__enter__()
@@ -131,6 +138,7 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         "descriptor_dlib_per_chip": lambda: desc.compute(chips),
         "trunk_torch_per_chip": lambda: trunk.compute(chips),
         "trunk_torch_batch8": lambda: trunk.compute(chips8),
+        **head_calls,
         "stub_top_head_per_face": lambda: stub(img, [with_maps]),
         "stub_top_head_batch8": lambda: stub(img, [with_maps] * 8),
         "analyze_whole": lambda: pipeline.analyze(data),
@@ -177,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         "stages": results,
         "stub_top_head_share_of_trunk": round(top_share, 3),
         "stub_top_head_share_of_trunk_batch8": round(top_share8, 3),
+        "head_share_of_trunk": {
+            name.removeprefix("head_").removesuffix("_per_face"): round(
+                share(name, "trunk_torch_per_chip"), 3
+            )
+            for name in results
+            if name.startswith("head_")
+        },
     }
     print(f"image {report['image']} ({w}x{h}), {args.repeat} runs each")
     print(f"{'stage':<26}{'median ms':>11}{'p90 ms':>10}{'mean ms':>10}")
@@ -184,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<26}{r['median_ms']:>11.2f}{r['p90_ms']:>10.2f}{r['mean_ms']:>10.2f}")
     print(f"stub top head (stages 4-5) per face = {top_share:.1%} of trunk_torch_per_chip")
     print(f"stub top head, 8 faces = {top_share8:.1%} of trunk_torch_batch8")
+    for head, sh in report["head_share_of_trunk"].items():
+        print(f"head {head} per face = {sh:.1%} of trunk_torch_per_chip")
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -102,7 +102,7 @@ def test_config_from_strings():
 
 def test_default_stages_are_the_default_heads():
     a = FaceAnalyzer()
-    assert a.stages == ("landmarks", "trunk", "attractiveness")
+    assert a.stages == ("landmarks", "trunk", "attractiveness", "age")
     assert a.prediction_names == ("attractiveness",)
 
 

@@ -1,4 +1,5 @@
 import csv
+import json
 import shutil
 
 import pytest
@@ -136,9 +137,12 @@ def test_default_batch_has_the_default_heads_columns(folder, tmp_path, golden_sc
     out = tmp_path / "scores.csv"
     run_batch([folder / "two.jpg", folder / "dog.jpg"], out, progress=False)
     rows = _read(out)
-    assert list(rows[0])[-2:] == ["attractiveness", "error"]
+    assert list(rows[0])[-4:] == ["attractiveness", "age", "age_dist", "error"]
     assert "detector_score" in rows[0]
     faces = [r for r in rows if not r["error"]]
+    for r in faces:  # the age head's distribution over 0..100 years, as JSON
+        dist = json.loads(r["age_dist"])
+        assert len(dist) == 101 and abs(sum(dist) - 1) < 1e-3 and 0 < float(r["age"]) < 100
     # the golden values of the shipped model on two_people.jpg (tests/fixtures/golden_scores.json)
     want = golden_scores["two_people.jpg"]
     assert [float(r["attractiveness"]) for r in faces] == pytest.approx(want, abs=1e-3)

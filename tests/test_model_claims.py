@@ -23,7 +23,22 @@ MODELS = ROOT / "models"
 MANIFEST = json.loads((MODELS / "manifest.json").read_text(encoding="utf-8"))
 TRAINED = [e for e in MANIFEST["models"] if (e.get("metrics") or {}).get("cv")]
 NAMES = [e["name"] for e in TRAINED]
-METRICS = ("pc", "mae", "rmse")
+#: Figures checked wherever they are printed, and the card's column heading of each.
+PRINTED = {"pc": "PC", "mae": "MAE", "rmse": "RMSE", "cs5": "CS(5)"}
+
+
+def metrics_of(name: str) -> tuple[str, ...]:
+    """The printed figures of a model: those of :data:`PRINTED` its manifest entry has."""
+    cv = entry(name)["metrics"]["cv"]
+    return tuple(k for k in PRINTED if cv.get(k) is not None)
+
+
+def classical(name: str) -> bool:
+    """The score-fusion attractiveness model (its CV has inner folds and a model x learner
+    table); the fine-tuned tops have one learner table."""
+    return entry(name).get("architecture") == "score_fusion"
+
+
 #: Names a cv.json gives its dataset -> loader of the shared copy.
 LOADERS = {"SCUT-FBP5500": load_scut_fbp5500, "MEBeauty": load_mebeauty, "UTKFace": load_utkface}
 HASH = re.compile(r"dataset sha256 ([0-9a-f]{64})")
@@ -74,11 +89,15 @@ def test_manifest_equals_the_cv_table(name: str) -> None:
     e, cv = entry(name), cv_doc(name)
     metrics, row = e["metrics"], chosen_row(cv)
     assert cv["name"] == name
-    assert {m: metrics["cv"][m] for m in METRICS} == {m: round(row[m], 4) for m in METRICS}
+    keys = metrics_of(name)
+    assert keys, f"{name}: the manifest's metrics.cv has none of {tuple(PRINTED)}"
+    assert {m: metrics["cv"][m] for m in keys} == {m: round(row[m], 4) for m in keys}
     assert metrics.get("per_group") == cv.get("per_group")
     protocol = metrics["cv"]["protocol"]
-    assert f"{cv['folds']}-fold" in protocol and f"random_state={cv['seed']}" in protocol
-    assert f"{cv['inner_folds']} inner folds" in protocol
+    assert f"{cv['folds']}-fold" in protocol
+    assert f"random_state={cv['seed']}" in protocol or f"seed {cv['seed']}" in protocol
+    if classical(name):
+        assert f"{cv['inner_folds']} inner folds" in protocol
     assert f"on the {cv['n_with_face']} photos" in protocol
     assert HASH.findall(e["training_data"]) == [cv["dataset_sha256"]]
     assert f"{cv['n_photos']} photos" in e["training_data"]
@@ -89,6 +108,10 @@ def model_metadata(spec_entry: dict) -> dict:
     from facecore.model_store import resolve
 
     path = resolve(spec_entry["name"])  # sha256 checked
+    if spec_entry.get("architecture") == "dlib_face_resnet_top":
+        from facecore.ldl.deep import TopDistributionModel
+
+        return TopDistributionModel.load(path).metadata
     if spec_entry["task"] == "attractiveness":
         from facecore.attractiveness.model import AttractivenessModel
 
@@ -112,20 +135,25 @@ def test_model_card_equals_the_cv_table(name: str) -> None:
     card = (MODELS / e["card"]).read_text(encoding="utf-8")
     assert f"Dataset sha256 `{cv['dataset_sha256']}`" in card
     tables = markdown_tables(card)
-    (table,) = [t for t in tables if t[0][:1] == ["model"]]
+    first = "model" if classical(name) else "learner"
+    (table,) = [t for t in tables if t[0][:1] == [first]]
     col = {h: i for i, h in enumerate(table[0])}
     printed = {}
     for cells in table[1:]:
-        model = cells[col["model"]].replace(" **(chosen)**", "")
+        model = cells[col[first]].replace(" **(chosen)**", "")
         printed[(model, cells[col["learner"]])] = cells
-        if "**(chosen)**" in cells[col["model"]]:
+        if "**(chosen)**" in cells[col[first]]:
             assert model == cv["chosen"]
     assert len(printed) == len(cv["rows"])
+    heads = [("pc_fold_sd", "PC fold sd")] if classical(name) else []
+    heads += [(k, PRINTED[k]) for k in metrics_of(name)]
     for row in cv["rows"]:
         cells = printed[(row["name"], row["learner"])]
-        for key, head in (("pc", "PC"), ("pc_fold_sd", "PC fold sd"), ("mae", "MAE"),
-                          ("rmse", "RMSE")):  # fmt: skip
-            assert same(cells[col[head]], row[key]), (row["name"], head)
+        for key, head in heads:
+            if row.get(key) is None:  # e.g. the Pearson of a constant baseline
+                assert cells[col[head]] == "", (row["name"], head)
+            else:
+                assert same(cells[col[head]], row[key]), (row["name"], head)
     if cv.get("per_group"):
         (groups,) = [t for t in tables if t[0][:1] == ["group"]]
         gcol = {h: i for i, h in enumerate(groups[0])}
@@ -133,8 +161,8 @@ def test_model_card_equals_the_cv_table(name: str) -> None:
         for cells in groups[1:]:
             g = cv["per_group"][cells[0]]
             assert int(cells[gcol["n"]]) == g["n"]
-            for key in METRICS:
-                assert same(cells[gcol[key.upper()]], g[key]), (cells[0], key)
+            for key in ("pc", "mae", "rmse"):
+                assert same(cells[gcol[PRINTED[key]]], g[key]), (cells[0], key)
     size = (MODELS / e["file"]).stat().st_size / 1e6
     assert f"{size:.1f} MB" in card and round(size, 2) == cv["model_file_mb"]
 
@@ -146,8 +174,8 @@ def test_models_readme_table_equals_the_manifest(name: str) -> None:
     rows = [r for t in markdown_tables(text) for r in t if r[0] == f"`{name}`"]
     assert len(rows) == 1, f"models/README.md has no (or several) table rows for {name}"
     line = " | ".join(rows[0])
-    for key in METRICS:
-        found = re.findall(rf"\b{key.upper()} (\d\.\d+)", line)
+    for key in metrics_of(name):
+        found = re.findall(rf"\b{re.escape(PRINTED[key])} (\d\.\d+)", line)
         assert found and all(same(x, e["metrics"]["cv"][key]) for x in found), (key, found)
     size = (MODELS / e["file"]).stat().st_size / 1e6
     assert f"({size:.1f} MB)" in line
@@ -158,6 +186,7 @@ PROSE = {
     "pc": r"\b(?:PC|Pearson(?: correlation)?)(?: of)? (\d\.\d+)",
     "mae": r"\b(?:MAE|mean absolute error)(?: of)? (\d\.\d+)",
     "rmse": r"\b(?:RMSE|root mean square error)(?: of)? (\d\.\d+)",
+    "cs5": r"\bCS\(5\)(?: of)? (\d\.\d+)",
 }
 
 
@@ -179,7 +208,7 @@ def readme_claims(name: str) -> dict[str, list[str]]:
 def test_readme_prose_equals_the_manifest(name: str) -> None:
     cv, metrics = cv_doc(name), entry(name)["metrics"]["cv"]
     claims = readme_claims(name)
-    for key in METRICS:
+    for key in metrics_of(name):
         assert all(same(x, metrics[key]) for x in claims[key]), (key, claims[key], metrics[key])
     for n in claims.get("photos", []):
         assert int(n.replace(",", "")) == cv["n_photos"]

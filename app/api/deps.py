@@ -411,3 +411,53 @@ async def analyze_bytes(
     if isinstance(result, Failure):
         raise ApiError(result.status, result.code, result.message)
     return ImageInfo(width=result.width, height=result.height), order, result.faces
+
+
+async def head_view(
+    request: Request,
+    analyzer: FaceAnalyzer,
+    upload: Any,
+    head: str,
+    model: str | None,
+    response_cls: Any,
+    item_cls: Any,
+    batch_cls: Any,
+) -> Any:
+    """One head's view of ``/v1/analyze`` (``/v1/score``, ``/v1/age``): run the stages the head
+    needs on every uploaded image and answer with that head's prediction per face.
+
+    ``response_cls`` takes ``image``, ``model``, ``scale``, ``faces`` and, if it has the field,
+    ``unit``; several
+    images give ``batch_cls(results=[item_cls(...), ...])``, one entry per image.
+    """
+    from app.schemas import FaceOut
+
+    options = model_options([model], head) if model else None
+    _, results = await analyze_images(
+        request, analyzer, [d for _, d in upload.images], (head,), options
+    )
+    stage = analyzer.stage(head, (options or {}).get(head))
+    (output,) = [o for o in stage.provides if o.name == head]
+
+    extra = {"unit": output.unit or None} if "unit" in response_cls.model_fields else {}
+
+    def response(res: Analysis) -> Any:
+        return response_cls(
+            image=ImageInfo(width=res.width, height=res.height),
+            model=stage.model_name,
+            scale=output.scale,
+            **extra,
+            faces=[FaceOut.from_face(f, points=False, predictions=(head,)) for f in res.faces],
+        )
+
+    if not upload.batch:
+        (res,) = results
+        if isinstance(res, Failure):
+            raise ApiError(res.status, res.code, res.message)
+        return response(res)
+    return batch_cls(
+        results=[
+            batch_item(item_cls, i, name, res, response)
+            for i, ((name, _), res) in enumerate(zip(upload.images, results, strict=True))
+        ]
+    )

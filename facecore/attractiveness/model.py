@@ -239,9 +239,17 @@ class AttractivenessStage:
         model: str = "attractiveness_scut",
         models_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        from facecore.attractiveness.ldl_model import DEEP_ARCHITECTURE, LdlAttractiveness
+
         self.model_name = model
         self.models_dir = None if models_dir is None else Path(models_dir)
-        check_model(model, "attractiveness", self.models_dir)
+        spec = check_model(model, "attractiveness", self.models_dir)
+        # A rating-distribution model (a fine-tuned trunk top) is served by its own head.
+        self._deep = (
+            LdlAttractiveness(model, self.models_dir)
+            if spec.architecture == DEEP_ARCHITECTURE
+            else None
+        )
         self._model = Lazy(self._read_model)
 
     def _read_model(self) -> AttractivenessModel:
@@ -254,21 +262,30 @@ class AttractivenessStage:
 
     @property
     def provides(self) -> tuple[Output, ...]:
+        if self._deep is not None:
+            return self._deep.provides
         return (Output("attractiveness", distribution=False, scale=SCORE_RANGE, unit="score"),)
 
-    def load(self) -> AttractivenessModel:
+    def load(self) -> Any:
         """Resolve (sha256-checked) and load the model once; later calls return it."""
+        if self._deep is not None:
+            return self._deep.load()
         return self._model.get()
 
     @property
     def model(self) -> AttractivenessModel:
-        """The loaded model (loads it on first use)."""
+        """The loaded classical model (loads it on first use); a distribution model is
+        :meth:`load`'s."""
+        if self._deep is not None:
+            raise TypeError(f"{self.model_name} is a distribution model; use load()")
         return self._model.get()
 
     def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """Faces with ``predictions["attractiveness"]`` added."""
         if not faces:
             return []
+        if self._deep is not None:
+            return self._deep(image, faces)
         scores = self.model.predict_faces(image, faces)
         return [
             f.with_prediction("attractiveness", Prediction(float(s), self.model_name))

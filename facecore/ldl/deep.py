@@ -41,8 +41,10 @@ __all__ = [
     "FILE_FORMAT",
     "DistributionHead",
     "TopDistributionModel",
+    "calibrate",
     "shift_distribution",
     "softmax",
+    "temper",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,52 @@ def shift_distribution(p: np.ndarray, bins: np.ndarray, delta: float) -> np.ndar
     return out
 
 
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log(probs) / temperature)`` row-wise: the distributions of logits divided by
+    ``temperature`` (> 1 widens them)."""
+    p = np.asarray(probs, dtype=np.float64)
+    if temperature == 1.0:
+        return p
+    logp = np.log(np.clip(p, 1e-300, None)) / temperature
+    return softmax(logp)
+
+
+def calibrate(
+    probs: np.ndarray,
+    bins: Sequence[float] | np.ndarray,
+    temperature: float = 1.0,
+    knots: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values and distributions of predicted distributions, corrected.
+
+    The distributions are tempered (:func:`temper`); without ``knots`` the value is their
+    expectation. With knots ``(x, y)`` of a monotone piecewise-linear map, the value is the map
+    of the expectation and each distribution is translated by the change
+    (:func:`shift_distribution`), so its mean is the value except where mass reaches an end bin.
+
+    Returns
+    -------
+    (values (N,), probabilities (N, K)), float64
+    """
+    b = np.asarray(bins, dtype=np.float64)
+    p = temper(probs, temperature)
+    values = p @ b
+    if knots is None:
+        return values, p
+    target = np.interp(values, np.asarray(knots[0]), np.asarray(knots[1]))
+    out = (
+        np.stack(
+            [
+                shift_distribution(pi, b, float(t - v))
+                for pi, v, t in zip(p, values, target, strict=True)
+            ]
+        )
+        if len(p)
+        else p
+    )
+    return target, out
+
+
 @dataclass
 class TopDistributionModel:
     """A fine-tuned trunk top with its bins (what a :class:`DistributionHead` serves).
@@ -90,6 +138,9 @@ class TopDistributionModel:
     calibration : (ndarray, ndarray) or None
         Knots ``(x, y)`` of a monotone piecewise-linear map of the expectation (from isotonic
         regression on cross-validated predictions); None: no calibration.
+    temperature : float, default 1.0
+        The logits are divided by it before the softmax (> 1 widens the distribution, e.g. so
+        that its 90% interval covers 90% of cross-validated cases).
     metadata : dict
         JSON-friendly: task, training data, cross-validated metrics, licence, ...
     """
@@ -97,7 +148,12 @@ class TopDistributionModel:
     top: Any
     bins: tuple[float, ...]
     calibration: tuple[np.ndarray, np.ndarray] | None = None
+    temperature: float = 1.0
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
     def predict_logits(self, faces: Sequence[Face]) -> np.ndarray:
         from facecore.trunk import run_top
@@ -105,19 +161,8 @@ class TopDistributionModel:
         return run_top(self.top, faces)
 
     def distributions(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(values, probabilities) from logits: expectation, calibrated when the model is."""
-        probs = softmax(logits)
-        bins = np.asarray(self.bins, dtype=np.float64)
-        values = probs @ bins
-        if self.calibration is None:
-            return values, probs
-        xs, ys = self.calibration
-        out_p = np.empty_like(probs)
-        out_v = np.empty_like(values)
-        for i, (v, p) in enumerate(zip(values, probs, strict=True)):
-            out_p[i] = shift_distribution(p, bins, float(np.interp(v, xs, ys)) - v)
-            out_v[i] = out_p[i] @ bins
-        return out_v, out_p
+        """(values, probabilities) from logits (:func:`calibrate` with the model's settings)."""
+        return calibrate(softmax(logits), self.bins, self.temperature, self.calibration)
 
     # -- files ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -135,6 +180,7 @@ class TopDistributionModel:
             "calibration": None
             if self.calibration is None
             else [np.asarray(a, np.float64).tolist() for a in self.calibration],
+            "temperature": float(self.temperature),
             "metadata": self.metadata,
             "state": state,
         }
@@ -165,6 +211,11 @@ class TopDistributionModel:
         if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
             raise ModelCorruptError(f"{path} is not a {FILE_FORMAT} model file")
         top = BackboneTop(DlibFaceResNet(), start=doc["start"], num_outputs=doc["num_outputs"])
+        if not any(".affine" in k for k in doc["state"]):
+            # Saved after fold_affines (for_inference): fold the fresh top the same way first.
+            from facecore.nn.dlib_resnet import fold_affines
+
+            fold_affines(top)
         try:
             top.load_state_dict({k: v.float() for k, v in doc["state"].items()})
         except RuntimeError as exc:
@@ -174,6 +225,7 @@ class TopDistributionModel:
             top=for_inference(top),
             bins=tuple(doc["bins"]),
             calibration=None if cal is None else (np.asarray(cal[0]), np.asarray(cal[1])),
+            temperature=float(doc.get("temperature", 1.0)),
             metadata=dict(doc.get("metadata") or {}),
         )
 
@@ -189,6 +241,8 @@ class DistributionHead:
     ----------
     model : str, optional
         Manifest name of the model file (default: the class's ``default_model``).
+    models_dir : path-like, optional
+        Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
     """
 
     name: ClassVar[str]
@@ -197,31 +251,45 @@ class DistributionHead:
     default_model: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ("trunk",)
 
-    def __init__(self, model: str | None = None) -> None:
+    def __init__(
+        self, model: str | None = None, models_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         self.model_name = model or self.default_model
-        self._spec = check_model(self.model_name, self.task)
+        self.models_dir = None if models_dir is None else Path(models_dir)
+        self._spec = check_model(self.model_name, self.task, self.models_dir)
         self._model = Lazy(self._read_model)
 
     def _read_model(self) -> TopDistributionModel:
-        path = resolve(self.model_name)
+        path = resolve(self.model_name, directory=self.models_dir)
         model = TopDistributionModel.load(path)
         logger.info("loaded %s from %s", self.model_name, path)
         return model
 
     @property
     def provides(self) -> tuple[Output, ...]:
-        out = get_spec(self.model_name).output(self.name)
+        out = get_spec(self.model_name, self.models_dir).output(self.name)
         scale = None if out.scale is None else (float(out.scale[0]), float(out.scale[1]))
         return (Output(self.name, distribution=True, scale=scale, unit=self.unit),)
 
     def load(self) -> TopDistributionModel:
         return self._model.get()
 
+    def adjust(
+        self,
+        model: TopDistributionModel,
+        faces: Sequence[Face],
+        values: np.ndarray,
+        probs: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A subclass's last word on the values and distributions (default: unchanged)."""
+        return values, probs
+
     def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         if not faces:
             return []
         model = self._model.get()
         values, probs = model.distributions(model.predict_logits(faces))
+        values, probs = self.adjust(model, faces, values, probs)
         return [
             f.with_prediction(
                 self.name, Prediction(float(v), self.model_name, model.bins, p.astype(np.float32))

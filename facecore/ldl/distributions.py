@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["gaussian_label_distribution", "rating_histograms"]
+__all__ = ["gaussian_label_distribution", "probability_higher", "rating_histograms"]
 
 
 def gaussian_label_distribution(
@@ -68,3 +68,27 @@ def rating_histograms(
     total = counts.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (counts / total).astype(np.float32)
+
+
+def probability_higher(first: np.ndarray, second: np.ndarray, ties: float = 0.5) -> float:
+    """P(a rating drawn from ``first`` beats one drawn from ``second``), the two independent.
+
+    ``sum_{p > q} first_p second_q`` (the preference probability of Ren & Geng, IJCAI 2017) plus
+    ``ties`` times the probability of equal ratings (default half of it, so that
+    ``probability_higher(a, b) + probability_higher(b, a) == 1``).
+
+    Parameters
+    ----------
+    first, second : array-like of shape (K,)
+        Distributions over the same increasing bins (each normalised here).
+    ties : float in [0, 1], default 0.5
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"need two distributions over the same bins, got {a.shape}, {b.shape}")
+    if not 0.0 <= ties <= 1.0:
+        raise ValueError(f"ties must be in [0, 1], got {ties}")
+    a, b = a / a.sum(), b / b.sum()
+    below = np.concatenate([[0.0], np.cumsum(b)[:-1]])  # P(second < bin p)
+    return float(a @ below + ties * (a @ b))

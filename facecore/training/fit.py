@@ -96,6 +96,13 @@ class FitConfig:
         ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (CUDA when available).
     checkpoint_dir : path-like or None, default None
         Write ``last.pt`` here after every epoch.
+    expectation_weight : float, default 0.0
+        With ``loss="kl"``, add this weight times the mean absolute difference between the
+        expectations of the predicted and the target distributions on ``bins`` (the
+        expectation term of B.-B. Gao et al., "Age Estimation Using Expectation of Label
+        Distribution Learning", IJCAI 2018).
+    bins : tuple of float or None, default None
+        The bin values; required with ``expectation_weight > 0``.
     """
 
     epochs: int = 30
@@ -112,8 +119,16 @@ class FitConfig:
     seed: int = 0
     device: str = "cpu"
     checkpoint_dir: str | os.PathLike[str] | None = None
+    expectation_weight: float = 0.0
+    bins: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.expectation_weight < 0:
+            raise ValueError(f"expectation_weight must be >= 0, got {self.expectation_weight}")
+        if self.expectation_weight > 0 and (self.loss != "kl" or not self.bins):
+            raise ValueError("expectation_weight needs loss='kl' and the bins")
+        if self.bins is not None:
+            object.__setattr__(self, "bins", tuple(float(b) for b in self.bins))
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
         if self.lr <= 0 or self.weight_decay < 0:
@@ -234,12 +249,26 @@ def _to(t: Tensor, device: torch.device) -> Tensor:
     return t.to(device=device, dtype=torch.int64)
 
 
-def _loss(kind: str, out: Tensor, target: Tensor) -> Tensor:
+def _loss(
+    kind: str, out: Tensor, target: Tensor, expectation: tuple[float, Tensor] | None = None
+) -> Tensor:
     if kind == "kl":
-        return F.kl_div(F.log_softmax(out, dim=1), target, reduction="batchmean")
+        logp = F.log_softmax(out, dim=1)
+        loss = F.kl_div(logp, target, reduction="batchmean")
+        if expectation is not None:
+            weight, bins = expectation
+            loss = loss + weight * (logp.exp() @ bins - target @ bins).abs().mean()
+        return loss
     if kind == "ce":
         return F.cross_entropy(out, target)
     return F.l1_loss(out.reshape(target.shape), target)
+
+
+def _expectation(config: FitConfig, device: torch.device) -> tuple[float, Tensor] | None:
+    if not config.expectation_weight:
+        return None
+    bins = torch.tensor(config.bins, dtype=torch.float32, device=device)
+    return config.expectation_weight, bins
 
 
 def _as_prediction(kind: str, out: Tensor) -> Tensor:
@@ -296,7 +325,9 @@ def _evaluate(
         for s in range(0, len(X), config.batch_size):
             idx = torch.arange(s, min(s + config.batch_size, len(X)))
             out = model(_to(_take(X, idx), device))
-            total += float(_loss(config.loss, out, _to(_take(Y, idx), device))) * len(idx)
+            total += float(
+                _loss(config.loss, out, _to(_take(Y, idx), device), _expectation(config, device))
+            ) * len(idx)
             if metric is not None:
                 outs.append(_as_prediction(config.loss, out).float().cpu())
     score = None
@@ -450,6 +481,7 @@ def fit(
         elif resume:
             logger.info("no checkpoint at %s; starting a fresh fit", ckpt)
 
+        expectation = _expectation(config, device)
         for epoch in range(result.resumed_from + 1, config.epochs + 1):
             if result.stopped_early:
                 break
@@ -468,7 +500,7 @@ def fit(
                     xb = random_hflip(xb, gen)
                 xb, yb = _to(xb, device), _to(_take(Y, idx), device)
                 opt.zero_grad(set_to_none=True)
-                loss = _loss(config.loss, model(xb), yb)
+                loss = _loss(config.loss, model(xb), yb, expectation)
                 loss.backward()
                 if config.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(params, config.max_grad_norm)

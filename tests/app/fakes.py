@@ -106,6 +106,7 @@ class FakeAge(FakeStage):
     name = "age"
     requires = ("trunk",)
     provides = (Output("age", distribution=True, scale=(0.0, 100.0), unit="years"),)
+    model_name = "fake_age"
 
     def apply(self, index: int, face: Face) -> Face:
         p = Prediction.from_distribution(FAKE_AGE_BINS, FAKE_AGE_PROBS, model="fake_age")

@@ -212,13 +212,22 @@ def _json_routes(server) -> set[str]:
 
 def _image_routes(server) -> dict[str, str]:
     """Every POST route taking an image, with the multipart field it reads."""
+    return {route: fields[0] for route, fields in _image_fields(server).items()}
+
+
+def _image_fields(server) -> dict[str, list[str]]:
+    """Every POST route taking an image, with the multipart fields it needs (``file`` alone
+    where it reads one; every required field of a route such as /v1/compare)."""
     doc = requests.get(server.url + "/openapi.json", timeout=10).json()
     out = {}
     for path, ops in doc["paths"].items():
         body = ops.get("post", {}).get("requestBody", {}).get("content", {})
-        props = body.get("multipart/form-data", {}).get("schema", {}).get("properties", {})
+        schema = body.get("multipart/form-data", {}).get("schema", {})
+        props = schema.get("properties", {})
         if props:
-            out[path] = "file" if "file" in props else next(iter(props))
+            out[path] = (
+                ["file"] if "file" in props else schema.get("required") or [next(iter(props))]
+            )
     return out
 
 
@@ -251,12 +260,13 @@ def test_process_workers_give_the_library_numbers(server, one_face_photo):
 
 
 def test_bad_input_corpus_on_every_route(server, corpus):
-    routes = _image_routes(server)
-    assert {"/v1/analyze", "/v1/faces", "/v1/score"} <= set(routes)
+    routes = _image_fields(server)
+    assert {"/v1/analyze", "/v1/faces", "/v1/score", "/v1/age", "/v1/compare"} <= set(routes)
     seen = {}
-    for route, field in routes.items():
+    for route, fields in routes.items():
         for name, (data, ctype, status, code) in corpus.items():
-            r = requests.post(server.url + route, files={field: ("x", data, ctype)}, timeout=60)
+            files = {f: ("x", data, ctype) for f in fields}  # the same bad image in every field
+            r = requests.post(server.url + route, files=files, timeout=60)
             seen[route, name] = r.status_code
             assert (r.status_code, r.json()["error"]["code"]) == (status, code), (route, name)
             assert requests.get(server.url + "/healthz", timeout=5).status_code == 200

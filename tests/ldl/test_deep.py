@@ -57,9 +57,11 @@ def test_save_load_round_trip_in_float16(tmp_path):
     np.testing.assert_allclose(loaded.predict_logits(faces), ref, atol=2e-2)  # float16 weights
     values, probs = loaded.distributions(ref)
     np.testing.assert_allclose(probs.sum(1), 1.0)
-    np.testing.assert_allclose(values, probs @ np.array(BINS))
     raw = softmax(ref) @ np.array(BINS)
+    # The value is the calibrated expectation (float16 weights: close to the reference's);
+    # the distribution is translated towards it (inexactly where mass reaches an end bin).
     np.testing.assert_allclose(values, np.interp(raw, [1, 5], [1.5, 4.5]), atol=0.15)
+    np.testing.assert_allclose(probs @ np.array(BINS), values, atol=0.5)
     (tmp_path / "bad.pt").write_bytes(b"nope")
     with pytest.raises(ModelCorruptError):
         TopDistributionModel.load(tmp_path / "bad.pt")
@@ -93,3 +95,31 @@ def test_distribution_head_serves_the_model(tmp_path, monkeypatch):
     assert head(np.zeros((8, 8, 3), np.uint8), []) == []
     with pytest.raises(UnknownModelError):
         ToyHead(model="nope")
+
+
+def test_temperature_widens_the_distribution_and_is_saved(tmp_path):
+    from facecore.ldl.deep import calibrate, temper
+
+    p = np.array([[0.05, 0.1, 0.7, 0.1, 0.05]])
+    wide = temper(p, 2.0)
+    b = np.array(BINS)
+    assert wide.sum() == pytest.approx(1.0) and wide[0, 2] < 0.7
+    assert wide @ b == pytest.approx(p @ b)  # symmetric: the mean stays
+    values, probs = calibrate(p, BINS, 2.0, (np.array([1.0, 5.0]), np.array([2.0, 4.0])))
+    assert values[0] == pytest.approx(3.0) and probs.sum() == pytest.approx(1.0)
+    model = _model()
+    model.temperature = 1.7
+    assert TopDistributionModel.load(model.save(tmp_path / "t.pt")).temperature == 1.7
+    with pytest.raises(ValueError, match="temperature"):
+        TopDistributionModel(model.top, BINS, temperature=0.0)
+
+
+def test_a_top_saved_after_folding_loads(tmp_path):
+    from facecore.nn.dlib_resnet import for_inference
+
+    model = _model()
+    faces = [_face(4)]
+    ref = model.predict_logits(faces)
+    model.top = for_inference(model.top)  # affines folded into the convolutions
+    loaded = TopDistributionModel.load(model.save(tmp_path / "folded.pt"))
+    np.testing.assert_allclose(loaded.predict_logits(faces), ref, atol=2e-2)

@@ -25,3 +25,16 @@ def test_rating_histograms():
     np.testing.assert_allclose(h[0], [0.25, 0.5, 0, 0, 0.25])  # 4.6 counts as 5
     np.testing.assert_allclose(h[1], [0, 0, 0, 0, 1])
     assert np.isnan(h[2]).all()  # no ratings
+
+
+def test_probability_higher():
+    from facecore.ldl.distributions import probability_higher
+
+    low, high = np.array([0.7, 0.3, 0.0]), np.array([0.0, 0.2, 0.8])
+    assert probability_higher(high, low) == pytest.approx(0.8 + 0.2 * 0.7 + 0.5 * 0.2 * 0.3)
+    assert probability_higher(high, low) + probability_higher(low, high) == pytest.approx(1.0)
+    same = np.array([0.2, 0.5, 0.3])
+    assert probability_higher(same, same) == pytest.approx(0.5)
+    assert probability_higher(same, same, ties=0.0) < 0.5
+    with pytest.raises(ValueError):
+        probability_higher(same, same[:2])

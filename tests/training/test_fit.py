@@ -252,3 +252,17 @@ def test_flipped_inputs_replace_half_the_samples():
     assert 0.4 < share < 0.6  # 400 draws of a fair coin
     with pytest.raises(ValueError, match="X_flipped"):
         fit(Probe(), X, Y, FitConfig(epochs=1, loss="l1"), X_flipped=Xf[:10])
+
+
+def test_expectation_term_is_added_to_the_kl_loss():
+    from facecore.training.fit import _loss
+
+    out = torch.tensor([[0.0, 0.0, 0.0]])
+    target = torch.tensor([[0.0, 0.0, 1.0]])
+    bins = torch.tensor([1.0, 2.0, 3.0])
+    plain = _loss("kl", out, target)
+    both = _loss("kl", out, target, (0.5, bins))
+    assert float(both - plain) == pytest.approx(0.5 * (3.0 - 2.0))
+    with pytest.raises(ValueError, match="bins"):
+        FitConfig(expectation_weight=1.0)
+    assert FitConfig(expectation_weight=1.0, bins=[1, 2]).bins == (1.0, 2.0)

@@ -122,7 +122,7 @@ def test_obama_matches_the_library(client, one_face_photo):
     r = client.post("/v1/analyze", files={"file": one_face_photo.open("rb")})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["stages"] == ["landmarks", "trunk", "attractiveness"]
+    assert body["stages"] == ["landmarks", "trunk", "attractiveness", "age"]
     (face,) = body["faces"]
     assert face["box"] == pytest.approx([366, 136, 625, 395], abs=1)
     assert face["detector"] == "hog" and face["keypoints"] is None

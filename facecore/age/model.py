@@ -1,0 +1,46 @@
+"""The ``age`` stage: a face's age in years, as a distribution over ages 0..100.
+
+It serves a :class:`facecore.ldl.deep.TopDistributionModel` (default ``age_utkface``, trained by
+:mod:`facecore.age.train`): a fine-tuned copy of the trunk's last stages run from the shared
+stage-2 map, so the head costs a fraction of a second network. The value is the distribution's
+(corrected) expectation; :meth:`facecore.types.Prediction.interval` gives its central interval.
+Age is the only demographic estimate facecore makes.
+"""
+
+from __future__ import annotations
+
+from facecore.ldl.deep import DistributionHead
+from facecore.stages import register_stage
+
+__all__ = ["DEFAULT_MODEL", "AgeStage"]
+
+#: The shipped age model.
+DEFAULT_MODEL = "age_utkface"
+
+
+@register_stage
+class AgeStage(DistributionHead):
+    """Age of every face from a shipped model (default ``age_utkface``, trained on UTKFace:
+    non-commercial research use only).
+
+    Parameters
+    ----------
+    model : str, default "age_utkface"
+        Manifest name of an ``age`` model.
+
+    Raises
+    ------
+    UnknownModelError
+        If ``model`` is not an age model of the manifest.
+    """
+
+    name = "age"
+    task = "age"
+    unit = "years"
+    default_model = DEFAULT_MODEL
+    requires = ("trunk",)
+    default = True
+    prediction_names = ("age",)
+
+    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+        super().__init__(model)

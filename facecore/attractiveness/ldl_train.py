@@ -1,0 +1,574 @@
+"""Attractiveness as a rating distribution: cross-validation and shipping (SCUT-FBP5500, MEBeauty).
+
+Paper: Y. Fan, S. Liu, B. Li, Z. Guo, A. Samal, J. Wan, S. Z. Li, "Label Distribution-Based
+Facial Attractiveness Computation by Deep Residual Learning", IEEE Trans. Multimedia 2018:
+fine-tune a face-pretrained ResNet with a KL loss on rating distributions (the score is the
+expectation) and fuse the deep output with geometric features.
+
+Targets (label distributions on the dataset's rating values):
+
+* **MEBeauty** publishes every rater's 1-10 rating: the target of a face is the histogram of its
+  ratings over 1..10 (:func:`facecore.ldl.distributions.rating_histograms`).
+* **SCUT-FBP5500** publishes only means. Label enhancement: a discretised Gaussian around the
+  mean on the bins 1, 1.5, ..., 5, with the spread learned from the data that has raters:
+  :func:`label_sigma` is the median over MEBeauty's faces of the standard deviation of their
+  individual ratings, rescaled from MEBeauty's 1-10 to SCUT's 1-5 (factor 4/9).
+
+Learners, in the same folds (:func:`facecore.training.folds.kfold_splits`, unstratified, seed
+0: on SCUT-FBP5500 these are exactly the folds of the classical model's CV):
+
+* ``average`` - every face the training folds' mean distribution (the LDL baseline);
+* ``bayes-ridge`` - Bayesian ridge of the mean on the frozen trunk's 896-D features (the kind of
+  learner of the public MEBeauty benchmark);
+* ``maxent`` and ``sldl`` - :class:`facecore.ldl.MaxEntLDL` (SA-BFGS) and
+  :class:`facecore.ldl.StructuredLDL` (``decode="mean"``) on the same standardised features;
+* ``top-ldl`` - a fine-tuned copy of stages 3-5 of dlib's face ResNet over the cached frozen
+  stage-2 map (:mod:`facecore.training.tops`), KL loss, flips;
+* ``top-ldl + geometric`` - the paper's fusion: a ridge regression of the rating on the deep
+  expectation and the 42 geometric landmark features (:func:`facecore.features.geometric_features`),
+  cross-fitted (each fold's ridge is fitted on the other folds' out-of-fold deep predictions);
+  the deep distribution is translated to the fused value.
+
+The shipped model is the deep top trained on every face, with the fusion when it pays (a CV
+Pearson gain of at least 0.002). Outputs: ``<out>.pt``, the manifest entry, ``<out>.cv.json``,
+the card ``<out>.md`` and its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facecore.training.tops import TopRecipe
+
+__all__ = [
+    "DATASETS",
+    "FUSION_GAIN",
+    "LdlDataset",
+    "LdlTrainConfig",
+    "fuse_geometric",
+    "label_sigma",
+    "main",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The least CV Pearson gain for which the geometric fusion is shipped.
+FUSION_GAIN = 0.002
+
+
+@dataclass(frozen=True)
+class LdlDataset:
+    """A rated face set and how its model is named and trained."""
+
+    name: str
+    title: str
+    default_out: str
+    bins: tuple[float, ...]
+    licence: str
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        return (self.bins[0], self.bins[-1])
+
+    @property
+    def rebuild(self) -> str:
+        return (
+            f".venv/bin/python scripts/train_attractiveness_ldl.py --dataset {self.name} "
+            f"--data ../shared/data --out {self.default_out}"
+        )
+
+
+DATASETS = {
+    "mebeauty": LdlDataset(
+        "mebeauty",
+        "MEBeauty",
+        "models/attractiveness_mebeauty",
+        tuple(float(b) for b in range(1, 11)),
+        "trained on MEBeauty: non-commercial research use only",
+    ),
+    "scut-fbp5500": LdlDataset(
+        "scut-fbp5500",
+        "SCUT-FBP5500",
+        "models/attractiveness_scut",
+        tuple(float(b) for b in np.arange(1.0, 5.01, 0.5)),
+        "trained on SCUT-FBP5500 (label spread from MEBeauty): non-commercial research use only",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class LdlTrainConfig:
+    folds: int = 5
+    seed: int = 0
+    recipe: TopRecipe = field(default_factory=TopRecipe)
+    work_dir: Path = Path(".cache/attractiveness")
+
+
+def label_sigma(data_root: str | os.PathLike[str]) -> float:
+    """The spread of individual ratings, from MEBeauty, on SCUT-FBP5500's 1-5 scale: the median
+    over faces of the standard deviation of a face's ratings, times 4/9."""
+    from facecore.datasets import load_mebeauty
+
+    ds = load_mebeauty(data_root)
+    m = ds.ratings.matrix(len(ds))
+    enough = np.sum(np.isfinite(m), axis=1) >= 5
+    sd = np.nanstd(m[enough], axis=1, ddof=1)
+    return float(np.median(sd) * 4.0 / 9.0)
+
+
+def _loader(name: str) -> Any:
+    from facecore.datasets import load_mebeauty, load_scut_fbp5500
+
+    return {"mebeauty": load_mebeauty, "scut-fbp5500": load_scut_fbp5500}[name]
+
+
+def _targets(
+    spec: LdlDataset, ds: Any, data_root: str | os.PathLike[str]
+) -> tuple[np.ndarray, str, float | None]:
+    from facecore.ldl.distributions import gaussian_label_distribution, rating_histograms
+
+    if spec.name == "mebeauty":
+        r = ds.ratings
+        d = rating_histograms(r.image_index, r.rating, len(ds), spec.bins)
+        return d, "histogram of the individual ratings on 1..10", None
+    sigma = label_sigma(data_root)
+    d = gaussian_label_distribution(ds.targets, spec.bins, sigma)
+    return d, f"discretised Gaussian around the mean on 1,1.5..5, sigma {sigma:.3f}", sigma
+
+
+def _geometric(landmarks: np.ndarray) -> np.ndarray:
+    from facecore.features import geometric_features
+
+    return np.stack([geometric_features(lm) for lm in landmarks]).astype(np.float64)
+
+
+def fuse_geometric(deep: np.ndarray, geometric: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """A ridge regression of ``y`` on ``[deep expectation, geometric features]`` (standardised;
+    ridge strength by leave-one-out GCV), as plain numbers for the model file."""
+    from sklearn.linear_model import RidgeCV
+
+    X = np.column_stack([deep, geometric])
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale == 0] = 1.0
+    ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mean) / scale, y)
+    return {
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": np.asarray(ridge.coef_).tolist(),
+        "intercept": float(ridge.intercept_),
+        "alpha": float(ridge.alpha_),
+    }
+
+
+def apply_fusion(fusion: dict[str, Any], deep: np.ndarray, geometric: np.ndarray) -> np.ndarray:
+    """The fused rating of :func:`fuse_geometric`'s parameters."""
+    X = np.column_stack([deep, geometric])
+    z = (X - np.asarray(fusion["mean"])) / np.asarray(fusion["scale"])
+    return z @ np.asarray(fusion["coef"]) + float(fusion["intercept"])
+
+
+def _shift_all(probs: np.ndarray, bins: np.ndarray, values: np.ndarray) -> np.ndarray:
+    from facecore.ldl.deep import shift_distribution
+
+    return np.stack(
+        [
+            shift_distribution(p, bins, float(v - p @ bins))
+            for p, v in zip(probs, values, strict=True)
+        ]
+    )
+
+
+def _scatter_png(
+    path: Path, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, title: str
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(set(groups.tolist()))
+    cols = min(len(names), 4)
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), dpi=90, squeeze=False)
+    lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+    for ax, g in zip(axes.ravel(), names, strict=False):
+        sel = groups == g
+        r = np.corrcoef(y[sel], pred[sel])[0, 1] if sel.sum() > 2 else float("nan")
+        ax.scatter(y[sel], pred[sel], s=4, alpha=0.35)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_title(f"{g} (n={int(sel.sum())}, r={r:.3f})", fontsize=8)
+        ax.set_xlabel("rated", fontsize=8)
+        ax.set_ylabel("predicted", fontsize=8)
+    for ax in axes.ravel()[len(names) :]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _distributions_png(
+    path: Path, bins: np.ndarray, true: np.ndarray, pred: np.ndarray, names: list[str]
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 2.6), dpi=90, squeeze=False)
+    w = 0.4 * float(bins[1] - bins[0])
+    for ax, t, p, name in zip(axes[0], true, pred, names, strict=True):
+        ax.bar(bins - w / 2, t, w, label="target")
+        ax.bar(bins + w / 2, p, w, label="predicted")
+        ax.set_title(name, fontsize=7)
+        ax.set_xticks(bins[:: max(1, len(bins) // 5)])
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class LdlTrainResult:
+    cv: dict[str, Any]
+    model_path: Path
+    card_path: Path
+
+
+def main(
+    dataset: str,
+    data_root: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    config: LdlTrainConfig | None = None,
+    *,
+    device: str = "cpu",
+) -> LdlTrainResult:
+    """Cross-validate every learner on ``dataset``, train the shipped model, write artefacts."""
+    from sklearn.linear_model import BayesianRidge
+    from sklearn.preprocessing import StandardScaler
+
+    from facecore.datasets import dataset_hash
+    from facecore.ldl import MaxEntLDL, StructuredLDL
+    from facecore.ldl.deep import TopDistributionModel
+    from facecore.model_store import sha256_file, write_manifest_entry
+    from facecore.nn.dlib_resnet import for_inference
+    from facecore.training.card import CardTable, ModelCard, package_versions, write_card
+    from facecore.training.chips import extract_dataset_chips
+    from facecore.training.folds import kfold_splits
+    from facecore.training.metrics import ldl_metrics, regression_metrics
+    from facecore.training.tops import (
+        cross_validated_distributions,
+        dataset_maps,
+        train_top,
+        trunk_features,
+    )
+
+    spec = DATASETS[dataset]
+    cfg = config or LdlTrainConfig()
+    out = Path(out or spec.default_out)
+    work = Path(cfg.work_dir)
+    recipe = cfg.recipe
+    bins = np.asarray(spec.bins)
+    t_all = time.perf_counter()
+
+    ds = _loader(dataset)(data_root)
+    chips = extract_dataset_chips(ds, cache_dir=work / "chips")
+    d_all, target_rule, sigma = _targets(spec, ds, data_root)
+    rows = np.flatnonzero(chips.has_face & np.isfinite(d_all).all(axis=1))
+    n = len(rows)
+    logger.info("%s: %d photos, %d with a face and a target", spec.title, len(ds), n)
+    y = np.asarray(ds.targets)[rows]
+    D = d_all[rows].astype(np.float32)
+    groups = np.asarray(ds.groups)[rows]
+    maps_all, flipped_all = dataset_maps(chips, recipe.input_node, work / "maps")
+    maps, flipped = np.asarray(maps_all)[rows], np.asarray(flipped_all)[rows]
+
+    feats = trunk_features(chips, rows, work)
+    geo = _geometric(chips.landmarks[rows])
+    folds = kfold_splits(n, cfg.folds, cfg.seed)
+    seconds: dict[str, float] = {}
+
+    preds: dict[str, np.ndarray] = {}
+    dists: dict[str, np.ndarray | None] = {}
+    avg = np.empty_like(D, dtype=np.float64)
+    for tr, te in folds:
+        avg[te] = D[tr].mean(0)
+    preds["average"], dists["average"] = avg @ bins, avg
+
+    def feature_cv(make: Any, scalar: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
+        p = np.empty(n)
+        dist = None if scalar else np.empty_like(D, dtype=np.float64)
+        t0 = time.perf_counter()
+        for tr, te in folds:
+            sc = StandardScaler().fit(feats[tr])
+            m = make()
+            if scalar:
+                m.fit(sc.transform(feats[tr]), y[tr])
+                p[te] = m.predict(sc.transform(feats[te]))
+            else:
+                m.fit(sc.transform(feats[tr]), D[tr])
+                dist[te] = m.predict_distribution(sc.transform(feats[te]))
+                p[te] = dist[te] @ bins
+        return p, dist, time.perf_counter() - t0
+
+    preds["bayes-ridge"], dists["bayes-ridge"], seconds["bayes-ridge"] = feature_cv(
+        BayesianRidge, True
+    )
+    preds["maxent"], dists["maxent"], seconds["maxent"] = feature_cv(
+        lambda: MaxEntLDL(alpha=0.1, bins=spec.bins, random_state=0), False
+    )
+    preds["sldl"], dists["sldl"], seconds["sldl"] = feature_cv(
+        lambda: StructuredLDL(alpha=0.3, decode="mean", bins=spec.bins, random_state=0), False
+    )
+
+    fold_dir = work / f"{dataset}-cv-{cfg.folds}f-s{cfg.seed}-{_tag(recipe, target_rule)}"
+    raw, fold_seconds = cross_validated_distributions(
+        maps, D, folds, recipe, maps_flipped=flipped, work_dir=fold_dir, device=device, bins=bins
+    )
+    seconds["top-ldl"] = float(np.sum(fold_seconds))
+    deep = raw @ bins
+    preds["top-ldl"], dists["top-ldl"] = deep, raw.astype(np.float64)
+    fused = np.empty(n)
+    for tr, te in folds:
+        fused[te] = apply_fusion(fuse_geometric(deep[tr], geo[tr], y[tr]), deep[te], geo[te])
+    fused = np.clip(fused, bins[0], bins[-1])
+    preds["top-ldl + geometric"] = fused
+    dists["top-ldl + geometric"] = _shift_all(raw.astype(np.float64), bins, fused)
+
+    table: dict[str, dict[str, float]] = {}
+    for name, p in preds.items():
+        m = regression_metrics(y, p)
+        if name == "average":
+            m["pc"] = float("nan")  # constant within a fold
+        dist = dists[name]
+        if dist is not None:
+            m |= ldl_metrics(D, dist)
+        table[name] = {k: (None if v != v else round(float(v), 4)) for k, v in m.items()}
+        logger.info("%s: %s", name, table[name])
+
+    gain = table["top-ldl + geometric"]["pc"] - table["top-ldl"]["pc"]
+    shipped = "top-ldl + geometric" if gain >= FUSION_GAIN else "top-ldl"
+    per_group = {}
+    for g in sorted(set(groups.tolist())):
+        sel = groups == g
+        m = regression_metrics(y[sel], preds[shipped][sel])
+        per_group[g] = {k: round(float(v), 4) for k, v in m.items()} | {"n": int(sel.sum())}
+
+    top, final = train_top(
+        maps,
+        D,
+        recipe,
+        maps_flipped=flipped,
+        checkpoint_dir=fold_dir / "ckpt-final",
+        device=device,
+        bins=bins,
+    )
+    # Training time of the epochs (also when they were read back from a checkpoint).
+    seconds["final_fit"] = float(sum(r.seconds for r in final.history))
+    fusion = fuse_geometric(deep, geo, y) if shipped != "top-ldl" else None
+    data_hash = dataset_hash(ds)
+    protocol = (
+        f"{cfg.folds}-fold KFold(shuffle=True, random_state={cfg.seed}) on the {n} photos with a "
+        f"face ({spec.title}, {len(ds)} photos); targets: {target_rule}"
+    )
+    cv_summary = {"protocol": protocol, **table[shipped]}
+    cv = {
+        "protocol": protocol,
+        "learners": table,
+        "shipped": shipped,
+        "fusion_gain_pc": round(gain, 4),
+        "per_group": per_group,
+        "label_sigma": sigma,
+        "recipe": recipe.to_dict(),
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
+    model = TopDistributionModel(
+        top=for_inference(top),
+        bins=spec.bins,
+        metadata={
+            "name": out.name,
+            "task": "attractiveness",
+            "dataset": spec.title,
+            "training_data": f"{spec.title} ({len(ds)} photos, {n} with a face)",
+            "dataset_sha256": data_hash,
+            "targets": target_rule,
+            "cv": cv_summary,
+            "licence": spec.licence,
+            "recipe": recipe.to_dict(),
+            "fusion": fusion,
+        },
+    )
+    model_path = model.save(out.with_name(out.name + ".pt"))
+    figs = [
+        (
+            _scatter_png(
+                out.with_name(out.name + ".scatter.png"),
+                y,
+                preds[shipped],
+                groups,
+                f"{out.name}: out-of-fold predictions ({shipped})",
+            ),
+            "Out-of-fold predicted against rated score, per group.",
+        )
+    ]
+    order = np.argsort(y)
+    pick = order[np.linspace(0, n - 1, 5).round().astype(int)]
+    figs.append(
+        (
+            _distributions_png(
+                out.with_name(out.name + ".distributions.png"),
+                bins,
+                D[pick],
+                dists[shipped][pick],
+                [Path(ds.relative_paths[rows[i]]).name[:24] for i in pick],
+            ),
+            "Five faces across the range: target distribution against the out-of-fold prediction.",
+        )
+    )
+    figs = [(Path(f).resolve(), caption) for f, caption in figs]
+    cv_path = out.with_name(out.name + ".cv.json")
+    cv_doc = {
+        "name": out.name,
+        "dataset": spec.title,
+        "dataset_sha256": data_hash,
+        "n_photos": len(ds),
+        "n_with_face": n,
+        "folds": cfg.folds,
+        "seed": cfg.seed,
+        "rows": [{"name": k, "learner": k, **v} for k, v in table.items()],
+        "chosen": shipped,
+        "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
+        **cv,
+    }
+    cv_path.write_text(json.dumps(cv_doc, indent=1) + "\n", encoding="utf-8")
+    entry = {
+        "name": out.name,
+        "file": model_path.name,
+        "sha256": sha256_file(model_path),
+        "kind": "attractiveness",
+        "task": "attractiveness",
+        "architecture": "dlib_face_resnet_top",
+        "input_size": [150, 150],
+        "normalisation": None,
+        "chip": {"method": "dlib", "size": 150, "padding": 0.25},
+        "outputs": [
+            {
+                "name": "attractiveness",
+                "kind": "distribution",
+                "scale": [spec.scale[0], spec.scale[1]],
+                "bins": list(spec.bins),
+                "dim": None,
+            }
+        ],
+        "inputs": (
+            "Face with features['trunk.stage2'] (the trunk's shared stage-2 map of dlib's "
+            "150x150 chip)"
+            + (" and the 68 landmarks (geometric features)" if fusion else "")
+            + f"; output: a distribution over {spec.title}'s rating values "
+            f"{spec.bins[0]:g}..{spec.bins[-1]:g} and its expectation"
+        ),
+        "source": (
+            "facecore.attractiveness.ldl_train (scripts/train_attractiveness_ldl.py): "
+            f"fine-tuned stages {recipe.start[-1]}-5 of dlib's face ResNet with KL loss on "
+            "rating distributions (Fan et al., IEEE TMM 2018)"
+            + ("; fused with geometric features by ridge regression" if fusion else "")
+        ),
+        "training_data": (
+            f"{spec.title}, {len(ds)} photos of shared/data (dataset sha256 {data_hash}), "
+            f"{n} with a face"
+        ),
+        "licence": spec.licence,
+        "metrics": {"cv": cv_summary, "per_group": per_group},
+        "card": out.name + ".md",
+        "rebuild": spec.rebuild,
+    }
+    write_manifest_entry(entry, out.parent)
+
+    cols = ["pc", "mae", "rmse", "chebyshev", "clark", "canberra", "kl", "cosine", "intersection"]
+    heads = ["PC", "MAE", "RMSE", *cols[3:]]
+    rows_table = [
+        [name, *[("" if m.get(c) is None else m[c]) for c in cols]] for name, m in table.items()
+    ]
+    card = ModelCard(
+        name=out.name,
+        summary=(
+            f"Attractiveness on {spec.title}'s rating scale ({spec.bins[0]:g}-{spec.bins[-1]:g}) "
+            "as a distribution over its rating values; the value is the expectation"
+            + (" fused with geometric features" if fusion else "")
+            + ". It says how the raters of this dataset would rate a face, nothing more."
+        ),
+        licence=spec.licence,
+        model=[
+            f"Fine-tuned copy of stages {recipe.start[-1]}-5 of dlib's face ResNet over the "
+            "trunk's shared stage-2 map, softmax over the rating values, KL loss on rating "
+            "distributions (Fan et al., IEEE TMM 2018).",
+            f"Targets: {target_rule}.",
+            f"Recipe: {recipe.epochs} epochs, batch {recipe.batch_size}, one-cycle AdamW (peak "
+            f"lr {recipe.lr}), exact flip augmentation.",
+            (
+                "Fusion: ridge regression of the rating on the deep expectation and the 42 "
+                f"geometric landmark features (CV Pearson gain {gain:+.4f}); the distribution "
+                "is translated to the fused value."
+                if fusion
+                else f"No geometric fusion: its CV Pearson gain ({gain:+.4f}) was below "
+                f"{FUSION_GAIN}."
+            ),
+            f"File: `{model_path.name}` (float16 weights, "
+            f"{model_path.stat().st_size / 1e6:.1f} MB).",
+        ],
+        training_data=(
+            f"{spec.title} in `../shared/data` ({len(ds)} photos).\nDataset sha256 "
+            f"`{data_hash}`. {n} with a face and a target. Part of the set is held back by the "
+            "data's owners for an independent evaluation."
+        ),
+        evaluation=(
+            protocol + ". PC, MAE and RMSE compare the predicted value with the published mean "
+            "score; the six LDL measures compare the predicted distribution with the target "
+            "distribution. The learners on trunk features are standardised per training fold."
+        ),
+        tables=[
+            CardTable("Learners in the same folds", ["learner", *heads], rows_table),
+            CardTable(
+                f"Shipped learner ({shipped}) per group",
+                ["group", "n", "PC", "MAE", "RMSE"],
+                [[g, m["n"], m["pc"], m["mae"], m["rmse"]] for g, m in per_group.items()],
+            ),
+        ],
+        figures=figs,
+        evaluation_notes=(
+            f"Training on this project's 2-core CPU: the top's {cfg.folds} CV folds "
+            f"{seconds['top-ldl'] / 60:.1f} min in all, the shipped model "
+            f"{seconds['final_fit'] / 60:.1f} min (chips and maps cached once)."
+        ),
+        limitations=[
+            "A rating is a judgement of the dataset's raters about its photos: it is not a "
+            "property of the person, and it does not transfer to other populations or photo "
+            "styles without a drop in agreement.",
+            "Never use it to make decisions about people.",
+        ],
+        rebuild=spec.rebuild
+        if out.as_posix() == spec.default_out
+        else spec.rebuild.replace(spec.default_out, out.as_posix()),
+        rebuild_note="Deterministic on the CPU for a given seed; interrupted runs resume.",
+        packages=package_versions(),
+    )
+    card_path = write_card(card, out.with_name(out.name + ".md"))
+    cv["seconds"]["total"] = round(time.perf_counter() - t_all, 1)
+    return LdlTrainResult(cv=cv, model_path=model_path, card_path=card_path)
+
+
+def _tag(recipe: TopRecipe, target_rule: str) -> str:
+    import hashlib
+
+    doc = json.dumps({"recipe": recipe.to_dict(), "targets": target_rule}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:8]

@@ -1,0 +1,286 @@
+"""Cross-validated training of a fine-tuned trunk top that outputs a label distribution.
+
+The recipe every distribution head (age, attractiveness) shares: a trainable copy of dlib's face
+ResNet from ``recipe.start`` on (:class:`facecore.nn.top.BackboneTop`), trained on the cached
+frozen map before that stage (:func:`facecore.training.chips.frozen_maps`) with the KL loss to
+label distributions, exact flip augmentation (the maps of the mirrored chips) and a one-cycle
+AdamW schedule of a fixed length (no early stopping, so no split is used to pick an epoch).
+
+* :func:`new_top` - the untrained top, its stages copied from the published weights.
+* :func:`train_top` - one fit, checkpointed every epoch and resumable.
+* :func:`cross_validated_distributions` - out-of-fold predicted distributions of every row; each
+  fold's predictions are saved as soon as the fold ends, so a rerun after an interruption
+  continues at the first missing fold (and inside it at the last finished epoch).
+
+This module implements no paper (see :mod:`facecore.ldl.deep` for the label-distribution
+papers the heads follow). It imports torch: import it explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "TopRecipe",
+    "cross_validated_distributions",
+    "dataset_maps",
+    "new_top",
+    "train_top",
+    "trunk_features",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopRecipe:
+    """How a distribution top is trained.
+
+    Attributes
+    ----------
+    start : str, default "stage3"
+        First trainable stage (the top takes the frozen map of the stage before it).
+    epochs, batch_size, lr, weight_decay : training settings of :class:`FitConfig`
+        (one-cycle AdamW, peak ``lr``).
+    dropout : float, default 0.0
+        Dropout before the output layer.
+    hflip : bool, default True
+        Exact flip augmentation (needs the mirrored chips' maps).
+    seed : int, default 0
+    expectation_weight : float, default 0.0
+        Weight of the expectation term added to the KL loss (``FitConfig.expectation_weight``;
+        needs the bins).
+    """
+
+    start: str = "stage3"
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    dropout: float = 0.0
+    hflip: bool = True
+    seed: int = 0
+    expectation_weight: float = 0.0
+
+    @property
+    def input_node(self) -> str:
+        """The frozen map the top takes (``"stage2"`` for ``start="stage3"``)."""
+        n = int(self.start.removeprefix("stage"))
+        return "stem" if n == 1 else f"stage{n - 1}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings; ``expectation_weight`` only when set (so that folds trained before the
+        field existed keep their key)."""
+        d = asdict(self)
+        if not d["expectation_weight"]:
+            del d["expectation_weight"]
+        return d
+
+
+def dataset_maps(
+    chips: Any, upto: str, cache_dir: str | os.PathLike[str] | None = ".cache/maps"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frozen float16 maps up to ``upto`` of a dataset's chips and of their mirror images.
+
+    Parameters
+    ----------
+    chips : DatasetChips
+    upto : str
+        Last frozen node (``recipe.input_node``).
+    cache_dir : path-like or None
+        Where the maps are cached (memory-mapped when read back).
+
+    Returns
+    -------
+    (maps, maps_flipped) : ndarrays (N, C, H, W), float16
+    """
+    from facecore.training.chips import FACE_RESNET_MODEL, frozen_maps, load_face_resnet
+
+    model = load_face_resnet()
+    key = f"{chips.cache_key}|{FACE_RESNET_MODEL}"
+    maps = frozen_maps(chips.chips, model, upto=upto, dtype="float16", cache_dir=cache_dir, key=key)
+    flipped = frozen_maps(
+        np.ascontiguousarray(chips.chips[:, :, ::-1]),
+        model,
+        upto=upto,
+        dtype="float16",
+        cache_dir=cache_dir,
+        key=key + "|mirrored",
+    )
+    return maps, flipped
+
+
+def trunk_features(chips: Any, rows: np.ndarray, cache_dir: str | os.PathLike[str]) -> np.ndarray:
+    """The frozen trunk's pooled features (len(rows), 896) of chips ``rows``, cached in
+    ``cache_dir`` (keyed by the chips and the rows)."""
+    import hashlib
+
+    digest = hashlib.sha256(np.asarray(rows, np.int64).tobytes()).hexdigest()[:8]
+    path = Path(cache_dir) / f"trunk-{chips.cache_key}-{digest}.npy"
+    if path.is_file():
+        feats = np.load(path)
+        if len(feats) == len(rows):
+            return feats
+    from facecore.trunk import TrunkStage
+
+    t0 = time.perf_counter()
+    feats = TrunkStage(keep_maps=()).compute(np.asarray(chips.chips[rows]))["features"]
+    logger.info("trunk features of %d chips in %.0f s", len(feats), time.perf_counter() - t0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, feats)
+    return feats
+
+
+def new_top(recipe: TopRecipe, n_outputs: int, backbone: Any = None) -> Any:
+    """An untrained :class:`~facecore.nn.top.BackboneTop`: the published stages from
+    ``recipe.start`` on and a new linear layer of ``n_outputs``."""
+    from facecore.nn.top import BackboneTop
+    from facecore.training.chips import load_face_resnet
+
+    backbone = load_face_resnet() if backbone is None else backbone
+    return BackboneTop(backbone, start=recipe.start, num_outputs=n_outputs, dropout=recipe.dropout)
+
+
+def train_top(
+    maps: np.ndarray,
+    targets: np.ndarray,
+    recipe: TopRecipe,
+    *,
+    maps_flipped: np.ndarray | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    backbone: Any = None,
+    device: str = "cpu",
+    bins: Any = None,
+) -> tuple[Any, Any]:
+    """Fit a new top on ``maps`` (N, C, H, W) and target distributions (N, K).
+
+    Returns
+    -------
+    (BackboneTop, FitResult)
+        The top in eval mode, and the fit's history. With ``checkpoint_dir`` a rerun resumes
+        from the last finished epoch.
+    """
+    from facecore.training.fit import FitConfig, fit
+
+    if recipe.hflip and maps_flipped is None:
+        raise ValueError("recipe.hflip needs maps_flipped (the mirrored chips' maps)")
+    top = new_top(recipe, targets.shape[1], backbone)
+    config = FitConfig(
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        loss="kl",
+        seed=recipe.seed,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        expectation_weight=recipe.expectation_weight,
+        bins=None if bins is None else tuple(float(b) for b in bins),
+    )
+    result = fit(
+        top,
+        maps,
+        targets,
+        config,
+        resume=checkpoint_dir is not None,
+        X_flipped=maps_flipped if recipe.hflip else None,
+    )
+    return top.eval(), result
+
+
+def _fold_file(work_dir: Path, k: int) -> Path:
+    return work_dir / f"fold{k}.npz"
+
+
+def cross_validated_distributions(
+    maps: np.ndarray,
+    targets: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    recipe: TopRecipe,
+    *,
+    maps_flipped: np.ndarray | None = None,
+    work_dir: str | os.PathLike[str],
+    device: str = "cpu",
+    bins: Any = None,
+) -> tuple[np.ndarray, list[float]]:
+    """Out-of-fold predicted distributions of a top trained by ``recipe`` on each fold.
+
+    Parameters
+    ----------
+    maps : ndarray (N, C, H, W)
+    targets : ndarray (N, K)
+        Target distributions.
+    folds : sequence of (train_idx, test_idx)
+    recipe : TopRecipe
+    maps_flipped : ndarray (N, C, H, W), optional
+    work_dir : path-like
+        Fold results (``fold<k>.npz``) and checkpoints; keyed by the recipe (a different recipe
+        in the same folder is refused).
+    device : str, default "cpu"
+    bins : array-like, optional
+        Bin values (needed with ``recipe.expectation_weight``).
+
+    Returns
+    -------
+    (probabilities, seconds)
+        (N, K) float32 out-of-fold distributions, and each fold's training time.
+    """
+    from facecore.training.fit import predict
+
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    meta = {"recipe": recipe.to_dict(), "n": int(len(maps)), "k": int(targets.shape[1])}
+    meta_path = work / "recipe.json"
+    if meta_path.is_file():
+        saved = json.loads(meta_path.read_text(encoding="utf-8"))
+        if saved != meta:
+            raise ValueError(f"{work} holds folds of another recipe: {saved}; use a new folder")
+    else:
+        meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+    oof = np.full((len(maps), targets.shape[1]), np.nan, np.float32)
+    seconds: list[float] = []
+    backbone = None
+    for k, (tr, te) in enumerate(folds):
+        path = _fold_file(work, k)
+        if path.is_file():
+            with np.load(path) as z:
+                if np.array_equal(z["test"], te):
+                    oof[te] = z["probs"]
+                    seconds.append(float(z["seconds"]))
+                    logger.info("fold %d read from %s", k, path)
+                    continue
+            logger.warning("%s holds another split; retraining fold %d", path, k)
+        if backbone is None:
+            from facecore.training.chips import load_face_resnet
+
+            backbone = load_face_resnet()
+        t0 = time.perf_counter()
+        top, _ = train_top(
+            np.asarray(maps[tr]),
+            targets[tr],
+            recipe,
+            maps_flipped=None if maps_flipped is None else np.asarray(maps_flipped[tr]),
+            checkpoint_dir=work / f"ckpt{k}",
+            backbone=backbone,
+            device=device,
+            bins=bins,
+        )
+        took = time.perf_counter() - t0
+        probs = predict(top, np.asarray(maps[te]), loss="kl", device=device)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, test=te, probs=probs, seconds=np.float64(took))
+        os.replace(tmp, path)
+        oof[te] = probs
+        seconds.append(took)
+        logger.info("fold %d trained in %.0f s", k, took)
+    return oof, seconds

@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Train, cross-validate and ship the UTKFace age model (issue 10).
+
+Thin wrapper around :func:`facecore.age.train.main` (the rebuild script the manifest names).
+Caches and fold results live in ``--work-dir``; a rerun after an interruption resumes.
+
+    .venv/bin/python scripts/train_age.py --data ../shared/data --out models/age_utkface
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="folder holding utkface/")
+    ap.add_argument("--out", type=Path, required=True, help="output stem, e.g. models/age_utkface")
+    ap.add_argument("--work-dir", type=Path, default=Path(".cache/age"))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=5e-4, help="peak one-cycle learning rate")
+    ap.add_argument(
+        "--expectation-weight",
+        type=float,
+        default=0.0,
+        help="add this weight x |E[pred] - E[target]| to the KL loss (DLDL-v2)",
+    )
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from facecore.age.train import AgeTrainConfig
+    from facecore.age.train import main as train
+    from facecore.training.tops import TopRecipe
+
+    cfg = AgeTrainConfig(
+        folds=args.folds,
+        seed=args.seed,
+        recipe=TopRecipe(
+            epochs=args.epochs,
+            seed=args.seed,
+            lr=args.lr,
+            expectation_weight=args.expectation_weight,
+        ),
+        work_dir=args.work_dir,
+    )
+    if not (args.data / "utkface").is_dir():
+        print(f"error: {args.data}/utkface not found", file=sys.stderr)
+        return 2
+    res = train(args.data, args.out, cfg, device=args.device)
+    print(json.dumps(res.cv["learners"], indent=1))
+    print(f"model: {res.model_path}  card: {res.card_path}  seconds: {res.seconds}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

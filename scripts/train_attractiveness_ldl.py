@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""Cross-validate and ship an attractiveness rating-distribution model (issue 9).
+
+Thin wrapper around :func:`facecore.attractiveness.ldl_train.main` (the rebuild script the
+manifest names). Caches and fold results live in ``--work-dir``; an interrupted run resumes.
+
+    .venv/bin/python scripts/train_attractiveness_ldl.py --dataset mebeauty --data ../shared/data \\
+        --out models/attractiveness_mebeauty
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", choices=("mebeauty", "scut-fbp5500"), required=True)
+    ap.add_argument("--data", type=Path, required=True, help="data root (../shared/data)")
+    ap.add_argument("--out", type=Path, default=None, help="output stem (default per dataset)")
+    ap.add_argument("--work-dir", type=Path, default=Path(".cache/attractiveness"))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=5e-4, help="peak one-cycle learning rate")
+    ap.add_argument(
+        "--expectation-weight",
+        type=float,
+        default=0.0,
+        help="add this weight x |E[pred] - E[target]| to the KL loss (DLDL-v2)",
+    )
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not args.data.is_dir():
+        print(f"error: data root {args.data} not found", file=sys.stderr)
+        return 2
+    from facecore.attractiveness.ldl_train import LdlTrainConfig
+    from facecore.attractiveness.ldl_train import main as train
+    from facecore.training.tops import TopRecipe
+
+    cfg = LdlTrainConfig(
+        folds=args.folds,
+        seed=args.seed,
+        recipe=TopRecipe(
+            epochs=args.epochs,
+            seed=args.seed,
+            lr=args.lr,
+            expectation_weight=args.expectation_weight,
+        ),
+        work_dir=args.work_dir,
+    )
+    res = train(args.dataset, args.data, args.out, cfg, device=args.device)
+    print(json.dumps(res.cv["learners"], indent=1))
+    print(f"shipped: {res.cv['shipped']}  model: {res.model_path}  card: {res.card_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

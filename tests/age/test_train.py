@@ -1,0 +1,81 @@
+"""facecore.age.train: bands, metrics and the cross-fitted correction (no training here)."""
+
+import numpy as np
+import pytest
+
+from facecore.age.train import (
+    AGE_BINS,
+    age_metrics,
+    band_of,
+    correction,
+    crossfit_correction,
+)
+from facecore.ldl.distributions import gaussian_label_distribution
+from facecore.training.folds import kfold_splits
+
+
+def test_bands_cover_every_age_once():
+    assert [band_of(a) for a in (0, 9, 10, 19, 20, 39, 40, 59, 60, 79, 80, 116)] == [
+        "0-9",
+        "0-9",
+        "10-19",
+        "10-19",
+        "20-39",
+        "20-39",
+        "40-59",
+        "40-59",
+        "60-79",
+        "60-79",
+        "80+",
+        "80+",
+    ]
+
+
+def test_age_metrics():
+    y = np.array([10.0, 20.0, 30.0, 40.0])
+    pred = np.array([12.0, 20.0, 37.0, 40.0])
+    iv = np.array([[8, 14], [25, 30], [30, 40], [40, 41]], float)
+    m = age_metrics(y, pred, iv)
+    assert m["mae"] == pytest.approx(9 / 4) and m["cs5"] == pytest.approx(3 / 4)
+    assert m["coverage90"] == pytest.approx(3 / 4) and m["interval_width"] == pytest.approx(5.5)
+
+
+def _shrunk_predictions(n=1500, seed=0):
+    """Distributions of a predictor that regresses to the mean (the young too old, the old too
+    young) and is over-confident (sigma 2 while its error is larger)."""
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(1, 90, n).round()
+    guess = 35 + 0.6 * (y - 35) + rng.normal(0, 4, n)
+    return y, gaussian_label_distribution(guess, AGE_BINS, 2.0).astype(np.float64)
+
+
+def test_crossfit_correction_removes_the_bias_and_fixes_the_coverage():
+    y, probs = _shrunk_predictions()
+    folds = kfold_splits(len(y), 5, 0, stratify=y)
+    raw = probs @ AGE_BINS
+    values, corrected, temps = crossfit_correction(probs, y, folds)
+    before, after = np.mean(np.abs(raw - y)), np.mean(np.abs(values - y))
+    assert after < 0.6 * before
+    # The ends: the young are no longer predicted decades too old.
+    young = y < 10
+    assert np.mean(values[young] - y[young]) < 0.3 * np.mean(raw[young] - y[young])
+    m = age_metrics(y, values, _intervals(corrected))
+    assert 0.85 <= m["coverage90"] <= 0.95
+    assert all(t > 1.0 for t in temps)  # the over-confident distributions are widened
+    np.testing.assert_allclose(corrected.sum(1), 1.0)
+
+
+def test_correction_of_a_calibrated_predictor_changes_little():
+    rng = np.random.default_rng(1)
+    y = rng.uniform(1, 90, 1500).round()
+    guess = y + rng.normal(0, 3, len(y))
+    probs = gaussian_label_distribution(guess, AGE_BINS, 3.0).astype(np.float64)
+    t, knots = correction(probs, y)
+    assert t <= 1.5
+    assert np.interp(50.0, *knots) == pytest.approx(50.0, abs=3.0)
+
+
+def _intervals(probs):
+    from facecore.age.train import _intervals as iv
+
+    return iv(probs)
