@@ -233,9 +233,9 @@ def train_attractiveness(
     data: Annotated[Path, typer.Option(help="Data root holding scut-fbp5500/.")] = Path(
         "../shared/data"
     ),
-    out: Annotated[Path, typer.Option(help="Output prefix, e.g. models/attractiveness_scut.")] = (
-        Path("models/attractiveness_scut")
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Output prefix, e.g. models/attractiveness_scut_classical.")
+    ] = (Path("models/attractiveness_scut_classical")),
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (folds, learners).")] = 0,
 ) -> None:

@@ -5,7 +5,7 @@ Thin wrapper around :func:`facecore.attractiveness.train.main` (the rebuild scri
 manifest names); prints the cross-validation table.
 
     .venv/bin/python scripts/train_attractiveness.py --data ../shared/data \\
-        --out models/attractiveness_scut
+        --out models/attractiveness_scut_classical
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def test_config_from_strings():
 def test_default_stages_are_the_default_heads():
     a = FaceAnalyzer()
     assert a.stages == ("landmarks", "trunk", "attractiveness", "age")
-    assert a.prediction_names == ("attractiveness",)
+    assert a.prediction_names == ("attractiveness", "age")
 
 
 def test_max_faces_keeps_the_largest(two_face_photo):

@@ -137,7 +137,8 @@ def test_default_batch_has_the_default_heads_columns(folder, tmp_path, golden_sc
     out = tmp_path / "scores.csv"
     run_batch([folder / "two.jpg", folder / "dog.jpg"], out, progress=False)
     rows = _read(out)
-    assert list(rows[0])[-4:] == ["attractiveness", "age", "age_dist", "error"]
+    cols = ["attractiveness", "attractiveness_dist", "age", "age_dist", "error"]
+    assert list(rows[0])[-5:] == cols
     assert "detector_score" in rows[0]
     faces = [r for r in rows if not r["error"]]
     for r in faces:  # the age head's distribution over 0..100 years, as JSON

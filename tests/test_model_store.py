@@ -75,7 +75,7 @@ def test_shipped_entries_have_structured_fields():
     )
     assert resnet.chip == model_store.ChipSpec(method="dlib", size=150, padding=0.25)
     assert resnet.outputs == (model_store.OutputSpec(name="embedding", kind="vector", dim=128),)
-    scut = manifest["attractiveness_scut"]
+    scut = manifest["attractiveness_scut_classical"]
     assert scut.task == "attractiveness" and scut.architecture == "score_fusion"
     assert scut.chip == model_store.ChipSpec(method="similarity5", size=128, padding=0.05)
     assert scut.output("attractiveness") == model_store.OutputSpec(
@@ -218,7 +218,9 @@ def test_models_dir_is_the_bundled_package_folder(monkeypatch):
     assert str(bundled) in list(spec.submodule_search_locations)
     # in this checkout's (editable) install the package is the repository's models/ folder
     assert bundled.resolve() == (Path(__file__).resolve().parents[1] / "models")
-    assert {"manifest.json", "attractiveness_scut.joblib"} <= {p.name for p in bundled.iterdir()}
+    assert {"manifest.json", "attractiveness_scut_classical.joblib", "age_utkface.pt"} <= {
+        p.name for p in bundled.iterdir()
+    }
 
 
 def test_models_dir_setting_env_and_argument(tmp_path, monkeypatch):

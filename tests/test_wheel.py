@@ -104,7 +104,14 @@ def test_wheel_holds_every_module_and_the_bundled_models(built: tuple[Path, Path
         "packages in pyproject.toml"
     )
     assert "facecore/py.typed" in names
-    for f in ("manifest.json", "attractiveness_scut.joblib", "attractiveness_scut.md", "README.md"):
+    for f in (
+        "manifest.json",
+        "attractiveness_scut.pt",
+        "attractiveness_scut_classical.joblib",
+        "age_utkface.pt",
+        "attractiveness_scut.md",
+        "README.md",
+    ):
         assert f"facecore_models/{f}" in names
     manifest = json.loads(zipfile.ZipFile(wheel).read("facecore_models/manifest.json"))
     bundled = {m["file"] for m in manifest["models"] if "file" in m}
@@ -121,8 +128,8 @@ def test_installed_wheel_uses_its_own_code_and_models(venv: Path) -> None:
     module, folder, model = (Path(p) for p in json.loads(r.stdout))
     assert module.is_relative_to(venv) and module.parent.parent.name == "site-packages"
     assert folder == module.parent.parent / "facecore_models"
-    assert {"manifest.json", "attractiveness_scut.joblib"} <= {p.name for p in folder.iterdir()}
-    assert model == folder / "attractiveness_scut.joblib"
+    assert {"manifest.json", "attractiveness_scut.pt"} <= {p.name for p in folder.iterdir()}
+    assert model == folder / "attractiveness_scut.pt"
 
 
 def test_installed_wheel_scores_a_photo(venv: Path, golden_scores) -> None:

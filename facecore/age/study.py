@@ -69,17 +69,22 @@ class StudyRow:
     paper_r: float | None
 
     def as_list(self) -> list[Any]:
+        """The table cells, as text (NaN as "")."""
+
+        def f(v: float, fmt: str) -> str:
+            return "" if v != v else format(v, fmt)
+
         return [
             self.dataset,
             self.source,
             self.sex,
             self.n,
-            round(self.r, 3),
-            f"[{self.r_low:.3f}, {self.r_high:.3f}]",
-            round(self.spearman, 3),
-            round(self.intercept, 4),
-            round(self.slope, 5),
-            "" if self.paper_r is None else self.paper_r,
+            f(self.r, ".3f"),
+            "" if self.r != self.r else f"[{self.r_low:.3f}, {self.r_high:.3f}]",
+            f(self.spearman, ".3f"),
+            f(self.intercept, ".3f"),
+            f(self.slope, ".4f"),
+            "" if self.paper_r is None else f"{self.paper_r:.2f}",
         ]
 
 

@@ -525,8 +525,8 @@ def main(
         name=out.name,
         summary=(
             "Estimates a face's age in years (0-100) as a distribution over whole years; the "
-            "value is its expectation and the API gives its central 90% interval. Age is the "
-            "only demographic estimate facecore makes."
+            "value is its expectation (corrected, see below) and the API gives its central 90% "
+            "interval. Age is the only demographic estimate facecore makes."
         ),
         licence=LICENCE,
         model=[
@@ -597,8 +597,8 @@ def main(
         limitations=[
             "UTKFace's ages are partly estimated by its annotators; the photos are frontal "
             "crops, so the error on in-the-wild photos is larger.",
-            "Error grows with age: see the band table. The correction removes most of the "
-            "bias at the ends of the range but not the spread.",
+            "Error grows with age: see the band table. The correction is fitted to the "
+            "overall error, not per band; its effect on each band is in the same table.",
             "Race and gender appear only to report the error per group; the model does not "
             "estimate them and facecore never serves them.",
         ],

@@ -86,7 +86,7 @@ LICENCE = "trained on SCUT-FBP5500: non-commercial research use only"
 #: The command that rebuilds the shipped model (named in the manifest and the model card).
 REBUILD = (
     ".venv/bin/python scripts/train_attractiveness.py --data ../shared/data "
-    "--out models/attractiveness_scut"
+    "--out models/attractiveness_scut_classical"
 )
 
 #: Table names of the feature sets and the block each uses.
@@ -692,8 +692,9 @@ def main(
     data_dir : path-like
         Folder holding ``scut-fbp5500/`` (or that folder itself).
     out : path-like
-        Output stem, e.g. ``models/attractiveness_scut``: writes ``<out>.joblib``, ``<out>.md``,
-        ``<out>.cv.json`` and the entry named ``basename(out)`` in ``<out's folder>/manifest.json``.
+        Output stem, e.g. ``models/attractiveness_scut_classical``: writes ``<out>.joblib``,
+        ``<out>.md``, ``<out>.cv.json`` and the entry named ``basename(out)`` in
+        ``<out's folder>/manifest.json``.
     folds : int, default 5
         Outer cross-validation folds (shuffled ``KFold`` seeded by ``seed``).
     seed : int, default 0

@@ -8,7 +8,8 @@ S. Schaefer, T. McPhail, J. Warren, "Image deformation using moving least square
 2006 (:mod:`facecore.beauty.mls`):
 
 1. detect the faces and score them with the analyzer (stages ``attractiveness``: landmarks, the
-   trunk's descriptor, the shipped attractiveness model); only the largest face is changed;
+   trunk's descriptor, the classical SCUT-FBP5500 model of ``SCORE_OPTIONS``); only the largest
+   face is changed;
 2. target landmarks from the K = 10 most similar better-rated SCUT-FBP5500 references, blended by
    ``warp`` (:func:`~facecore.beauty.shape.shape_target`);
 3. rigid MLS warp with landmarks 0-59 as handles (:func:`warp_face`), inside the face's region
@@ -73,6 +74,10 @@ DEFAULT_WARP = 0.75
 DEFAULT_SMOOTH = 0.5
 #: The analyzer stage that gives landmarks, the descriptor and the attractiveness score.
 SCORE_STAGE = "attractiveness"
+#: The model that scores before and after (and picks the better-rated references): the classical
+#: SCUT-FBP5500 model the evaluation in docs/beautify.md was measured with. Moving beautify to
+#: the default distribution model means re-running scripts/eval_beautify.py first.
+SCORE_OPTIONS = {SCORE_STAGE: {"model": "attractiveness_scut_classical"}}
 #: The warped rectangle extends this many face widths beyond the landmarks on every side.
 REGION_MARGIN = 0.5
 #: The MLS grid step is the face width divided by this (see :func:`grid_step`).
@@ -294,7 +299,7 @@ def beautify(
         from facecore.analyzer import get_default_analyzer
 
         analyzer = get_default_analyzer()
-    rgb, faces = analyzer.analyze_image(image, stages=(SCORE_STAGE,))
+    rgb, faces = analyzer.analyze_image(image, stages=(SCORE_STAGE,), options=SCORE_OPTIONS)
     if not faces:
         raise NoFaceError("no face found in the image; beautify needs one face to work on")
     face = faces[0]
@@ -325,7 +330,7 @@ def beautify(
             detector=face.detector,
             keypoints=None if face.keypoints is None else five_from_68(after),
         )
-        scored = analyzer.run_stages(out, [again], stages=(SCORE_STAGE,))
+        scored = analyzer.run_stages(out, [again], stages=(SCORE_STAGE,), options=SCORE_OPTIONS)
         if scored:
             score_after = _score(scored[0])
             if face.embedding is not None and scored[0].embedding is not None:

@@ -26,7 +26,7 @@ from facecore.training import metrics
 from facecore.training.card import SHARED_DATA_LICENCE, render_card
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "models" / "attractiveness_scut"
+SHIPPED = ROOT / "models" / "attractiveness_scut_classical"
 
 FEATURE_ROWS = ["deep896", "deep128", "geometric", "lbp", "blbp", "pcanet"]
 FUSION_ROWS = [
@@ -179,7 +179,7 @@ def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
     assert [(o.name, o.kind, tuple(o.scale)) for o in spec.outputs] == [
         ("attractiveness", "scalar", (1.0, 5.0))
     ]
-    shipped = get_spec("attractiveness_scut")
+    shipped = get_spec("attractiveness_scut_classical")
     assert (spec.chip, spec.outputs) == (shipped.chip, shipped.outputs)
 
     # The shipped file serves through the model store, with the blocks it was trained on.

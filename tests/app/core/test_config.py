@@ -90,7 +90,7 @@ def test_nested_detector_settings(env):
 def alt_models(tmp_path):
     """A models folder whose manifest also names a second attractiveness model."""
     manifest = json.loads((models_dir() / "manifest.json").read_text())
-    (scut,) = [m for m in manifest["models"] if m["name"] == "attractiveness_scut"]
+    (scut,) = [m for m in manifest["models"] if m["name"] == "attractiveness_scut_classical"]
     manifest["models"].append({**scut, "name": "attractiveness_alt"})
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     return tmp_path

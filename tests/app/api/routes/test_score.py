@@ -69,13 +69,29 @@ def test_score_equals_analyze(client, two_face_photo):
     assert abs(scores[0] - scores[1]) > 0.05
 
 
-def test_named_model_is_the_default(client, one_face_photo):
+def test_named_model_is_the_default(client, one_face_photo, golden_scores):
     data = one_face_photo.read_bytes()
     named = client.post("/v1/score?model=attractiveness_scut", files={"file": data})
     assert named.status_code == 200, named.text
     assert named.json()["model"] == "attractiveness_scut"
     (face,) = named.json()["faces"]
-    assert face["predictions"]["attractiveness"]["value"] == pytest.approx(2.7777, abs=1e-3)
+    (golden,) = golden_scores["obama.jpg"]
+    p = face["predictions"]["attractiveness"]
+    assert p["value"] == pytest.approx(golden, abs=1e-3)
+    assert len(p["bins"]) == 9 and p["interval"][0] <= p["value"] <= p["interval"][1]
+
+
+def test_the_classical_model_by_name(client, one_face_photo):
+    r = client.post(
+        "/v1/score?model=attractiveness_scut_classical",
+        files={"file": one_face_photo.read_bytes()},
+    )
+    assert r.status_code == 200, r.text
+    (face,) = r.json()["faces"]
+    p = face["predictions"]["attractiveness"]
+    # the classical score fusion's value (its golden value before the distribution model
+    # became the default); a single score, no distribution
+    assert p["value"] == pytest.approx(2.7777, abs=1e-3) and p["bins"] is None
 
 
 def test_every_fixture_photo_scores_without_error(client, fixtures):
