@@ -330,11 +330,16 @@ def main(
     """Cross-validate both learners, train the shipped model and write every artefact."""
     from facecore.ldl.deep import TopDistributionModel
     from facecore.ldl.distributions import gaussian_label_distribution
-    from facecore.model_store import sha256_file, write_manifest_entry
+    from facecore.model_store import write_manifest_entry
     from facecore.nn.dlib_resnet import for_inference
     from facecore.training.card import CardTable, ModelCard, package_versions, write_card
     from facecore.training.folds import kfold_splits
-    from facecore.training.tops import cross_validated_distributions, train_top
+    from facecore.training.tops import (
+        cross_validated_distributions,
+        top_manifest_entry,
+        train_top,
+        write_cv_document,
+    )
 
     cfg = config or AgeTrainConfig()
     out = Path(out)
@@ -462,59 +467,48 @@ def main(
         ),
         "bands": _band_png(out.with_name(out.name + ".bands.png"), band_rows, list(preds)),
     }
-    cv_path = out.with_name(out.name + ".cv.json")
-    cv_doc = {
-        "name": out.name,
-        "dataset": "UTKFace",
-        "dataset_sha256": data.data_hash,
-        "n_photos": len(data.dataset),
-        "n_with_face": n,
-        "folds": cfg.folds,
-        "seed": cfg.seed,
-        "rows": [{"name": k, "learner": k, **v} for k, v in cv["learners"].items()],
-        "chosen": shipped_name,
-        "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
+    write_cv_document(
+        out.with_name(out.name + ".cv.json"),
+        name=out.name,
+        dataset="UTKFace",
+        dataset_sha256=data.data_hash,
+        n_photos=len(data.dataset),
+        n_with_face=n,
+        folds=cfg.folds,
+        seed=cfg.seed,
+        table=cv["learners"],
+        chosen=shipped_name,
+        model_path=model_path,
         **cv,
-    }
-    cv_path.write_text(json.dumps(cv_doc, indent=1) + "\n", encoding="utf-8")
-
-    entry = {
-        "name": out.name,
-        "file": model_path.name,
-        "sha256": sha256_file(model_path),
-        "kind": "age",
-        "task": "age",
-        "architecture": "dlib_face_resnet_top",
-        "input_size": [150, 150],
-        "normalisation": None,
-        "chip": {"method": "dlib", "size": 150, "padding": 0.25},
-        "outputs": [
-            {
-                "name": "age",
-                "kind": "distribution",
-                "scale": [0, 100],
-                "bins": [int(b) for b in AGE_BINS],
-                "dim": None,
-            }
-        ],
-        "inputs": (
+    )
+    entry = top_manifest_entry(
+        out.name,
+        model_path,
+        "age",
+        {
+            "name": "age",
+            "kind": "distribution",
+            "scale": [0, 100],
+            "bins": [int(b) for b in AGE_BINS],
+        },
+        inputs=(
             "Face with features['trunk.stage2'] (the trunk stage's shared stage-2 map of dlib's "
             "150x150 chip); output: a distribution over ages 0..100 years and its expectation"
         ),
-        "source": (
+        source=(
             "facecore.age.train (scripts/train_age.py): fine-tuned copy of stages "
             f"{recipe.start[-1]}-5 of dlib's face ResNet, Gaussian label distribution "
             f"(sigma {cfg.sigma}) and KL loss (Qawaqneh et al. 2017; Gao et al. 2017)"
         ),
-        "training_data": (
+        training_data=(
             f"UTKFace, {len(data.dataset)} photos of shared/data (dataset sha256 "
             f"{data.data_hash}), {n} with a face"
         ),
-        "licence": LICENCE,
-        "metrics": {"cv": shipped, "bands": cv["bands"]},
-        "card": out.name + ".md",
-        "rebuild": REBUILD,
-    }
+        licence=LICENCE,
+        metrics={"cv": shipped, "bands": cv["bands"]},
+        card=out.name + ".md",
+        rebuild=REBUILD,
+    )
     write_manifest_entry(entry, out.parent)
 
     learner_rows = [

@@ -19,12 +19,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from facecore.ldl.deep import DistributionHead, TopDistributionModel, shift_distribution
+from facecore.training.tops import TOP_ARCHITECTURE
 from facecore.types import Face
 
 __all__ = ["DEEP_ARCHITECTURE", "LdlAttractiveness"]
 
 #: The manifest architecture of the models served here.
-DEEP_ARCHITECTURE = "dlib_face_resnet_top"
+DEEP_ARCHITECTURE = TOP_ARCHITECTURE
 
 
 class LdlAttractiveness(DistributionHead):

@@ -260,7 +260,7 @@ def main(
     from facecore.datasets import dataset_hash
     from facecore.ldl import MaxEntLDL, StructuredLDL
     from facecore.ldl.deep import TopDistributionModel
-    from facecore.model_store import sha256_file, write_manifest_entry
+    from facecore.model_store import write_manifest_entry
     from facecore.nn.dlib_resnet import for_inference
     from facecore.training.card import CardTable, ModelCard, package_versions, write_card
     from facecore.training.chips import extract_dataset_chips
@@ -269,8 +269,10 @@ def main(
     from facecore.training.tops import (
         cross_validated_distributions,
         dataset_maps,
+        top_manifest_entry,
         train_top,
         trunk_features,
+        write_cv_document,
     )
 
     spec = DATASETS[dataset]
@@ -436,62 +438,52 @@ def main(
         )
     )
     figs = [(Path(f).resolve(), caption) for f, caption in figs]
-    cv_path = out.with_name(out.name + ".cv.json")
-    cv_doc = {
-        "name": out.name,
-        "dataset": spec.title,
-        "dataset_sha256": data_hash,
-        "n_photos": len(ds),
-        "n_with_face": n,
-        "folds": cfg.folds,
-        "seed": cfg.seed,
-        "rows": [{"name": k, "learner": k, **v} for k, v in table.items()],
-        "chosen": shipped,
-        "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
+    write_cv_document(
+        out.with_name(out.name + ".cv.json"),
+        name=out.name,
+        dataset=spec.title,
+        dataset_sha256=data_hash,
+        n_photos=len(ds),
+        n_with_face=n,
+        folds=cfg.folds,
+        seed=cfg.seed,
+        table=table,
+        chosen=shipped,
+        model_path=model_path,
         **cv,
-    }
-    cv_path.write_text(json.dumps(cv_doc, indent=1) + "\n", encoding="utf-8")
-    entry = {
-        "name": out.name,
-        "file": model_path.name,
-        "sha256": sha256_file(model_path),
-        "kind": "attractiveness",
-        "task": "attractiveness",
-        "architecture": "dlib_face_resnet_top",
-        "input_size": [150, 150],
-        "normalisation": None,
-        "chip": {"method": "dlib", "size": 150, "padding": 0.25},
-        "outputs": [
-            {
-                "name": "attractiveness",
-                "kind": "distribution",
-                "scale": [spec.scale[0], spec.scale[1]],
-                "bins": list(spec.bins),
-                "dim": None,
-            }
-        ],
-        "inputs": (
+    )
+    entry = top_manifest_entry(
+        out.name,
+        model_path,
+        "attractiveness",
+        {
+            "name": "attractiveness",
+            "kind": "distribution",
+            "scale": [spec.scale[0], spec.scale[1]],
+            "bins": list(spec.bins),
+        },
+        inputs=(
             "Face with features['trunk.stage2'] (the trunk's shared stage-2 map of dlib's "
             "150x150 chip)"
             + (" and the 68 landmarks (geometric features)" if fusion else "")
             + f"; output: a distribution over {spec.title}'s rating values "
             f"{spec.bins[0]:g}..{spec.bins[-1]:g} and its expectation"
         ),
-        "source": (
+        source=(
             "facecore.attractiveness.ldl_train (scripts/train_attractiveness_ldl.py): "
             f"fine-tuned stages {recipe.start[-1]}-5 of dlib's face ResNet with KL loss on "
             "rating distributions (Fan et al., IEEE TMM 2018)"
             + ("; fused with geometric features by ridge regression" if fusion else "")
         ),
-        "training_data": (
+        training_data=(
             f"{spec.title}, {len(ds)} photos of shared/data (dataset sha256 {data_hash}), "
             f"{n} with a face"
         ),
-        "licence": spec.licence,
-        "metrics": {"cv": cv_summary, "per_group": per_group},
-        "card": out.name + ".md",
-        "rebuild": spec.rebuild,
-    }
+        licence=spec.licence,
+        metrics={"cv": cv_summary, "per_group": per_group},
+        card=out.name + ".md",
+        rebuild=spec.rebuild,
+    )
     write_manifest_entry(entry, out.parent)
 
     cols = ["pc", "mae", "rmse", "chebyshev", "clark", "canberra", "kl", "cosine", "intersection"]

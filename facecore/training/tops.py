@@ -35,7 +35,9 @@ __all__ = [
     "dataset_maps",
     "new_top",
     "train_top",
+    "top_manifest_entry",
     "trunk_features",
+    "write_cv_document",
 ]
 
 logger = logging.getLogger(__name__)
@@ -284,3 +286,65 @@ def cross_validated_distributions(
         seconds.append(took)
         logger.info("fold %d trained in %.0f s", k, took)
     return oof, seconds
+
+
+#: The manifest architecture of a fine-tuned trunk top (a TopDistributionModel file).
+TOP_ARCHITECTURE = "dlib_face_resnet_top"
+
+
+def write_cv_document(
+    path: str | os.PathLike[str],
+    *,
+    name: str,
+    dataset: str,
+    dataset_sha256: str,
+    n_photos: int,
+    n_with_face: int,
+    folds: int,
+    seed: int,
+    table: dict[str, dict[str, Any]],
+    chosen: str,
+    model_path: Path,
+    **extra: Any,
+) -> Path:
+    """Write a trained top's ``<name>.cv.json``: the fields the model-claims tests read (one row
+    per learner of ``table``, the chosen one, the data's fingerprint, the file size) and ``extra``."""
+    doc = {
+        "name": name,
+        "dataset": dataset,
+        "dataset_sha256": dataset_sha256,
+        "n_photos": n_photos,
+        "n_with_face": n_with_face,
+        "folds": folds,
+        "seed": seed,
+        "rows": [{"name": k, "learner": k, **v} for k, v in table.items()],
+        "chosen": chosen,
+        "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
+        **extra,
+    }
+    path = Path(path)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def top_manifest_entry(
+    name: str, model_path: Path, task: str, output: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    """The manifest entry of a trained top's file: name, file, sha256, task, the architecture,
+    the trunk's input and chip, the one ``output`` (name, kind, scale, bins), and ``fields``
+    (inputs, source, training_data, licence, metrics, card, rebuild)."""
+    from facecore.model_store import sha256_file
+
+    return {
+        "name": name,
+        "file": model_path.name,
+        "sha256": sha256_file(model_path),
+        "kind": task,
+        "task": task,
+        "architecture": TOP_ARCHITECTURE,
+        "input_size": [150, 150],
+        "normalisation": None,
+        "chip": {"method": "dlib", "size": 150, "padding": 0.25},
+        "outputs": [{**output, "dim": output.get("dim")}],
+        **fields,
+    }
