@@ -12,7 +12,7 @@ SHELL       := bash
 # pip warns about every package missing from this machine's local mirrors; keep real errors only.
 QUIET_PIP   := { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install serve test bench lint clean loadtest fuzz train-age train-mebeauty train-scut-ldl study
+.PHONY: install serve test test-browser browser bench lint clean loadtest fuzz train-age train-mebeauty train-scut-ldl train-quality study
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,27 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/facecore serve --host $(HOST) --port $(PORT)
 
+# PYTEST_ARGS: more pytest arguments, e.g. PYTEST_ARGS="-m 'not slow'".
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The web page in a real headless Chromium (tests/app/test_browser.py; selenium comes with the
+# dev extra). Debian's chromium and chromium-driver are installed with apt when missing and this
+# is root (or has sudo without a password); otherwise it says so and the browser tests skip.
+APT_BROWSER := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "make browser: chromium/chromedriver missing and apt-get needs root: not installed; the browser tests will skip"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "make browser: no apt-get: chromium not installed; the browser tests will skip"; exit 0; fi; \
+	echo "make browser: installing $(APT_BROWSER) with apt-get"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$sudo apt-get install -y -q $(APT_BROWSER) >/dev/null 2>&1 \
+	  || { $$sudo apt-get update -q >/dev/null 2>&1 && $$sudo apt-get install -y -q $(APT_BROWSER) >/dev/null; } \
+	  || echo "make browser: apt-get could not install $(APT_BROWSER); the browser tests will skip"
+
+test-browser: $(STAMP) browser
+	$(PY) -m pytest -q tests/app/test_browser.py
 
 # The HTTP service under load: 8 clients for 2 minutes on /v1/analyze (scripts/loadtest.py).
 CLIENTS  ?= 8
@@ -48,6 +67,9 @@ train-mebeauty: $(STAMP)
 	$(PY) scripts/train_attractiveness_ldl.py --dataset mebeauty --data ../shared/data --out models/attractiveness_mebeauty
 train-scut-ldl: $(STAMP)
 	$(PY) scripts/train_attractiveness_ldl.py --dataset scut-fbp5500 --data ../shared/data --out models/attractiveness_scut
+# The face quality model (RankIQA); its error table reuses the age and SCUT folds' checkpoints.
+train-quality: $(STAMP)
+	$(PY) scripts/train_quality.py --data ../shared/data --out models/quality_faces
 # The dating-site paper's age-attractiveness study (docs/age.md).
 study: $(STAMP)
 	$(VENV)/bin/facecore study age-attractiveness --data ../shared/data --out study/age-attractiveness

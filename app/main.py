@@ -6,7 +6,7 @@ log, metrics, time limit, draining, 500s), CORS (when origins are set),
 (size and time of the body), then the routes. The analysis runs on the workers of
 :class:`~app.core.engine.Engine` behind a bounded queue. On SIGTERM the server drains: new
 ``/v1`` requests get 503, the ones in flight finish (up to ``shutdown_timeout_s``), then uvicorn
-stops.
+stops. ``/`` serves the web page (:mod:`app.api.routes.web`, files in ``app/static/``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import facecore
-from app.api.routes import age, analyze, beautify, compare, faces, health, score, stages
+from app.api.routes import age, analyze, beautify, compare, faces, health, score, stages, web
 from app.core.auth import ApiKeyAuth
 from app.core.config import Settings, get_settings, unknown_variables
 from app.core.engine import Engine, ProcessBackend, ThreadBackend
@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
         timeout_s=settings.request_timeout_s,
         retry_after_s=settings.retry_after_s,
     )
-    for module in (health, analyze, faces, score, age, compare, beautify, stages):
+    for module in (health, analyze, faces, score, age, compare, beautify, stages, web):
         app.include_router(module.router)
     return app
 

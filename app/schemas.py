@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from facecore.serialize import FaceOut, PredictionOut
+from facecore.serialize import FaceOut, PredictionOut, WarningOut
 
 __all__ = [
     "AgeBatchResponse",
@@ -32,6 +32,7 @@ __all__ = [
     "ScoreItem",
     "ScoreResponse",
     "StageOut",
+    "WarningOut",
 ]
 
 
@@ -72,6 +73,11 @@ class AnalyzeResponse(BaseModel):
     image: ImageInfo
     stages: list[str] = Field(description="The stages that ran, in order")
     faces: list[FaceOut]
+    warnings: list[WarningOut] = Field(
+        default_factory=list,
+        description="Faces whose quality is below the service's threshold (needs the quality "
+        "stage, which runs by default)",
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -80,6 +86,11 @@ class ScoreResponse(BaseModel):
     scale: tuple[float, float] | None = Field(description="Range of the model's score")
     faces: list[FaceOut] = Field(
         description="Each face with predictions['attractiveness'] (no landmarks)"
+    )
+    warnings: list[WarningOut] = Field(
+        default_factory=list,
+        description="Faces whose quality is below the service's threshold (needs the quality "
+        "stage, which runs by default)",
     )
 
 
@@ -91,6 +102,11 @@ class AgeResponse(BaseModel):
     faces: list[FaceOut] = Field(
         description="Each face with predictions['age']: value, distribution over ages 0-100 "
         "(bins, probabilities) and its 90% interval (no landmarks)"
+    )
+    warnings: list[WarningOut] = Field(
+        default_factory=list,
+        description="Faces whose quality is below the service's threshold (needs the quality "
+        "stage, which runs by default)",
     )
 
 
@@ -135,6 +151,11 @@ class AgeBatchResponse(BaseModel):
 class CompareSide(BaseModel):
     image: ImageInfo
     face: FaceOut = Field(description="The image's largest face with predictions['attractiveness']")
+    warnings: list[WarningOut] = Field(
+        default_factory=list,
+        description="Faces whose quality is below the service's threshold (needs the quality "
+        "stage, which runs by default)",
+    )
 
 
 class CompareResponse(BaseModel):

@@ -104,8 +104,14 @@ def _run_images(
     as_json: bool,
     to_record: Callable[[Face], FaceOut],
     stages: tuple[str, ...] | None = None,
+    quality_threshold: float | None = None,
 ) -> None:
-    """Analyse each image, print text or one JSON document, exit 0, 1 (bad input) or 3."""
+    """Analyse each image, print text or one JSON document, exit 0, 1 (bad input) or 3.
+
+    Faces below the quality threshold (default: the quality model's) get a ``warnings`` entry,
+    as in the service's responses."""
+    from facecore.serialize import WarningOut
+
     results, failed = [], 0
     for path in images:
         try:
@@ -121,11 +127,20 @@ def _run_images(
             results.append({"path": str(path), "error": {"code": code, "message": msg}})
             continue
         records = [to_record(f) for f in faces]
-        results.append({"path": str(path), "faces": [r.model_dump(mode="json") for r in records]})
+        warnings = WarningOut.for_faces(faces, quality_threshold)
+        results.append(
+            {
+                "path": str(path),
+                "faces": [r.model_dump(mode="json") for r in records],
+                "warnings": [w.model_dump(mode="json") for w in warnings],
+            }
+        )
         if not as_json:
             typer.echo(f"{path}: {len(faces)} face(s)")
             for i, r in enumerate(records):
                 typer.echo(_fmt_face(i, r))
+            for w in warnings:
+                typer.echo(f"  warning: {w.message}")
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
@@ -176,12 +191,27 @@ def analyze(
     detector: DetectorOpt = "auto",
     max_faces: MaxFacesOpt = 20,
     descriptor: Annotated[bool, typer.Option(help="Include the 128-D descriptor.")] = False,
+    quality_threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Warn about faces whose quality is below this (default: the quality "
+            "model's recommended threshold).",
+        ),
+    ] = None,
 ) -> None:
     """Every face with every prediction of the chosen stages (as POST /v1/analyze)."""
     analyzer = _make_analyzer(
         detector=detector, max_faces=max_faces, stages=parse_stage_list(stages), models=model
     )
-    _run_images(analyzer, images, as_json, lambda f: FaceOut.from_face(f, embedding=descriptor))
+    _run_images(
+        analyzer,
+        images,
+        as_json,
+        lambda f: FaceOut.from_face(f, embedding=descriptor),
+        quality_threshold=quality_threshold,
+    )
 
 
 @cli.command()

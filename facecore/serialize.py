@@ -24,6 +24,7 @@ __all__ = [
     "INTERVAL_MASS",
     "FaceOut",
     "PredictionOut",
+    "WarningOut",
     "batch_columns",
     "face_row",
 ]
@@ -135,6 +136,23 @@ class FaceOut(BaseModel):
                 if n in face.predictions
             },
         )
+
+
+class WarningOut(BaseModel):
+    """A face whose predictions are less reliable (:mod:`facecore.quality.warnings`)."""
+
+    face: int = Field(description="Index of the face in `faces`")
+    code: str = Field(description="`low_quality`")
+    quality: float = Field(description="The face's quality in [0, 1]")
+    threshold: float = Field(description="The threshold it fell below")
+    message: str
+
+    @classmethod
+    def for_faces(cls, faces: Sequence[Face], threshold: float | None = None) -> list[WarningOut]:
+        """The warnings of ``faces`` (see :func:`facecore.quality.warnings.quality_warnings`)."""
+        from facecore.quality.warnings import quality_warnings
+
+        return [cls(**w.to_dict()) for w in quality_warnings(faces, threshold)]
 
 
 def batch_columns(outputs: Sequence[Output]) -> tuple[str, ...]:

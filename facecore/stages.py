@@ -58,6 +58,7 @@ BUILTIN_STAGE_MODULES = (
     "facecore.trunk",
     "facecore.attractiveness.model",
     "facecore.age.model",
+    "facecore.quality.model",
 )
 
 

@@ -102,8 +102,8 @@ def test_config_from_strings():
 
 def test_default_stages_are_the_default_heads():
     a = FaceAnalyzer()
-    assert a.stages == ("landmarks", "trunk", "attractiveness", "age")
-    assert a.prediction_names == ("attractiveness", "age")
+    assert a.stages == ("landmarks", "trunk", "attractiveness", "age", "quality")
+    assert a.prediction_names == ("attractiveness", "age", "quality")
 
 
 def test_max_faces_keeps_the_largest(two_face_photo):

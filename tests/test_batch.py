@@ -137,13 +137,14 @@ def test_default_batch_has_the_default_heads_columns(folder, tmp_path, golden_sc
     out = tmp_path / "scores.csv"
     run_batch([folder / "two.jpg", folder / "dog.jpg"], out, progress=False)
     rows = _read(out)
-    cols = ["attractiveness", "attractiveness_dist", "age", "age_dist", "error"]
-    assert list(rows[0])[-5:] == cols
+    cols = ["attractiveness", "attractiveness_dist", "age", "age_dist", "quality", "error"]
+    assert list(rows[0])[-6:] == cols
     assert "detector_score" in rows[0]
     faces = [r for r in rows if not r["error"]]
     for r in faces:  # the age head's distribution over 0..100 years, as JSON
         dist = json.loads(r["age_dist"])
         assert len(dist) == 101 and abs(sum(dist) - 1) < 1e-3 and 0 < float(r["age"]) < 100
+        assert 0.0 <= float(r["quality"]) <= 1.0
     # the golden values of the shipped model on two_people.jpg (tests/fixtures/golden_scores.json)
     want = golden_scores["two_people.jpg"]
     assert [float(r["attractiveness"]) for r in faces] == pytest.approx(want, abs=1e-3)

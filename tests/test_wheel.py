@@ -104,6 +104,7 @@ def test_wheel_holds_every_module_and_the_bundled_models(built: tuple[Path, Path
         "packages in pyproject.toml"
     )
     assert "facecore/py.typed" in names
+    assert {f"app/static/{f}" for f in ("index.html", "app.js", "style.css")} <= names  # the page
     for f in (
         "manifest.json",
         "attractiveness_scut.pt",

@@ -413,6 +413,24 @@ async def analyze_bytes(
     return ImageInfo(width=result.width, height=result.height), order, result.faces
 
 
+def face_warnings(request: Request, faces: Sequence[Face]) -> list[Any]:
+    """The ``warnings`` of a response holding ``faces`` (the service's quality threshold)."""
+    from facecore.serialize import WarningOut
+
+    return WarningOut.for_faces(faces, request.app.state.settings.quality_threshold)
+
+
+def with_quality(analyzer: FaceAnalyzer, stages: tuple[str, ...]) -> tuple[str, ...]:
+    """``stages`` plus the ``quality`` stage when the analyzer has one (for the warnings)."""
+    if "quality" in stages:
+        return stages
+    try:
+        analyzer.stage("quality")
+    except Exception:  # no quality stage registered or no model: no warnings, not an error
+        return stages
+    return (*stages, "quality")
+
+
 async def head_view(
     request: Request,
     analyzer: FaceAnalyzer,
@@ -434,7 +452,7 @@ async def head_view(
 
     options = model_options([model], head) if model else None
     _, results = await analyze_images(
-        request, analyzer, [d for _, d in upload.images], (head,), options
+        request, analyzer, [d for _, d in upload.images], with_quality(analyzer, (head,)), options
     )
     stage = analyzer.stage(head, (options or {}).get(head))
     (output,) = [o for o in stage.provides if o.name == head]
@@ -448,6 +466,7 @@ async def head_view(
             scale=output.scale,
             **extra,
             faces=[FaceOut.from_face(f, points=False, predictions=(head,)) for f in res.faces],
+            warnings=face_warnings(request, res.faces),
         )
 
     if not upload.batch:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     max_request_bytes: int | None = Field(None, ge=1)
     #: Most images in one request (several ``file``/``files`` parts, or ``images_base64``).
     max_images: int = Field(8, ge=1, le=256)
+    #: Faces whose quality is below this get a ``warnings`` entry; unset: the quality model's
+    #: recommended threshold (``warn_below`` in its manifest entry, from its card's error table).
+    quality_threshold: float | None = Field(None, ge=0.0, le=1.0)
     #: Load models at start-up (``/readyz`` says when done); requests that come earlier wait.
     preload: bool = True
 

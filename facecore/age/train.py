@@ -52,6 +52,7 @@ __all__ = [
     "band_of",
     "correction",
     "crossfit_correction",
+    "cv_fold_dir",
     "load_age_data",
     "main",
 ]
@@ -366,7 +367,7 @@ def main(
     logger.info("svr-frozen CV MAE %.3f", float(np.mean(np.abs(svr_pred - y))))
 
     recipe = cfg.recipe
-    fold_dir = work / f"cv-{cfg.folds}f-s{cfg.seed}-sigma{cfg.sigma}-{_recipe_tag(recipe)}"
+    fold_dir = cv_fold_dir(cfg)
     maps = np.asarray(data.maps)[data.rows]
     maps_flipped = np.asarray(data.maps_flipped)[data.rows]
     raw, fold_seconds = cross_validated_distributions(
@@ -606,6 +607,12 @@ def main(
     card_path = write_card(card, out.with_name(out.name + ".md"))
     seconds["total"] = time.perf_counter() - t_all
     return AgeTrainResult(cv=cv, model_path=model_path, card_path=card_path, seconds=seconds)
+
+
+def cv_fold_dir(cfg: AgeTrainConfig) -> Path:
+    """Where the cross-validation of ``cfg``'s top keeps its fold results and checkpoints."""
+    tag = _recipe_tag(cfg.recipe)
+    return Path(cfg.work_dir) / f"cv-{cfg.folds}f-s{cfg.seed}-sigma{cfg.sigma}-{tag}"
 
 
 def _recipe_tag(recipe: TopRecipe) -> str:

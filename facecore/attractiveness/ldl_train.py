@@ -53,6 +53,8 @@ __all__ = [
     "FUSION_GAIN",
     "LdlDataset",
     "LdlTrainConfig",
+    "cv_fold_dir",
+    "dataset_targets",
     "fuse_geometric",
     "label_sigma",
     "main",
@@ -142,6 +144,14 @@ def _targets(
     sigma = label_sigma(data_root)
     d = gaussian_label_distribution(ds.targets, spec.bins, sigma)
     return d, f"discretised Gaussian around the mean on 1,1.5..5, sigma {sigma:.3f}", sigma
+
+
+def dataset_targets(dataset: str, data_root: str | os.PathLike[str]) -> tuple[Any, np.ndarray, str]:
+    """``dataset`` (a key of :data:`DATASETS`) loaded, its target distributions (N, K) and the
+    rule that made them (which keys its cross-validation folder, :func:`cv_fold_dir`)."""
+    ds = _loader(dataset)(data_root)
+    d, rule, _ = _targets(DATASETS[dataset], ds, data_root)
+    return ds, d, rule
 
 
 def _geometric(landmarks: np.ndarray) -> np.ndarray:
@@ -333,7 +343,7 @@ def main(
         lambda: StructuredLDL(alpha=0.3, decode="mean", bins=spec.bins, random_state=0), False
     )
 
-    fold_dir = work / f"{dataset}-cv-{cfg.folds}f-s{cfg.seed}-{_tag(recipe, target_rule)}"
+    fold_dir = cv_fold_dir(dataset, cfg, target_rule)
     raw, fold_seconds = cross_validated_distributions(
         maps, D, folds, recipe, maps_flipped=flipped, work_dir=fold_dir, device=device, bins=bins
     )
@@ -557,6 +567,12 @@ def main(
     card_path = write_card(card, out.with_name(out.name + ".md"))
     cv["seconds"]["total"] = round(time.perf_counter() - t_all, 1)
     return LdlTrainResult(cv=cv, model_path=model_path, card_path=card_path)
+
+
+def cv_fold_dir(dataset: str, cfg: LdlTrainConfig, target_rule: str) -> Path:
+    """Where the cross-validation of the top on ``dataset`` keeps its folds and checkpoints."""
+    tag = _tag(cfg.recipe, target_rule)
+    return Path(cfg.work_dir) / f"{dataset}-cv-{cfg.folds}f-s{cfg.seed}-{tag}"
 
 
 def _tag(recipe: TopRecipe, target_rule: str) -> str:

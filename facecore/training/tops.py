@@ -308,7 +308,8 @@ def write_cv_document(
     **extra: Any,
 ) -> Path:
     """Write a trained top's ``<name>.cv.json``: the fields the model-claims tests read (one row
-    per learner of ``table``, the chosen one, the data's fingerprint, the file size) and ``extra``."""
+    per learner of ``table``, the chosen one, the data's fingerprint, the file size) and
+    ``extra``."""
     doc = {
         "name": name,
         "dataset": dataset,

@@ -25,6 +25,8 @@ from fakes import (  # noqa: F401 - re-exported for the tests
     FAKE_ATTRACTIVENESS_MODEL,
     FAKE_FACES,
     FAKE_MAX_BYTES,
+    FAKE_QUALITY,
+    FAKE_QUALITY_THRESHOLD,
     MIB,
     PNG_SIZE,
     FakeAnalyzer,
@@ -86,6 +88,14 @@ def fake_face_json():
                 "probabilities": None,
                 "interval": None,
             }
+        if "quality" in predictions:
+            preds["quality"] = {
+                "value": FAKE_QUALITY[index],
+                "model": "fake_quality",
+                "bins": None,
+                "probabilities": None,
+                "interval": None,
+            }
         if "age" in predictions:
             preds["age"] = {
                 "value": pytest.approx(38.8),
@@ -122,6 +132,7 @@ def settings() -> Settings:
         preload=False,
         worker_mode="thread",
         workers=2,
+        quality_threshold=FAKE_QUALITY_THRESHOLD,
     )
 
 

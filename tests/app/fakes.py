@@ -36,6 +36,12 @@ FAKE_AGE_BINS = (20.0, 30.0, 40.0, 50.0)
 FAKE_AGE_PROBS = (0.02, 0.28, 0.5, 0.2)
 
 
+#: The fake quality head's value for each face (the second face is below the fake app's
+#: threshold, FAKE_QUALITY_THRESHOLD).
+FAKE_QUALITY = (0.9, 0.2)
+FAKE_QUALITY_THRESHOLD = 0.5
+
+
 def fake_landmarks(box: Box) -> list[list[float]]:
     """The fake landmarks stage's 68 points for a face box: a 17 x 4 grid of whole pixels."""
     return [[box.x1 + 1 + i % 17, box.y1 + 1 + i // 17] for i in range(68)]
@@ -113,6 +119,16 @@ class FakeAge(FakeStage):
         return face.with_prediction("age", p)
 
 
+class FakeQuality(FakeStage):
+    name = "quality"
+    requires = ("trunk",)
+    provides = (Output("quality", scale=(0.0, 1.0), unit="quality"),)
+    model_name = "fake_quality"
+
+    def apply(self, index: int, face: Face) -> Face:
+        return face.with_prediction("quality", Prediction(FAKE_QUALITY[index], "fake_quality"))
+
+
 class FakeAnalyzer(FaceAnalyzer):
     """A real analyzer over fixed faces and fake stages.
 
@@ -123,7 +139,8 @@ class FakeAnalyzer(FaceAnalyzer):
 
     def __init__(self, config: AnalyzerConfig | None = None, faces=FAKE_FACES) -> None:
         self.fakes: dict[str, FakeStage] = {
-            s.name: s for s in (FakeLandmarks(), FakeTrunk(), FakeAttractiveness(), FakeAge())
+            s.name: s
+            for s in (FakeLandmarks(), FakeTrunk(), FakeAttractiveness(), FakeAge(), FakeQuality())
         }
         super().__init__(config, stages=list(self.fakes.values()))
         self.faces = list(faces)

@@ -11,6 +11,7 @@ from app.api.deps import (
     Images,
     analyze_images,
     batch_item,
+    face_warnings,
     model_options,
     multi_image_route,
 )
@@ -59,6 +60,7 @@ async def analyze(
             image=ImageInfo(width=res.width, height=res.height),
             stages=list(order),
             faces=[FaceOut.from_face(f, embedding=descriptor) for f in res.faces],
+            warnings=face_warnings(request, res.faces),
         )
 
     if not upload.batch:

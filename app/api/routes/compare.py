@@ -14,7 +14,14 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.datastructures import UploadFile
 
-from app.api.deps import IMAGE_ROUTE, AnalyzerDep, analyze_images, model_options
+from app.api.deps import (
+    IMAGE_ROUTE,
+    AnalyzerDep,
+    analyze_images,
+    face_warnings,
+    model_options,
+    with_quality,
+)
 from app.core.errors import ApiError
 from app.core.pipeline import Failure
 from app.schemas import CompareResponse, FaceOut, ImageInfo
@@ -106,7 +113,9 @@ async def compare(
             f"model {stage.model_name!r} predicts a single score, not a distribution; "
             "choose a distribution model with ?model=",
         )
-    _, results = await analyze_images(request, analyzer, images, (HEAD,), options)
+    _, results = await analyze_images(
+        request, analyzer, images, with_quality(analyzer, (HEAD,)), options
+    )
     faces = []
     for name, res in zip(FIELDS, results, strict=True):
         if isinstance(res, Failure):
@@ -119,13 +128,14 @@ async def compare(
     return CompareResponse(
         model=stage.model_name,
         probability_first_higher=probability_higher(p1.probabilities, p2.probabilities),
-        first=_side(r1, f1),
-        second=_side(r2, f2),
+        first=_side(request, r1, f1),
+        second=_side(request, r2, f2),
     )
 
 
-def _side(res: Any, face: Any) -> dict[str, Any]:
+def _side(request: Request, res: Any, face: Any) -> dict[str, Any]:
     return {
         "image": ImageInfo(width=res.width, height=res.height),
         "face": FaceOut.from_face(face, points=False, predictions=(HEAD,)),
+        "warnings": face_warnings(request, [face]),
     }

@@ -14,6 +14,7 @@ def test_age_shape_on_the_fake(fake_client, fake_analyzer, png, fake_face_json):
     assert age["interval"] == [30.0, 50.0] and age["value"] == pytest.approx(38.8, abs=1e-4)
     # The age head needs the trunk, not the attractiveness head.
     assert fake_analyzer.calls()["attractiveness"] == 0 and fake_analyzer.calls()["age"] == 1
+    assert [w["face"] for w in body["warnings"]] == [1]
 
 
 def test_age_batch_keeps_every_image(fake_client, png):

@@ -5,20 +5,33 @@ import base64
 
 import numpy as np
 import pytest
+from fakes import FAKE_QUALITY, FAKE_QUALITY_THRESHOLD
 
 from facecore.stages import Stage
 
-ALL = ("attractiveness", "age")
+ALL = ("attractiveness", "age", "quality")
+
+#: The fake app's warning for its second face (quality 0.2 < threshold 0.5).
+LOW_SECOND = {
+    "face": 1,
+    "code": "low_quality",
+    "quality": FAKE_QUALITY[1],
+    "threshold": FAKE_QUALITY_THRESHOLD,
+}
 
 
 def test_default_stages_give_every_prediction(fake_client, fake_analyzer, png, fake_face_json):
     r = fake_client.post("/v1/analyze", files={"file": ("x.png", png, "image/png")})
     assert r.status_code == 200, r.text
-    assert r.json() == {
+    body = r.json()
+    (warning,) = body.pop("warnings")
+    assert body == {
         "image": {"width": 96, "height": 64},
-        "stages": ["landmarks", "trunk", "attractiveness", "age"],
+        "stages": ["landmarks", "trunk", "attractiveness", "age", "quality"],
         "faces": [fake_face_json(0, predictions=ALL), fake_face_json(1, predictions=ALL)],
     }
+    assert {k: warning[k] for k in LOW_SECOND} == LOW_SECOND
+    assert "face 1" in warning["message"]
     # One decode, one detection, each stage once on the decoded image with both faces.
     assert fake_analyzer.detected == [(64, 96, 3)]
     assert {n: s.calls for n, s in fake_analyzer.fakes.items()} == {
@@ -46,7 +59,12 @@ def test_json_body_gives_the_same_answer(fake_client, png):
     [
         ("attractiveness", ["landmarks", "trunk", "attractiveness"], ("attractiveness",)),
         ("age", ["landmarks", "trunk", "age"], ("age",)),
-        (" age , attractiveness ", ["landmarks", "trunk", "attractiveness", "age"], ALL),
+        (
+            " age , attractiveness ",
+            ["landmarks", "trunk", "attractiveness", "age"],
+            ("attractiveness", "age"),
+        ),
+        ("quality", ["landmarks", "trunk", "quality"], ("quality",)),
         ("trunk,landmarks", ["landmarks", "trunk"], ()),
         ("landmarks", ["landmarks"], ()),
     ],
@@ -58,6 +76,8 @@ def test_stages_query(fake_client, fake_analyzer, png, fake_face_json, query, or
     assert body["stages"] == order
     assert body["faces"] == [fake_face_json(i, predictions=predictions) for i in range(2)]
     assert fake_analyzer.calls() == {n: int(n in order) for n in fake_analyzer.fakes}
+    # A warning needs the quality stage: without it there is nothing to warn about.
+    assert [w["face"] for w in body["warnings"]] == ([1] if "quality" in order else [])
 
 
 def test_empty_stages_detects_only(fake_client, fake_analyzer, png, fake_face_json):
@@ -80,8 +100,8 @@ def test_no_face(fake_client, fake_analyzer, png):
     fake_analyzer.faces = []
     r = fake_client.post("/v1/analyze", files={"file": png})
     assert r.status_code == 200, r.text
-    assert r.json()["faces"] == []
-    assert r.json()["stages"] == ["landmarks", "trunk", "attractiveness", "age"]
+    assert r.json()["faces"] == [] and r.json()["warnings"] == []
+    assert r.json()["stages"] == ["landmarks", "trunk", "attractiveness", "age", "quality"]
 
 
 @pytest.mark.parametrize(
@@ -122,7 +142,8 @@ def test_obama_matches_the_library(client, one_face_photo, golden_scores):
     r = client.post("/v1/analyze", files={"file": one_face_photo.open("rb")})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["stages"] == ["landmarks", "trunk", "attractiveness", "age"]
+    assert body["stages"] == ["landmarks", "trunk", "attractiveness", "age", "quality"]
+    assert body["warnings"] == []
     (face,) = body["faces"]
     assert face["box"] == pytest.approx([366, 136, 625, 395], abs=1)
     assert face["detector"] == "hog" and face["keypoints"] is None
@@ -135,3 +156,30 @@ def test_obama_matches_the_library(client, one_face_photo, golden_scores):
     assert face["detector_score"] == pytest.approx(lib.detector_score, abs=1e-9)
     np.testing.assert_allclose(face["landmarks"], lib.landmarks, atol=1e-4)
     assert att["value"] == pytest.approx(lib.predictions["attractiveness"].value, abs=1e-6)
+
+
+def test_blurred_photo_gets_low_quality_and_a_warning(client, one_face_photo):
+    """The quality issue's done-when check: a blurred copy of a photo gets a low quality and a
+    warning naming its face; the sharp original a high one and no warning."""
+    import cv2
+
+    from facecore.io import load_image
+
+    img = load_image(one_face_photo)
+    ok, jpg = cv2.imencode(".jpg", cv2.GaussianBlur(img, (0, 0), 10)[..., ::-1])
+    assert ok
+    sharp = client.post("/v1/analyze", files={"file": one_face_photo.open("rb")}).json()
+    r = client.post("/v1/analyze", files={"file": ("blurred.jpg", jpg.tobytes(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    blurred = r.json()
+    q_sharp = sharp["faces"][0]["predictions"]["quality"]["value"]
+    q_blur = blurred["faces"][0]["predictions"]["quality"]["value"]
+    assert q_blur < q_sharp - 0.2
+    assert sharp["warnings"] == []
+    (w,) = blurred["warnings"]
+    assert w["face"] == 0 and w["code"] == "low_quality" and w["quality"] < w["threshold"]
+    # The single-head views carry the same warning.
+    for route in ("/v1/score", "/v1/age"):
+        view = client.post(route, files={"file": ("b.jpg", jpg.tobytes(), "image/jpeg")}).json()
+        assert [x["face"] for x in view["warnings"]] == [0], route
+        assert "quality" not in view["faces"][0]["predictions"]

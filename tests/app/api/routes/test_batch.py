@@ -70,9 +70,9 @@ def test_text_that_is_not_base64_fails_the_request(fake_client, png, assert_erro
 
 def test_one_file_keeps_the_single_shape(fake_client, png):
     r = fake_client.post("/v1/analyze", files={"file": png})
-    assert set(r.json()) == {"image", "stages", "faces"}
+    assert set(r.json()) == {"image", "stages", "faces", "warnings"}
     r = fake_client.post("/v1/analyze", json={"image_base64": base64.b64encode(png).decode()})
-    assert set(r.json()) == {"image", "stages", "faces"}
+    assert set(r.json()) == {"image", "stages", "faces", "warnings"}
 
 
 def test_oversize_image_in_a_batch(fake_client, png, png_bomb):

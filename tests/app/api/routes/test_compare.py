@@ -38,6 +38,7 @@ def test_compare_two_photos(client, one_face_photo, fixtures):
     p = body["probability_first_higher"]
     assert 0.0 <= p <= 1.0
     for side in ("first", "second"):
+        assert body[side]["warnings"] == []
         pred = body[side]["face"]["predictions"]["attractiveness"]
         assert len(pred["probabilities"]) == len(pred["bins"]) == 9
     swapped = client.post("/v1/compare", files={"first": b, "second": a}).json()

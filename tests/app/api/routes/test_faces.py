@@ -17,14 +17,26 @@ def test_faces_multipart(fake_client, fake_analyzer, png, fake_face_json):
         "faces": [fake_face_json(0), fake_face_json(1)],
     }
     # Landmarks only: no descriptor network, no head.
-    assert fake_analyzer.calls() == {"landmarks": 1, "trunk": 0, "attractiveness": 0, "age": 0}
+    assert fake_analyzer.calls() == {
+        "landmarks": 1,
+        "trunk": 0,
+        "attractiveness": 0,
+        "age": 0,
+        "quality": 0,
+    }
 
 
 def test_descriptor_runs_the_trunk(fake_client, fake_analyzer, png, fake_face_json):
     r = fake_client.post("/v1/faces?descriptor=true", files={"file": png})
     assert r.status_code == 200, r.text
     assert r.json()["faces"] == [fake_face_json(i, embedding=True) for i in range(2)]
-    assert fake_analyzer.calls() == {"landmarks": 1, "trunk": 1, "attractiveness": 0, "age": 0}
+    assert fake_analyzer.calls() == {
+        "landmarks": 1,
+        "trunk": 1,
+        "attractiveness": 0,
+        "age": 0,
+        "quality": 0,
+    }
 
 
 @pytest.mark.parametrize(

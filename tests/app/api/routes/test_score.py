@@ -6,14 +6,23 @@ import pytest
 def test_score_shape(fake_client, fake_analyzer, png, fake_face_json):
     r = fake_client.post("/v1/score", files={"file": png})
     assert r.status_code == 200, r.text
-    assert r.json() == {
+    body = r.json()
+    warnings = body.pop("warnings")
+    assert body == {
         "image": {"width": 96, "height": 64},
         "model": "fake_attractiveness",
         "scale": [1.0, 5.0],
         "faces": [fake_face_json(i, points=False, predictions=("attractiveness",)) for i in (0, 1)],
     }
-    # The head and what it needs, not the other default heads.
-    assert fake_analyzer.calls() == {"landmarks": 1, "trunk": 1, "attractiveness": 1, "age": 0}
+    # The head, what it needs and the quality head (for the warnings), not the other heads.
+    assert fake_analyzer.calls() == {
+        "landmarks": 1,
+        "trunk": 1,
+        "attractiveness": 1,
+        "age": 0,
+        "quality": 1,
+    }
+    assert [(w["face"], w["code"]) for w in warnings] == [(1, "low_quality")]
 
 
 def test_no_face(fake_client, fake_analyzer, png):

@@ -1,0 +1,223 @@
+"""The ``quality`` stage: how reliable a face crop is for the other heads, in [0, 1].
+
+It serves a :class:`QualityModel` (default ``quality_faces``, trained by
+:mod:`facecore.quality.train`): a ranking network (:mod:`facecore.quality.network`) whose raw
+score is mapped to [0, 1] by a monotone calibration fitted on held-out photos. The calibration's
+target is how much a distortion moved the face's 128-D descriptor from the clean crop's:
+``max(0, 1 - d / 0.6)``, 0.6 being dlib's same-person distance. So a quality of 1 means the heads
+see the face as they would in a clean photo, and 0 that the distortion moved it as far as a change
+of person (see ``models/quality_faces.md``).
+
+The model also stores ``warn_below``, the default threshold under which a response carries a
+warning (:mod:`facecore.quality.warnings`), chosen from the card's error-by-quality table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facecore.errors import ModelCorruptError
+from facecore.lazy import Lazy
+from facecore.model_store import check_model, resolve
+from facecore.stages import Output, register_stage
+from facecore.types import Face, Prediction
+
+__all__ = ["DEFAULT_MODEL", "FILE_FORMAT", "QualityModel", "QualityStage"]
+
+logger = logging.getLogger(__name__)
+
+#: The shipped quality model.
+DEFAULT_MODEL = "quality_faces"
+
+#: Tag stored in every model file.
+FILE_FORMAT = "facecore.quality/1"
+
+
+@dataclass
+class QualityModel:
+    """A trained quality network with its calibration.
+
+    Attributes
+    ----------
+    architecture : str
+        A key of :data:`facecore.quality.network.ARCHITECTURES`.
+    net : torch.nn.Module
+        The network, in eval mode.
+    calibration : (ndarray, ndarray)
+        Knots ``(x, y)`` of the increasing piecewise-linear map from raw score to quality
+        (y in [0, 1]).
+    warn_below : float
+        Recommended threshold for warnings.
+    metadata : dict
+        JSON-friendly: training data, metrics, licence, ...
+    """
+
+    architecture: str
+    net: Any
+    calibration: tuple[np.ndarray, np.ndarray]
+    warn_below: float = 0.5
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_node(self) -> str:
+        """``"chip"`` or the trunk map the network takes (``"stage2"``)."""
+        return str(self.net.input_node)
+
+    def raw_scores(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Raw ranking scores of chips (N, 150, 150, 3) uint8 or maps (N, 64, 17, 17)."""
+        import torch
+
+        x = np.asarray(inputs)
+        if self.input_node == "chip":
+            x = x.transpose(0, 3, 1, 2)
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(x), batch_size):
+                out.append(self.net(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size]))))
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+    def calibrate(self, scores: np.ndarray) -> np.ndarray:
+        """Quality in [0, 1] of raw scores."""
+        x, y = self.calibration
+        return np.clip(np.interp(np.asarray(scores, np.float64), x, y), 0.0, 1.0)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Quality in [0, 1] of chips or maps (see :meth:`raw_scores`)."""
+        return self.calibrate(self.raw_scores(inputs))
+
+    # -- files ----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model (weights as float16) atomically; returns the path."""
+        import torch
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "format": FILE_FORMAT,
+            "architecture": self.architecture,
+            "state": {
+                k: v.detach().to(torch.float16).cpu() for k, v in self.net.state_dict().items()
+            },
+            "calibration": [np.asarray(a, np.float64).tolist() for a in self.calibration],
+            "warn_below": float(self.warn_below),
+            "metadata": self.metadata,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(doc, tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> QualityModel:
+        """Read a model written by :meth:`save`.
+
+        Raises
+        ------
+        ModelCorruptError
+            The file is not such a model or its weights do not fit.
+        """
+        import torch
+
+        from facecore.quality.network import build
+
+        path = Path(path)
+        try:
+            doc = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ModelCorruptError(f"cannot read quality model {path}: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
+            raise ModelCorruptError(f"{path} is not a {FILE_FORMAT} model file")
+        try:
+            net = build(doc["architecture"])
+            net.load_state_dict({k: v.float() for k, v in doc["state"].items()})
+            x, y = (np.asarray(a, np.float64) for a in doc["calibration"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise ModelCorruptError(f"{path}: not a valid quality model: {exc}") from exc
+        if len(x) < 2 or len(x) != len(y) or np.any(np.diff(x) < 0):
+            raise ModelCorruptError(f"{path}: calibration knots must be >= 2 increasing points")
+        return cls(
+            architecture=doc["architecture"],
+            net=net.eval(),
+            calibration=(x, y),
+            warn_below=float(doc.get("warn_below", 0.5)),
+            metadata=dict(doc.get("metadata") or {}),
+        )
+
+
+@register_stage
+class QualityStage:
+    """Quality in [0, 1] of every face's crop (higher: the other heads' numbers are more
+    reliable), from a shipped model (default ``quality_faces``).
+
+    Parameters
+    ----------
+    model : str, default "quality_faces"
+        Manifest name of a ``quality`` model.
+    models_dir : path-like, optional
+        Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
+
+    Raises
+    ------
+    UnknownModelError
+        If ``model`` is not a quality model of the manifest.
+    """
+
+    name = "quality"
+    requires = ("trunk",)
+    default = True
+    provides = (Output("quality", scale=(0.0, 1.0), unit="quality"),)
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, models_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        self.model_name = model
+        self.models_dir = None if models_dir is None else Path(models_dir)
+        self._spec = check_model(model, "quality", self.models_dir)
+        self._model = Lazy(self._read_model)
+
+    def _read_model(self) -> QualityModel:
+        path = resolve(self.model_name, directory=self.models_dir)
+        model = QualityModel.load(path)
+        logger.info("loaded %s from %s", self.model_name, path)
+        return model
+
+    def load(self) -> QualityModel:
+        return self._model.get()
+
+    @property
+    def warn_below(self) -> float:
+        """The model's recommended warning threshold."""
+        return self._model.get().warn_below
+
+    def inputs(self, image: np.ndarray, faces: Sequence[Face], node: str) -> np.ndarray:
+        """What the network takes for ``faces``: their chips (cut once, cached on the face) or
+        their shared trunk map."""
+        if node == "chip":
+            from facecore.align import face_crops
+            from facecore.trunk import chip_spec
+
+            return face_crops(image, list(faces), chip_spec())
+        from facecore.trunk import map_key
+
+        key = map_key(node)
+        missing = [i for i, f in enumerate(faces) if key not in f.features]
+        if missing:
+            raise ValueError(f"faces {missing} lack {key!r}; run the 'trunk' stage first")
+        return np.stack([f.features[key] for f in faces])
+
+    def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        if not faces:
+            return []
+        model = self._model.get()
+        q = model.predict(self.inputs(image, faces, model.input_node))
+        return [
+            f.with_prediction(self.name, Prediction(float(v), self.model_name))
+            for f, v in zip(faces, q, strict=True)
+        ]

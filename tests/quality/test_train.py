@@ -1,0 +1,101 @@
+"""Pieces of the quality trainer: versions, ranking table, calibration, threshold, the loop."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from facecore.quality.distortions import N_LEVELS, distortion_kinds
+from facecore.quality.train import (
+    BAND_EDGES,
+    N_VERSIONS,
+    TOLERANCE,
+    QualityTrainConfig,
+    agreement,
+    calibration_knots,
+    choose_threshold,
+    make_versions,
+    ranking_table,
+    train_ranker,
+    version_index,
+)
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def test_version_layout():
+    idx = {version_index(k, lv) for k in range(len(distortion_kinds())) for lv in range(1, 5)}
+    assert idx == set(range(1, N_VERSIONS)) and version_index(3, 0) == 0
+    chips = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    v = make_versions(chips, np.array([5, 9]))
+    assert v.shape == (2, N_VERSIONS, 32, 32, 3)
+    assert np.array_equal(v[:, 0], chips)
+    assert np.array_equal(v, make_versions(chips, np.array([5, 9])))
+
+
+def _perfect_scores(n: int) -> np.ndarray:
+    s = np.zeros((n, N_VERSIONS))
+    for k in range(len(distortion_kinds())):
+        for lv in range(1, N_LEVELS + 1):
+            s[:, version_index(k, lv)] = -lv + np.random.default_rng(k).normal(0, 0.01, n)
+    return s
+
+
+def test_ranking_table_perfect_and_reversed():
+    rows = ranking_table(_perfect_scores(6))
+    assert len(rows) == len(distortion_kinds()) + 1
+    assert all(r["pair_accuracy"] == 1.0 for r in rows)
+    assert rows[-1]["spearman_per_photo"] == pytest.approx(1.0)
+    worst = ranking_table(-_perfect_scores(6))
+    assert all(r["pair_accuracy"] == 0.0 for r in worst)
+
+
+def test_calibration_is_monotone_and_bounded():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=500)
+    target = np.clip(0.5 + 0.3 * s + rng.normal(0, 0.1, 500), 0, 1)
+    x, y = calibration_knots(s, target)
+    assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) >= 0)
+    assert y.min() >= 0.0 and y.max() <= 1.0
+
+
+def test_agreement_is_one_for_the_clean_version():
+    emb = np.zeros((2, 3, 128))
+    emb[:, 1, 0] = 0.3
+    emb[:, 2, 0] = 0.9
+    np.testing.assert_allclose(agreement(emb), [[1.0, 0.5, 0.0]] * 2)
+
+
+def test_threshold_is_where_error_stops_growing():
+    # Errors 3x the clean error below quality 0.4, clean-like above: the threshold is 0.4.
+    q = np.linspace(0.0, 1.0, 1001)
+    err = np.where(q < 0.4, 3.0, 1.05)
+    assert choose_threshold(q, {"t": err}, {"t": 1.0}) == pytest.approx(0.4)
+    # Never reliable: the top edge; always reliable: 0.
+    assert choose_threshold(q, {"t": np.full_like(q, 5.0)}, {"t": 1.0}) == pytest.approx(1.0)
+    assert choose_threshold(q, {"t": np.ones_like(q)}, {"t": 1.0}) == 0.0
+    assert TOLERANCE > 1.0 and BAND_EDGES[0] == 0.0 and BAND_EDGES[-1] == 1.0
+
+
+def test_train_ranker_learns_and_resumes(tmp_path):
+    # Maps of 12 "photos" whose versions get noisier with the level.
+    rng = np.random.default_rng(0)
+    levels = np.zeros(N_VERSIONS)
+    for k in range(len(distortion_kinds())):
+        for lv in range(1, N_LEVELS + 1):
+            levels[version_index(k, lv)] = lv
+    base = rng.random((12, 1, 64, 17, 17), dtype=np.float32)
+    maps = base + rng.normal(size=(12, N_VERSIONS, 64, 17, 17)).astype(np.float32) * (
+        0.3 * levels.reshape(1, -1, 1, 1, 1)
+    ).astype(np.float32)
+    cfg = replace(QualityTrainConfig(), steps=250, groups=4, lr=3e-3)
+    ckpt = tmp_path / "ckpt.pt"
+    net, hist = train_ranker("quality_map_head", maps, cfg, ckpt)
+    assert ckpt.is_file() and hist["history"][-1]["step"] == 200
+    from facecore.quality.train import _scores
+
+    assert ranking_table(_scores(net, maps))[-1]["pair_accuracy"] > 0.9
+    # A rerun finds the finished checkpoint and returns the same network without training.
+    net2, hist2 = train_ranker("quality_map_head", maps, cfg, ckpt)
+    np.testing.assert_allclose(_scores(net2, maps), _scores(net, maps), atol=1e-5)
+    assert hist2["seconds"] == pytest.approx(hist["seconds"], abs=1.0)
