@@ -2,7 +2,7 @@
 """Measure ``tests/fixtures/golden_scores.json``: the default analyzer on every fixture photo.
 
 For each photo under ``tests/fixtures`` (largest face first): the box, the shipped
-attractiveness model's score and the shipped age model's estimate. Rerun it only when a model
+attractiveness model's score, the shipped age model's estimate and the quality model's quality. Rerun it only when a model
 file, the detector, landmarks or alignment changes on purpose; the golden tests then guard the
 new numbers.
 
@@ -28,13 +28,15 @@ def main() -> int:
 
     torch.set_num_threads(1)  # as the golden tests run (conftest.single_threaded)
     analyzer = FaceAnalyzer().load()
-    models = {name: analyzer.stage(name).model_name for name in ("attractiveness", "age")}
+    models = {
+        name: analyzer.stage(name).model_name for name in ("attractiveness", "age", "quality")
+    }
     table: dict[str, object] = {
         "_about": (
             "Measured by scripts/golden_scores.py with the default FaceAnalyzer (detector auto, "
             f"every default head): attractiveness model {models['attractiveness']}, age model "
-            f"{models['age']}. Per photo under tests/fixtures, its faces largest first: box "
-            "(x1, y1, x2, y2), score, age."
+            f"{models['age']}, quality model {models['quality']}. Per photo under "
+            "tests/fixtures, its faces largest first: box (x1, y1, x2, y2), score, age, quality."
         )
     }
     photos = sorted(p for p in FIXTURES.rglob("*") if p.suffix.lower() in SUFFIXES)
@@ -45,6 +47,7 @@ def main() -> int:
                 "box": [round(v, 3) for v in (f.box.x1, f.box.y1, f.box.x2, f.box.y2)],
                 "score": round(f.predictions["attractiveness"].value, 4),
                 "age": round(f.predictions["age"].value, 3),
+                "quality": round(f.predictions["quality"].value, 4),
             }
             for f in faces
         ]

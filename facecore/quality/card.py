@@ -150,7 +150,9 @@ def write_quality_card(out: Path, cv: dict[str, Any]) -> Path:
             f"{cal['clean_quality_p05']:.3f}).\n\n"
             f"Warning threshold: {cv['warn_below']:.2f}, the lowest band edge above which every "
             f"band with at least 30 faces errs at most {cv['tolerance']}x as much as the clean "
-            "photos, for attractiveness and for age (the stricter of the two)."
+            "photos, for attractiveness and for age (the stricter of the two). At it, "
+            f"{100 * cal.get('clean_below_threshold', float('nan')):.1f}% of the clean "
+            "evaluation photos are warned about (their own crops score low)."
         ),
         limitations=[
             "Distortions are applied to the aligned chip, not to the whole photo; a face that is "

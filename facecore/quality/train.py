@@ -623,6 +623,8 @@ def main(
         choose_threshold(qual[t].ravel(), {t: errors[t].ravel()}, clean_mae) for t in errors
     )
     model.warn_below = warn_below
+    # How often a clean photo is warned about at that threshold (its own quality is low).
+    calib_fit["clean_below_threshold"] = float(np.mean(eval_q[:, 0] < warn_below))
     per_kind_error = []
     for k, kind in enumerate(KINDS):
         for lv in range(N_LEVELS + 1):

@@ -23,6 +23,7 @@ PHOTOS = sorted(k for k in GOLDEN if not k.startswith("_"))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 SCORE_TOL = 1e-3
 AGE_TOL = 1e-2  # years
+QUALITY_TOL = 1e-3  # on 0..1
 BOX_TOL = 1.0  # px
 
 # one thread: about 7x faster than two on a busy 2-core machine (see conftest.single_threaded)
@@ -53,6 +54,9 @@ def test_shipped_model_scores_of_the_fixture_photos(analyzer, fixtures, photo: s
         age = face.predictions["age"]
         assert age.model == "age_utkface"
         assert age.value == pytest.approx(golden["age"], abs=AGE_TOL), (photo, i)
+        quality = face.predictions["quality"]
+        assert quality.model == "quality_faces"
+        assert quality.value == pytest.approx(golden["quality"], abs=QUALITY_TOL), (photo, i)
 
 
 # -- accuracy on a fixed subset of the shared SCUT-FBP5500 photos ------------------------------

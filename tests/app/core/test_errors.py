@@ -66,7 +66,7 @@ def test_missing_model_files_are_503(tmp_path, png, monkeypatch, assert_error):
     manifest = json.loads((models_dir() / "manifest.json").read_text())
     # Only the entries the default stages name (so the settings are valid); the bundled
     # attractiveness file is absent from this folder.
-    keep = {"attractiveness_scut", "age_utkface", "dlib_face_recognition_resnet"}
+    keep = {"attractiveness_scut", "age_utkface", "quality_faces", "dlib_face_recognition_resnet"}
     manifest["models"] = [m for m in manifest["models"] if m["name"] in keep]
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))

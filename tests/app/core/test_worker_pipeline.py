@@ -27,7 +27,15 @@ def test_batch_equals_the_library_image_by_image(analyzer, photos, monkeypatch):
     assert isinstance(bad, Failure) and (bad.status, bad.code) == (422, "undecodable_image")
     assert forwards == [4] and out.trunk_batches == [4]  # 1 + 2 + 0 + 1 faces, one forward
     assert [len(r.faces) for r in good] == [1, 2, 0, 1]
-    assert set(out.timings) == {"decode", "detect", "landmarks", "trunk", "attractiveness", "age"}
+    assert set(out.timings) == {
+        "decode",
+        "detect",
+        "landmarks",
+        "trunk",
+        "attractiveness",
+        "age",
+        "quality",
+    }
     assert len(out.timings["trunk"]) == 1 and len(out.timings["decode"]) == 5
 
     forwards.clear()
