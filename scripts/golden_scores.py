@@ -2,9 +2,9 @@
 """Measure ``tests/fixtures/golden_scores.json``: the default analyzer on every fixture photo.
 
 For each photo under ``tests/fixtures`` (largest face first): the box, the shipped
-attractiveness model's score, the shipped age model's estimate and the quality model's quality. Rerun it only when a model
-file, the detector, landmarks or alignment changes on purpose; the golden tests then guard the
-new numbers.
+attractiveness model's score, the shipped age model's estimate and the quality model's quality.
+Rerun it only when a model file, the detector, landmarks or alignment changes on purpose; the
+golden tests then guard the new numbers.
 
     .venv/bin/python scripts/golden_scores.py
 """
