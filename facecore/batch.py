@@ -86,48 +86,67 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 # -- worker side -------------------------------------------------------------------------------
+#: Images one call of the analysis takes: the trunk and the heads that read its maps run once
+#: over all their faces (:func:`facecore.multi.analyze_many`).
+CHUNK = 8
+
 _worker_analyzer = None
 
 
-def _init_worker(config: Any) -> None:
+def _init_worker(config: Any, threads: int) -> None:
     global _worker_analyzer
     from facecore.analyzer import FaceAnalyzer
+    from facecore.threads import limit_threads
 
+    limit_threads(threads)  # workers x threads never oversubscribes the cores
     _worker_analyzer = FaceAnalyzer(config)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
 
 
-def _rows_for(path: str, analyzer: Any) -> list[dict[str, str]]:
+def _rows_for(path: str, result: Any) -> list[dict[str, str]]:
+    """The CSV rows of one image's :class:`facecore.multi.ImageResult`."""
     from facecore.serialize import FaceOut, face_row
 
-    try:
-        faces = analyzer.analyze(path)
-    except ModelFileError:
-        raise
-    except FileNotFoundError:
+    e = result.error
+    if isinstance(e, ModelFileError):
+        raise e
+    if isinstance(e, FileNotFoundError):
         return [{"path": path, "n_faces": "0", "error": "file_not_found: no such file"}]
-    except FacecoreError as e:
+    if isinstance(e, FacecoreError):
         return [{"path": path, "n_faces": "0", "error": f"{e.code}: {e}"}]
-    except OSError as e:
+    if isinstance(e, OSError):
         return [{"path": path, "n_faces": "0", "error": f"unreadable_file: {e.strerror or e}"}]
-    except Exception as e:  # a bug for this one image must not stop the run; it is logged
-        log.exception("analysis of %s failed", path)
+    if e is not None:  # a bug for this one image must not stop the run; it is logged
+        log.error("analysis of %s failed", path, exc_info=e)
         return [{"path": path, "n_faces": "0", "error": f"analysis_failed: {e}"}]
-    if not faces:
+    if not result.faces:
         return [{"path": path, "n_faces": "0", "error": "no_face: no face found"}]
+    n = len(result.faces)
     return [
-        face_row(path, i, len(faces), FaceOut.from_face(f, points=False))
-        for i, f in enumerate(faces)
+        face_row(path, i, n, FaceOut.from_face(f, points=False)) for i, f in enumerate(result.faces)
     ]
 
 
-def _work(path: str) -> tuple[str, list[dict[str, str]]]:
-    return path, _rows_for(path, _worker_analyzer)
+def _analyze_chunk(paths: Sequence[str], analyzer: Any) -> list[Any]:
+    """:func:`facecore.multi.analyze_many` over ``paths``, each image decoded in a background
+    thread while the ones before it are detected."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facecore.multi import analyze_many
+
+    with ThreadPoolExecutor(1, thread_name_prefix="decode") as io_pool:
+        decoded = [io_pool.submit(analyzer.load_image, p) for p in paths]
+        return analyze_many(analyzer, paths, decoded=decoded)
+
+
+def _work(paths: list[str]) -> list[tuple[str, list[dict[str, str]]]]:
+    results = _analyze_chunk(paths, _worker_analyzer)
+    return [(p, _rows_for(p, r)) for p, r in zip(paths, results, strict=True)]
+
+
+def worker_threads(workers: int) -> int:
+    """Threads each of ``workers`` worker processes may use: the usable cores shared out."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, workers))
 
 
 # -- output side -------------------------------------------------------------------------------
@@ -173,16 +192,19 @@ def _atomic_rewrite(output: Path, columns: Sequence[str], rows: list[dict[str, s
 
 
 def _results(
-    paths: list[str], analyzer: Any, workers: int
+    paths: list[str], analyzer: Any, workers: int, chunk: int = CHUNK
 ) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     if workers <= 1:
-        for p in paths:
-            yield p, _rows_for(p, analyzer)
+        for part in chunks:
+            for p, r in zip(part, _analyze_chunk(part, analyzer), strict=True):
+                yield p, _rows_for(p, r)
         return
     with ProcessPoolExecutor(
-        workers, initializer=_init_worker, initargs=(analyzer.config,)
+        workers, initializer=_init_worker, initargs=(analyzer.config, worker_threads(workers))
     ) as pool:
-        yield from pool.map(_work, paths, chunksize=4)
+        for rows in pool.map(_work, chunks):
+            yield from rows
 
 
 def run_batch(

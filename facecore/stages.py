@@ -86,7 +86,12 @@ class Output:
 
 @runtime_checkable
 class Stage(Protocol):
-    """What :class:`~facecore.analyzer.FaceAnalyzer` runs after detection."""
+    """What :class:`~facecore.analyzer.FaceAnalyzer` runs after detection.
+
+    A stage may also have ``image_free = True`` (a class attribute or property): it reads only
+    what earlier stages put on the faces, never ``image``, so :func:`facecore.multi.analyze_many`
+    calls it once with the faces of several images (a stage without it runs image by image).
+    """
 
     name: str
     requires: tuple[str, ...]

@@ -95,11 +95,11 @@ def test_ctrl_c_exits_130_keeps_finished_images_and_a_rerun_resumes(
     real = facecore.batch._rows_for
     seen = []
 
-    def ctrl_c_on_the_third_image(path, analyzer):
+    def ctrl_c_on_the_third_image(path, result):
         seen.append(path)
         if len(seen) == 3:
             raise KeyboardInterrupt
-        return real(path, analyzer)
+        return real(path, result)
 
     monkeypatch.setattr(facecore.batch, "_rows_for", ctrl_c_on_the_third_image)
     out = tmp_path / "ctrl_c.csv"

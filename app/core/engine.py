@@ -46,6 +46,7 @@ from typing import Any
 from app.core.errors import ApiError
 from app.core.metrics import Metrics
 from app.core.pipeline import Analysis, BatchOutcome, Failure, run_batch
+from facecore.threads import limit_threads
 
 __all__ = ["Engine", "ProcessBackend", "ThreadBackend", "limit_threads"]
 
@@ -59,45 +60,6 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 #: 1130 MB in 100 s under 8 clients; with a fixed threshold large blocks are mmapped and given
 #: back on free, and it stays at ~980 MB.
 MALLOC_VARIABLES = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
-
-
-def limit_threads(n: int) -> Any:
-    """Limit torch, BLAS/OpenMP (threadpoolctl) and OpenCV to ``n`` threads in this process.
-
-    Returns a callable that restores the previous settings.
-    """
-    import importlib
-
-    from threadpoolctl import threadpool_limits
-
-    # Load every library with a thread pool first (threadpoolctl limits the loaded ones only).
-    for name in ("numpy", "scipy.linalg", "sklearn.utils", "torch", "cv2"):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-    limits = threadpool_limits(n)
-    restore = [limits.restore_original_limits]
-    try:
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(n)
-        restore.append(lambda: torch.set_num_threads(before))
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    try:
-        import cv2
-
-        cv_before = cv2.getNumThreads()
-        cv2.setNumThreads(n)
-        restore.append(lambda: cv2.setNumThreads(cv_before))
-    except ImportError:  # pragma: no cover - opencv is a dependency
-        pass
-
-    def undo() -> None:
-        for fn in reversed(restore):
-            fn()
-
-    return undo
 
 
 class WorkerLost(Exception):

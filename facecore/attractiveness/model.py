@@ -266,6 +266,12 @@ class AttractivenessStage:
             return self._deep.provides
         return (Output("attractiveness", distribution=False, scale=SCORE_RANGE, unit="score"),)
 
+    @property
+    def image_free(self) -> bool:
+        """True for a distribution top (it reads the trunk's maps only); the classical model
+        cuts crops from the image."""
+        return self._deep is not None
+
     def load(self) -> Any:
         """Resolve (sha256-checked) and load the model once; later calls return it."""
         if self._deep is not None:

@@ -250,6 +250,8 @@ class DistributionHead:
     unit: ClassVar[str] = ""
     default_model: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ("trunk",)
+    #: Reads only the trunk's maps on the faces: faces of several images may come in one call.
+    image_free: ClassVar[bool] = True
 
     def __init__(
         self, model: str | None = None, models_dir: str | os.PathLike[str] | None = None

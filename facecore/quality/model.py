@@ -192,6 +192,12 @@ class QualityStage:
         return self._model.get()
 
     @property
+    def image_free(self) -> bool:
+        """True when the network reads the trunk's map (faces of several images may come in one
+        call); a chip network cuts the face from the image."""
+        return self._model.get().input_node != "chip"
+
+    @property
     def warn_below(self) -> float:
         """The model's recommended warning threshold."""
         return self._model.get().warn_below

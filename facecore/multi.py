@@ -1,0 +1,168 @@
+"""Several images through the analyzer at once: each stage called once over all their faces.
+
+:func:`analyze_many` does what :meth:`facecore.analyzer.FaceAnalyzer.analyze_image` does for one
+image (decode with the analyzer's limits, detect with its ``max_faces`` cap, the stages in
+:meth:`~facecore.analyzer.FaceAnalyzer.stage_order`), for several images, through the analyzer's
+public methods only, so the numbers are the library's. Two things differ:
+
+* **Errors stay with their image.** An image that cannot be decoded, or on which a stage fails,
+  gets its exception in its slot; the other images go on.
+* **One forward per stage for the whole group.** The ``trunk`` stage runs all the faces it is
+  given in one batch: each face's aligned chip is first cut from its own image (cached on the
+  face, :func:`facecore.align.face_crop`), then the stage is called once with every face. A head
+  whose ``image_free`` attribute is true reads only what earlier stages put on the faces (the
+  trunk's maps), so it too is called once with the faces of every image; other stages run image
+  by image. If a grouped call fails, its images are run one at a time to find the one at fault.
+
+The batch runner (:mod:`facecore.batch`) and the service's workers (``app.core.pipeline``) use it.
+This module implements no paper.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from facecore.types import Face
+
+__all__ = ["ImageResult", "analyze_many", "groups_across_images"]
+
+log = logging.getLogger(__name__)
+
+#: ``on_step(step, seconds, n_faces)``: called after each timed step ("decode", "detect", or a
+#: stage's name); ``n_faces`` is the number of faces the call ran on (0 for decode and detect).
+StepHook = Callable[[str, float, int], None]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image's outcome: the decoded image's size and its faces, or the exception."""
+
+    width: int = 0
+    height: int = 0
+    faces: tuple[Face, ...] = ()
+    error: BaseException | None = None
+
+
+def groups_across_images(stage: Any) -> bool:
+    """Whether ``stage`` may take the faces of several images in one call: the trunk (its chips
+    are cut from each face's own image first) and heads whose ``image_free`` is true."""
+    from facecore.trunk import TrunkStage
+
+    return isinstance(stage, TrunkStage) or bool(getattr(stage, "image_free", False))
+
+
+def analyze_many(
+    analyzer: Any,
+    images: Sequence[Any],
+    stages: Sequence[str] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    decoded: Sequence[np.ndarray | BaseException | None] | None = None,
+    on_step: StepHook | None = None,
+    group: bool = True,
+) -> list[ImageResult]:
+    """Analyse ``images`` with ``analyzer``; one :class:`ImageResult` per image, in order.
+
+    Parameters
+    ----------
+    analyzer : FaceAnalyzer
+    images : sequence
+        Anything :meth:`FaceAnalyzer.load_image` takes (paths, bytes, arrays).
+    stages, options
+        As for :meth:`FaceAnalyzer.analyze`. An invalid choice raises (it concerns every image).
+    decoded : sequence, optional
+        Images already decoded by ``analyzer.load_image``, the exception decoding raised, or a
+        :class:`~concurrent.futures.Future` of either (decoding in another thread), in the
+        order of ``images``; ``None`` entries are decoded here.
+    on_step : callable, optional
+        Timing hook, see :data:`StepHook`.
+    group : bool, default True
+        False: every stage image by image (what :meth:`FaceAnalyzer.analyze` does).
+    """
+    options = options or {}
+    order = analyzer.stage_order(stages, options)
+
+    def timed(name: str, n: int, fn: Any, *args: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            if on_step is not None:
+                on_step(name, time.perf_counter() - t0, n)
+
+    rgbs: list[np.ndarray | None] = []
+    faces: list[list[Face]] = []
+    errors: dict[int, BaseException] = {}
+    for i, image in enumerate(images):
+        pre = None if decoded is None else decoded[i]
+        try:
+            if isinstance(pre, Future):
+                pre = pre.result()  # raises what decoding raised
+            if isinstance(pre, BaseException):
+                raise pre
+            rgb = pre if pre is not None else timed("decode", 0, analyzer.load_image, image)
+            found = timed("detect", 0, analyzer.detect_loaded, rgb)
+        except Exception as e:  # one bad image fails alone
+            errors[i] = e
+            rgb, found = None, []
+        rgbs.append(rgb)
+        faces.append(found)
+
+    for name in order:
+        stage = analyzer.stage(name, options.get(name))
+        live = [i for i in range(len(images)) if i not in errors and faces[i]]
+        if not live:
+            break
+        if group and len(live) > 1 and groups_across_images(stage):
+            try:
+                out = timed(
+                    name,
+                    sum(len(faces[i]) for i in live),
+                    _grouped,
+                    stage,
+                    [rgbs[i] for i in live],
+                    [faces[i] for i in live],
+                )
+                start = 0
+                for i in live:
+                    n = len(faces[i])
+                    faces[i] = out[start : start + n]
+                    start += n
+                continue
+            except Exception:  # find out which image it was: run them one by one below
+                log.debug("grouped %s failed; its images one at a time", name, exc_info=True)
+        for i in live:
+            try:
+                faces[i] = timed(name, len(faces[i]), stage, rgbs[i], faces[i])
+            except Exception as e:
+                errors[i] = e
+
+    results = []
+    for i in range(len(images)):
+        if i in errors:
+            results.append(ImageResult(error=errors[i]))
+        else:
+            rgb = rgbs[i]
+            assert rgb is not None
+            results.append(ImageResult(rgb.shape[1], rgb.shape[0], tuple(faces[i])))
+    return results
+
+
+def _grouped(stage: Any, rgbs: list[Any], groups: list[list[Face]]) -> list[Face]:
+    from facecore.align import face_crops
+
+    spec = getattr(stage, "spec", None)
+    if spec is not None:
+        for rgb, group in zip(rgbs, groups, strict=True):
+            face_crops(rgb, group, spec)  # each chip from its own image, cached on the face
+    out = stage(rgbs[0], [f for group in groups for f in group])
+    if len(out) != sum(len(g) for g in groups):
+        raise RuntimeError(f"stage {stage.name!r} returned {len(out)} faces for a group")
+    return out

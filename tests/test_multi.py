@@ -1,0 +1,80 @@
+"""facecore.multi.analyze_many: several images, each stage once over all their faces, the same
+numbers as image by image."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from facecore.errors import UndecodableImageError
+from facecore.multi import analyze_many, groups_across_images
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@pytest.fixture(scope="module")
+def photos(fixtures):
+    return [
+        fixtures / "obama.jpg",
+        b"not an image",
+        fixtures / "two_people.jpg",
+        fixtures / "dlib_dog.jpg",
+        fixtures / "biden.jpg",
+    ]
+
+
+def test_same_faces_as_one_by_one(analyzer, photos):
+    steps = []
+    results = analyze_many(analyzer, photos, on_step=lambda s, t, n: steps.append((s, n)))
+    assert [len(r.faces) for r in results] == [1, 0, 2, 0, 1]
+    assert isinstance(results[1].error, UndecodableImageError)
+    assert results[3].error is None and results[3].width > 0  # no face is not an error
+    for photo, res in zip(photos, results, strict=True):
+        if res.error is not None:
+            continue
+        ref = analyzer.analyze(photo)
+        for f, g in zip(res.faces, ref, strict=True):
+            assert f.box == g.box
+            np.testing.assert_allclose(f.embedding, g.embedding, atol=1e-5)
+            for name, p in g.predictions.items():
+                assert f.predictions[name].value == pytest.approx(p.value, abs=1e-4), name
+    # Landmarks run per image; the trunk and the map heads once over the 4 faces of 3 images.
+    counts = {}
+    for s, n in steps:
+        counts.setdefault(s, []).append(n)
+    assert counts["landmarks"] == [1, 2, 1]
+    for name in ("trunk", "attractiveness", "age", "quality"):
+        assert counts[name] == [4], name
+    assert len(counts["decode"]) == 5 and len(counts["detect"]) == 4
+
+
+def test_group_false_runs_image_by_image(analyzer, photos):
+    steps = []
+    results = analyze_many(
+        analyzer, photos, ("age",), on_step=lambda s, t, n: steps.append((s, n)), group=False
+    )
+    assert [n for s, n in steps if s == "trunk"] == [1, 2, 1]
+    assert [len(r.faces) for r in results] == [1, 0, 2, 0, 1]
+
+
+def test_decoded_futures(analyzer, photos):
+    with ThreadPoolExecutor(1) as pool:
+        futures = [pool.submit(analyzer.load_image, p) for p in photos]
+        results = analyze_many(analyzer, photos, ("landmarks",), decoded=futures)
+    assert [len(r.faces) for r in results] == [1, 0, 2, 0, 1]
+    assert isinstance(results[1].error, UndecodableImageError)
+
+
+def test_which_stages_group(analyzer):
+    assert groups_across_images(analyzer.stage("trunk"))
+    assert groups_across_images(analyzer.stage("age"))
+    assert not groups_across_images(analyzer.stage("landmarks"))
+    classical = analyzer.stage("attractiveness", {"model": "attractiveness_scut_classical"})
+    assert not groups_across_images(classical)
+
+
+def test_bad_stage_choice_raises(analyzer, photos):
+    from facecore.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError):
+        analyze_many(analyzer, photos[:1], ("age",), {"age": {"model": "nope"}})
