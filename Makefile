@@ -76,6 +76,7 @@ study: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py --out bench.json
+	$(PY) scripts/bench_batch.py --data ../shared/data --out bench_batch.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check facecore app scripts tests
