@@ -217,12 +217,17 @@ def run_batch(
 ) -> BatchSummary:
     """Analyse every image in ``inputs`` and append rows to the CSV ``output``.
 
+    An ``output`` ending in ``.parquet`` is written as Parquet (typed columns; needs pyarrow,
+    the ``parquet`` extra) from a CSV journal beside it, ``<output>.csv``, which is what a rerun
+    resumes from; the Parquet file is rewritten from the journal when the run ends, also when it
+    is interrupted.
+
     Parameters
     ----------
     inputs : iterable of paths
         Image files, folders and CSV lists (see :func:`expand_inputs`).
     output : path
-        CSV file; if it exists, finished paths are skipped (resume).
+        CSV (or ``.parquet``) file; if it exists, finished paths are skipped (resume).
     config : AnalyzerConfig, optional
         Analysis settings (default: the default heads).
     workers : int
@@ -237,37 +242,139 @@ def run_batch(
 
     analyzer = FaceAnalyzer(config)
     columns = batch_columns(analyzer.outputs())
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    final = Path(output)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    parquet = final.suffix.lower() == PARQUET_SUFFIX
+    output = journal_path(final) if parquet else final
+    if parquet:
+        _require_pyarrow()
+        if final.exists() and not output.exists():
+            _journal_from_parquet(final, output, columns)
     paths = expand_inputs(inputs)
     done = _load_done(output, columns)
     todo = [p for p in paths if p not in done]
     new_file = not output.exists() or output.stat().st_size == 0
-    n_faces = n_err = n_proc = 0
     with output.open("a", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n", restval="")
         if new_file:
             writer.writeheader()
             fh.flush()
         bar = tqdm(total=len(todo), desc="batch", unit="img", disable=not progress)
-        for _path, rows in _results(todo, analyzer, workers):
-            buf = io.StringIO()
-            csv.DictWriter(
-                buf, fieldnames=list(columns), lineterminator="\n", restval=""
-            ).writerows(rows)
-            fh.write(buf.getvalue())  # one write per image
+        try:
+            n_proc, n_faces, n_err = _write_all(fh, columns, _results(todo, analyzer, workers), bar)
+        finally:
+            bar.close()
             fh.flush()
-            n_proc += 1
-            n_err += sum(1 for r in rows if r.get("error"))
-            n_faces += sum(1 for r in rows if not r.get("error"))
-            bar.update(1)
-        bar.close()
-        os.fsync(fh.fileno())
+            os.fsync(fh.fileno())
+            if parquet:
+                write_parquet(output, final, columns)
     return BatchSummary(
         inputs=len(paths),
         skipped_done=len(paths) - len(todo),
         processed=n_proc,
         faces=n_faces,
         errors=n_err,
-        output=output,
+        output=final,
     )
+
+
+def _write_all(
+    fh: Any, columns: Sequence[str], results: Iterator[tuple[str, list[dict[str, str]]]], bar: Any
+) -> tuple[int, int, int]:
+    n_faces = n_err = n_proc = 0
+    for _path, rows in results:
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", restval="").writerows(
+            rows
+        )
+        fh.write(buf.getvalue())  # one write per image
+        fh.flush()
+        n_proc += 1
+        n_err += sum(1 for r in rows if r.get("error"))
+        n_faces += sum(1 for r in rows if not r.get("error"))
+        bar.update(1)
+    return n_proc, n_faces, n_err
+
+
+# -- Parquet ------------------------------------------------------------------------------------
+PARQUET_SUFFIX = ".parquet"
+#: Columns that are whole numbers; every prediction column (not ``*_dist``) and the box and score
+#: are floats; the rest are text. An empty cell is null.
+_INT_COLUMNS = frozenset({"face_index", "n_faces"})
+_TEXT_COLUMNS = frozenset({"path", "detector", "error"})
+
+
+def journal_path(output: Path) -> Path:
+    """The CSV journal of a Parquet output (``x.parquet`` -> ``x.parquet.csv``)."""
+    return output.with_name(output.name + ".csv")
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            "Parquet output needs pyarrow: pip install 'facecore[parquet]' (make install has it)"
+        ) from None
+
+
+def _complete_rows(journal: Path, columns: Sequence[str]) -> list[dict[str, str]]:
+    with journal.open(newline="", encoding="utf-8") as fh:
+        text = fh.read()
+    text = text[: text.rfind("\n") + 1]  # a row cut by an interruption is not a row
+    by_path: dict[str, list[dict[str, str]]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        by_path.setdefault(row["path"], []).append(row)
+    return [
+        r
+        for rows in by_path.values()
+        if len(rows) == max(1, int(rows[0].get("n_faces") or 0))
+        for r in rows
+    ]
+
+
+def write_parquet(journal: Path, output: Path, columns: Sequence[str]) -> Path:
+    """Write the complete images of the CSV ``journal`` to ``output`` as Parquet, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _complete_rows(journal, columns) if journal.exists() else []
+
+    def kind(c: str) -> Any:
+        if c in _INT_COLUMNS:
+            return pa.int64(), int
+        if c in _TEXT_COLUMNS or c.endswith("_dist"):
+            return pa.string(), str
+        return pa.float64(), float
+
+    arrays, fields = [], []
+    for c in columns:
+        typ, conv = kind(c)
+        arrays.append(pa.array([conv(r[c]) if r.get(c) else None for r in rows], type=typ))
+        fields.append(pa.field(c, typ))
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.name, suffix=".tmp")
+    os.close(fd)
+    pq.write_table(table, tmp)
+    os.replace(tmp, output)
+    return output
+
+
+def _journal_from_parquet(output: Path, journal: Path, columns: Sequence[str]) -> None:
+    """Rebuild a lost journal from the Parquet file a finished run left."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(output)
+    if table.column_names != list(columns):
+        raise ValueError(
+            f"{output} exists with columns {table.column_names}, not {list(columns)}; "
+            "choose another output file or the same analysis settings"
+        )
+
+    def text(c: str, v: Any) -> str:
+        if v is None:
+            return ""
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    rows = [{c: text(c, r[c]) for c in columns} for r in table.to_pylist()]
+    _atomic_rewrite(journal, columns, rows)

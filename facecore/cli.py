@@ -290,7 +290,15 @@ def batch(
     inputs: Annotated[
         list[Path], typer.Argument(help="Image files, folders (recursive) or CSV lists of paths.")
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write/resume.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="CSV file to write/resume; a .parquet name writes Parquet (its CSV journal "
+            "<name>.csv beside it is what a rerun resumes from).",
+        ),
+    ],
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     stages: StagesOpt = None,
     model: ModelOpt = None,

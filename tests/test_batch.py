@@ -182,3 +182,68 @@ def test_batch_model_option_and_its_errors(folder, tmp_path, capsys):
     assert "HEAD=NAME" in capsys.readouterr().err
     assert main([*args, "--stages", "landmarks,gender"]) == EXIT_USAGE
     assert "unknown stage 'gender'" in capsys.readouterr().err
+
+
+# -- Parquet ------------------------------------------------------------------------------------
+def test_parquet_output_has_the_csv_rows_typed(folder, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    ref = tmp_path / "ref.csv"
+    run_batch([folder], ref, config=CONFIG, progress=False)
+    out = tmp_path / "out.parquet"
+    s = run_batch([folder], out, config=CONFIG, progress=False)
+    assert s.output == out and s.processed == 4
+    table = pq.read_table(out)
+    assert table.column_names == list(_read(ref)[0])
+    assert str(table.schema.field("face_index").type) == "int64"
+    assert str(table.schema.field("x1").type) == "double"
+    assert str(table.schema.field("error").type) == "string"
+    rows = table.to_pylist()
+    key = lambda r: (r["path"], str(r["face_index"]))  # noqa: E731
+    want = sorted(_read(ref), key=key)
+    got = sorted(rows, key=key)
+    assert len(got) == len(want) == 5
+    for g, w in zip(got, want, strict=True):
+        assert g["path"] == w["path"] and g["n_faces"] == int(w["n_faces"])
+        assert (g["error"] or "") == w["error"]
+        assert (g["x1"] is None) == (w["x1"] == "") and (
+            g["x1"] is None or g["x1"] == float(w["x1"])
+        )
+
+
+def test_parquet_resumes_and_rebuilds_a_lost_journal(folder, tmp_path):
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from facecore.batch import journal_path
+
+    out = tmp_path / "out.parquet"
+    run_batch([folder / "two.jpg", folder / "dog.jpg"], out, config=CONFIG, progress=False)
+    assert pq.read_table(out).num_rows == 3 and journal_path(out).is_file()
+    # the journal is lost: the rerun rebuilds it from the Parquet file and adds only new images
+    journal_path(out).unlink()
+    s = run_batch([folder], out, config=CONFIG, progress=False)
+    assert (s.skipped_done, s.processed) == (2, 2)
+    rows = pq.read_table(out).to_pylist()
+    keys = [(r["path"], r["face_index"]) for r in rows]
+    assert len(rows) == 5 and len(set(keys)) == 5
+
+
+def test_parquet_is_written_when_interrupted(folder, tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    import facecore.batch
+
+    real, seen = facecore.batch._rows_for, []
+
+    def stop_on_the_third(path, result):
+        seen.append(path)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return real(path, result)
+
+    monkeypatch.setattr(facecore.batch, "_rows_for", stop_on_the_third)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch([folder], out, config=CONFIG, progress=False)
+    assert sorted({r["path"] for r in pq.read_table(out).to_pylist()}) == sorted(seen[:2])
