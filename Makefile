@@ -17,7 +17,7 @@ QUIET_PIP   := { grep -v "^WARNING: Location" || true; }
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "setuptools==80.10.2" wheel 2>&1 | $(QUIET_PIP)
-	$(PIP) install -q --no-build-isolation -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(PIP) install -q --no-build-isolation -e ".[dev,ray]" 2>&1 | $(QUIET_PIP)
 	$(PIP) install -q --no-deps "facenet-pytorch==2.6.0" 2>&1 | $(QUIET_PIP)
 	@touch $(STAMP)
 

@@ -27,9 +27,20 @@ from typing import Any
 
 from facecore.errors import FacecoreError, ModelFileError
 
-__all__ = ["IMAGE_SUFFIXES", "BatchSummary", "expand_inputs", "run_batch"]
+__all__ = [
+    "ENGINES",
+    "IMAGE_SUFFIXES",
+    "BatchSummary",
+    "analyze_chunk",
+    "expand_inputs",
+    "rows_for",
+    "run_batch",
+]
 
 log = logging.getLogger(__name__)
+
+#: Where the analysis runs: worker processes on this machine, or actors on a Ray cluster.
+ENGINES = ("local", "ray")
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -102,7 +113,7 @@ def _init_worker(config: Any, threads: int) -> None:
     _worker_analyzer = FaceAnalyzer(config)
 
 
-def _rows_for(path: str, result: Any) -> list[dict[str, str]]:
+def rows_for(path: str, result: Any) -> list[dict[str, str]]:
     """The CSV rows of one image's :class:`facecore.multi.ImageResult`."""
     from facecore.serialize import FaceOut, face_row
 
@@ -126,7 +137,7 @@ def _rows_for(path: str, result: Any) -> list[dict[str, str]]:
     ]
 
 
-def _analyze_chunk(paths: Sequence[str], analyzer: Any) -> list[Any]:
+def analyze_chunk(paths: Sequence[str], analyzer: Any) -> list[Any]:
     """:func:`facecore.multi.analyze_many` over ``paths``, each image decoded in a background
     thread while the ones before it are detected."""
     from concurrent.futures import ThreadPoolExecutor
@@ -139,8 +150,8 @@ def _analyze_chunk(paths: Sequence[str], analyzer: Any) -> list[Any]:
 
 
 def _work(paths: list[str]) -> list[tuple[str, list[dict[str, str]]]]:
-    results = _analyze_chunk(paths, _worker_analyzer)
-    return [(p, _rows_for(p, r)) for p, r in zip(paths, results, strict=True)]
+    results = analyze_chunk(paths, _worker_analyzer)
+    return [(p, rows_for(p, r)) for p, r in zip(paths, results, strict=True)]
 
 
 def worker_threads(workers: int) -> int:
@@ -197,8 +208,8 @@ def _results(
     chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     if workers <= 1:
         for part in chunks:
-            for p, r in zip(part, _analyze_chunk(part, analyzer), strict=True):
-                yield p, _rows_for(p, r)
+            for p, r in zip(part, analyze_chunk(part, analyzer), strict=True):
+                yield p, rows_for(p, r)
         return
     with ProcessPoolExecutor(
         workers, initializer=_init_worker, initargs=(analyzer.config, worker_threads(workers))
@@ -214,6 +225,8 @@ def run_batch(
     config: Any = None,
     workers: int = 1,
     progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
 ) -> BatchSummary:
     """Analyse every image in ``inputs`` and append rows to the CSV ``output``.
 
@@ -231,15 +244,27 @@ def run_batch(
     config : AnalyzerConfig, optional
         Analysis settings (default: the default heads).
     workers : int
-        Worker processes (1 = in this process).
+        Worker processes (1 = in this process); with ``engine="ray"``, analyzer actors (1: one
+        per CPU of the cluster).
     progress : bool
         Show a progress bar on stderr.
+    engine : {"local", "ray"}
+        ``"ray"``: Ray Data with the analyzer in actors (:mod:`facecore.ray_engine`), the same
+        rows and resume.
+    address : str, optional
+        The Ray cluster (``"auto"``, ``"ray://HOST:10001"``); default a local Ray instance.
     """
     from tqdm import tqdm
 
     from facecore.analyzer import FaceAnalyzer
     from facecore.serialize import batch_columns
 
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "ray":
+        from facecore.ray_engine import require_ray
+
+        require_ray()
     analyzer = FaceAnalyzer(config)
     columns = batch_columns(analyzer.outputs())
     final = Path(output)
@@ -261,7 +286,15 @@ def run_batch(
             fh.flush()
         bar = tqdm(total=len(todo), desc="batch", unit="img", disable=not progress)
         try:
-            n_proc, n_faces, n_err = _write_all(fh, columns, _results(todo, analyzer, workers), bar)
+            if engine == "ray":
+                from facecore.ray_engine import ray_results
+
+                source = ray_results(
+                    todo, analyzer.config, address=address, actors=workers if workers > 1 else None
+                )
+            else:
+                source = _results(todo, analyzer, workers)
+            n_proc, n_faces, n_err = _write_all(fh, columns, source, bar)
         finally:
             bar.close()
             fh.flush()

@@ -305,6 +305,14 @@ def batch(
     detector: DetectorOpt = "auto",
     max_faces: MaxFacesOpt = 20,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    engine: Annotated[
+        str,
+        typer.Option(help="local (worker processes here) or ray (actors on a Ray cluster)."),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (auto, ray://HOST:10001); default: local Ray."),
+    ] = None,
 ) -> None:
     """Analyse many images into one CSV: a row per face, or a row saying why there is none.
 
@@ -319,7 +327,13 @@ def batch(
     )
     try:
         summary = run_batch(
-            inputs, output, config=analyzer.config, workers=workers, progress=progress
+            inputs,
+            output,
+            config=analyzer.config,
+            workers=workers,
+            progress=progress,
+            engine=engine,
+            address=address,
         )
     except ModelFileError as e:
         _err(str(e))

@@ -92,7 +92,7 @@ def test_ctrl_c_exits_130_keeps_finished_images_and_a_rerun_resumes(
 ):
     import facecore.batch
 
-    real = facecore.batch._rows_for
+    real = facecore.batch.rows_for
     seen = []
 
     def ctrl_c_on_the_third_image(path, result):
@@ -101,7 +101,7 @@ def test_ctrl_c_exits_130_keeps_finished_images_and_a_rerun_resumes(
             raise KeyboardInterrupt
         return real(path, result)
 
-    monkeypatch.setattr(facecore.batch, "_rows_for", ctrl_c_on_the_third_image)
+    monkeypatch.setattr(facecore.batch, "rows_for", ctrl_c_on_the_third_image)
     out = tmp_path / "ctrl_c.csv"
     args = ["batch", str(folder), "--output", str(out), "--no-progress", "--stages", "landmarks"]
     assert EXIT_INTERRUPTED == 130
@@ -112,7 +112,7 @@ def test_ctrl_c_exits_130_keeps_finished_images_and_a_rerun_resumes(
     kept = _read(out)
     assert sorted({r["path"] for r in kept}) == sorted(seen[:2])  # the two finished images
 
-    monkeypatch.setattr(facecore.batch, "_rows_for", real)
+    monkeypatch.setattr(facecore.batch, "rows_for", real)
     assert main(args) == EXIT_OK
     assert "4 input(s): 2 already done, 2 processed" in capsys.readouterr().out
     rows = _read(out)
@@ -234,7 +234,7 @@ def test_parquet_is_written_when_interrupted(folder, tmp_path, monkeypatch):
 
     import facecore.batch
 
-    real, seen = facecore.batch._rows_for, []
+    real, seen = facecore.batch.rows_for, []
 
     def stop_on_the_third(path, result):
         seen.append(path)
@@ -242,7 +242,7 @@ def test_parquet_is_written_when_interrupted(folder, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(path, result)
 
-    monkeypatch.setattr(facecore.batch, "_rows_for", stop_on_the_third)
+    monkeypatch.setattr(facecore.batch, "rows_for", stop_on_the_third)
     out = tmp_path / "out.parquet"
     with pytest.raises(KeyboardInterrupt):
         run_batch([folder], out, config=CONFIG, progress=False)
