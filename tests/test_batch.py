@@ -87,21 +87,30 @@ def test_cli_batch(folder, tmp_path, capsys):
     assert main(["batch", str(folder), "--output", str(out), "--workers", "0"]) == EXIT_USAGE
 
 
+def _ctrl_c_on_the_third_image(monkeypatch) -> list[str]:
+    """Make the batch raise KeyboardInterrupt as it turns its third image into rows; returns
+    the paths seen so far (a list that grows)."""
+    import facecore.batch
+
+    real, seen = facecore.batch.rows_for, []
+
+    def stop(path, result):
+        seen.append(path)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return real(path, result)
+
+    monkeypatch.setattr(facecore.batch, "rows_for", stop)
+    return seen
+
+
 def test_ctrl_c_exits_130_keeps_finished_images_and_a_rerun_resumes(
     folder, tmp_path, monkeypatch, capsys
 ):
     import facecore.batch
 
     real = facecore.batch.rows_for
-    seen = []
-
-    def ctrl_c_on_the_third_image(path, result):
-        seen.append(path)
-        if len(seen) == 3:
-            raise KeyboardInterrupt
-        return real(path, result)
-
-    monkeypatch.setattr(facecore.batch, "rows_for", ctrl_c_on_the_third_image)
+    seen = _ctrl_c_on_the_third_image(monkeypatch)
     out = tmp_path / "ctrl_c.csv"
     args = ["batch", str(folder), "--output", str(out), "--no-progress", "--stages", "landmarks"]
     assert EXIT_INTERRUPTED == 130
@@ -232,17 +241,7 @@ def test_parquet_is_written_when_interrupted(folder, tmp_path, monkeypatch):
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    import facecore.batch
-
-    real, seen = facecore.batch.rows_for, []
-
-    def stop_on_the_third(path, result):
-        seen.append(path)
-        if len(seen) == 3:
-            raise KeyboardInterrupt
-        return real(path, result)
-
-    monkeypatch.setattr(facecore.batch, "rows_for", stop_on_the_third)
+    seen = _ctrl_c_on_the_third_image(monkeypatch)
     out = tmp_path / "out.parquet"
     with pytest.raises(KeyboardInterrupt):
         run_batch([folder], out, config=CONFIG, progress=False)

@@ -167,11 +167,8 @@ class TopDistributionModel:
     # -- files ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model (weights as float16) atomically; returns the path."""
-        import torch
+        from facecore.torchfile import half_state, save_doc
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(torch.float16).cpu() for k, v in self.top.state_dict().items()}
         doc = {
             "format": FILE_FORMAT,
             "start": self.top.start,
@@ -182,12 +179,9 @@ class TopDistributionModel:
             else [np.asarray(a, np.float64).tolist() for a in self.calibration],
             "temperature": float(self.temperature),
             "metadata": self.metadata,
-            "state": state,
+            "state": half_state(self.top),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(doc, tmp)
-        os.replace(tmp, path)
-        return path
+        return save_doc(doc, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TopDistributionModel:
@@ -198,18 +192,12 @@ class TopDistributionModel:
         ModelCorruptError
             The file is not such a model or its weights do not fit.
         """
-        import torch
-
         from facecore.nn.dlib_resnet import DlibFaceResNet, for_inference
         from facecore.nn.top import BackboneTop
+        from facecore.torchfile import load_doc
 
         path = Path(path)
-        try:
-            doc = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ModelCorruptError(f"cannot read distribution model {path}: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
-            raise ModelCorruptError(f"{path} is not a {FILE_FORMAT} model file")
+        doc = load_doc(path, FILE_FORMAT, "distribution model")
         top = BackboneTop(DlibFaceResNet(), start=doc["start"], num_outputs=doc["num_outputs"])
         if not any(".affine" in k for k in doc["state"]):
             # Saved after fold_affines (for_inference): fold the fresh top the same way first.

@@ -95,24 +95,17 @@ class QualityModel:
     # -- files ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model (weights as float16) atomically; returns the path."""
-        import torch
+        from facecore.torchfile import half_state, save_doc
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "format": FILE_FORMAT,
             "architecture": self.architecture,
-            "state": {
-                k: v.detach().to(torch.float16).cpu() for k, v in self.net.state_dict().items()
-            },
+            "state": half_state(self.net),
             "calibration": [np.asarray(a, np.float64).tolist() for a in self.calibration],
             "warn_below": float(self.warn_below),
             "metadata": self.metadata,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(doc, tmp)
-        os.replace(tmp, path)
-        return path
+        return save_doc(doc, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> QualityModel:
@@ -123,17 +116,11 @@ class QualityModel:
         ModelCorruptError
             The file is not such a model or its weights do not fit.
         """
-        import torch
-
         from facecore.quality.network import build
+        from facecore.torchfile import load_doc
 
         path = Path(path)
-        try:
-            doc = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ModelCorruptError(f"cannot read quality model {path}: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
-            raise ModelCorruptError(f"{path} is not a {FILE_FORMAT} model file")
+        doc = load_doc(path, FILE_FORMAT, "quality model")
         try:
             net = build(doc["architecture"])
             net.load_state_dict({k: v.float() for k, v in doc["state"].items()})
