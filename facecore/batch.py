@@ -25,15 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facecore.errors import FacecoreError, ModelFileError
+from facecore.batch_rows import CHUNK, analyze_chunk, rows_for
 
 __all__ = [
     "ENGINES",
     "IMAGE_SUFFIXES",
     "BatchSummary",
-    "analyze_chunk",
     "expand_inputs",
-    "rows_for",
     "run_batch",
 ]
 
@@ -97,56 +95,20 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 # -- worker side -------------------------------------------------------------------------------
-#: Images one call of the analysis takes: the trunk and the heads that read its maps run once
-#: over all their faces (:func:`facecore.multi.analyze_many`).
-CHUNK = 8
-
 _worker_analyzer = None
 
 
 def _init_worker(config: Any, threads: int) -> None:
     global _worker_analyzer
+    import torch
+
     from facecore.analyzer import FaceAnalyzer
-    from facecore.threads import limit_threads
 
-    limit_threads(threads)  # workers x threads never oversubscribes the cores
+    # Workers x threads never oversubscribes the cores. Only torch's pool is set here: the
+    # workers are forked, and OpenCV's and OpenMP's pools hang when re-sized in a child forked
+    # from a process that has used them (facecore.threads.limit_threads is for fresh processes).
+    torch.set_num_threads(threads)
     _worker_analyzer = FaceAnalyzer(config)
-
-
-def rows_for(path: str, result: Any) -> list[dict[str, str]]:
-    """The CSV rows of one image's :class:`facecore.multi.ImageResult`."""
-    from facecore.serialize import FaceOut, face_row
-
-    e = result.error
-    if isinstance(e, ModelFileError):
-        raise e
-    if isinstance(e, FileNotFoundError):
-        return [{"path": path, "n_faces": "0", "error": "file_not_found: no such file"}]
-    if isinstance(e, FacecoreError):
-        return [{"path": path, "n_faces": "0", "error": f"{e.code}: {e}"}]
-    if isinstance(e, OSError):
-        return [{"path": path, "n_faces": "0", "error": f"unreadable_file: {e.strerror or e}"}]
-    if e is not None:  # a bug for this one image must not stop the run; it is logged
-        log.error("analysis of %s failed", path, exc_info=e)
-        return [{"path": path, "n_faces": "0", "error": f"analysis_failed: {e}"}]
-    if not result.faces:
-        return [{"path": path, "n_faces": "0", "error": "no_face: no face found"}]
-    n = len(result.faces)
-    return [
-        face_row(path, i, n, FaceOut.from_face(f, points=False)) for i, f in enumerate(result.faces)
-    ]
-
-
-def analyze_chunk(paths: Sequence[str], analyzer: Any) -> list[Any]:
-    """:func:`facecore.multi.analyze_many` over ``paths``, each image decoded in a background
-    thread while the ones before it are detected."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from facecore.multi import analyze_many
-
-    with ThreadPoolExecutor(1, thread_name_prefix="decode") as io_pool:
-        decoded = [io_pool.submit(analyzer.load_image, p) for p in paths]
-        return analyze_many(analyzer, paths, decoded=decoded)
 
 
 def _work(paths: list[str]) -> list[tuple[str, list[dict[str, str]]]]:
@@ -212,7 +174,9 @@ def _results(
                 yield p, rows_for(p, r)
         return
     with ProcessPoolExecutor(
-        workers, initializer=_init_worker, initargs=(analyzer.config, worker_threads(workers))
+        workers,
+        initializer=_init_worker,
+        initargs=(analyzer.config, worker_threads(workers)),
     ) as pool:
         for rows in pool.map(_work, chunks):
             yield from rows

@@ -1,11 +1,12 @@
 """The batch runner on a Ray cluster: Ray Data over the paths, the analyzer held in actors.
 
 :func:`ray_results` is the ``--engine ray`` source of :func:`facecore.batch.run_batch`: the paths
-still to do become a Ray dataset, :class:`AnalyzerActor` (one model load per actor) analyses them
-in chunks with :func:`facecore.batch.analyze_chunk` and turns each image into the same rows as the
-local engine, and the driver streams the rows back to ``run_batch``, which writes, resumes and
-converts them exactly as for the local engine. The images are read by the actors, so every path
-must be readable on every node (a shared file system or the same mount everywhere).
+still to do become a Ray dataset, :class:`AnalyzerActor` (one model load per actor) analyses
+them in chunks with :func:`facecore.batch_rows.analyze_chunk` and turns each image into the same
+rows as the local engine, and the driver streams the rows back to ``run_batch``, which writes,
+resumes and converts them exactly as for the local engine. The images are read by the actors,
+so every path must be readable on every node (a shared file system or the same mount
+everywhere).
 
 Needs the ``ray`` extra (``ray[data,client]``). ``address``: ``None`` starts a local Ray instance
 in this process; ``"auto"`` joins the cluster this machine is part of; ``"ray://HOST:10001"``
@@ -50,7 +51,7 @@ class AnalyzerActor:
         self.analyzer = FaceAnalyzer(config).load()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        from facecore.batch import analyze_chunk, rows_for
+        from facecore.batch_rows import analyze_chunk, rows_for
 
         paths = [str(p) for p in batch["path"]]
         results = analyze_chunk(paths, self.analyzer)

@@ -19,9 +19,9 @@ def _fmt(v: Any, f: str = "{:.3f}") -> Any:
     return "-" if v is None else (f.format(v) if isinstance(v, float) else v)
 
 
-def write_quality_card(out: Path, cv: dict[str, Any]) -> Path:
-    """Write ``<out>.md`` for the model whose training document is ``cv``; returns the path."""
-    from facecore.quality.train import LICENCE, REBUILD
+def write_quality_card(out: Path, cv: dict[str, Any], *, licence: str, rebuild: str) -> Path:
+    """Write ``<out>.md`` for the model whose training document is ``cv`` (trained under
+    ``licence``, rebuilt by the command ``rebuild``); returns the path."""
     from facecore.training.card import CardTable, ModelCard, package_versions, write_card
 
     chosen = cv["chosen"]
@@ -82,7 +82,7 @@ def write_quality_card(out: Path, cv: dict[str, Any]) -> Path:
             f"for faces below {cv['warn_below']:.2f} (the service's default threshold, chosen "
             "from the error table below)."
         ),
-        licence=LICENCE,
+        licence=licence,
         model=[
             "RankIQA (Liu, van de Weijer, Bagdanov, ICCV 2017) without human quality labels: "
             "each training chip is distorted at four graded levels of seven kinds, and the "
@@ -162,7 +162,7 @@ def write_quality_card(out: Path, cv: dict[str, Any]) -> Path:
             "The clean photos of the three sets are studio or web crops; real photos may have "
             "mixtures of distortions the training never saw.",
         ],
-        rebuild=REBUILD,
+        rebuild=rebuild,
         rebuild_note=(
             "Deterministic given the seed and the chip caches; the error tables need the fold "
             "checkpoints of `make train-age` and `make train-scut-ldl` (reused from their "

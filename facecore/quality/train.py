@@ -723,7 +723,7 @@ def main(
     write_manifest_entry(entry, out.parent)
     from facecore.quality.card import write_quality_card
 
-    card_path = write_quality_card(out, cv)
+    card_path = write_quality_card(out, cv, licence=LICENCE, rebuild=REBUILD)
     return QualityTrainResult(cv=cv, model_path=model_path, card_path=card_path)
 
 
