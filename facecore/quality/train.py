@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from facecore.quality.distortions import N_LEVELS, distort, distortion_kinds
+from facecore.quality.distortions import LEVELS, N_LEVELS, distort, distortion_kinds
 
 __all__ = [
     "LICENCE",
@@ -651,7 +651,7 @@ def main(
         "config": cfg.to_dict(),
         "photos": counts,
         "versions_per_photo": N_VERSIONS,
-        "distortions": {k: list(v) for k, v in _levels().items()},
+        "distortions": {k: list(v) for k, v in LEVELS.items()},
         "candidates": candidates,
         "chosen": chosen,
         "calibration": calib_fit,
@@ -725,12 +725,6 @@ def main(
 
     card_path = write_quality_card(out, cv, licence=LICENCE, rebuild=REBUILD)
     return QualityTrainResult(cv=cv, model_path=model_path, card_path=card_path)
-
-
-def _levels() -> dict[str, tuple[float, ...]]:
-    from facecore.quality.distortions import LEVELS
-
-    return LEVELS
 
 
 def _config_tag(cfg: QualityTrainConfig) -> str:
