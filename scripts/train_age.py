@@ -31,6 +31,20 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="add this weight x |E[pred] - E[target]| to the KL loss (DLDL-v2)",
     )
+    ap.add_argument(
+        "--jitter",
+        type=int,
+        default=0,
+        help="jittered views per chip (shift/zoom/rotation/light) to train on, besides flips",
+    )
+    ap.add_argument(
+        "--pilot",
+        type=int,
+        default=None,
+        metavar="K",
+        help="train only the first K CV folds and compare them with every other recipe's saved "
+        "folds (nothing written to --out; a full run later resumes from these folds)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     args = ap.parse_args(argv)
     logging.basicConfig(
@@ -48,12 +62,18 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             lr=args.lr,
             expectation_weight=args.expectation_weight,
+            jitter=args.jitter,
         ),
         work_dir=args.work_dir,
     )
     if not (args.data / "utkface").is_dir():
         print(f"error: {args.data}/utkface not found", file=sys.stderr)
         return 2
+    if args.pilot is not None:
+        from facecore.age.train import pilot
+
+        print(json.dumps(pilot(args.data, cfg, args.pilot, device=args.device), indent=1))
+        return 0
     res = train(args.data, args.out, cfg, device=args.device)
     print(json.dumps(res.cv["learners"], indent=1))
     print(f"model: {res.model_path}  card: {res.card_path}  seconds: {res.seconds}")

@@ -337,6 +337,7 @@ def main(
     from facecore.training.folds import kfold_splits
     from facecore.training.tops import (
         cross_validated_distributions,
+        dataset_views,
         top_manifest_entry,
         train_top,
         write_cv_document,
@@ -370,12 +371,21 @@ def main(
     fold_dir = cv_fold_dir(cfg)
     maps = np.asarray(data.maps)[data.rows]
     maps_flipped = np.asarray(data.maps_flipped)[data.rows]
+    views = None
+    if recipe.jitter:
+        views = [
+            np.asarray(v)[data.rows]
+            for v in dataset_views(
+                data.chips, recipe.input_node, recipe.jitter, work / "maps", seed=cfg.seed
+            )
+        ]
     raw, fold_seconds = cross_validated_distributions(
         maps,
         targets,
         folds,
         recipe,
         maps_flipped=maps_flipped,
+        maps_views=views,
         work_dir=fold_dir,
         device=device,
         bins=AGE_BINS,
@@ -405,6 +415,7 @@ def main(
         targets,
         recipe,
         maps_flipped=maps_flipped,
+        maps_views=views,
         checkpoint_dir=fold_dir / "ckpt-final",
         device=device,
         bins=AGE_BINS,
@@ -533,7 +544,14 @@ def main(
             "distribution says that neighbouring ages look alike and gives the interval.",
             f"Recipe: {recipe.epochs} epochs, batch {recipe.batch_size}, one-cycle AdamW (peak lr "
             f"{recipe.lr}, weight decay {recipe.weight_decay}), exact flip augmentation from the "
-            "mirrored chips' maps.",
+            "mirrored chips' maps"
+            + (
+                f", and {recipe.jitter} jittered views of every chip (random shift, zoom, "
+                "rotation, brightness and contrast; facecore.training.augment), each with its "
+                "mirror, a training sample drawn from all of them."
+                if recipe.jitter
+                else "."
+            ),
             (
                 f"Correction: the distribution tempered by T={temperature} and shifted so that "
                 "its expectation follows an isotonic map fitted on out-of-fold predictions "
@@ -607,6 +625,77 @@ def main(
     card_path = write_card(card, out.with_name(out.name + ".md"))
     seconds["total"] = time.perf_counter() - t_all
     return AgeTrainResult(cv=cv, model_path=model_path, card_path=card_path, seconds=seconds)
+
+
+def pilot(
+    data_root: str | os.PathLike[str],
+    config: AgeTrainConfig | None = None,
+    k: int = 1,
+    *,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train the first ``k`` CV folds of ``config``'s recipe (saved, so the full run resumes
+    from them) and compare them, on the same test photos, with every other recipe whose folds
+    lie in the work folder: ``{folder: {recipe, folds, mae, cs5, mae_median}}`` (the expectation's
+    MAE and CS(5) and the median's MAE, over the test photos of those folds)."""
+    from facecore.training.folds import kfold_splits
+    from facecore.training.tops import cross_validated_distributions, dataset_views
+
+    cfg = config or AgeTrainConfig()
+    if not 1 <= k <= cfg.folds:
+        raise ValueError(f"k must be in 1..{cfg.folds}, got {k}")
+    from facecore.ldl.distributions import gaussian_label_distribution
+
+    work = Path(cfg.work_dir)
+    data = load_age_data(data_root, work)
+    y = data.ages
+    folds = kfold_splits(len(y), cfg.folds, cfg.seed, stratify=y)[:k]
+    recipe = cfg.recipe
+    views = None
+    if recipe.jitter:
+        views = [
+            np.asarray(v)[data.rows]
+            for v in dataset_views(
+                data.chips, recipe.input_node, recipe.jitter, work / "maps", seed=cfg.seed
+            )
+        ]
+    cross_validated_distributions(
+        np.asarray(data.maps)[data.rows],
+        gaussian_label_distribution(y, AGE_BINS, cfg.sigma),
+        folds,
+        recipe,
+        maps_flipped=np.asarray(data.maps_flipped)[data.rows],
+        maps_views=views,
+        work_dir=cv_fold_dir(cfg),
+        device=device,
+        bins=AGE_BINS,
+    )
+    test = np.concatenate([te for _, te in folds])
+    prefix = f"cv-{cfg.folds}f-s{cfg.seed}-"
+    out: dict[str, Any] = {}
+    for folder in sorted(work.glob(prefix + "*")):
+        probs = []
+        for j, (_, te) in enumerate(folds):
+            path = folder / f"fold{j}.npz"
+            if not path.is_file():
+                break
+            with np.load(path) as z:
+                if not np.array_equal(z["test"], te):
+                    break
+                probs.append(z["probs"])
+        if len(probs) < k:
+            continue
+        p = np.concatenate(probs)
+        median = AGE_BINS[np.argmax(np.cumsum(p, axis=1) >= 0.5, axis=1)]
+        m = age_metrics(y[test], p @ AGE_BINS)
+        out[folder.name] = {
+            "recipe": json.loads((folder / "recipe.json").read_text())["recipe"],
+            "folds": k,
+            "mae": round(m["mae"], 4),
+            "cs5": round(m["cs5"], 4),
+            "mae_median": round(float(np.mean(np.abs(median - y[test]))), 4),
+        }
+    return out
 
 
 def cv_fold_dir(cfg: AgeTrainConfig) -> Path:

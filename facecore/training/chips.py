@@ -370,7 +370,8 @@ def load_face_resnet() -> Any:
     return DlibFaceResNet.from_dlib_file(resolve(FACE_RESNET_MODEL))
 
 
-def _maps_path(cache_dir: str | os.PathLike[str], key: str, upto: str, dtype: str) -> Path:
+def maps_cache_path(cache_dir: str | os.PathLike[str], key: str, upto: str, dtype: str) -> Path:
+    """Where :func:`frozen_maps` caches the maps of ``key``."""
     digest = hashlib.sha256(f"{key}|{upto}|{dtype}".encode()).hexdigest()[:16]
     return Path(cache_dir) / f"maps-{upto}-{dtype}-{digest}.npy"
 
@@ -420,7 +421,7 @@ def frozen_maps(
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
     if cache_dir is not None and not key:
         raise ValueError("caching the maps needs a key naming the chips and the model")
-    path = None if cache_dir is None else _maps_path(cache_dir, str(key), upto, dtype)
+    path = None if cache_dir is None else maps_cache_path(cache_dir, str(key), upto, dtype)
     if path is not None and path.is_file():
         maps = np.load(path, mmap_mode="r")
         if len(maps) == len(chips):

@@ -388,6 +388,7 @@ def fit(
     progress: Callable[[EpochRecord], None] | None = None,
     resume: bool = False,
     X_flipped: ArrayLike | None = None,
+    X_views: Sequence[ArrayLike] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``(X, Y)`` and keep its best epoch.
 
@@ -418,6 +419,11 @@ def fit(
         Inputs of the mirrored images (e.g. frozen maps of the mirrored chips): each training
         sample is taken from it with probability 1/2 - the exact flip augmentation for cached
         feature maps, where ``config.hflip`` (flipping the map itself) is an approximation.
+    X_views : sequence of ndarrays or Tensors of the shape of X, optional
+        Other versions of the inputs (e.g. the maps of mirrored and jittered chips,
+        :func:`facecore.training.tops.dataset_views`): each training sample is drawn uniformly
+        from ``X`` and these. Not together with ``X_flipped`` (put the mirrored maps among the
+        views).
 
     Returns
     -------
@@ -436,6 +442,11 @@ def fit(
         raise ValueError(f"hflip needs (N, C, H, W) input, got shape {tuple(X.shape)}")
     if X_flipped is not None and tuple(X_flipped.shape) != tuple(X.shape):
         raise ValueError(f"X_flipped must have X's shape {tuple(X.shape)}")
+    views = list(X_views or ())
+    if views and X_flipped is not None:
+        raise ValueError("pass the mirrored inputs either as X_flipped or among X_views")
+    if any(tuple(v.shape) != tuple(X.shape) for v in views):
+        raise ValueError(f"every view in X_views must have X's shape {tuple(X.shape)}")
     if val is None and (metric is not None or config.patience is not None):
         raise ValueError("metric and patience need a validation split (val=)")
     if val is not None and (len(val[0]) == 0 or len(val[0]) != len(val[1])):
@@ -496,6 +507,12 @@ def fit(
                     mirror = torch.rand(len(idx), generator=gen) < 0.5
                     if bool(mirror.any()):
                         xb[mirror] = _take(X_flipped, idx[mirror]).to(xb.dtype)
+                if views:
+                    pick = torch.randint(0, len(views) + 1, (len(idx),), generator=gen)
+                    for v, view in enumerate(views, start=1):
+                        sel = pick == v
+                        if bool(sel.any()):
+                            xb[sel] = _take(view, idx[sel]).to(xb.dtype)
                 if config.hflip:
                     xb = random_hflip(xb, gen)
                 xb, yb = _to(xb, device), _to(_take(Y, idx), device)

@@ -33,6 +33,7 @@ __all__ = [
     "TopRecipe",
     "cross_validated_distributions",
     "dataset_maps",
+    "dataset_views",
     "new_top",
     "train_top",
     "top_manifest_entry",
@@ -61,6 +62,9 @@ class TopRecipe:
     expectation_weight : float, default 0.0
         Weight of the expectation term added to the KL loss (``FitConfig.expectation_weight``;
         needs the bins).
+    jitter : int, default 0
+        Jittered views per chip (:func:`dataset_views`; each with its mirror image) that a
+        training sample is drawn from besides the plain and mirrored maps; 0: flips only.
     """
 
     start: str = "stage3"
@@ -72,6 +76,7 @@ class TopRecipe:
     hflip: bool = True
     seed: int = 0
     expectation_weight: float = 0.0
+    jitter: int = 0
 
     @property
     def input_node(self) -> str:
@@ -80,11 +85,12 @@ class TopRecipe:
         return "stem" if n == 1 else f"stage{n - 1}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings; ``expectation_weight`` only when set (so that folds trained before the
-        field existed keep their key)."""
+        """The settings; ``expectation_weight`` and ``jitter`` only when set (so that folds
+        trained before those fields existed keep their key)."""
         d = asdict(self)
-        if not d["expectation_weight"]:
-            del d["expectation_weight"]
+        for name in ("expectation_weight", "jitter"):
+            if not d[name]:
+                del d[name]
         return d
 
 
@@ -119,6 +125,59 @@ def dataset_maps(
         key=key + "|mirrored",
     )
     return maps, flipped
+
+
+def dataset_views(
+    chips: Any,
+    upto: str,
+    n_jitter: int,
+    cache_dir: str | os.PathLike[str] | None = ".cache/maps",
+    *,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """The other versions of a dataset's frozen maps that a top trains on: the mirrored chips'
+    maps, then for each of ``n_jitter`` jittered views
+    (:func:`facecore.training.augment.jitter_chips`, default ranges, ``seed``) its maps and its
+    mirror's. ``1 + 2 * n_jitter`` float16 arrays
+    (N, C, H, W), each cached in ``cache_dir``."""
+    from facecore.training.augment import Jitter, jitter_chips
+    from facecore.training.chips import FACE_RESNET_MODEL, frozen_maps, load_face_resnet
+
+    if n_jitter < 0:
+        raise ValueError(f"n_jitter must be >= 0, got {n_jitter}")
+    _, flipped = dataset_maps(chips, upto, cache_dir)
+    views = [flipped]
+    model = load_face_resnet()
+    base = f"{chips.cache_key}|{FACE_RESNET_MODEL}"
+    jitter = Jitter()
+    for v in range(n_jitter):
+        key = f"{base}|jitter{v}|seed{seed}|{json.dumps(jitter.to_dict(), sort_keys=True)}"
+        keys = (key, key + "|mirrored")
+        pair = [_cached_maps(cache_dir, k, upto, len(chips.chips)) for k in keys]
+        if any(m is None for m in pair):
+            moved = jitter_chips(chips.chips, v, seed=seed, jitter=jitter)
+            for j, src in enumerate((moved, np.ascontiguousarray(moved[:, :, ::-1]))):
+                if pair[j] is None:
+                    pair[j] = frozen_maps(
+                        src, model, upto=upto, dtype="float16", cache_dir=cache_dir, key=keys[j]
+                    )
+        views.extend(pair)
+    return views
+
+
+def _cached_maps(
+    cache_dir: str | os.PathLike[str] | None, key: str, upto: str, n: int
+) -> np.ndarray | None:
+    """The cached float16 maps of ``key`` when they exist with ``n`` rows (memory-mapped)."""
+    from facecore.training.chips import maps_cache_path
+
+    if cache_dir is None:
+        return None
+    path = maps_cache_path(cache_dir, key, upto, "float16")
+    if not path.is_file():
+        return None
+    maps = np.load(path, mmap_mode="r")
+    return maps if len(maps) == n else None
 
 
 def trunk_features(chips: Any, rows: np.ndarray, cache_dir: str | os.PathLike[str]) -> np.ndarray:
@@ -158,12 +217,16 @@ def train_top(
     recipe: TopRecipe,
     *,
     maps_flipped: np.ndarray | None = None,
+    maps_views: Sequence[np.ndarray] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     backbone: Any = None,
     device: str = "cpu",
     bins: Any = None,
 ) -> tuple[Any, Any]:
     """Fit a new top on ``maps`` (N, C, H, W) and target distributions (N, K).
+
+    ``maps_views`` (with ``recipe.jitter``): the other versions of the maps, mirrored first, as
+    :func:`dataset_views` gives them; ``maps_flipped`` (flips only) otherwise.
 
     Returns
     -------
@@ -173,7 +236,14 @@ def train_top(
     """
     from facecore.training.fit import FitConfig, fit
 
-    if recipe.hflip and maps_flipped is None:
+    if recipe.jitter:
+        want = 1 + 2 * recipe.jitter
+        if maps_views is None or len(maps_views) != want:
+            got = None if maps_views is None else len(maps_views)
+            raise ValueError(f"recipe.jitter={recipe.jitter} needs {want} maps_views, got {got}")
+        if not recipe.hflip:
+            raise ValueError("recipe.jitter needs hflip (the views include the mirror images)")
+    elif recipe.hflip and maps_flipped is None:
         raise ValueError("recipe.hflip needs maps_flipped (the mirrored chips' maps)")
     top = new_top(recipe, targets.shape[1], backbone)
     config = FitConfig(
@@ -194,7 +264,8 @@ def train_top(
         targets,
         config,
         resume=checkpoint_dir is not None,
-        X_flipped=maps_flipped if recipe.hflip else None,
+        X_flipped=maps_flipped if recipe.hflip and not recipe.jitter else None,
+        X_views=list(maps_views) if recipe.jitter else None,
     )
     return top.eval(), result
 
@@ -210,6 +281,7 @@ def cross_validated_distributions(
     recipe: TopRecipe,
     *,
     maps_flipped: np.ndarray | None = None,
+    maps_views: Sequence[np.ndarray] | None = None,
     work_dir: str | os.PathLike[str],
     device: str = "cpu",
     bins: Any = None,
@@ -224,6 +296,8 @@ def cross_validated_distributions(
     folds : sequence of (train_idx, test_idx)
     recipe : TopRecipe
     maps_flipped : ndarray (N, C, H, W), optional
+    maps_views : sequence of ndarrays (N, C, H, W), optional
+        The other versions of the maps, with ``recipe.jitter`` (:func:`train_top`).
     work_dir : path-like
         Fold results (``fold<k>.npz``) and checkpoints; keyed by the recipe (a different recipe
         in the same folder is refused).
@@ -272,6 +346,7 @@ def cross_validated_distributions(
             targets[tr],
             recipe,
             maps_flipped=None if maps_flipped is None else np.asarray(maps_flipped[tr]),
+            maps_views=None if maps_views is None else [np.asarray(v[tr]) for v in maps_views],
             checkpoint_dir=work / f"ckpt{k}",
             backbone=backbone,
             device=device,

@@ -1,0 +1,118 @@
+"""Seeded geometric and photometric jitter of aligned face chips, for cached-map training.
+
+A head's top trains on frozen maps computed once per chip
+(:func:`facecore.training.chips.frozen_maps`), so augmentation that the frozen bottom must see
+happens before the cache: each chip gets a few jittered *views* (a small random similarity
+transform about the chip's centre - shift, scale, rotation - and a brightness/contrast change),
+and the maps of every view, and of each view's mirror image, are cached beside the plain ones.
+The fit loop then draws one version of a sample per step (:func:`facecore.training.fit.fit`,
+``X_views``).
+
+The jitter of view ``v`` of chip ``i`` depends only on ``(seed, v, i)``, so a cache is the same
+whatever chunks it was made in. This module implements no paper; random crops, scales and
+rotations are the standard augmentation of the age and attractiveness networks facecore follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Jitter", "jitter_chips"]
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Ranges of the random transform of one view (each drawn uniformly in +-range).
+
+    Attributes
+    ----------
+    shift : float, default 0.04
+        Translation, as a fraction of the chip side (6 px of a 150 px chip).
+    scale : float, default 0.08
+        Relative zoom (0.92x to 1.08x).
+    rotate : float, default 10.0
+        Rotation in degrees.
+    brightness : float, default 0.12
+        Added brightness, as a fraction of the 0-255 range.
+    contrast : float, default 0.15
+        Relative contrast about the chip's mean.
+    """
+
+    shift: float = 0.04
+    scale: float = 0.08
+    rotate: float = 10.0
+    brightness: float = 0.12
+    contrast: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            top = 0.5 if name in ("shift", "scale", "contrast") else float("inf")
+            if not 0 <= value < top:
+                raise ValueError(f"{name} must be in [0, {top}), got {value}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _params(rng: np.random.Generator, jitter: Jitter) -> tuple[float, ...]:
+    u = rng.uniform(-1.0, 1.0, size=6)
+    return (
+        u[0] * jitter.shift,
+        u[1] * jitter.shift,
+        1.0 + u[2] * jitter.scale,
+        u[3] * jitter.rotate,
+        u[4] * jitter.brightness * 255.0,
+        1.0 + u[5] * jitter.contrast,
+    )
+
+
+def jitter_chips(
+    chips: Any,
+    view: int,
+    *,
+    seed: int = 0,
+    jitter: Jitter | None = None,
+    start: int = 0,
+) -> np.ndarray:
+    """View ``view`` of ``chips`` (N, S, S, 3) uint8: each chip moved, zoomed, turned and
+    re-lit by its own seeded draw (edges filled by reflection), same shape and dtype.
+
+    Parameters
+    ----------
+    chips : array-like (N, S, S, 3) uint8
+    view : int
+        Which view (>= 0); different views of a chip are independent draws.
+    seed : int, default 0
+    jitter : Jitter, optional
+        The ranges (default :class:`Jitter`).
+    start : int, default 0
+        Index of ``chips[0]`` in the whole dataset (so that a chunk gets the draws its rows get
+        in one call over every chip).
+    """
+    import cv2
+
+    if view < 0:
+        raise ValueError(f"view must be >= 0, got {view}")
+    jitter = jitter or Jitter()
+    chips = np.asarray(chips)
+    if chips.ndim != 4 or chips.shape[3] != 3 or chips.dtype != np.uint8:
+        raise ValueError(f"chips must be (N, S, S, 3) uint8, got {chips.shape} {chips.dtype}")
+    out = np.empty_like(chips)
+    h, w = chips.shape[1:3]
+    centre = ((w - 1) / 2.0, (h - 1) / 2.0)
+    for i, chip in enumerate(chips):
+        rng = np.random.default_rng((seed, view, start + i))
+        dx, dy, zoom, angle, bright, contrast = _params(rng, jitter)
+        m = cv2.getRotationMatrix2D(centre, angle, zoom)
+        m[0, 2] += dx * w
+        m[1, 2] += dy * h
+        moved = cv2.warpAffine(
+            chip, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
+        f = moved.astype(np.float32)
+        f = (f - f.mean()) * contrast + f.mean() + bright
+        out[i] = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+    return out
