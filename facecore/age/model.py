@@ -27,6 +27,8 @@ class AgeStage(DistributionHead):
     ----------
     model : str, default "age_utkface"
         Manifest name of an ``age`` model.
+    precision : {"auto", "float32"}, default "auto"
+        int8 where the model file allows, or float32 (:class:`~facecore.ldl.deep.DistributionHead`).
 
     Raises
     ------
@@ -42,5 +44,5 @@ class AgeStage(DistributionHead):
     default = True
     prediction_names = ("age",)
 
-    def __init__(self, model: str = DEFAULT_MODEL) -> None:
-        super().__init__(model)
+    def __init__(self, model: str = DEFAULT_MODEL, precision: str = "auto") -> None:
+        super().__init__(model, precision=precision)

@@ -222,6 +222,9 @@ class AttractivenessStage:
         Manifest name of the model file.
     models_dir : path-like, optional
         Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
+    precision : {"auto", "float32"}, default "auto"
+        For a rating-distribution model: int8 where its file allows, or float32
+        (:class:`~facecore.ldl.deep.DistributionHead`).
 
     Raises
     ------
@@ -238,6 +241,7 @@ class AttractivenessStage:
         self,
         model: str = "attractiveness_scut",
         models_dir: str | os.PathLike[str] | None = None,
+        precision: str = "auto",
     ) -> None:
         from facecore.attractiveness.ldl_model import DEEP_ARCHITECTURE, LdlAttractiveness
 
@@ -246,7 +250,7 @@ class AttractivenessStage:
         spec = check_model(model, "attractiveness", self.models_dir)
         # A rating-distribution model (a fine-tuned trunk top) is served by its own head.
         self._deep = (
-            LdlAttractiveness(model, self.models_dir)
+            LdlAttractiveness(model, self.models_dir, precision=precision)
             if spec.architecture == DEEP_ARCHITECTURE
             else None
         )

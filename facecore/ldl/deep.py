@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 #: Tag stored in every model file.
 FILE_FORMAT = "facecore.ldl.top/1"
+#: How a top may run: int8 where its file allows (:mod:`facecore.nn.quantize`), or float32.
+PRECISIONS = ("auto", "float32")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -143,6 +145,12 @@ class TopDistributionModel:
         that its 90% interval covers 90% of cross-validated cases).
     metadata : dict
         JSON-friendly: task, training data, cross-validated metrics, licence, ...
+    int8 : dict or None
+        ``{"qparams": {...}}``: the activation ranges of the top's int8 version
+        (:func:`facecore.nn.quantize.activation_qparams`, from :meth:`with_int8`); the top is
+        then served in int8 (:attr:`serving_top`) unless ``precision="float32"``. None: float.
+    precision : {"auto", "float32"}, default "auto"
+        "auto": int8 where the file has its ranges and this CPU an int8 engine.
     """
 
     top: Any
@@ -150,15 +158,47 @@ class TopDistributionModel:
     calibration: tuple[np.ndarray, np.ndarray] | None = None
     temperature: float = 1.0
     metadata: dict[str, Any] = field(default_factory=dict)
+    int8: dict[str, Any] | None = None
+    precision: str = "auto"
+    _serving: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    @property
+    def serving_top(self) -> Any:
+        """The module that runs: the int8 top (built once, from :attr:`int8`) or the float one."""
+        if self._serving is None:
+            self._serving = self.top
+            if self.int8 is not None and self.precision == "auto":
+                from facecore.nn.quantize import quantize_top
+
+                try:
+                    self._serving = quantize_top(self.top, qparams=self.int8["qparams"])
+                except RuntimeError as exc:  # no int8 engine in this torch build
+                    logger.warning("serving the float top: %s", exc)
+        return self._serving
+
+    def with_int8(self, calibration: Any) -> TopDistributionModel:
+        """A copy served in int8, its activation ranges set by ``calibration`` (maps of the
+        top's input node, e.g. a few hundred training photos';
+        :func:`facecore.nn.quantize.quantize_top`)."""
+        import dataclasses
+
+        from facecore.nn.quantize import activation_qparams, quantize_top
+
+        q = quantize_top(self.top, calibration)
+        out = dataclasses.replace(self, int8={"qparams": activation_qparams(q)})
+        out._serving = q
+        return out
 
     def predict_logits(self, faces: Sequence[Face]) -> np.ndarray:
         from facecore.trunk import run_top
 
-        return run_top(self.top, faces)
+        return run_top(self.serving_top, faces)
 
     def distributions(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values, probabilities) from logits (:func:`calibrate` with the model's settings)."""
@@ -181,11 +221,14 @@ class TopDistributionModel:
             "metadata": self.metadata,
             "state": half_state(self.top),
         }
+        if self.int8 is not None:
+            doc["int8"] = self.int8
         return save_doc(doc, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> TopDistributionModel:
-        """Read a model written by :meth:`save`, ready for inference.
+    def load(cls, path: str | os.PathLike[str], precision: str = "auto") -> TopDistributionModel:
+        """Read a model written by :meth:`save`, ready for inference (``precision``: see the
+        class).
 
         Raises
         ------
@@ -215,6 +258,8 @@ class TopDistributionModel:
             calibration=None if cal is None else (np.asarray(cal[0]), np.asarray(cal[1])),
             temperature=float(doc.get("temperature", 1.0)),
             metadata=dict(doc.get("metadata") or {}),
+            int8=doc.get("int8"),
+            precision=precision,
         )
 
 
@@ -231,6 +276,9 @@ class DistributionHead:
         Manifest name of the model file (default: the class's ``default_model``).
     models_dir : path-like, optional
         Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
+    precision : {"auto", "float32"}, default "auto"
+        "auto" serves the top in int8 where its file carries the int8 ranges (as the shipped
+        ones do: their cards give the int8 figures); "float32" the float weights.
     """
 
     name: ClassVar[str]
@@ -242,16 +290,23 @@ class DistributionHead:
     image_free: ClassVar[bool] = True
 
     def __init__(
-        self, model: str | None = None, models_dir: str | os.PathLike[str] | None = None
+        self,
+        model: str | None = None,
+        models_dir: str | os.PathLike[str] | None = None,
+        precision: str = "auto",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model_name = model or self.default_model
         self.models_dir = None if models_dir is None else Path(models_dir)
+        self.precision = precision
         self._spec = check_model(self.model_name, self.task, self.models_dir)
         self._model = Lazy(self._read_model)
 
     def _read_model(self) -> TopDistributionModel:
         path = resolve(self.model_name, directory=self.models_dir)
-        model = TopDistributionModel.load(path)
+        model = TopDistributionModel.load(path, precision=self.precision)
+        _ = model.serving_top  # quantize once here, not on the first request
         logger.info("loaded %s from %s", self.model_name, path)
         return model
 

@@ -31,9 +31,11 @@ import numpy as np
 
 __all__ = [
     "TopRecipe",
+    "calibration_maps",
     "cross_validated_distributions",
     "dataset_maps",
     "dataset_views",
+    "int8_cross_validated",
     "new_top",
     "train_top",
     "top_manifest_entry",
@@ -361,6 +363,70 @@ def cross_validated_distributions(
         seconds.append(took)
         logger.info("fold %d trained in %.0f s", k, took)
     return oof, seconds
+
+
+#: Training photos whose maps set a quantized top's activation ranges.
+CALIBRATION_SIZE = 512
+
+
+def calibration_maps(
+    maps: np.ndarray, rows: np.ndarray | None = None, *, seed: int = 0, size: int = CALIBRATION_SIZE
+) -> np.ndarray:
+    """float32 maps of a seeded sample of ``size`` of ``rows`` (default: every row), in row
+    order: what :func:`facecore.nn.quantize.quantize_top` calibrates on."""
+    rows = np.arange(len(maps)) if rows is None else np.asarray(rows)
+    if len(rows) > size:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, size, replace=False))
+    return np.asarray(maps[rows], dtype=np.float32)
+
+
+def int8_cross_validated(
+    maps: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    recipe: TopRecipe,
+    n_outputs: int,
+    *,
+    work_dir: str | os.PathLike[str],
+    seed: int = 0,
+) -> np.ndarray:
+    """Out-of-fold distributions of every fold's top served in int8.
+
+    Each fold's trained top (its last checkpoint, left by :func:`cross_validated_distributions`
+    in ``work_dir``) is quantized with ranges from :func:`calibration_maps` of that fold's
+    training rows only, and predicts that fold's test rows: the CV of the int8 model as served.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a fold's checkpoint is missing (rerun the cross-validation in that folder).
+    """
+    import torch
+
+    from facecore.nn.quantize import quantize_top
+    from facecore.training.chips import load_face_resnet
+    from facecore.training.fit import CHECKPOINT_NAME
+
+    work = Path(work_dir)
+    backbone = load_face_resnet()
+    oof = np.full((len(maps), n_outputs), np.nan, np.float32)
+    for k, (tr, te) in enumerate(folds):
+        ckpt = work / f"ckpt{k}" / CHECKPOINT_NAME
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt} is missing: rerun the cross-validation in {work}")
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if saved["epoch"] != recipe.epochs:
+            raise ValueError(f"{ckpt} stopped at epoch {saved['epoch']} of {recipe.epochs}")
+        top = new_top(recipe, n_outputs, backbone)
+        top.load_state_dict(saved["best_state"] or saved["model"])
+        q = quantize_top(top.eval(), calibration_maps(maps, tr, seed=seed + k))
+        with torch.inference_mode():
+            for s in range(0, len(te), 256):
+                rows = te[s : s + 256]
+                logits = q.predict(torch.from_numpy(np.asarray(maps[rows], dtype=np.float32)))
+                z = logits.double()
+                oof[rows] = torch.softmax(z, dim=1).numpy()
+        logger.info("fold %d served in int8", k)
+    return oof
 
 
 #: The manifest architecture of a fine-tuned trunk top (a TopDistributionModel file).

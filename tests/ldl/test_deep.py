@@ -123,3 +123,27 @@ def test_a_top_saved_after_folding_loads(tmp_path):
     model.top = for_inference(model.top)  # affines folded into the convolutions
     loaded = TopDistributionModel.load(model.save(tmp_path / "folded.pt"))
     np.testing.assert_allclose(loaded.predict_logits(faces), ref, atol=2e-2)
+
+
+def test_an_int8_model_keeps_its_ranges_in_the_file(tmp_path):
+    """with_int8 -> save -> load serves the same int8 top; precision="float32" the float one."""
+    from facecore.nn.quantize import is_quantized
+
+    model = _model()
+    cal = np.stack([_face(s).features[map_key("stage4")] for s in range(10, 42)])
+    q = model.with_int8(cal)
+    assert model.int8 is None and not is_quantized(model.serving_top)
+    assert is_quantized(q.serving_top) and set(q.int8) == {"qparams"}
+    faces = [_face(0), _face(1)]
+    ref, out = model.predict_logits(faces), q.predict_logits(faces)
+    assert np.abs(out - ref).mean() < 0.1 * ref.std()  # int8 close to float
+    path = q.save(tmp_path / "q.pt")
+    loaded = TopDistributionModel.load(path)
+    assert loaded.int8 == q.int8 and is_quantized(loaded.serving_top)
+    # the file's float16 weights, re-quantized with the stored ranges
+    np.testing.assert_allclose(loaded.predict_logits(faces), out, atol=0.1 * ref.std())
+    flt = TopDistributionModel.load(path, precision="float32")
+    assert not is_quantized(flt.serving_top)
+    np.testing.assert_allclose(flt.predict_logits(faces), ref, atol=2e-2)
+    with pytest.raises(ValueError, match="precision"):
+        TopDistributionModel.load(path, precision="int4")
