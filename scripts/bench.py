@@ -9,7 +9,8 @@ use one thread each (the service's default ``FACECORE_WORKER_THREADS``).
 
 Besides the shipped stages it times a stub head that owns a copy of the trunk's stages 4-5 and
 runs from the shared stage-3 map (``facecore.nn.top.BackboneTop`` with an untrained output layer;
-the timing of a fine-tuned head, not a model), and reports its cost as a share of one trunk
+the timing of a fine-tuned head, not a model), in int8 as the shipped tops run
+(:mod:`facecore.nn.quantize`) and in float32, and reports its cost as a share of one trunk
 forward.
 
     .venv/bin/python scripts/bench.py [--repeat 30] [--image PATH] [--out bench.json]
@@ -51,17 +52,24 @@ def timeit(fn: Callable[[], object], repeat: int, warmup: int = 2) -> dict[str, 
 
 
 class StubTopHead:
-    """A head with its own copy of trunk stages 4-5 (untrained output layer): bench only."""
+    """A head with its own copy of trunk stages 4-5 (untrained output layer): bench only.
+
+    With ``calibration`` (stage-3 maps) it runs in int8 as the shipped tops do
+    (:func:`facecore.nn.quantize.quantize_top`), else in float32.
+    """
 
     name = "stub_top"
     requires = ("trunk",)
 
-    def __init__(self, trunk_network: object) -> None:
+    def __init__(self, trunk_network: object, calibration: object = None) -> None:
         from facecore.nn.dlib_resnet import for_inference
+        from facecore.nn.quantize import quantize_top
         from facecore.nn.top import BackboneTop
         from facecore.stages import Output
 
         self.top = for_inference(BackboneTop(trunk_network, start="stage4", num_outputs=9))
+        if calibration is not None:
+            self.top = quantize_top(self.top, calibration)
         self.provides = (Output("stub_top", distribution=True),)
 
     def load(self) -> None:
@@ -83,6 +91,22 @@ class StubTopHead:
         ]
 
 
+def fixture_maps() -> object:
+    """Stage-3 maps of the faces in tests/fixtures' photos (the int8 stub's calibration)."""
+    import numpy as np
+
+    from facecore.analyzer import FaceAnalyzer
+    from facecore.trunk import map_key
+
+    analyzer = FaceAnalyzer(stages=("landmarks", "trunk")).load()
+    maps = [
+        face.features[map_key("stage3")]
+        for path in sorted((ROOT / "tests" / "fixtures").glob("*.jpg"))
+        for face in analyzer.analyze(path.read_bytes())
+    ]
+    return np.stack(maps)
+
+
 def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     """name -> zero-argument callable, for every stage of the pipeline."""
     import numpy as np
@@ -96,7 +120,7 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     from facecore.detect import HogDetector, MtcnnDetector
     from facecore.io import load_image
     from facecore.landmarks import LandmarkPredictor
-    from facecore.trunk import TrunkStage
+    from facecore.trunk import TrunkStage, map_key
 
     img = load_image(data)
     hog, mtcnn = HogDetector(), MtcnnDetector()
@@ -110,7 +134,10 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     chips = face_chips(img, [face])
     chips8 = np.repeat(chips, 8, axis=0)
     (with_maps,) = trunk(img, [face])
-    stub = StubTopHead(trunk.network)
+    # The int8 stub's ranges: stage-3 maps of the fixture photos' faces (and of this one).
+    calibration = np.concatenate([with_maps.features[map_key("stage3")][None], fixture_maps()])
+    stub = StubTopHead(trunk.network, calibration)
+    stub_float = StubTopHead(trunk.network)
 
     pipeline = FaceAnalyzer(stages=("landmarks", "trunk")).load()
     heads = FaceAnalyzer().load()  # the default heads
@@ -147,6 +174,8 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         **head_calls,
         "stub_top_head_per_face": lambda: stub(img, [with_maps]),
         "stub_top_head_batch8": lambda: stub(img, [with_maps] * 8),
+        "stub_top_head_float32_per_face": lambda: stub_float(img, [with_maps]),
+        "stub_top_head_float32_batch8": lambda: stub_float(img, [with_maps] * 8),
         "analyze_whole": lambda: pipeline.analyze(data),
         "analyze_with_stub_head": lambda: with_stub.analyze(data),
         "analyze_default_heads": lambda: heads.analyze(data),
@@ -178,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     top_share = share("stub_top_head_per_face", "trunk_torch_per_chip")
     top_share8 = share("stub_top_head_batch8", "trunk_torch_batch8")
+    float_share = share("stub_top_head_float32_per_face", "trunk_torch_per_chip")
     report = {
         "image": str(
             image.relative_to(ROOT.parent) if image.is_relative_to(ROOT.parent) else image
@@ -191,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": results,
         "stub_top_head_share_of_trunk": round(top_share, 3),
         "stub_top_head_share_of_trunk_batch8": round(top_share8, 3),
+        "stub_top_head_float32_share_of_trunk": round(float_share, 3),
         "head_share_of_trunk": {
             name.removeprefix("head_").removesuffix("_per_face"): round(
                 share(name, "trunk_torch_per_chip"), 3
@@ -205,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<26}{r['median_ms']:>11.2f}{r['p90_ms']:>10.2f}{r['mean_ms']:>10.2f}")
     print(f"stub top head (stages 4-5) per face = {top_share:.1%} of trunk_torch_per_chip")
     print(f"stub top head, 8 faces = {top_share8:.1%} of trunk_torch_batch8")
+    print(f"stub top head in float32 per face = {float_share:.1%} of trunk_torch_per_chip")
     for head, sh in report["head_share_of_trunk"].items():
         print(f"head {head} per face = {sh:.1%} of trunk_torch_per_chip")
     args.out.write_text(json.dumps(report, indent=2))

@@ -340,6 +340,7 @@ def main(
     from facecore.training.card import CardTable, ModelCard, package_versions, write_card
     from facecore.training.folds import kfold_splits
     from facecore.training.tops import (
+        INT8_CARD_NOTE,
         calibration_maps,
         cross_validated_distributions,
         dataset_views,
@@ -585,15 +586,7 @@ def main(
             ),
             f"File: `{model_path.name}` (float16 weights, "
             f"{model_path.stat().st_size / 1e6:.1f} MB)"
-            + (
-                "; served in int8 (facecore.nn.quantize: the convolutions of each residual "
-                "block in int8, activation ranges from 512 training photos stored in the file; "
-                '`precision="float32"` serves the float weights). The shipped figures are '
-                "the int8 folds': each fold's top quantized with ranges from its own training "
-                "photos; the float rows show what int8 costs."
-                if cfg.int8
-                else "."
-            ),
+            + (f"; {INT8_CARD_NOTE}" if cfg.int8 else "."),
         ],
         training_data=(
             f"UTKFace in `../shared/data/utkface` ({len(data.dataset)} photos).\nDataset sha256 "

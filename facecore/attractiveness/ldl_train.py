@@ -112,6 +112,8 @@ class LdlTrainConfig:
     seed: int = 0
     recipe: TopRecipe = field(default_factory=TopRecipe)
     work_dir: Path = Path(".cache/attractiveness")
+    #: Ship the top in int8 (facecore.nn.quantize); the shipped figures are the int8 folds'.
+    int8: bool = True
 
 
 def label_sigma(data_root: str | os.PathLike[str]) -> float:
@@ -277,8 +279,11 @@ def main(
     from facecore.training.folds import kfold_splits
     from facecore.training.metrics import ldl_metrics, regression_metrics
     from facecore.training.tops import (
+        INT8_CARD_NOTE,
+        calibration_maps,
         cross_validated_distributions,
         dataset_maps,
+        int8_cross_validated,
         top_manifest_entry,
         train_top,
         trunk_features,
@@ -348,14 +353,27 @@ def main(
         maps, D, folds, recipe, maps_flipped=flipped, work_dir=fold_dir, device=device, bins=bins
     )
     seconds["top-ldl"] = float(np.sum(fold_seconds))
-    deep = raw @ bins
-    preds["top-ldl"], dists["top-ldl"] = deep, raw.astype(np.float64)
-    fused = np.empty(n)
-    for tr, te in folds:
-        fused[te] = apply_fusion(fuse_geometric(deep[tr], geo[tr], y[tr]), deep[te], geo[te])
-    fused = np.clip(fused, bins[0], bins[-1])
-    preds["top-ldl + geometric"] = fused
-    dists["top-ldl + geometric"] = _shift_all(raw.astype(np.float64), bins, fused)
+    # What is served: each fold's top in int8 (ranges from its own training photos), unless the
+    # config says float32; the float rows stay in the table to show what int8 costs.
+    variants = {"": raw}
+    suffix = ""
+    if cfg.int8:
+        t0 = time.perf_counter()
+        variants[", int8"] = int8_cross_validated(
+            maps, folds, recipe, len(bins), work_dir=fold_dir, seed=cfg.seed
+        )
+        seconds["int8_cv"] = time.perf_counter() - t0
+        suffix = ", int8"
+    for tag, probs in variants.items():
+        d = probs @ bins
+        preds[f"top-ldl{tag}"], dists[f"top-ldl{tag}"] = d, probs.astype(np.float64)
+        fused = np.empty(n)
+        for tr, te in folds:
+            fused[te] = apply_fusion(fuse_geometric(d[tr], geo[tr], y[tr]), d[te], geo[te])
+        fused = np.clip(fused, bins[0], bins[-1])
+        preds[f"top-ldl + geometric{tag}"] = fused
+        dists[f"top-ldl + geometric{tag}"] = _shift_all(probs.astype(np.float64), bins, fused)
+    deep = preds[f"top-ldl{suffix}"]
 
     table: dict[str, dict[str, float]] = {}
     for name, p in preds.items():
@@ -368,8 +386,8 @@ def main(
         table[name] = {k: (None if v != v else round(float(v), 4)) for k, v in m.items()}
         logger.info("%s: %s", name, table[name])
 
-    gain = table["top-ldl + geometric"]["pc"] - table["top-ldl"]["pc"]
-    shipped = "top-ldl + geometric" if gain >= FUSION_GAIN else "top-ldl"
+    gain = table[f"top-ldl + geometric{suffix}"]["pc"] - table[f"top-ldl{suffix}"]["pc"]
+    shipped = ("top-ldl + geometric" if gain >= FUSION_GAIN else "top-ldl") + suffix
     per_group = {}
     for g in sorted(set(groups.tolist())):
         sel = groups == g
@@ -387,7 +405,7 @@ def main(
     )
     # Training time of the epochs (also when they were read back from a checkpoint).
     seconds["final_fit"] = float(sum(r.seconds for r in final.history))
-    fusion = fuse_geometric(deep, geo, y) if shipped != "top-ldl" else None
+    fusion = fuse_geometric(deep, geo, y) if "geometric" in shipped else None
     data_hash = dataset_hash(ds)
     protocol = (
         f"{cfg.folds}-fold KFold(shuffle=True, random_state={cfg.seed}) on the {n} photos with a "
@@ -420,6 +438,8 @@ def main(
             "fusion": fusion,
         },
     )
+    if cfg.int8:
+        model = model.with_int8(calibration_maps(maps, seed=cfg.seed))
     model_path = model.save(out.with_name(out.name + ".pt"))
     figs = [
         (
@@ -526,7 +546,8 @@ def main(
                 f"{FUSION_GAIN}."
             ),
             f"File: `{model_path.name}` (float16 weights, "
-            f"{model_path.stat().st_size / 1e6:.1f} MB).",
+            f"{model_path.stat().st_size / 1e6:.1f} MB)"
+            + (f"; {INT8_CARD_NOTE}" if cfg.int8 else "."),
         ],
         training_data=(
             f"{spec.title} in `../shared/data` ({len(ds)} photos).\nDataset sha256 "

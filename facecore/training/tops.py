@@ -368,6 +368,15 @@ def cross_validated_distributions(
 #: Training photos whose maps set a quantized top's activation ranges.
 CALIBRATION_SIZE = 512
 
+#: What a model card says of a top served in int8.
+INT8_CARD_NOTE = (
+    "served in int8 (facecore.nn.quantize: the convolutions of each residual block in int8, "
+    f"activation ranges from {CALIBRATION_SIZE} training photos stored in the file; "
+    '`precision="float32"` serves the float weights). The shipped figures are the int8 folds\': '
+    "each fold's top quantized with ranges from its own training photos; the float rows show "
+    "what int8 costs."
+)
+
 
 def calibration_maps(
     maps: np.ndarray, rows: np.ndarray | None = None, *, seed: int = 0, size: int = CALIBRATION_SIZE

@@ -94,3 +94,28 @@ def test_dataset_views_are_cached_mirrors_then_jittered_pairs(tmp_path, monkeypa
     assert not calls  # every view read back, none jittered again
     for a, b in zip(views, again, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_int8_folds_come_from_each_folds_checkpoint(toy, tmp_path):
+    maps, targets, _ = toy
+    folds = kfold_splits(len(maps), 2, 0)
+    recipe = TopRecipe(start="stage5", epochs=2, batch_size=8, lr=1e-3, hflip=False)
+    oof, _ = cross_validated_distributions(maps, targets, folds, recipe, work_dir=tmp_path)
+    q = tops.int8_cross_validated(maps, folds, recipe, targets.shape[1], work_dir=tmp_path)
+    assert q.shape == oof.shape and not np.isnan(q).any()
+    np.testing.assert_allclose(q.sum(1), 1.0, atol=1e-5)
+    assert np.abs(q - oof).max() < 0.05  # int8 close to the float folds
+    with pytest.raises(FileNotFoundError, match="ckpt0"):
+        tops.int8_cross_validated(maps, folds, recipe, targets.shape[1], work_dir=tmp_path / "x")
+    with pytest.raises(ValueError, match="epoch 2 of 3"):
+        tops.int8_cross_validated(
+            maps, folds, TopRecipe(start="stage5", epochs=3), targets.shape[1], work_dir=tmp_path
+        )
+
+
+def test_calibration_maps_are_a_seeded_sample_of_the_rows(toy):
+    maps, _, _ = toy
+    a = tops.calibration_maps(maps, np.arange(30), size=10)
+    assert a.shape == (10, *maps.shape[1:]) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, tops.calibration_maps(maps, np.arange(30), size=10))
+    assert len(tops.calibration_maps(maps, np.arange(5), size=10)) == 5  # fewer rows: all
