@@ -9,8 +9,14 @@ Age is the only demographic estimate facecore makes.
 
 from __future__ import annotations
 
-from facecore.ldl.deep import DistributionHead
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from facecore.ldl.deep import DistributionHead, TopDistributionModel
 from facecore.stages import register_stage
+from facecore.types import Face
 
 __all__ = ["DEFAULT_MODEL", "AgeStage"]
 
@@ -46,3 +52,29 @@ class AgeStage(DistributionHead):
 
     def __init__(self, model: str = DEFAULT_MODEL, precision: str = "auto") -> None:
         super().__init__(model, precision=precision)
+        self._stack: Any = None
+
+    def adjust(
+        self,
+        model: TopDistributionModel,
+        faces: Sequence[Face],
+        values: np.ndarray,
+        probs: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """With a stacked SVR in the file (:mod:`facecore.age.stack`): the stacked age from the
+        top's distribution and the faces' frozen trunk features, and the distribution moved
+        to it."""
+        doc = model.extras.get("stack")
+        if not doc:
+            return values, probs
+        if self._stack is None:
+            from facecore.age.stack import AgeStack, RbfSvr
+
+            self._stack = AgeStack(
+                coef=(float(doc["coef"][0]), float(doc["coef"][1])),
+                intercept=float(doc["intercept"]),
+                temperature=float(doc["temperature"]),
+                svr=RbfSvr.from_arrays(doc["svr"]),
+            )
+        feats = np.stack([f.features["trunk"] for f in faces])
+        return self._stack.apply(probs, model.bins, features=feats)

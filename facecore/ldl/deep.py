@@ -151,6 +151,9 @@ class TopDistributionModel:
         then served in int8 (:attr:`serving_top`) unless ``precision="float32"``. None: float.
     precision : {"auto", "float32"}, default "auto"
         "auto": int8 where the file has its ranges and this CPU an int8 engine.
+    extras : dict
+        A head's own parts beside the top (e.g. the age head's stacked SVR): JSON values and
+        numpy arrays, nested in dicts; saved in the file as they are.
     """
 
     top: Any
@@ -160,6 +163,7 @@ class TopDistributionModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     int8: dict[str, Any] | None = None
     precision: str = "auto"
+    extras: dict[str, Any] = field(default_factory=dict)
     _serving: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -223,6 +227,8 @@ class TopDistributionModel:
         }
         if self.int8 is not None:
             doc["int8"] = self.int8
+        if self.extras:
+            doc["extras"] = _to_tensors(self.extras)
         return save_doc(doc, path)
 
     @classmethod
@@ -260,7 +266,34 @@ class TopDistributionModel:
             metadata=dict(doc.get("metadata") or {}),
             int8=doc.get("int8"),
             precision=precision,
+            extras=_to_arrays(doc.get("extras") or {}),
         )
+
+
+def _to_tensors(obj: Any) -> Any:
+    """numpy arrays inside dicts/lists as torch tensors (what a weights-only file may hold)."""
+    import torch
+
+    if isinstance(obj, dict):
+        return {k: _to_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_tensors(v) for v in obj]
+    if isinstance(obj, np.ndarray | np.generic):
+        return torch.from_numpy(np.array(obj))  # a contiguous copy; 0-d stays 0-d
+    return obj
+
+
+def _to_arrays(obj: Any) -> Any:
+    """The inverse of :func:`_to_tensors`."""
+    import torch
+
+    if isinstance(obj, dict):
+        return {k: _to_arrays(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_arrays(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.numpy()
+    return obj
 
 
 class DistributionHead:

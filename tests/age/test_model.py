@@ -33,3 +33,27 @@ def test_estimate_age_on_photos(one_face_photo, two_face_photo):
     assert 30 <= p.value <= 65
     ages = [f.predictions["age"].value for f in facecore.estimate_age(two_face_photo)]
     assert len(ages) == 2 and all(18 <= a <= 80 for a in ages)
+
+
+def test_the_shipped_age_is_the_stack_of_the_int8_top_and_the_svr(one_face_photo):
+    """The served age = the file's stack of the top's expectation and the trunk-feature SVR,
+    and the int8 top and float top agree closely on it."""
+    from facecore.age.stack import RbfSvr
+    from facecore.analyzer import FaceAnalyzer
+    from facecore.ldl.deep import TopDistributionModel, softmax
+    from facecore.model_store import resolve
+    from facecore.nn.quantize import is_quantized
+
+    (face,) = FaceAnalyzer(stages=("landmarks", "trunk", "age")).analyze(one_face_photo)
+    model = TopDistributionModel.load(resolve("age_utkface"))
+    assert is_quantized(model.serving_top)
+    st = model.extras["stack"]
+    raw = softmax(model.predict_logits([face]))[0]
+    svr = RbfSvr.from_arrays(st["svr"]).predict(face.features["trunk"][None])[0]
+    want = st["intercept"] + st["coef"][0] * float(raw @ np.arange(101)) + st["coef"][1] * svr
+    p = face.predictions["age"]
+    assert p.value == pytest.approx(want, abs=1e-3)
+    assert float(p.probabilities @ np.arange(101)) == pytest.approx(p.value, abs=0.05)
+    flt = TopDistributionModel.load(resolve("age_utkface"), precision="float32")
+    raw_f = softmax(flt.predict_logits([face]))[0]
+    assert abs(float((raw_f - raw) @ np.arange(101))) < 1.5  # int8 vs float32, in years
