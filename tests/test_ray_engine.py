@@ -1,8 +1,10 @@
 """facecore batch --engine ray: the local engine's rows, from a local Ray instance."""
 
 import csv
+import json
 import shutil
 
+import numpy as np
 import pytest
 
 from facecore.batch import run_batch
@@ -40,6 +42,26 @@ def _read(path):
         return sorted(csv.DictReader(fh), key=lambda r: (r["path"], r["face_index"]))
 
 
+#: Prediction columns, compared within a tolerance: the two runs batch different images
+#: together, the trunk's float rounding depends on the batch (about 1e-6), and an int8 top
+#: turns a value at a rounding edge into one quantization step (about 1e-4 of an age).
+PREDICTIONS = ("attractiveness", "age", "quality")
+
+
+def _assert_same_rows(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys()
+        for k in g:
+            name = k.removesuffix("_dist")
+            if name in PREDICTIONS and g[k] and w[k]:
+                a = json.loads(g[k]) if k.endswith("_dist") else [float(g[k])]
+                b = json.loads(w[k]) if k.endswith("_dist") else [float(w[k])]
+                np.testing.assert_allclose(a, b, atol=2e-3, err_msg=f"{w['path']} {k}")
+            else:
+                assert g[k] == w[k], (w["path"], k)
+
+
 def test_ray_rows_equal_the_local_engines_and_resume(folder, tmp_path):
     local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
     run_batch([folder], local, progress=False)
@@ -47,7 +69,7 @@ def test_ray_rows_equal_the_local_engines_and_resume(folder, tmp_path):
     s1 = run_batch([folder / "two.jpg", folder / "dog.jpg"], on_ray, progress=False, engine="ray")
     s2 = run_batch([folder], on_ray, progress=False, engine="ray")
     assert (s1.processed, s2.skipped_done, s2.processed) == (2, 2, 2)
-    assert _read(on_ray) == _read(local)
+    _assert_same_rows(_read(on_ray), _read(local))
     assert len(_read(local)) == 5  # two faces + small + dog (no face) + broken
 
 
