@@ -61,20 +61,15 @@ class AgeStage(DistributionHead):
         values: np.ndarray,
         probs: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """With a stacked SVR in the file (:mod:`facecore.age.stack`): the stacked age from the
+        """With a stacked SVR in the file (:mod:`facecore.ldl.stack`): the stacked age from the
         top's distribution and the faces' frozen trunk features, and the distribution moved
         to it."""
         doc = model.extras.get("stack")
         if not doc:
             return values, probs
         if self._stack is None:
-            from facecore.age.stack import AgeStack, RbfSvr
+            from facecore.ldl.stack import TopStack
 
-            self._stack = AgeStack(
-                coef=(float(doc["coef"][0]), float(doc["coef"][1])),
-                intercept=float(doc["intercept"]),
-                temperature=float(doc["temperature"]),
-                svr=RbfSvr.from_arrays(doc["svr"]),
-            )
+            self._stack = TopStack.from_doc(doc)
         feats = np.stack([f.features["trunk"] for f in faces])
         return self._stack.apply(probs, model.bins, features=feats)

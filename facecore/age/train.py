@@ -28,6 +28,7 @@ Outputs: ``<out>.pt`` (:class:`facecore.ldl.deep.TopDistributionModel`), its man
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -100,7 +101,7 @@ class AgeTrainConfig:
     work_dir : path
         Caches (chips, maps, trunk features) and fold results, resumable.
     stack : bool, default True
-        Also evaluate the top stacked with the SVR (:mod:`facecore.age.stack`); it ships when its
+        Also evaluate the top stacked with the SVR (:mod:`facecore.ldl.stack`); it ships when its
         cross-validated MAE is the lowest of the served variants.
     int8 : bool, default True
         Ship the top in int8 (:mod:`facecore.nn.quantize`): the shipped figures are then the
@@ -337,9 +338,9 @@ def main(
     device: str = "cpu",
 ) -> AgeTrainResult:
     """Cross-validate both learners, train the shipped model and write every artefact."""
-    from facecore.age.stack import RbfSvr, crossfit_stack, fit_age_stack
     from facecore.ldl.deep import TopDistributionModel
     from facecore.ldl.distributions import gaussian_label_distribution
+    from facecore.ldl.stack import RbfSvr, crossfit_stack, fit_top_stack
     from facecore.model_store import write_manifest_entry
     from facecore.nn.dlib_resnet import for_inference
     from facecore.training.card import CardTable, ModelCard, package_versions, write_card
@@ -426,7 +427,7 @@ def main(
         preds[f"top-ldl + correction{tag}"] = c_pred
         if tag == suffix:
             corrected, temps = c_probs, c_temps
-    # The served top's distribution stacked with the frozen-feature SVR (facecore.age.stack):
+    # The served top's distribution stacked with the frozen-feature SVR (facecore.ldl.stack):
     # each fold's weights and temperature fitted on the other folds' out-of-fold predictions.
     stack_name = f"top-ldl + svr stack{suffix}"
     if cfg.stack:
@@ -469,10 +470,13 @@ def main(
 
         svr = make_pipeline(StandardScaler(), SVR(C=cfg.svr_c, epsilon=cfg.svr_epsilon))
         svr.fit(feats, np.log1p(y))
-        final_stack = fit_age_stack(served_raw, svr_pred, y, AGE_BINS)
-        extras = {"stack": {**final_stack.to_doc(), "svr": RbfSvr.from_pipeline(svr).to_arrays()}}
+        final_stack = fit_top_stack(served_raw, svr_pred, y, AGE_BINS)
+        final_stack = dataclasses.replace(final_stack, svr=RbfSvr.from_pipeline(svr))
+        extras = {"stack": final_stack.to_doc()}
         temps = [st.temperature for st in s_folds]
-        logger.info("stack: %s, %d support vectors", final_stack.to_doc(), len(svr[-1].support_))
+        logger.info(
+            "stack: %s, %d support vectors", final_stack.to_doc(False), len(svr[-1].support_)
+        )
     shipped_probs = {
         f"top-ldl{suffix}": served_raw,
         f"top-ldl + correction{suffix}": corrected,
@@ -760,7 +764,7 @@ def _value_note(
             f"RBF SVR on the frozen trunk features (log-age; {n_sv} support vectors, float16 in "
             f"the file): age = {st['intercept']:.3f} + {st['coef'][0]:.3f} x E[top] + "
             f"{st['coef'][1]:.3f} x SVR, weights fitted on out-of-fold predictions "
-            "(facecore.age.stack); the distribution is tempered by "
+            "(facecore.ldl.stack); the distribution is tempered by "
             f"T={st['temperature']:.3f} (90% interval coverage) and translated to that age. "
             "The stack was chosen because its cross-fitted CV MAE is the lowest of the served "
             "variants below."

@@ -38,9 +38,9 @@ def test_estimate_age_on_photos(one_face_photo, two_face_photo):
 def test_the_shipped_age_is_the_stack_of_the_int8_top_and_the_svr(one_face_photo):
     """The served age = the file's stack of the top's expectation and the trunk-feature SVR,
     and the int8 top and float top agree closely on it."""
-    from facecore.age.stack import RbfSvr
     from facecore.analyzer import FaceAnalyzer
     from facecore.ldl.deep import TopDistributionModel, softmax
+    from facecore.ldl.stack import RbfSvr
     from facecore.model_store import resolve
     from facecore.nn.quantize import is_quantized
 

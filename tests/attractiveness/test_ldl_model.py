@@ -86,3 +86,32 @@ def test_fusion_moves_value_and_distribution_together(tmp_path, monkeypatch):
     # The distribution is translated towards the fused value (inexactly at the end bins).
     mean = float(p.probabilities @ np.array(BINS))
     assert abs(q.value - expected) > 0.5 and abs(mean - expected) < 0.5 * abs(q.value - expected)
+
+
+@pytest.mark.parametrize("name", ["attractiveness_scut", "attractiveness_mebeauty"])
+def test_the_shipped_rating_is_the_stack_of_the_int8_top_and_the_svr(name, one_face_photo):
+    """Both shipped models serve the file's stack of the int8 top's expectation and the SVR,
+    with the top's distribution moved to that value."""
+    from facecore.analyzer import FaceAnalyzer
+    from facecore.ldl.deep import softmax
+    from facecore.ldl.stack import RbfSvr
+    from facecore.model_store import resolve
+    from facecore.nn.quantize import is_quantized
+
+    analyzer = FaceAnalyzer(
+        stages=("landmarks", "trunk", "attractiveness"),
+        stage_options={"attractiveness": {"model": name}},
+    )
+    (face,) = analyzer.analyze(one_face_photo)
+    model = TopDistributionModel.load(resolve(name))
+    assert is_quantized(model.serving_top) and model.metadata.get("fusion") is None
+    st = model.extras["stack"]
+    bins = np.asarray(model.bins)
+    raw = softmax(model.predict_logits([face]))[0]
+    svr = RbfSvr.from_arrays(st["svr"])
+    assert not svr.log_target
+    want = st["intercept"] + st["coef"][0] * float(raw @ bins)
+    want += st["coef"][1] * svr.predict(face.features["trunk"][None])[0]
+    p = face.predictions["attractiveness"]
+    assert p.value == pytest.approx(float(np.clip(want, bins[0], bins[-1])), abs=1e-4)
+    assert float(p.probabilities @ bins) == pytest.approx(p.value, abs=0.05)

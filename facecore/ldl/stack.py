@@ -1,23 +1,25 @@
-"""Age from two learners: the fine-tuned top's distribution stacked with a frozen-feature SVR.
+"""A fine-tuned top's distribution stacked with an SVR on the frozen trunk features.
 
-The deep top (:mod:`facecore.age.train`) and an RBF support-vector regressor on the trunk's
-frozen features (the issue's baseline) err differently: the top regresses to the mean past 40,
-the SVR is worse overall but less so there. A least-absolute-deviation (median) regression of the
-true age on the two predictions, fitted on out-of-fold predictions, combines them; it minimises
-the absolute error the age is judged by. The served distribution is the top's, tempered so that
-its central 90% interval covers 90% of cross-validated ages, and translated to the stacked value
-(:func:`facecore.ldl.deep.shift_distribution`).
+A distribution top (:mod:`facecore.ldl.deep`) and an RBF support-vector regressor on the
+trunk's frozen features err differently: the top is sharper but regresses to the mean at the
+ends of the scale, the SVR is smoother. A least-absolute-deviation (median) regression of the
+target on the two predictions, fitted on out-of-fold predictions, combines them. The served
+distribution is the top's, optionally tempered (the age head widens it so that its central 90%
+interval covers 90% of cross-validated ages), translated to the stacked value
+(:func:`facecore.ldl.deep.shift_distribution`). The age head and both attractiveness heads use it.
 
-* :class:`RbfSvr` - the SVR's prediction in numpy from its support vectors (no pickle in the
-  model file), built from a fitted scikit-learn pipeline by :meth:`RbfSvr.from_pipeline`.
-* :class:`AgeStack` - the stacking weights, the interval temperature and the SVR;
-  :meth:`AgeStack.apply` turns the top's distributions and the faces' trunk features into the
-  served ages and distributions.
-* :func:`fit_stack`, :func:`crossfit_stack` - the fit on out-of-fold predictions, and its
-  cross-fitted evaluation (each fold's weights and temperature from the other folds only).
+* :class:`RbfSvr` - the SVR's prediction in torch from its support vectors (no pickle in the
+  model file), built from a fitted scikit-learn pipeline by :meth:`RbfSvr.from_pipeline`; on
+  ``log1p`` targets (ages) or as it is (ratings).
+* :class:`TopStack` - the stacking weights, the temperature and the SVR; :meth:`TopStack.apply`
+  turns the top's distributions and the faces' trunk features into the served values and
+  distributions; :meth:`TopStack.from_doc` reads it back from a model file's ``extras``.
+* :func:`fit_stack`, :func:`fit_top_stack`, :func:`crossfit_stack` - the fit on out-of-fold
+  predictions, and its cross-fitted evaluation (each fold's weights and temperature from the
+  other folds only).
 
 Stacked generalisation (D. H. Wolpert, *Stacked generalization*, Neural Networks 5(2), 1992),
-with an L1 loss; the SVR on log-age is the frozen-feature baseline of the age issue.
+with an L1 loss.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 from facecore.ldl.deep import shift_distribution, temper
 
-__all__ = ["AgeStack", "RbfSvr", "crossfit_stack", "fit_stack"]
+__all__ = ["RbfSvr", "TopStack", "crossfit_stack", "fit_stack", "fit_top_stack"]
 
 #: Temperatures tried for the interval (geometric grid, 1 = the top's own spread).
 TEMPERATURES = np.geomspace(1.0, 30.0, 60)
@@ -38,8 +40,9 @@ TEMPERATURES = np.geomspace(1.0, 30.0, 60)
 
 @dataclass(frozen=True)
 class RbfSvr:
-    """``expm1(sum_i a_i exp(-gamma |z - s_i|^2) + b)`` with ``z`` the standardised features: a
-    fitted ``StandardScaler`` + RBF ``SVR`` on ``log1p(age)``, clipped at 0."""
+    """``f(z) = sum_i a_i exp(-gamma |z - s_i|^2) + b`` with ``z`` the standardised features: a
+    fitted ``StandardScaler`` + RBF ``SVR``. With ``log_target`` (fitted on ``log1p(y)``, as the
+    age SVR is) the prediction is ``expm1(f)`` clipped at 0, else ``f``."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -47,10 +50,12 @@ class RbfSvr:
     dual_coef: np.ndarray
     intercept: float
     gamma: float
+    log_target: bool = True
 
     @classmethod
-    def from_pipeline(cls, pipeline: Any) -> RbfSvr:
-        """From ``make_pipeline(StandardScaler(), SVR(kernel="rbf"))`` fitted on log1p(age)."""
+    def from_pipeline(cls, pipeline: Any, log_target: bool = True) -> RbfSvr:
+        """From ``make_pipeline(StandardScaler(), SVR(kernel="rbf"))`` fitted on ``log1p(y)``
+        (``log_target``) or on ``y``."""
         scaler, svr = pipeline[0], pipeline[-1]
         if getattr(svr, "kernel", None) != "rbf":
             raise ValueError("needs an RBF SVR")
@@ -61,10 +66,11 @@ class RbfSvr:
             dual_coef=np.asarray(svr.dual_coef_, np.float32).ravel(),
             intercept=float(np.ravel(svr.intercept_)[0]),
             gamma=float(svr._gamma),
+            log_target=bool(log_target),
         )
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """Ages (N,) from trunk features (N, D).
+        """Predictions (N,) from trunk features (N, D).
 
         Computed with torch, whose thread pool the trunk and the tops use: numpy's BLAS has
         a pool of its own, and alternating the two pools in one process makes each wait for
@@ -78,7 +84,9 @@ class RbfSvr:
             )
             sq = (z * z).sum(1, keepdim=True) - 2.0 * (z @ self._t("support").T) + self._t("sq")
             k = torch.exp(-self.gamma * sq.clamp_min(0.0))
-            out = torch.expm1(k @ self._t("dual_coef") + self.intercept).clamp_min(0.0)
+            out = k @ self._t("dual_coef") + self.intercept
+            if self.log_target:
+                out = torch.expm1(out).clamp_min(0.0)
         return out.numpy().astype(np.float64)
 
     def _t(self, name: str) -> Any:
@@ -102,6 +110,7 @@ class RbfSvr:
             "dual_coef": self.dual_coef,
             "intercept": np.float32(self.intercept),
             "gamma": np.float32(self.gamma),
+            "log_target": np.bool_(self.log_target),
         }
 
     @classmethod
@@ -113,12 +122,13 @@ class RbfSvr:
             dual_coef=np.asarray(a["dual_coef"], np.float32),
             intercept=float(np.asarray(a["intercept"]).reshape(-1)[0]),
             gamma=float(np.asarray(a["gamma"]).reshape(-1)[0]),
+            log_target=bool(np.asarray(a.get("log_target", True)).reshape(-1)[0]),
         )
 
 
 @dataclass(frozen=True)
-class AgeStack:
-    """``age = intercept + coef[0] * E[top] + coef[1] * svr`` (clipped to the bins), and the
+class TopStack:
+    """``value = intercept + coef[0] * E[top] + coef[1] * svr`` (clipped to the bins), and the
     temperature of the served distribution."""
 
     coef: tuple[float, float]
@@ -127,9 +137,9 @@ class AgeStack:
     svr: RbfSvr | None = None
 
     def values(
-        self, expectations: np.ndarray, svr_ages: np.ndarray, bins: np.ndarray
+        self, expectations: np.ndarray, svr_pred: np.ndarray, bins: np.ndarray
     ) -> np.ndarray:
-        v = self.intercept + self.coef[0] * np.asarray(expectations) + self.coef[1] * svr_ages
+        v = self.intercept + self.coef[0] * np.asarray(expectations) + self.coef[1] * svr_pred
         return np.clip(v, float(bins[0]), float(bins[-1]))
 
     def apply(
@@ -137,16 +147,16 @@ class AgeStack:
         probs: np.ndarray,
         bins: Sequence[float],
         features: np.ndarray | None = None,
-        svr_ages: np.ndarray | None = None,
+        svr_pred: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(ages, distributions) from the top's raw distributions (N, K) and either the faces'
-        trunk features (N, D) or the SVR's ages (N,)."""
+        """(values, distributions) from the top's raw distributions (N, K) and either the faces'
+        trunk features (N, D) or the SVR's predictions (N,)."""
         b = np.asarray(bins, np.float64)
-        if svr_ages is None:
+        if svr_pred is None:
             if self.svr is None or features is None:
-                raise ValueError("give svr_ages, or features with a stack that holds its SVR")
-            svr_ages = self.svr.predict(features)
-        values = self.values(np.asarray(probs, np.float64) @ b, svr_ages, b)
+                raise ValueError("give svr_pred, or features with a stack that holds its SVR")
+            svr_pred = self.svr.predict(features)
+        values = self.values(np.asarray(probs, np.float64) @ b, svr_pred, b)
         p = temper(probs, self.temperature)
         out = (
             np.stack(
@@ -160,22 +170,36 @@ class AgeStack:
         )
         return values, out
 
-    def to_doc(self) -> dict[str, Any]:
-        """JSON part of the stack (the SVR's arrays go beside it)."""
-        return {
+    def to_doc(self, with_svr: bool = True) -> dict[str, Any]:
+        """The stack as a model file's ``extras["stack"]``: numbers, and the SVR's arrays under
+        ``"svr"`` (with ``with_svr`` and an SVR)."""
+        doc: dict[str, Any] = {
             "coef": [float(c) for c in self.coef],
             "intercept": float(self.intercept),
             "temperature": float(self.temperature),
         }
+        if with_svr and self.svr is not None:
+            doc["svr"] = self.svr.to_arrays()
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> TopStack:
+        """The inverse of :meth:`to_doc`."""
+        return cls(
+            coef=(float(doc["coef"][0]), float(doc["coef"][1])),
+            intercept=float(doc["intercept"]),
+            temperature=float(doc["temperature"]),
+            svr=RbfSvr.from_arrays(doc["svr"]) if "svr" in doc else None,
+        )
 
 
 def fit_stack(
-    expectations: np.ndarray, svr_ages: np.ndarray, y: np.ndarray
+    expectations: np.ndarray, svr_pred: np.ndarray, y: np.ndarray
 ) -> tuple[tuple[float, float], float]:
     """LAD weights ``(coef, intercept)`` of ``y`` on the two predictions."""
     from sklearn.linear_model import QuantileRegressor
 
-    X = np.column_stack([expectations, svr_ages])
+    X = np.column_stack([expectations, svr_pred])
     m = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(X, y)
     return (float(m.coef_[0]), float(m.coef_[1])), float(m.intercept_)
 
@@ -210,31 +234,42 @@ def fit_temperature(
     return best[1]
 
 
-def fit_age_stack(
-    probs: np.ndarray, svr_ages: np.ndarray, y: np.ndarray, bins: np.ndarray
-) -> AgeStack:
-    """Weights and temperature from out-of-fold distributions and SVR ages (no SVR inside)."""
+def fit_top_stack(
+    probs: np.ndarray,
+    svr_pred: np.ndarray,
+    y: np.ndarray,
+    bins: np.ndarray,
+    *,
+    temper_for_coverage: bool = True,
+) -> TopStack:
+    """Weights (and, with ``temper_for_coverage``, the temperature giving 90% interval
+    coverage; else 1) from out-of-fold distributions and SVR predictions (no SVR inside)."""
     b = np.asarray(bins, np.float64)
-    coef, intercept = fit_stack(np.asarray(probs, np.float64) @ b, svr_ages, y)
-    stack = AgeStack(coef, intercept, 1.0)
-    values = stack.values(np.asarray(probs, np.float64) @ b, svr_ages, b)
-    return AgeStack(coef, intercept, fit_temperature(probs, values, b, y))
+    coef, intercept = fit_stack(np.asarray(probs, np.float64) @ b, svr_pred, y)
+    if not temper_for_coverage:
+        return TopStack(coef, intercept, 1.0)
+    values = TopStack(coef, intercept, 1.0).values(np.asarray(probs, np.float64) @ b, svr_pred, b)
+    return TopStack(coef, intercept, fit_temperature(probs, values, b, y))
 
 
 def crossfit_stack(
     probs: np.ndarray,
-    svr_ages: np.ndarray,
+    svr_pred: np.ndarray,
     y: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     bins: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, list[AgeStack]]:
-    """Out-of-fold stacked ages and distributions, each fold's stack fitted on the other folds'
-    out-of-fold predictions only; and each fold's stack."""
+    *,
+    temper_for_coverage: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[TopStack]]:
+    """Out-of-fold stacked values and distributions, each fold's stack fitted on the other
+    folds' out-of-fold predictions only; and each fold's stack."""
     values = np.empty(len(y))
     out = np.empty_like(probs, dtype=np.float64)
     stacks = []
     for tr, te in folds:
-        s = fit_age_stack(probs[tr], svr_ages[tr], y[tr], bins)
-        values[te], out[te] = s.apply(probs[te], bins, svr_ages=svr_ages[te])
+        s = fit_top_stack(
+            probs[tr], svr_pred[tr], y[tr], bins, temper_for_coverage=temper_for_coverage
+        )
+        values[te], out[te] = s.apply(probs[te], bins, svr_pred=svr_pred[te])
         stacks.append(s)
     return values, out, stacks

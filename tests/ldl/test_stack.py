@@ -1,10 +1,10 @@
-"""facecore.age.stack: the SVR in numpy/torch, the LAD stack and its cross-fitting."""
+"""facecore.ldl.stack: the SVR in torch, the LAD stack and its cross-fitting."""
 
 import numpy as np
 import pytest
 
-from facecore.age.stack import AgeStack, RbfSvr, crossfit_stack, fit_age_stack, fit_stack
 from facecore.ldl.distributions import gaussian_label_distribution
+from facecore.ldl.stack import RbfSvr, TopStack, crossfit_stack, fit_stack, fit_top_stack
 
 BINS = np.arange(0, 101, dtype=np.float64)
 
@@ -39,13 +39,13 @@ def test_lad_stack_recovers_the_weights_despite_outliers():
 
 def test_apply_moves_the_distribution_to_the_stacked_age():
     probs = gaussian_label_distribution(np.array([30.0, 60.0]), BINS, 4.0)
-    stack = AgeStack(coef=(0.5, 0.5), intercept=0.0, temperature=1.5)
-    values, out = stack.apply(probs, BINS, svr_ages=np.array([40.0, 70.0]))
+    stack = TopStack(coef=(0.5, 0.5), intercept=0.0, temperature=1.5)
+    values, out = stack.apply(probs, BINS, svr_pred=np.array([40.0, 70.0]))
     np.testing.assert_allclose(values, [35.0, 65.0], atol=0.05)
     np.testing.assert_allclose(out @ BINS, values, atol=0.05)  # the mean is the served age
     np.testing.assert_allclose(out.sum(1), 1.0)
     assert np.sqrt(out[0] @ (BINS - 35) ** 2) > 4.0  # tempered by 1.5: wider than sigma 4
-    with pytest.raises(ValueError, match="svr_ages"):
+    with pytest.raises(ValueError, match="svr_pred"):
         stack.apply(probs, BINS)
 
 
@@ -60,9 +60,35 @@ def test_crossfit_stack_beats_either_input_when_they_err_differently():
     mae = lambda p: float(np.mean(np.abs(p - y)))  # noqa: E731
     assert mae(values) < min(mae(probs @ BINS), mae(svr)) - 0.3
     assert len(stacks) == 5 and all(s.temperature >= 1.0 for s in stacks)
-    whole = fit_age_stack(probs, svr, y, BINS)
+    whole = fit_top_stack(probs, svr, y, BINS)
     lo = np.argmax(np.cumsum(dists, 1) >= 0.05 - 1e-9, 1)
     hi = np.argmax(np.cumsum(dists, 1) >= 0.95 - 1e-9, 1)
     cover = np.mean((y >= BINS[lo]) & (y <= BINS[hi]))
     assert 0.85 < cover < 0.95  # the temperature is chosen for 90% coverage
     assert whole.coef[0] > 0 and whole.coef[1] > 0
+
+
+def test_a_rating_svr_and_a_stack_without_tempering_round_trip():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 6)).astype(np.float32)
+    score = 3 + 0.5 * X[:, 0]  # a rating: no log
+    pipe = make_pipeline(StandardScaler(), SVR(C=1.0, epsilon=0.05)).fit(X, score)
+    svr = RbfSvr.from_pipeline(pipe, log_target=False)
+    np.testing.assert_allclose(svr.predict(X[:10]), pipe.predict(X[:10]), atol=1e-4)
+    bins = np.arange(1.0, 5.01, 0.5)
+    probs = gaussian_label_distribution(np.clip(score, 1, 5), bins, 0.5)
+    stack = fit_top_stack(probs, svr.predict(X), score, bins, temper_for_coverage=False)
+    assert stack.temperature == 1.0
+    import dataclasses
+
+    stack = dataclasses.replace(stack, svr=svr)
+    back = TopStack.from_doc(stack.to_doc())
+    assert back.svr is not None and not back.svr.log_target
+    v1, p1 = stack.apply(probs[:5], bins, features=X[:5])
+    v2, p2 = back.apply(probs[:5], bins, features=X[:5])
+    np.testing.assert_allclose(v1, v2, atol=0.05)  # float16 support vectors in the file
+    assert "svr" not in stack.to_doc(with_svr=False)
