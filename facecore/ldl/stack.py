@@ -75,6 +75,10 @@ class RbfSvr:
         Computed with torch, whose thread pool the trunk and the tops use: numpy's BLAS has
         a pool of its own, and alternating the two pools in one process makes each wait for
         the other's spinning threads (a 0.4 ms product took 6 ms between torch calls here).
+        The product with the support vectors runs in float16 (as the file stores them): at
+        batch 1 it is bound by reading them, and half the bytes make it about 3x faster; the
+        squared distances are summed in float32. Against float32 throughout, on 2,000 UTKFace
+        faces' features: mean |difference| 0.005 years, max 0.1, before the stack's weight.
         """
         import torch
 
@@ -82,7 +86,8 @@ class RbfSvr:
             z = (torch.from_numpy(np.asarray(features, np.float32)) - self._t("mean")) / self._t(
                 "scale"
             )
-            sq = (z * z).sum(1, keepdim=True) - 2.0 * (z @ self._t("support").T) + self._t("sq")
+            dot = (z.half() @ self._t("support16").T).float()
+            sq = (z * z).sum(1, keepdim=True) - 2.0 * dot + self._t("sq")
             k = torch.exp(-self.gamma * sq.clamp_min(0.0))
             out = k @ self._t("dual_coef") + self.intercept
             if self.log_target:
@@ -90,14 +95,17 @@ class RbfSvr:
         return out.numpy().astype(np.float64)
 
     def _t(self, name: str) -> Any:
-        """The arrays as torch tensors, made once (``sq``: the support vectors' squared norms)."""
+        """The arrays as torch tensors, made once (``sq``: the support vectors' squared norms;
+        ``support16``: the support vectors in float16)."""
         cache = self.__dict__.setdefault("_tensors", {})
         if name not in cache:
             import torch
 
             if name == "sq":
-                sup = self._t("support")
+                sup = torch.from_numpy(np.asarray(self.support, np.float32))
                 cache[name] = (sup * sup).sum(1)[None, :]
+            elif name == "support16":
+                cache[name] = torch.from_numpy(np.asarray(self.support, np.float16))
             else:
                 cache[name] = torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
         return cache[name]
@@ -118,7 +126,7 @@ class RbfSvr:
         return cls(
             mean=np.asarray(a["mean"], np.float32),
             scale=np.asarray(a["scale"], np.float32),
-            support=np.asarray(a["support"], np.float32),
+            support=np.asarray(a["support"]),  # float16 as stored; used as such
             dual_coef=np.asarray(a["dual_coef"], np.float32),
             intercept=float(np.asarray(a["intercept"]).reshape(-1)[0]),
             gamma=float(np.asarray(a["gamma"]).reshape(-1)[0]),

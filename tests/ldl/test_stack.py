@@ -21,7 +21,8 @@ def test_rbf_svr_predicts_as_the_sklearn_pipeline():
     svr = RbfSvr.from_pipeline(pipe)
     Xt = rng.normal(size=(20, 12)).astype(np.float32)
     want = np.clip(np.expm1(pipe.predict(Xt)), 0, None)
-    np.testing.assert_allclose(svr.predict(Xt), want, rtol=1e-4, atol=1e-3)
+    # the product with the support vectors runs in float16: close, not exact
+    np.testing.assert_allclose(svr.predict(Xt), want, rtol=2e-3, atol=0.05)
     again = RbfSvr.from_arrays(svr.to_arrays())  # float16 support vectors in the file
     np.testing.assert_allclose(again.predict(Xt), want, rtol=2e-2, atol=0.5)
     with pytest.raises(ValueError, match="RBF"):
@@ -78,7 +79,7 @@ def test_a_rating_svr_and_a_stack_without_tempering_round_trip():
     score = 3 + 0.5 * X[:, 0]  # a rating: no log
     pipe = make_pipeline(StandardScaler(), SVR(C=1.0, epsilon=0.05)).fit(X, score)
     svr = RbfSvr.from_pipeline(pipe, log_target=False)
-    np.testing.assert_allclose(svr.predict(X[:10]), pipe.predict(X[:10]), atol=1e-4)
+    np.testing.assert_allclose(svr.predict(X[:10]), pipe.predict(X[:10]), atol=5e-3)
     bins = np.arange(1.0, 5.01, 0.5)
     probs = gaussian_label_distribution(np.clip(score, 1, 5), bins, 0.5)
     stack = fit_top_stack(probs, svr.predict(X), score, bins, temper_for_coverage=False)
