@@ -48,7 +48,8 @@ def test_batch_equals_the_library_image_by_image(analyzer, photos, monkeypatch):
             np.testing.assert_allclose(f.landmarks, g.landmarks)
             np.testing.assert_allclose(f.embedding, g.embedding, atol=1e-5)
             p, q = f.predictions["attractiveness"], g.predictions["attractiveness"]
-            assert p.value == pytest.approx(q.value, abs=1e-5) and p.model == q.model
+            # batched with other images: the last digits move (README, "Batch on a Ray cluster")
+            assert p.value == pytest.approx(q.value, abs=2e-3) and p.model == q.model
             assert f.features == {} and f.crops == {}  # not shipped back from a worker
 
 
