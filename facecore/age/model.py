@@ -9,14 +9,8 @@ Age is the only demographic estimate facecore makes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-
-from facecore.ldl.deep import DistributionHead, TopDistributionModel
+from facecore.ldl.deep import DistributionHead
 from facecore.stages import register_stage
-from facecore.types import Face
 
 __all__ = ["DEFAULT_MODEL", "AgeStage"]
 
@@ -52,24 +46,3 @@ class AgeStage(DistributionHead):
 
     def __init__(self, model: str = DEFAULT_MODEL, precision: str = "auto") -> None:
         super().__init__(model, precision=precision)
-        self._stack: Any = None
-
-    def adjust(
-        self,
-        model: TopDistributionModel,
-        faces: Sequence[Face],
-        values: np.ndarray,
-        probs: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """With a stacked SVR in the file (:mod:`facecore.ldl.stack`): the stacked age from the
-        top's distribution and the faces' frozen trunk features, and the distribution moved
-        to it."""
-        doc = model.extras.get("stack")
-        if not doc:
-            return values, probs
-        if self._stack is None:
-            from facecore.ldl.stack import TopStack
-
-            self._stack = TopStack.from_doc(doc)
-        feats = np.stack([f.features["trunk"] for f in faces])
-        return self._stack.apply(probs, model.bins, features=feats)

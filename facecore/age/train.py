@@ -349,7 +349,6 @@ def main(
         INT8_CARD_NOTE,
         calibration_maps,
         cross_validated_distributions,
-        dataset_views,
         int8_cross_validated,
         top_manifest_entry,
         train_top,
@@ -384,14 +383,7 @@ def main(
     fold_dir = cv_fold_dir(cfg)
     maps = np.asarray(data.maps)[data.rows]
     maps_flipped = np.asarray(data.maps_flipped)[data.rows]
-    views = None
-    if recipe.jitter:
-        views = [
-            np.asarray(v)[data.rows]
-            for v in dataset_views(
-                data.chips, recipe.input_node, recipe.jitter, work / "maps", seed=cfg.seed
-            )
-        ]
+    views = _jittered_views(data, recipe, work, cfg.seed)
     raw, fold_seconds = cross_validated_distributions(
         maps,
         targets,
@@ -681,6 +673,17 @@ def main(
     return AgeTrainResult(cv=cv, model_path=model_path, card_path=card_path, seconds=seconds)
 
 
+def _jittered_views(data: AgeData, recipe: TopRecipe, work: Path, seed: int) -> Any:
+    """The other versions of the faces' maps with ``recipe.jitter`` (mirrored, jittered and
+    their mirrors; :func:`facecore.training.tops.dataset_views`), else None."""
+    from facecore.training.tops import dataset_views
+
+    if not recipe.jitter:
+        return None
+    views = dataset_views(data.chips, recipe.input_node, recipe.jitter, work / "maps", seed=seed)
+    return [np.asarray(v)[data.rows] for v in views]
+
+
 def pilot(
     data_root: str | os.PathLike[str],
     config: AgeTrainConfig | None = None,
@@ -693,7 +696,7 @@ def pilot(
     lie in the work folder: ``{folder: {recipe, folds, mae, cs5, mae_median}}`` (the expectation's
     MAE and CS(5) and the median's MAE, over the test photos of those folds)."""
     from facecore.training.folds import kfold_splits
-    from facecore.training.tops import cross_validated_distributions, dataset_views
+    from facecore.training.tops import cross_validated_distributions
 
     cfg = config or AgeTrainConfig()
     if not 1 <= k <= cfg.folds:
@@ -705,14 +708,7 @@ def pilot(
     y = data.ages
     folds = kfold_splits(len(y), cfg.folds, cfg.seed, stratify=y)[:k]
     recipe = cfg.recipe
-    views = None
-    if recipe.jitter:
-        views = [
-            np.asarray(v)[data.rows]
-            for v in dataset_views(
-                data.chips, recipe.input_node, recipe.jitter, work / "maps", seed=cfg.seed
-            )
-        ]
+    views = _jittered_views(data, recipe, work, cfg.seed)
     cross_validated_distributions(
         np.asarray(data.maps)[data.rows],
         gaussian_label_distribution(y, AGE_BINS, cfg.sigma),

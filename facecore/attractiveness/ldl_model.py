@@ -15,7 +15,6 @@ Learning", IEEE TMM 2018.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -37,8 +36,6 @@ class LdlAttractiveness(DistributionHead):
     unit = "score"
     default_model = "attractiveness_scut"
     requires = ("landmarks", "trunk")
-    #: The model file's SVR stack, read once (None: not yet, or the file has none).
-    _stack: Any = None
 
     def adjust(
         self,
@@ -47,14 +44,6 @@ class LdlAttractiveness(DistributionHead):
         values: np.ndarray,
         probs: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        stack = model.extras.get("stack")
-        if stack:  # the top stacked with the frozen-feature SVR (facecore.ldl.stack)
-            if self._stack is None:
-                from facecore.ldl.stack import TopStack
-
-                self._stack = TopStack.from_doc(stack)
-            feats = np.stack([f.features["trunk"] for f in faces])
-            return self._stack.apply(probs, model.bins, features=feats)
         fusion = model.metadata.get("fusion")
         if not fusion:
             return values, probs

@@ -321,6 +321,8 @@ class DistributionHead:
     requires: ClassVar[tuple[str, ...]] = ("trunk",)
     #: Reads only the trunk's maps on the faces: faces of several images may come in one call.
     image_free: ClassVar[bool] = True
+    #: The model file's SVR stack (``extras["stack"]``), read on first use.
+    _stack: Any = None
 
     def __init__(
         self,
@@ -367,6 +369,14 @@ class DistributionHead:
             return []
         model = self._model.get()
         values, probs = model.distributions(model.predict_logits(faces))
+        stack = model.extras.get("stack")
+        if stack:  # the top stacked with a frozen-feature SVR (facecore.ldl.stack)
+            if self._stack is None:
+                from facecore.ldl.stack import TopStack
+
+                self._stack = TopStack.from_doc(stack)
+            feats = np.stack([f.features["trunk"] for f in faces])
+            values, probs = self._stack.apply(probs, model.bins, features=feats)
         values, probs = self.adjust(model, faces, values, probs)
         return [
             f.with_prediction(

@@ -226,14 +226,9 @@ def test_fit_on_cuda_learns() -> None:
     assert next(model.parameters()).device.type == "cuda"
 
 
-def test_flipped_inputs_replace_half_the_samples():
-    """With X_flipped, training sees each sample or its mirrored version (about half each)."""
-    import torch
+def _probe(seen):
+    """A model class that records the first value of every training input it sees."""
     from torch import nn
-
-    from facecore.training.fit import FitConfig, fit
-
-    seen = []
 
     class Probe(nn.Module):
         def __init__(self) -> None:
@@ -243,6 +238,18 @@ def test_flipped_inputs_replace_half_the_samples():
         def forward(self, x):
             seen.append(x[:, 0, 0, 0].detach().clone())
             return self.w * x.mean(dim=(1, 2, 3))
+
+    return Probe
+
+
+def test_flipped_inputs_replace_half_the_samples():
+    """With X_flipped, training sees each sample or its mirrored version (about half each)."""
+    import torch
+
+    from facecore.training.fit import FitConfig, fit
+
+    seen = []
+    Probe = _probe(seen)
 
     X = torch.zeros(200, 1, 2, 2)
     Xf = torch.ones(200, 1, 2, 2)
@@ -271,20 +278,11 @@ def test_expectation_term_is_added_to_the_kl_loss():
 def test_views_are_drawn_uniformly_with_the_plain_inputs():
     """With X_views, each training sample comes from X or one of the views, about equally."""
     import torch
-    from torch import nn
 
     from facecore.training.fit import FitConfig, fit
 
     seen = []
-
-    class Probe(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = nn.Parameter(torch.zeros(1))
-
-        def forward(self, x):
-            seen.append(x[:, 0, 0, 0].detach().clone())
-            return self.w * x.mean(dim=(1, 2, 3))
+    Probe = _probe(seen)
 
     X = torch.zeros(300, 1, 2, 2)
     views = [torch.full((300, 1, 2, 2), float(v)) for v in (1, 2)]
