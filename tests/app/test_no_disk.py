@@ -27,7 +27,9 @@ def _files(*roots):
     return out
 
 
-def test_no_image_on_disk_or_in_logs(settings, fake_analyzer, make_png, caplog, capfd, monkeypatch):
+def test_no_image_on_disk_or_in_logs(
+    settings, fake_analyzer, make_png, caplog, capfd, monkeypatch, tmp_path
+):
     data = make_png(700, 700)  # ~1.4 MiB: over the multipart spool threshold
     assert len(data) > 1024 * 1024
     marker = data[1000:1064]  # 64 bytes of noise from inside the image
@@ -40,7 +42,14 @@ def test_no_image_on_disk_or_in_logs(settings, fake_analyzer, make_png, caplog, 
         return real(self)
 
     monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", rollover)
+    # This process's temporary folder is a private one, so that files other processes write
+    # to the machine's /tmp meanwhile are not taken for the service's.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    monkeypatch.setenv("TMPDIR", str(private))
     tmp, cwd = Path(tempfile.gettempdir()), Path.cwd()
+    assert tmp == private
     before = _files(tmp, cwd)
     with caplog.at_level(logging.DEBUG):
         app = create_app(settings)
