@@ -188,17 +188,6 @@ def apply_fusion(fusion: dict[str, Any], deep: np.ndarray, geometric: np.ndarray
     return z @ np.asarray(fusion["coef"]) + float(fusion["intercept"])
 
 
-def _shift_all(probs: np.ndarray, bins: np.ndarray, values: np.ndarray) -> np.ndarray:
-    from facecore.ldl.deep import shift_distribution
-
-    return np.stack(
-        [
-            shift_distribution(p, bins, float(v - p @ bins))
-            for p, v in zip(probs, values, strict=True)
-        ]
-    )
-
-
 def _scatter_png(
     path: Path, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, title: str
 ) -> Path:
@@ -272,7 +261,7 @@ def main(
 
     from facecore.datasets import dataset_hash
     from facecore.ldl import MaxEntLDL, StructuredLDL
-    from facecore.ldl.deep import TopDistributionModel
+    from facecore.ldl.deep import TopDistributionModel, move_distributions
     from facecore.ldl.stack import RbfSvr, crossfit_stack, fit_top_stack
     from facecore.model_store import write_manifest_entry
     from facecore.nn.dlib_resnet import for_inference
@@ -374,7 +363,9 @@ def main(
             fused[te] = apply_fusion(fuse_geometric(d[tr], geo[tr], y[tr]), d[te], geo[te])
         fused = np.clip(fused, bins[0], bins[-1])
         preds[f"top-ldl + geometric{tag}"] = fused
-        dists[f"top-ldl + geometric{tag}"] = _shift_all(probs.astype(np.float64), bins, fused)
+        dists[f"top-ldl + geometric{tag}"] = move_distributions(
+            probs.astype(np.float64), bins, fused
+        )
     deep = preds[f"top-ldl{suffix}"]
     # An RBF SVR on the frozen trunk features, and the served top stacked with it
     # (facecore.ldl.stack): each fold's weights fitted on the other folds' predictions only.

@@ -42,6 +42,7 @@ __all__ = [
     "DistributionHead",
     "TopDistributionModel",
     "calibrate",
+    "move_distributions",
     "shift_distribution",
     "softmax",
     "temper",
@@ -82,6 +83,18 @@ def shift_distribution(p: np.ndarray, bins: np.ndarray, delta: float) -> np.ndar
     return out
 
 
+def move_distributions(probs: np.ndarray, bins: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each row of ``probs`` (N, K) translated (:func:`shift_distribution`) from its mean to
+    ``values[i]``; (N, K) float64."""
+    p = np.asarray(probs, dtype=np.float64)
+    if not len(p):
+        return p
+    b = np.asarray(bins, dtype=np.float64)
+    return np.stack(
+        [shift_distribution(pi, b, float(v - pi @ b)) for pi, v in zip(p, values, strict=True)]
+    )
+
+
 def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log(probs) / temperature)`` row-wise: the distributions of logits divided by
     ``temperature`` (> 1 widens them)."""
@@ -115,16 +128,7 @@ def calibrate(
     if knots is None:
         return values, p
     target = np.interp(values, np.asarray(knots[0]), np.asarray(knots[1]))
-    out = (
-        np.stack(
-            [
-                shift_distribution(pi, b, float(t - v))
-                for pi, v, t in zip(p, values, target, strict=True)
-            ]
-        )
-        if len(p)
-        else p
-    )
+    out = move_distributions(p, b, target)
     return target, out
 
 
@@ -165,6 +169,7 @@ class TopDistributionModel:
     precision: str = "auto"
     extras: dict[str, Any] = field(default_factory=dict)
     _serving: Any = field(default=None, init=False, repr=False, compare=False)
+    _stack: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -185,6 +190,15 @@ class TopDistributionModel:
                 except RuntimeError as exc:  # no int8 engine in this torch build
                     logger.warning("serving the float top: %s", exc)
         return self._serving
+
+    @property
+    def stack(self) -> Any:
+        """The :class:`facecore.ldl.stack.TopStack` of ``extras["stack"]`` (read once), or None."""
+        if self._stack is None and self.extras.get("stack"):
+            from facecore.ldl.stack import TopStack
+
+            self._stack = TopStack.from_doc(self.extras["stack"])
+        return self._stack
 
     def with_int8(self, calibration: Any) -> TopDistributionModel:
         """A copy served in int8, its activation ranges set by ``calibration`` (maps of the
@@ -321,8 +335,6 @@ class DistributionHead:
     requires: ClassVar[tuple[str, ...]] = ("trunk",)
     #: Reads only the trunk's maps on the faces: faces of several images may come in one call.
     image_free: ClassVar[bool] = True
-    #: The model file's SVR stack (``extras["stack"]``), read on first use.
-    _stack: Any = None
 
     def __init__(
         self,
@@ -341,7 +353,7 @@ class DistributionHead:
     def _read_model(self) -> TopDistributionModel:
         path = resolve(self.model_name, directory=self.models_dir)
         model = TopDistributionModel.load(path, precision=self.precision)
-        _ = model.serving_top  # quantize once here, not on the first request
+        _ = model.serving_top, model.stack  # quantize and read the stack here, not per request
         logger.info("loaded %s from %s", self.model_name, path)
         return model
 
@@ -369,14 +381,9 @@ class DistributionHead:
             return []
         model = self._model.get()
         values, probs = model.distributions(model.predict_logits(faces))
-        stack = model.extras.get("stack")
-        if stack:  # the top stacked with a frozen-feature SVR (facecore.ldl.stack)
-            if self._stack is None:
-                from facecore.ldl.stack import TopStack
-
-                self._stack = TopStack.from_doc(stack)
+        if model.stack is not None:  # the top stacked with a frozen-feature SVR
             feats = np.stack([f.features["trunk"] for f in faces])
-            values, probs = self._stack.apply(probs, model.bins, features=feats)
+            values, probs = model.stack.apply(probs, model.bins, features=feats)
         values, probs = self.adjust(model, faces, values, probs)
         return [
             f.with_prediction(

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from facecore.ldl.deep import shift_distribution, temper
+from facecore.ldl.deep import move_distributions, temper
 
 __all__ = ["RbfSvr", "TopStack", "crossfit_stack", "fit_stack", "fit_top_stack"]
 
@@ -69,6 +69,10 @@ class RbfSvr:
             log_target=bool(log_target),
         )
 
+    def __post_init__(self) -> None:
+        for name in ("mean", "scale", "dual_coef", "support16", "sq"):
+            self._t(name)  # the tensors at load, not on the first request
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Predictions (N,) from trunk features (N, D).
 
@@ -95,8 +99,8 @@ class RbfSvr:
         return out.numpy().astype(np.float64)
 
     def _t(self, name: str) -> Any:
-        """The arrays as torch tensors, made once (``sq``: the support vectors' squared norms;
-        ``support16``: the support vectors in float16)."""
+        """The arrays as torch tensors, made once at construction (``sq``: the support vectors'
+        squared norms; ``support16``: the support vectors in float16)."""
         cache = self.__dict__.setdefault("_tensors", {})
         if name not in cache:
             import torch
@@ -165,18 +169,7 @@ class TopStack:
                 raise ValueError("give svr_pred, or features with a stack that holds its SVR")
             svr_pred = self.svr.predict(features)
         values = self.values(np.asarray(probs, np.float64) @ b, svr_pred, b)
-        p = temper(probs, self.temperature)
-        out = (
-            np.stack(
-                [
-                    shift_distribution(pi, b, float(v - pi @ b))
-                    for pi, v in zip(p, values, strict=True)
-                ]
-            )
-            if len(p)
-            else np.asarray(p, np.float64)
-        )
-        return values, out
+        return values, move_distributions(temper(probs, self.temperature), b, values)
 
     def to_doc(self, with_svr: bool = True) -> dict[str, Any]:
         """The stack as a model file's ``extras["stack"]``: numbers, and the SVR's arrays under
@@ -229,13 +222,7 @@ def fit_temperature(
     to ``mass`` of ``y``."""
     best = (np.inf, 1.0)
     for t in TEMPERATURES:
-        p = temper(probs, float(t))
-        shifted = np.stack(
-            [
-                shift_distribution(pi, bins, float(v - pi @ bins))
-                for pi, v in zip(p, values, strict=True)
-            ]
-        )
+        shifted = move_distributions(temper(probs, float(t)), bins, values)
         gap = abs(float(np.mean(_inside(shifted, bins, y, mass))) - mass)
         if gap < best[0] - 1e-9:
             best = (gap, float(t))
