@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="add this weight x |E[pred] - E[target]| to the KL loss (DLDL-v2)",
     )
+    ap.add_argument(
+        "--extra-tops",
+        default=None,
+        help="comma-separated START:SEED tops averaged with the main one (e.g. stage4:0); "
+        "'none' for the main top alone; default: the dataset's (SCUT-FBP5500: stage4:0)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     args = ap.parse_args(argv)
     logging.basicConfig(
@@ -41,20 +47,30 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"error: data root {args.data} not found", file=sys.stderr)
         return 2
-    from facecore.attractiveness.ldl_train import LdlTrainConfig
+    from facecore.attractiveness.ldl_train import LdlTrainConfig, member_recipe
     from facecore.attractiveness.ldl_train import main as train
     from facecore.training.tops import TopRecipe
 
+    recipe = TopRecipe(
+        epochs=args.epochs,
+        seed=args.seed,
+        lr=args.lr,
+        expectation_weight=args.expectation_weight,
+    )
+    members = None
+    if args.extra_tops is not None:
+        texts = [t.strip() for t in args.extra_tops.split(",") if t.strip()]
+        try:
+            members = tuple(member_recipe(recipe, t) for t in texts if t != "none")
+        except ValueError as exc:
+            print(f"error: --extra-tops: {exc}", file=sys.stderr)
+            return 2
     cfg = LdlTrainConfig(
         folds=args.folds,
         seed=args.seed,
-        recipe=TopRecipe(
-            epochs=args.epochs,
-            seed=args.seed,
-            lr=args.lr,
-            expectation_weight=args.expectation_weight,
-        ),
+        recipe=recipe,
         work_dir=args.work_dir,
+        members=members,
     )
     res = train(args.dataset, args.data, args.out, cfg, device=args.device)
     print(json.dumps(res.cv["learners"], indent=1))

@@ -23,15 +23,19 @@ Learners, in the same folds (:func:`facecore.training.folds.kfold_splits`, unstr
 * ``maxent`` and ``sldl`` - :class:`facecore.ldl.MaxEntLDL` (SA-BFGS) and
   :class:`facecore.ldl.StructuredLDL` (``decode="mean"``) on the same standardised features;
 * ``top-ldl`` - a fine-tuned copy of stages 3-5 of dlib's face ResNet over the cached frozen
-  stage-2 map (:mod:`facecore.training.tops`), KL loss, flips;
+  stage-2 map (:mod:`facecore.training.tops`), KL loss, flips; with members
+  (:attr:`LdlDataset.members`, e.g. SCUT-FBP5500's copy of stages 4-5 over the stage-3 map),
+  the average of every top's softmax (an ensemble), and each top alone beside it (``one top:``);
+* ``top-ldl + svr stack`` - the served tops' expectation stacked with an RBF SVR on the frozen
+  trunk features (:mod:`facecore.ldl.stack`);
 * ``top-ldl + geometric`` - the paper's fusion: a ridge regression of the rating on the deep
   expectation and the 42 geometric landmark features (:func:`facecore.features.geometric_features`),
   cross-fitted (each fold's ridge is fitted on the other folds' out-of-fold deep predictions);
   the deep distribution is translated to the fused value.
 
-The shipped model is the deep top trained on every face, with the fusion when it pays (a CV
-Pearson gain of at least 0.002). Outputs: ``<out>.pt``, the manifest entry, ``<out>.cv.json``,
-the card ``<out>.md`` and its figures.
+The shipped model is the deep top (or ensemble) trained on every face, with the fusion or the
+stack when it pays (a CV Pearson gain of at least 0.002). Outputs: ``<out>.pt``, the manifest
+entry, ``<out>.cv.json``, the card ``<out>.md`` and its figures.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ __all__ = [
     "fuse_geometric",
     "label_sigma",
     "main",
+    "member_recipe",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,6 +81,8 @@ class LdlDataset:
     default_out: str
     bins: tuple[float, ...]
     licence: str
+    #: The shipped model's extra tops (``START:SEED`` each; averaged with the main top).
+    members: tuple[str, ...] = ()
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -83,6 +90,7 @@ class LdlDataset:
 
     @property
     def rebuild(self) -> str:
+        """The command that rebuilds the shipped model (the dataset's default members)."""
         return (
             f".venv/bin/python scripts/train_attractiveness_ldl.py --dataset {self.name} "
             f"--data ../shared/data --out {self.default_out}"
@@ -103,6 +111,7 @@ DATASETS = {
         "models/attractiveness_scut",
         tuple(float(b) for b in np.arange(1.0, 5.01, 0.5)),
         "trained on SCUT-FBP5500 (label spread from MEBeauty): non-commercial research use only",
+        members=("stage4:0",),
     ),
 }
 
@@ -115,6 +124,29 @@ class LdlTrainConfig:
     work_dir: Path = Path(".cache/attractiveness")
     #: Ship the top in int8 (facecore.nn.quantize); the shipped figures are the int8 folds'.
     int8: bool = True
+    #: Extra tops averaged with ``recipe``'s (an ensemble): ``recipe`` with another start and
+    #: seed each; None: the dataset's default (:attr:`LdlDataset.members`).
+    members: tuple[TopRecipe, ...] | None = None
+
+    def recipes(self, dataset: LdlDataset) -> tuple[TopRecipe, ...]:
+        """The main recipe, then the members' (this config's, or the dataset's default)."""
+        if self.members is not None:
+            return (self.recipe, *self.members)
+        return (self.recipe, *(member_recipe(self.recipe, m) for m in dataset.members))
+
+
+def member_recipe(recipe: TopRecipe, text: str) -> TopRecipe:
+    """``recipe`` with the start and seed of ``"START:SEED"`` (e.g. ``"stage4:0"``).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not of that form.
+    """
+    start, sep, seed = text.partition(":")
+    if start not in ("stage1", "stage2", "stage3", "stage4", "stage5") or not seed.isdigit():
+        raise ValueError(f"an extra top is START:SEED with START stage1..stage5, got {text!r}")
+    return dataclasses.replace(recipe, start=start, seed=int(seed))
 
 
 def label_sigma(data_root: str | os.PathLike[str]) -> float:
@@ -298,8 +330,13 @@ def main(
     y = np.asarray(ds.targets)[rows]
     D = d_all[rows].astype(np.float32)
     groups = np.asarray(ds.groups)[rows]
-    maps_all, flipped_all = dataset_maps(chips, recipe.input_node, work / "maps")
-    maps, flipped = np.asarray(maps_all)[rows], np.asarray(flipped_all)[rows]
+    recipes = cfg.recipes(spec)
+    node_maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for r in recipes:
+        if r.input_node not in node_maps:
+            maps_all, flipped_all = dataset_maps(chips, r.input_node, work / "maps")
+            node_maps[r.input_node] = (np.asarray(maps_all)[rows], np.asarray(flipped_all)[rows])
+    maps, flipped = node_maps[recipe.input_node]
 
     feats = trunk_features(chips, rows, work)
     geo = _geometric(chips.landmarks[rows])
@@ -339,21 +376,36 @@ def main(
         lambda: StructuredLDL(alpha=0.3, decode="mean", bins=spec.bins, random_state=0), False
     )
 
-    fold_dir = cv_fold_dir(dataset, cfg, target_rule)
-    raw, fold_seconds = cross_validated_distributions(
-        maps, D, folds, recipe, maps_flipped=flipped, work_dir=fold_dir, device=device, bins=bins
-    )
-    seconds["top-ldl"] = float(np.sum(fold_seconds))
-    # What is served: each fold's top in int8 (ranges from its own training photos), unless the
-    # config says float32; the float rows stay in the table to show what int8 costs.
+    # Every top of the ensemble (one, unless members are set) in the same folds; what is
+    # served: each fold's tops in int8 (ranges from its own training photos), unless the config
+    # says float32; the float rows stay in the table to show what int8 costs.
+    fold_dirs = [
+        cv_fold_dir(dataset, dataclasses.replace(cfg, recipe=r), target_rule) for r in recipes
+    ]
+    raws, int8s = [], []
+    seconds["top-ldl"] = seconds["int8_cv"] = 0.0
+    for r, fdir in zip(recipes, fold_dirs, strict=True):
+        r_maps, r_flipped = node_maps[r.input_node]
+        p, fold_seconds = cross_validated_distributions(
+            r_maps, D, folds, r, maps_flipped=r_flipped, work_dir=fdir, device=device, bins=bins
+        )
+        raws.append(p)
+        seconds["top-ldl"] += float(np.sum(fold_seconds))
+        if cfg.int8:
+            t0 = time.perf_counter()
+            int8s.append(
+                int8_cross_validated(r_maps, folds, r, len(bins), work_dir=fdir, seed=cfg.seed)
+            )
+            seconds["int8_cv"] += time.perf_counter() - t0
+    if len(recipes) > 1:  # each top alone, as served, beside the ensemble
+        for r, p in zip(recipes, int8s or raws, strict=True):
+            name = f"one top: {_describe(r)}" + (", int8" if int8s else "")
+            preds[name], dists[name] = p @ bins, p.astype(np.float64)
+    raw = np.mean(raws, axis=0)
     variants = {"": raw}
     suffix = ""
     if cfg.int8:
-        t0 = time.perf_counter()
-        variants[", int8"] = int8_cross_validated(
-            maps, folds, recipe, len(bins), work_dir=fold_dir, seed=cfg.seed
-        )
-        seconds["int8_cv"] = time.perf_counter() - t0
+        variants[", int8"] = np.mean(int8s, axis=0)
         suffix = ", int8"
     for tag, probs in variants.items():
         d = probs @ bins
@@ -401,17 +453,22 @@ def main(
         m = regression_metrics(y[sel], preds[shipped][sel])
         per_group[g] = {k: round(float(v), 4) for k, v in m.items()} | {"n": int(sel.sum())}
 
-    top, final = train_top(
-        maps,
-        D,
-        recipe,
-        maps_flipped=flipped,
-        checkpoint_dir=fold_dir / "ckpt-final",
-        device=device,
-        bins=bins,
-    )
-    # Training time of the epochs (also when they were read back from a checkpoint).
-    seconds["final_fit"] = float(sum(r.seconds for r in final.history))
+    tops = []
+    seconds["final_fit"] = 0.0
+    for r, fdir in zip(recipes, fold_dirs, strict=True):
+        r_maps, r_flipped = node_maps[r.input_node]
+        top, final = train_top(
+            r_maps,
+            D,
+            r,
+            maps_flipped=r_flipped,
+            checkpoint_dir=fdir / "ckpt-final",
+            device=device,
+            bins=bins,
+        )
+        tops.append(for_inference(top))
+        # Training time of the epochs (also when they were read back from a checkpoint).
+        seconds["final_fit"] += float(sum(h.seconds for h in final.history))
     fusion = fuse_geometric(deep, geo, y) if "geometric" in shipped else None
     extras: dict[str, Any] = {}
     if shipped == stack_name:
@@ -438,10 +495,12 @@ def main(
         "per_group": per_group,
         "label_sigma": sigma,
         "recipe": recipe.to_dict(),
+        "members": [r.to_dict() for r in recipes[1:]],
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
     model = TopDistributionModel(
-        top=for_inference(top),
+        top=tops[0],
+        members=tuple(tops[1:]),
         bins=spec.bins,
         metadata={
             "name": out.name,
@@ -453,12 +512,15 @@ def main(
             "cv": cv_summary,
             "licence": spec.licence,
             "recipe": recipe.to_dict(),
+            "members": [r.to_dict() for r in recipes[1:]],
             "fusion": fusion,
         },
         extras=extras,
     )
     if cfg.int8:
-        model = model.with_int8(calibration_maps(maps, seed=cfg.seed))
+        model = model.with_int8(
+            {node: calibration_maps(m, seed=cfg.seed) for node, (m, _) in node_maps.items()}
+        )
     model_path = model.save(out.with_name(out.name + ".pt"))
     figs = [
         (
@@ -512,15 +574,16 @@ def main(
             "bins": list(spec.bins),
         },
         inputs=(
-            "Face with features['trunk.stage2'] (the trunk's shared stage-2 map of dlib's "
-            "150x150 chip)"
+            "Face with "
+            + " and ".join(f"features['trunk.{node}']" for node in node_maps)
+            + " (the trunk's shared maps of dlib's 150x150 chip)"
             + (" and the 68 landmarks (geometric features)" if fusion else "")
             + f"; output: a distribution over {spec.title}'s rating values "
             f"{spec.bins[0]:g}..{spec.bins[-1]:g} and its expectation"
         ),
         source=(
             "facecore.attractiveness.ldl_train (scripts/train_attractiveness_ldl.py): "
-            f"fine-tuned stages {recipe.start[-1]}-5 of dlib's face ResNet with KL loss on "
+            f"{_describe_all(recipes)} of dlib's face ResNet with KL loss on "
             "rating distributions (Fan et al., IEEE TMM 2018)"
             + ("; fused with geometric features by ridge regression" if fusion else "")
         ),
@@ -550,9 +613,14 @@ def main(
         ),
         licence=spec.licence,
         model=[
-            f"Fine-tuned copy of stages {recipe.start[-1]}-5 of dlib's face ResNet over the "
-            "trunk's shared stage-2 map, softmax over the rating values, KL loss on rating "
-            "distributions (Fan et al., IEEE TMM 2018).",
+            f"{_describe_all(recipes).capitalize()} of dlib's face ResNet over the trunk's "
+            "shared maps, softmax over the rating values, KL loss on rating distributions "
+            "(Fan et al., IEEE TMM 2018)"
+            + (
+                "; the distribution is the average of the tops' softmax outputs."
+                if len(recipes) > 1
+                else "."
+            ),
             f"Targets: {target_rule}.",
             f"Recipe: {recipe.epochs} epochs, batch {recipe.batch_size}, one-cycle AdamW (peak "
             f"lr {recipe.lr}), exact flip augmentation.",
@@ -653,6 +721,20 @@ def _combination_note(
     return (
         f"The top alone: neither the geometric fusion ({gain:+.4f}) nor the SVR stack "
         f"({stack_gain:+.4f}) raised the CV Pearson by {FUSION_GAIN}."
+    )
+
+
+def _describe(recipe: TopRecipe) -> str:
+    """``"stages 4-5 (seed 0)"``."""
+    return f"stages {recipe.start.removeprefix('stage')}-5 (seed {recipe.seed})"
+
+
+def _describe_all(recipes: tuple[TopRecipe, ...]) -> str:
+    """``"fine-tuned copy of stages 3-5"`` for one top, else the ensemble's members."""
+    if len(recipes) == 1:
+        return f"fine-tuned copy of stages {recipes[0].start.removeprefix('stage')}-5"
+    return f"ensemble of {len(recipes)} fine-tuned tops, " + " and ".join(
+        _describe(r) for r in recipes
     )
 
 

@@ -158,6 +158,10 @@ class TopDistributionModel:
     extras : dict
         A head's own parts beside the top (e.g. the age head's stacked SVR): JSON values and
         numpy arrays, nested in dicts; saved in the file as they are.
+    members : tuple of BackboneTop
+        More fine-tuned tops of the same bins (e.g. other seeds, or another start); the model's
+        distribution is then the average of every top's softmax (an ensemble), which
+        :meth:`predict_logits` returns as its log. Empty: the top alone.
     """
 
     top: Any
@@ -168,7 +172,9 @@ class TopDistributionModel:
     int8: dict[str, Any] | None = None
     precision: str = "auto"
     extras: dict[str, Any] = field(default_factory=dict)
+    members: tuple[Any, ...] = ()
     _serving: Any = field(default=None, init=False, repr=False, compare=False)
+    _serving_members: Any = field(default=None, init=False, repr=False, compare=False)
     _stack: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -192,6 +198,21 @@ class TopDistributionModel:
         return self._serving
 
     @property
+    def serving_members(self) -> tuple[Any, ...]:
+        """The members as they run: int8 (from ``int8["members"]``) or float, like the top."""
+        if self._serving_members is None:
+            served = tuple(self.members)
+            qp = (self.int8 or {}).get("members")
+            if qp is not None and self.precision == "auto" and self.serving_top is not self.top:
+                from facecore.nn.quantize import quantize_top
+
+                served = tuple(
+                    quantize_top(m, qparams=q) for m, q in zip(self.members, qp, strict=True)
+                )
+            self._serving_members = served
+        return self._serving_members
+
+    @property
     def stack(self) -> Any:
         """The :class:`facecore.ldl.stack.TopStack` of ``extras["stack"]`` (read once), or None."""
         if self._stack is None and self.extras.get("stack"):
@@ -208,15 +229,32 @@ class TopDistributionModel:
 
         from facecore.nn.quantize import activation_qparams, quantize_top
 
-        q = quantize_top(self.top, calibration)
-        out = dataclasses.replace(self, int8={"qparams": activation_qparams(q)})
-        out._serving = q
+        def maps_for(top: Any) -> Any:
+            if isinstance(calibration, dict):
+                return calibration[top.input_node]
+            return calibration
+
+        q = quantize_top(self.top, maps_for(self.top))
+        qm = tuple(quantize_top(m, maps_for(m)) for m in self.members)
+        int8: dict[str, Any] = {"qparams": activation_qparams(q)}
+        if self.members:
+            int8["members"] = [activation_qparams(m) for m in qm]
+        out = dataclasses.replace(self, int8=int8)
+        out._serving, out._serving_members = q, qm
         return out
 
     def predict_logits(self, faces: Sequence[Face]) -> np.ndarray:
+        """The top's logits (N, K); for an ensemble (:attr:`members`) the log of the average of
+        every top's softmax (so that a softmax of them gives the ensemble's distribution)."""
         from facecore.trunk import run_top
 
-        return run_top(self.serving_top, faces)
+        logits = run_top(self.serving_top, faces)
+        if not self.members:
+            return logits
+        probs = softmax(logits)
+        for member in self.serving_members:
+            probs += softmax(run_top(member, faces))
+        return np.log(np.maximum(probs / (1 + len(self.members)), 1e-30)).astype(np.float32)
 
     def distributions(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values, probabilities) from logits (:func:`calibrate` with the model's settings)."""
@@ -243,6 +281,11 @@ class TopDistributionModel:
             doc["int8"] = self.int8
         if self.extras:
             doc["extras"] = _to_tensors(self.extras)
+        if self.members:
+            doc["members"] = [
+                {"start": m.start, "num_outputs": int(m.fc.out_features), "state": half_state(m)}
+                for m in self.members
+            ]
         return save_doc(doc, path)
 
     @classmethod
@@ -261,19 +304,26 @@ class TopDistributionModel:
 
         path = Path(path)
         doc = load_doc(path, FILE_FORMAT, "distribution model")
-        top = BackboneTop(DlibFaceResNet(), start=doc["start"], num_outputs=doc["num_outputs"])
-        if not any(".affine" in k for k in doc["state"]):
-            # Saved after fold_affines (for_inference): fold the fresh top the same way first.
-            from facecore.nn.dlib_resnet import fold_affines
 
-            fold_affines(top)
-        try:
-            top.load_state_dict({k: v.float() for k, v in doc["state"].items()})
-        except RuntimeError as exc:
-            raise ModelCorruptError(f"{path}: weights do not fit the top: {exc}") from exc
+        def read_top(part: dict[str, Any]) -> Any:
+            top = BackboneTop(
+                DlibFaceResNet(), start=part["start"], num_outputs=part["num_outputs"]
+            )
+            if not any(".affine" in k for k in part["state"]):
+                # Saved after fold_affines (for_inference): fold the fresh top the same way first.
+                from facecore.nn.dlib_resnet import fold_affines
+
+                fold_affines(top)
+            try:
+                top.load_state_dict({k: v.float() for k, v in part["state"].items()})
+            except RuntimeError as exc:
+                raise ModelCorruptError(f"{path}: weights do not fit the top: {exc}") from exc
+            return for_inference(top)
+
         cal = doc.get("calibration")
         return cls(
-            top=for_inference(top),
+            top=read_top(doc),
+            members=tuple(read_top(m) for m in doc.get("members") or ()),
             bins=tuple(doc["bins"]),
             calibration=None if cal is None else (np.asarray(cal[0]), np.asarray(cal[1])),
             temperature=float(doc.get("temperature", 1.0)),
@@ -353,7 +403,8 @@ class DistributionHead:
     def _read_model(self) -> TopDistributionModel:
         path = resolve(self.model_name, directory=self.models_dir)
         model = TopDistributionModel.load(path, precision=self.precision)
-        _ = model.serving_top, model.stack  # quantize and read the stack here, not per request
+        # Quantize and read the stack here, not per request.
+        _ = model.serving_top, model.serving_members, model.stack
         logger.info("loaded %s from %s", self.model_name, path)
         return model
 

@@ -105,6 +105,9 @@ def test_the_shipped_rating_is_the_stack_of_the_int8_top_and_the_svr(name, one_f
     (face,) = analyzer.analyze(one_face_photo)
     model = TopDistributionModel.load(resolve(name))
     assert is_quantized(model.serving_top) and model.metadata.get("fusion") is None
+    # An ensemble's every top is served in int8 too (predict_logits averages them).
+    assert len(model.members) == len(model.metadata.get("members", []))
+    assert all(is_quantized(m) for m in model.serving_members)
     st = model.extras["stack"]
     bins = np.asarray(model.bins)
     raw = softmax(model.predict_logits([face]))[0]

@@ -6,9 +6,12 @@ import pytest
 from facecore.attractiveness.ldl_train import (
     DATASETS,
     apply_fusion,
+    LdlTrainConfig,
     fuse_geometric,
     label_sigma,
+    member_recipe,
 )
+from facecore.training.tops import TopRecipe
 
 
 def test_datasets():
@@ -38,3 +41,19 @@ def test_fusion_recovers_a_linear_rating():
     assert len(fusion["coef"]) == 43
     with pytest.raises(ValueError):
         apply_fusion(fusion, deep, geo[:, :10])
+
+
+def test_extra_tops_are_the_main_recipe_with_another_start_and_seed():
+    base = TopRecipe(epochs=7, lr=1e-3)
+    r = member_recipe(base, "stage4:2")
+    assert (r.start, r.seed, r.epochs, r.lr) == ("stage4", 2, 7, 1e-3)
+    assert r.input_node == "stage3"
+    for bad in ("stage4", "stage9:0", "stage4:x", ":1"):
+        with pytest.raises(ValueError, match="START:SEED"):
+            member_recipe(base, bad)
+    scut = DATASETS["scut-fbp5500"]
+    # The dataset's default members unless the config names its own (an empty tuple: none).
+    assert LdlTrainConfig(recipe=base).recipes(scut)[1:] == tuple(
+        member_recipe(base, m) for m in scut.members
+    )
+    assert LdlTrainConfig(recipe=base, members=()).recipes(scut) == (base,)

@@ -147,3 +147,33 @@ def test_an_int8_model_keeps_its_ranges_in_the_file(tmp_path):
     np.testing.assert_allclose(flt.predict_logits(faces), ref, atol=2e-2)
     with pytest.raises(ValueError, match="precision"):
         TopDistributionModel.load(path, precision="int4")
+
+
+def test_an_ensemble_serves_the_average_of_its_tops_softmax(tmp_path):
+    """members: the distribution is the mean of every top's softmax, float and int8, and the
+    file keeps each member's weights and int8 ranges."""
+    from facecore.nn.quantize import is_quantized
+
+    model = _model()
+    torch.manual_seed(1)
+    other = BackboneTop(DlibFaceResNet(), start="stage5", num_outputs=len(BINS))
+    ens = TopDistributionModel(model.top, BINS, members=(other,))
+    faces = [_face(0), _face(1), _face(2)]
+    alone = TopDistributionModel(other, BINS)
+    expected = (softmax(model.predict_logits(faces)) + softmax(alone.predict_logits(faces))) / 2
+    np.testing.assert_allclose(softmax(ens.predict_logits(faces)), expected, rtol=1e-5)
+    assert not np.allclose(expected, softmax(model.predict_logits(faces)), atol=1e-3)
+    loaded = TopDistributionModel.load(ens.save(tmp_path / "e.pt"))
+    assert len(loaded.members) == 1
+    np.testing.assert_allclose(softmax(loaded.predict_logits(faces)), expected, atol=5e-3)
+
+    cal = np.stack([_face(s).features[map_key("stage4")] for s in range(10, 42)])
+    q = ens.with_int8({"stage4": cal})
+    assert len(q.int8["members"]) == 1 and all(is_quantized(m) for m in q.serving_members)
+    back = TopDistributionModel.load(q.save(tmp_path / "eq.pt"))
+    assert all(is_quantized(m) for m in back.serving_members)
+    np.testing.assert_allclose(
+        softmax(back.predict_logits(faces)), softmax(q.predict_logits(faces)), atol=0.02
+    )
+    flt = TopDistributionModel.load(tmp_path / "eq.pt", precision="float32")
+    assert not any(is_quantized(m) for m in flt.serving_members)
