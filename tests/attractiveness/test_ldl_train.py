@@ -5,8 +5,8 @@ import pytest
 
 from facecore.attractiveness.ldl_train import (
     DATASETS,
-    apply_fusion,
     LdlTrainConfig,
+    apply_fusion,
     fuse_geometric,
     label_sigma,
     member_recipe,
@@ -57,3 +57,16 @@ def test_extra_tops_are_the_main_recipe_with_another_start_and_seed():
         member_recipe(base, m) for m in scut.members
     )
     assert LdlTrainConfig(recipe=base, members=()).recipes(scut) == (base,)
+
+
+def test_the_trainer_cli_rejects_a_bad_extra_top(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_attractiveness_ldl.py"
+    spec = importlib.util.spec_from_file_location("train_attractiveness_ldl", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ["--dataset", "mebeauty", "--data", str(tmp_path), "--extra-tops", "stage4"]
+    assert script.main(argv) == 2
+    assert "START:SEED" in capsys.readouterr().err
