@@ -18,13 +18,13 @@ import csv
 import io
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facecore.atomic import atomic_path
 from facecore.batch_rows import CHUNK, analyze_chunk, rows_for
 
 __all__ = [
@@ -154,14 +154,12 @@ def _load_done(output: Path, columns: Sequence[str]) -> set[str]:
 
 
 def _atomic_rewrite(output: Path, columns: Sequence[str], rows: list[dict[str, str]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.name, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, output)
 
 
 def _results(
@@ -350,10 +348,8 @@ def write_parquet(journal: Path, output: Path, columns: Sequence[str]) -> Path:
         arrays.append(pa.array([conv(r[c]) if r.get(c) else None for r in rows], type=typ))
         fields.append(pa.field(c, typ))
     table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.name, suffix=".tmp")
-    os.close(fd)
-    pq.write_table(table, tmp)
-    os.replace(tmp, output)
+    with atomic_path(output) as tmp:
+        pq.write_table(table, tmp)
     return output
 
 

@@ -33,13 +33,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from facecore.atomic import atomic_path
 from facecore.errors import ModelCorruptError, ModelNotFoundError, UnknownModelError
 
 __all__ = [
@@ -683,17 +683,8 @@ def write_manifest_entry(entry: Mapping[str, Any], directory: Path | None = None
             models.append(entry)
         data["models"] = models
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{_MANIFEST_NAME}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the manifest is read by everyone
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     log.info("manifest entry %r written to %s", entry["name"], path)
     return path
 

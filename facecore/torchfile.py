@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from facecore.atomic import atomic_path
 from facecore.errors import ModelCorruptError
 
 __all__ = ["half_state", "load_doc", "save_doc"]
@@ -33,10 +34,8 @@ def save_doc(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(doc, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(doc, tmp)
     return path
 
 

@@ -24,7 +24,7 @@ from scipy.stats import pearsonr, spearmanr
 
 from facecore.ldl import gaussian_label_distribution, pairwise_to_distribution
 from facecore.ldl.pairwise import DEFAULT_ALPHA, DEFAULT_LAMBDA
-from facecore.training.metrics import ldl_metrics
+from facecore.metrics import ldl_metrics
 
 
 def synthetic_comparisons(

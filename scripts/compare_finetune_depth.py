@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         cv_fold_dir,
     )
     from facecore.ldl.stack import crossfit_stack
+    from facecore.metrics import ldl_metrics, regression_metrics
     from facecore.nn.dlib_resnet import for_inference
     from facecore.nn.quantize import quantize_top
     from facecore.training.chips import extract_dataset_chips, load_face_resnet
     from facecore.training.folds import kfold_splits
-    from facecore.training.metrics import ldl_metrics, regression_metrics
     from facecore.training.tops import (
         TopRecipe,
         calibration_maps,

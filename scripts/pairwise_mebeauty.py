@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
+from facecore.atomic import atomic_path
 from facecore.datasets import load_mebeauty
 from facecore.ldl import (
     MaxEntLDL,
@@ -44,8 +45,8 @@ from facecore.ldl import (
     rating_histograms,
 )
 from facecore.ldl.pairwise import DEFAULT_ALPHA, DEFAULT_LAMBDA, comparison_components
+from facecore.metrics import ldl_metrics, regression_metrics
 from facecore.training.folds import kfold_splits
-from facecore.training.metrics import ldl_metrics, regression_metrics
 
 BINS = np.arange(1, 11, dtype=np.float64)
 
@@ -183,10 +184,8 @@ def trunk_features(ds, cache: Path, limit: int | None = None) -> tuple[np.ndarra
             feats[i] = faces[0].features["trunk"]
         done[i] = True
         if count % 100 == 0 or count == todo.size:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(cache.stem + ".tmp.npz")
-            np.savez(tmp, features=feats, done=done)
-            tmp.replace(cache)
+            with atomic_path(cache) as tmp:
+                np.savez(tmp, features=feats, done=done)
             print(
                 f"  features: {done.sum()}/{n} done ({time.perf_counter() - t0:.0f} s)",
                 flush=True,

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from facecore.training.metrics import cs_at, regression_metrics
+from facecore.metrics import cs_at, regression_metrics
 from facecore.training.tops import TopRecipe, trunk_features
 
 __all__ = [

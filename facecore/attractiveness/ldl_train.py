@@ -295,12 +295,12 @@ def main(
     from facecore.ldl import MaxEntLDL, StructuredLDL
     from facecore.ldl.deep import TopDistributionModel, move_distributions
     from facecore.ldl.stack import RbfSvr, crossfit_stack, fit_top_stack
+    from facecore.metrics import ldl_metrics, regression_metrics
     from facecore.model_store import write_manifest_entry
     from facecore.nn.dlib_resnet import for_inference
     from facecore.training.card import CardTable, ModelCard, package_versions, write_card
     from facecore.training.chips import extract_dataset_chips
     from facecore.training.folds import kfold_splits
-    from facecore.training.metrics import ldl_metrics, regression_metrics
     from facecore.training.tops import (
         INT8_CARD_NOTE,
         calibration_maps,

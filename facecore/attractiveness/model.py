@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from facecore.atomic import atomic_path
 from facecore.attractiveness.face_features import (
     FaceFeatureExtractor,
     Layout,
@@ -171,10 +172,8 @@ class AttractivenessModel:
         import joblib
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        joblib.dump({"format": FILE_FORMAT, "model": self}, tmp, compress=3)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            joblib.dump({"format": FILE_FORMAT, "model": self}, tmp, compress=3)
         return path
 
     @classmethod

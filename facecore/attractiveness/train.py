@@ -26,7 +26,7 @@ The steps are :func:`load_training_data`, :func:`cross_validate` (on
 :func:`facecore.training.folds.kfold_splits`), :func:`choose_fusion`, :func:`fit_final` and the
 artefact writer (:func:`model_card` through :func:`facecore.training.card.write_card`, the
 manifest through :func:`facecore.model_store.write_manifest_entry`); the metrics are
-:func:`facecore.training.metrics.regression_metrics` (re-exported here).
+:func:`facecore.metrics.regression_metrics`.
 
 This module implements no paper itself (see :mod:`~facecore.attractiveness.deep_regressors` and
 :mod:`~facecore.attractiveness.fusion`).
@@ -46,14 +46,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facecore.atomic import atomic_path
 from facecore.attractiveness.face_features import (
     BLOCK_NAMES,
     FaceFeatureExtractor,
     Layout,
 )
+from facecore.metrics import regression_metrics
 from facecore.training.card import ModelCard, markdown_table, package_versions, write_card
 from facecore.training.folds import kfold_splits
-from facecore.training.metrics import regression_metrics
 
 if TYPE_CHECKING:
     from facecore.attractiveness.model import AttractivenessModel
@@ -215,16 +216,14 @@ def extract_dataset_features(
     seconds = time.perf_counter() - t0
     logger.info("features of %d photos extracted in %.1f s", n, seconds)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            has_face=has_face,
-            detector=detector,
-            seconds=np.float64(seconds),
-            **{f"block_{k}": v for k, v in blocks.items()},
-        )
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez(
+                tmp,
+                has_face=has_face,
+                detector=detector,
+                seconds=np.float64(seconds),
+                **{f"block_{k}": v for k, v in blocks.items()},
+            )
         logger.info("feature cache written to %s", path)
     return DatasetFeatures(blocks, has_face, detector, seconds, path, False)
 
@@ -575,7 +574,7 @@ def cross_validate(
 def group_metrics(
     y: np.ndarray, pred: np.ndarray, groups: np.ndarray
 ) -> dict[str, dict[str, float]]:
-    """:func:`~facecore.training.metrics.regression_metrics` and ``n`` of every group (sorted)."""
+    """:func:`~facecore.metrics.regression_metrics` and ``n`` of every group (sorted)."""
     return {
         g: {**regression_metrics(y[groups == g], pred[groups == g]), "n": int(np.sum(groups == g))}
         for g in sorted(set(groups.tolist()))

@@ -21,7 +21,7 @@ Model (margin rescaling, the primal in unconstrained form)
   makes the argmax exact by enumeration.
 * Loss ``Delta(D_i, Y_c)``: a distance between distributions (default Euclidean; ``kl``,
   ``chebyshev``, ``clark``, ``canberra`` and ``intersection`` (1 - intersection) from
-  :mod:`facecore.training.metrics` are available).
+  :mod:`facecore.metrics` are available).
 * Objective, with ``v_ic = Delta(D_i, Y_c) + (Y_c - D_i) . s(x_i)`` (``v_i0 = 0`` for the true
   distribution itself)::
 
@@ -78,14 +78,14 @@ def loss_matrix(D: np.ndarray, Y: np.ndarray, loss: str = "euclidean") -> np.nda
         Candidate distributions.
     loss : str, default "euclidean"
         One of :data:`LOSSES`; ``kl`` is ``KL(D_i || Y_c)`` as
-        :func:`facecore.training.metrics.kl_divergence` computes it, ``intersection`` is
+        :func:`facecore.metrics.kl_divergence` computes it, ``intersection`` is
         ``1 - intersection``.
 
     Returns
     -------
     ndarray of shape (N, C), float64
     """
-    from facecore.training import metrics
+    from facecore import metrics
 
     d = np.asarray(D, dtype=np.float64)
     y = np.asarray(Y, dtype=np.float64)

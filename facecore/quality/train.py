@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from facecore.atomic import atomic_path
 from facecore.quality.distortions import LEVELS, N_LEVELS, distort, distortion_kinds
 
 __all__ = [
@@ -209,23 +210,21 @@ def train_ranker(
             logger.info("%s step %d/%d: loss %.4f", architecture, step, config.steps, running / 100)
             running = 0.0
         if checkpoint is not None and (step % 250 == 0 or step == config.steps):
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            tmp = checkpoint.with_name(checkpoint.name + ".tmp")
-            torch.save(
-                {
-                    "config": config.to_dict(),
-                    "architecture": architecture,
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "step": step,
-                    "history": history,
-                    "seconds": seconds + time.perf_counter() - t0,
-                },
-                tmp,
-            )
-            os.replace(tmp, checkpoint)
+            with atomic_path(checkpoint) as tmp:
+                torch.save(
+                    {
+                        "config": config.to_dict(),
+                        "architecture": architecture,
+                        "model": net.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "rng": rng.bit_generator.state,
+                        "step": step,
+                        "history": history,
+                        "seconds": seconds + time.perf_counter() - t0,
+                    },
+                    tmp,
+                )
     seconds += time.perf_counter() - t0
     return net.eval(), {"history": history, "seconds": round(seconds, 1)}
 
@@ -355,10 +354,8 @@ def _cached(path: Path, make: Any) -> np.ndarray:
     if path.is_file():
         return np.load(path, mmap_mode="r")
     arr = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, arr)
     return arr
 
 

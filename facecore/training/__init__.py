@@ -1,12 +1,10 @@
-"""The training scaffold of facecore's heads: folds, metrics, model cards, fit loop, chip cache.
+"""The training scaffold of facecore's heads: folds, model cards, fit loop, chip cache.
 
-Importing this package is light (numpy only). It exports the folds, the metrics and the model
-card writer; the torch parts are imported explicitly:
+Importing this package is light (numpy only). It exports the folds and the model card writer
+(the metrics are :mod:`facecore.metrics`); the torch parts are imported explicitly:
 
 * :mod:`~facecore.training.folds` - seeded K-fold (plain, stratified on binned targets, grouped)
   and an inner validation split for early stopping;
-* :mod:`~facecore.training.metrics` - PC/MAE/RMSE, cumulative score CS(l), Geng's six
-  label-distribution measures;
 * :mod:`~facecore.training.card` - :class:`ModelCard`, :func:`render_card`, :func:`write_card`,
   :func:`package_versions`;
 * :mod:`~facecore.training.fit` (``import facecore.training.fit``; imports torch) - a resumable,
@@ -25,36 +23,16 @@ from facecore.training.card import (
     write_card,
 )
 from facecore.training.folds import bin_targets, inner_split, kfold_splits
-from facecore.training.metrics import (
-    canberra,
-    chebyshev,
-    clark,
-    cosine,
-    cs_at,
-    intersection,
-    kl_divergence,
-    ldl_metrics,
-    regression_metrics,
-)
 
 __all__ = [
     "CardFigure",
     "CardTable",
     "ModelCard",
     "bin_targets",
-    "canberra",
-    "chebyshev",
-    "clark",
-    "cosine",
-    "cs_at",
     "inner_split",
-    "intersection",
     "kfold_splits",
-    "kl_divergence",
-    "ldl_metrics",
     "markdown_table",
     "package_versions",
-    "regression_metrics",
     "render_card",
     "write_card",
 ]

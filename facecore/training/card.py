@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from facecore.atomic import atomic_path
+
 __all__ = [
     "DEFAULT_DISTRIBUTIONS",
     "SHARED_DATA_LICENCE",
@@ -313,9 +315,7 @@ def write_card(card: ModelCard, path: str | os.PathLike[str]) -> Path:
         if not (p if p.is_absolute() else path.parent / p).is_file():
             raise FileNotFoundError(f"figure {p} of the model card {path} does not exist")
     text = render_card(card, base=path.parent.resolve())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     logger.info("model card written to %s", path)
     return path

@@ -34,6 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from facecore.atomic import atomic_path
+
 __all__ = [
     "default_chip_key",
     "DatasetChips",
@@ -146,10 +148,8 @@ def _default_crop(image: np.ndarray, face: Any) -> np.ndarray:
 
 
 def _save_npz_atomic(path: Path, **arrays: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name.removesuffix(".npz") + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def _compute_chunk(
@@ -458,11 +458,8 @@ def frozen_maps(
         time.perf_counter() - t0,
     )
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, out)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.save(tmp, out)
         path.with_suffix(".json").write_text(
             json.dumps({"key": key, "upto": upto, "dtype": dtype, "shape": list(out.shape)}) + "\n",
             encoding="utf-8",

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from facecore.atomic import atomic_path
+
 __all__ = [
     "CHECKPOINT_NAME",
     "EpochRecord",
@@ -355,10 +357,8 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator, device: torch.de
 
 
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _state_copy(model: nn.Module) -> dict[str, Tensor]:

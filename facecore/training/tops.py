@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from facecore.atomic import atomic_path
+
 __all__ = [
     "TopRecipe",
     "calibration_maps",
@@ -356,9 +358,8 @@ def cross_validated_distributions(
         )
         took = time.perf_counter() - t0
         probs = predict(top, np.asarray(maps[te]), loss="kl", device=device)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, test=te, probs=probs, seconds=np.float64(took))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, test=te, probs=probs, seconds=np.float64(took))
         oof[te] = probs
         seconds.append(took)
         logger.info("fold %d trained in %.0f s", k, took)

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecore.attractiveness import train
 from facecore.attractiveness.model import AttractivenessModel, AttractivenessStage
 from facecore.attractiveness.train import (
     LICENCE,
@@ -22,7 +21,6 @@ from facecore.attractiveness.train import (
 )
 from facecore.io import load_image
 from facecore.model_store import get_spec, sha256_file
-from facecore.training import metrics
 from facecore.training.card import SHARED_DATA_LICENCE, render_card
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,9 +42,7 @@ def row(name: str, members: tuple[str, ...], pc: float, mae: float, kind: str = 
     return TableRow(name, kind, members, "svr", pc, mae, mae * 1.3, 0.01)
 
 
-def test_metrics_come_from_the_training_scaffold() -> None:
-    # The metrics moved to facecore.training.metrics; the old import path still works.
-    assert train.regression_metrics is metrics.regression_metrics
+def test_licence_names_the_shared_data_licence() -> None:
     assert SHARED_DATA_LICENCE in LICENCE
 
 

@@ -39,7 +39,7 @@ def test_gradient_matches_finite_differences(alpha):
 
 
 def test_objective_is_the_mean_kl_divergence():
-    from facecore.training.metrics import kl_divergence
+    from facecore.metrics import kl_divergence
 
     rng = np.random.default_rng(1)
     x, d = rng.normal(size=(6, 3)), rng.dirichlet(np.ones(4), size=6)

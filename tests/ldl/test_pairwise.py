@@ -103,7 +103,7 @@ def test_recovers_known_means_on_synthetic_comparisons():
     assert pearsonr(true @ b, info["means"])[0] == pytest.approx(0.9643, abs=0.003)
     assert info["pair_accuracy"] == pytest.approx(0.8256, abs=0.005)
     # better than giving every item the average distribution, in KL
-    from facecore.training.metrics import ldl_metrics
+    from facecore.metrics import ldl_metrics
 
     fitted = ldl_metrics(true, d)["kl"]
     baseline = ldl_metrics(true, np.broadcast_to(true.mean(0), true.shape))["kl"]

@@ -4,7 +4,7 @@ from sklearn.base import clone
 
 from facecore.ldl import StructuredLDL
 from facecore.ldl.sldl import LOSSES, loss_matrix, sldl_objective
-from facecore.training.metrics import LDL_METRICS, intersection
+from facecore.metrics import LDL_METRICS, intersection
 
 #: Five unimodal prototypes on five bins.
 PROTOTYPES = np.array(

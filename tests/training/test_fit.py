@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from facecore.metrics import ldl_metrics
 from facecore.training.fit import (
     CHECKPOINT_NAME,
     EpochRecord,
@@ -19,7 +20,6 @@ from facecore.training.fit import (
     predict,
     random_hflip,
 )
-from facecore.training.metrics import ldl_metrics
 
 
 def softmax_task(n: int = 512, d: int = 6, labels: int = 4, seed: int = 0):

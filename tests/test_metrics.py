@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from facecore.training.metrics import (
+from facecore.metrics import (
     KL_EPS,
     LDL_METRICS,
     canberra,
