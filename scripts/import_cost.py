@@ -2,7 +2,10 @@
 """What ``import facecore`` and one ``facecore.analyze`` cost: seconds, modules and memory.
 
     .venv/bin/python scripts/import_cost.py [--photo tests/fixtures/obama.jpg] [--runs 5]
-    PYTHONPATH=/path/to/other/checkout .venv/bin/python scripts/import_cost.py   # another tree
+    cd OTHER_CHECKOUT && .venv/bin/python THIS_CHECKOUT/scripts/import_cost.py   # another tree
+
+The package measured is the one in the current directory (each run's ``facecore`` field gives
+its path).
 
 Each run is a fresh interpreter (an import is only ever timed once per process) that times
 ``import facecore`` and then one ``facecore.analyze(photo)`` (the default heads: the first call
@@ -47,6 +50,7 @@ print(json.dumps({
     "rss_mb_after_analyze": rss_kb / 1024,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "faces": len(faces),
+    "facecore": facecore.__file__,
     "research_modules": sorted(m for m in sys.modules if m in json.loads(sys.argv[2])),
 }))
 """
