@@ -4,8 +4,10 @@ bytes -> RGB image -> faces (detector) -> the registered stages (:mod:`facecore.
 order their requirements give: ``landmarks`` -> ``trunk`` (aligned chip, one network forward per
 face) -> heads (attractiveness, ...). The analyzer knows no stage by name: it builds the stages
 it is asked for from the registry with their options (``AnalyzerConfig.stage_options``), or takes
-stage instances (a test's fake). Each stage's model loads once, lazily (or all at once with
-:meth:`FaceAnalyzer.load`), and one analyzer may be called from several threads at once.
+stage instances (a test's fake). One image goes through the same stage loop as several
+(:func:`facecore.multi.analyze_many`, :func:`facecore.multi.run_stages`). Each stage's model
+loads once, lazily (or all at once with :meth:`FaceAnalyzer.load`), and one analyzer may be
+called from several threads at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from facecore import multi
 from facecore.detect import DetectorConfig, FaceDetector, order_and_cap, shared_detector
 from facecore.io import ImageLimits, load_image
 from facecore.lazy import Lazy
@@ -260,7 +263,8 @@ class FaceAnalyzer:
     ) -> tuple[np.ndarray, list[Face]]:
         """Like :meth:`analyze`, and also return the decoded RGB image (e.g. for its size)."""
         rgb = self.load_image(image)
-        return rgb, self.run_stages(rgb, self.detect_loaded(rgb), stages, options)
+        (result,) = multi.analyze_many(self, [image], stages, options, decoded=[rgb])
+        return rgb, _faces_or_raise(result)
 
     def run_stages(
         self,
@@ -270,13 +274,15 @@ class FaceAnalyzer:
         options: StageOptions | None = None,
     ) -> list[Face]:
         """Run stages on faces that were already detected in ``image``."""
-        options = options or {}
-        order = self.stage_order(stages, options)
-        if not faces:
-            return []
-        for name in order:
-            faces = self.stage(name, options.get(name))(image, faces)
-        return faces
+        (result,) = multi.run_stages(self, [image], [faces], stages, options)
+        return _faces_or_raise(result)
+
+
+def _faces_or_raise(result: multi.ImageResult) -> list[Face]:
+    """The faces of one image's result, or the exception its analysis raised."""
+    if result.error is not None:
+        raise result.error
+    return list(result.faces)
 
 
 _default = Lazy(FaceAnalyzer)

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from facecore.age.cli import register as register_study
 from facecore.beauty.cli import register as register_beautify
 from facecore.errors import FacecoreError, ModelFileError
 from facecore.ldl.cli import register as register_pairwise
 from facecore.serialize import FaceOut
 from facecore.stages import parse_model_choices, parse_stage_list
+from facecore.studies.cli import register as register_study
 
 if TYPE_CHECKING:
     from facecore.types import Face

@@ -64,6 +64,7 @@ from PIL import (
     GifImagePlugin,
     Image,
     ImageFile,
+    ImageOps,
     JpegImagePlugin,
     PngImagePlugin,
     TiffImagePlugin,
@@ -122,7 +123,6 @@ _FORMAT_LABELS: Final[dict[str, str]] = {
     "pnm": "PNM/PPM/PGM",
 }
 
-_ORIENTATION_TAG: Final = 0x0112
 _SNIFF_BYTES: Final = 4096
 
 _HEIC_BRANDS: Final = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm"})
@@ -410,18 +410,16 @@ def _load_pil(
         raise ImageTooLargeError(f"{label} image is too large: {exc}") from exc
     except (SyntaxError, OSError, ValueError, EOFError, struct.error, zlib.error) as exc:
         raise UndecodableImageError(f"truncated or corrupt {label} image: {exc}") from exc
-    orientation = _exif_orientation(image)
-    rgb = _pil_to_rgb(image, label)
+    upright = _upright(image, owned)
     logger.debug(
-        "decoded %s %dx%d mode=%s orientation=%d (%s)",
+        "decoded %s %dx%d mode=%s (%s)",
         label,
         width,
         height,
         image.mode,
-        orientation,
         "opened by facecore" if owned else "PIL image from caller",
     )
-    return np.ascontiguousarray(_apply_orientation(rgb, orientation))
+    return np.ascontiguousarray(_pil_to_rgb(upright, label))
 
 
 def _check_size(width: int, height: int, limits: ImageLimits) -> None:
@@ -454,42 +452,21 @@ def _warn_if_truncated_images_allowed() -> None:
                 )
 
 
-def _exif_orientation(image: Image.Image) -> int:
-    """The EXIF orientation (1..8) of a loaded image; 1 when absent, invalid or unreadable."""
-    try:
-        value = image.getexif().get(_ORIENTATION_TAG, 1)
-    except Exception as exc:  # corrupt metadata of any kind must not reject the pixels
-        logger.debug("ignoring unreadable EXIF data: %s", exc)
-        return 1
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, int) and 1 <= value <= 8:
-        return value
-    logger.debug("ignoring invalid EXIF orientation %r", value)
-    return 1
+def _upright(image: Image.Image, owned: bool) -> Image.Image:
+    """``image`` in its display orientation: the EXIF ``Orientation`` tag (0x0112) applied by
+    ``PIL.ImageOps.exif_transpose``.
 
-
-def _apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
-    """Turn a stored ``(H, W, C)`` array into its display orientation (EXIF tag 0x0112).
-
-    The tag says where the stored 0th row and 0th column belong when displayed; the operations
-    are those of ``PIL.ImageOps.exif_transpose`` done on views of the array.
+    An image facecore opened is turned in place; a caller's image is left as it is (a turned
+    copy is returned). An absent or invalid tag leaves the pixels as stored, and so does EXIF
+    data that cannot be read: corrupt metadata never rejects the pixels.
     """
-    if orientation == 2:  # mirrored left-right
-        return rgb[:, ::-1]
-    if orientation == 3:  # rotated 180 degrees
-        return rgb[::-1, ::-1]
-    if orientation == 4:  # mirrored top-bottom
-        return rgb[::-1, :]
-    if orientation == 5:  # transposed (mirror across the main diagonal)
-        return rgb.transpose(1, 0, 2)
-    if orientation == 6:  # needs a 90-degree clockwise turn
-        return np.rot90(rgb, k=-1)
-    if orientation == 7:  # transversed (mirror across the anti-diagonal)
-        return rgb[::-1, ::-1].transpose(1, 0, 2)
-    if orientation == 8:  # needs a 90-degree anticlockwise turn
-        return np.rot90(rgb, k=1)
-    return rgb
+    try:
+        if not owned:
+            return ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception as exc:  # corrupt metadata of any kind
+        logger.debug("ignoring unreadable EXIF data: %s", exc)
+    return image
 
 
 def _pil_to_rgb(image: Image.Image, label: str) -> np.ndarray:

@@ -1,20 +1,20 @@
-"""Several images through the analyzer at once: each stage called once over all their faces.
+"""The one stage loop: one image or several, decoded, detected and run through the stages.
 
-:func:`analyze_many` does what :meth:`facecore.analyzer.FaceAnalyzer.analyze_image` does for one
-image (decode with the analyzer's limits, detect with its ``max_faces`` cap, the stages in
-:meth:`~facecore.analyzer.FaceAnalyzer.stage_order`), for several images, through the analyzer's
-public methods only, so the numbers are the library's. Two things differ:
+:func:`analyze_many` decodes each image with the analyzer's limits, detects with its
+``max_faces`` cap and runs the stages of :meth:`~facecore.analyzer.FaceAnalyzer.stage_order`
+through the analyzer's public methods only; :func:`run_stages` runs the stages on faces already
+detected. :meth:`FaceAnalyzer.analyze <facecore.analyzer.FaceAnalyzer.analyze>` and
+:meth:`~facecore.analyzer.FaceAnalyzer.run_stages` are these with one image; the batch runner
+(:mod:`facecore.batch`) and the service's workers (``app.core.pipeline``) call them with several.
 
 * **Errors stay with their image.** An image that cannot be decoded, or on which a stage fails,
-  gets its exception in its slot; the other images go on.
-* **One forward per stage for the whole group.** The ``trunk`` stage runs all the faces it is
-  given in one batch: each face's aligned chip is first cut from its own image (cached on the
-  face, :func:`facecore.align.face_crop`), then the stage is called once with every face. A head
-  whose ``image_free`` attribute is true reads only what earlier stages put on the faces (the
-  trunk's maps), so it too is called once with the faces of every image; other stages run image
-  by image. If a grouped call fails, its images are run one at a time to find the one at fault.
+  gets its exception in its slot; the other images go on (the analyzer raises it for one image).
+* **Each stage batches as it declares** (:func:`facecore.stages.stage_batching`). A ``"faces"``
+  stage is called once with the faces of every image: when it has a ``spec`` (the trunk), each
+  face's aligned chip is first cut from its own image (cached on the face,
+  :func:`facecore.align.face_crop`). An ``"image"`` stage runs image by image. If a grouped call
+  fails, its images are run one at a time to find the one at fault.
 
-The batch runner (:mod:`facecore.batch`) and the service's workers (``app.core.pipeline``) use it.
 This module implements no paper.
 """
 
@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from facecore.stages import stage_batching
 from facecore.types import Face
 
-__all__ = ["ImageResult", "analyze_many", "groups_across_images"]
+__all__ = ["ImageResult", "analyze_many", "run_stages"]
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,6 @@ class ImageResult:
     height: int = 0
     faces: tuple[Face, ...] = ()
     error: BaseException | None = None
-
-
-def groups_across_images(stage: Any) -> bool:
-    """Whether ``stage`` may take the faces of several images in one call: the trunk (its chips
-    are cut from each face's own image first) and heads whose ``image_free`` is true."""
-    from facecore.trunk import TrunkStage
-
-    return isinstance(stage, TrunkStage) or bool(getattr(stage, "image_free", False))
 
 
 def analyze_many(
@@ -84,19 +77,11 @@ def analyze_many(
     on_step : callable, optional
         Timing hook, see :data:`StepHook`.
     group : bool, default True
-        False: every stage image by image (what :meth:`FaceAnalyzer.analyze` does).
+        False: every stage image by image, whatever its ``batching``.
     """
     options = options or {}
     order = analyzer.stage_order(stages, options)
-
-    def timed(name: str, n: int, fn: Any, *args: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            if on_step is not None:
-                on_step(name, time.perf_counter() - t0, n)
-
+    timed = _timer(on_step)
     rgbs: list[np.ndarray | None] = []
     faces: list[list[Face]] = []
     errors: dict[int, BaseException] = {}
@@ -114,13 +99,72 @@ def analyze_many(
             rgb, found = None, []
         rgbs.append(rgb)
         faces.append(found)
+    return _run(analyzer, order, options, rgbs, faces, errors, timed, group)
 
+
+def run_stages(
+    analyzer: Any,
+    images: Sequence[np.ndarray],
+    faces: Sequence[Sequence[Face]],
+    stages: Sequence[str] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    on_step: StepHook | None = None,
+    group: bool = True,
+) -> list[ImageResult]:
+    """Run ``stages`` on faces already detected in decoded images; one result per image.
+
+    Parameters
+    ----------
+    analyzer : FaceAnalyzer
+    images : sequence of ndarray
+        RGB images as :meth:`FaceAnalyzer.load_image` returns them.
+    faces : sequence of sequences of Face
+        The faces of each image (an image without faces runs no stage).
+    stages, options, on_step, group
+        As for :func:`analyze_many`.
+    """
+    options = options or {}
+    order = analyzer.stage_order(stages, options)
+    if len(images) != len(faces):
+        raise ValueError(f"{len(images)} images but {len(faces)} lists of faces")
+    return _run(
+        analyzer, order, options, list(images), [list(f) for f in faces], {}, _timer(on_step), group
+    )
+
+
+def _timer(on_step: StepHook | None) -> Callable[..., Any]:
+    """``timed(step, n_faces, fn, *args)``: ``fn(*args)``, reported to ``on_step``."""
+
+    def timed(name: str, n: int, fn: Any, *args: Any) -> Any:
+        if on_step is None:
+            return fn(*args)
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            on_step(name, time.perf_counter() - t0, n)
+
+    return timed
+
+
+def _run(
+    analyzer: Any,
+    order: Sequence[str],
+    options: Mapping[str, Mapping[str, Any]],
+    rgbs: list[np.ndarray | None],
+    faces: list[list[Face]],
+    errors: dict[int, BaseException],
+    timed: Callable[..., Any],
+    group: bool,
+) -> list[ImageResult]:
+    """The stage loop: every stage of ``order`` over the faces of the images without an error."""
     for name in order:
         stage = analyzer.stage(name, options.get(name))
-        live = [i for i in range(len(images)) if i not in errors and faces[i]]
+        live = [i for i in range(len(rgbs)) if i not in errors and faces[i]]
         if not live:
             break
-        if group and len(live) > 1 and groups_across_images(stage):
+        if group and len(live) > 1 and stage_batching(stage) == "faces":
             try:
                 out = timed(
                     name,
@@ -145,17 +189,17 @@ def analyze_many(
                 errors[i] = e
 
     results = []
-    for i in range(len(images)):
+    for i, rgb in enumerate(rgbs):
         if i in errors:
             results.append(ImageResult(error=errors[i]))
         else:
-            rgb = rgbs[i]
             assert rgb is not None
             results.append(ImageResult(rgb.shape[1], rgb.shape[0], tuple(faces[i])))
     return results
 
 
 def _grouped(stage: Any, rgbs: list[Any], groups: list[list[Face]]) -> list[Face]:
+    """One call of a ``"faces"`` stage on the faces of several images (chips cut first)."""
     from facecore.align import face_crops
 
     spec = getattr(stage, "spec", None)

@@ -10,6 +10,7 @@ registers networks::
         name = "age"
         requires = ("trunk",)
         default = True                                   # one of the default heads
+        batching = "faces"                               # reads only the trunk's maps
         def __init__(self, model: str = "age_utkface"): ...
         @property
         def provides(self) -> tuple[Output, ...]: ...
@@ -20,6 +21,13 @@ Options of a stage are its constructor's keyword arguments (e.g. ``model``, the 
 the model file a head uses); :class:`~facecore.analyzer.FaceAnalyzer` passes them from
 ``AnalyzerConfig.stage_options``. :func:`list_stages` describes every registered stage;
 :func:`resolve_order` puts a set of stages and their requirements in a valid order.
+
+A stage declares how it batches with its ``batching`` attribute (:data:`BATCHINGS`, read by
+:func:`stage_batching`): ``"image"`` (the default) takes the faces of one image per call;
+``"faces"`` takes the faces of several images in one call, because it reads only what earlier
+stages put on the faces, or each face's aligned chip: a stage with a ``spec``
+(:class:`~facecore.align.AlignSpec`) has every face's chip cut from its own image first. The one
+stage loop (:mod:`facecore.multi`) groups by that declaration and by nothing else.
 
 This module implements no paper.
 """
@@ -38,6 +46,7 @@ from facecore.errors import UnknownStageError
 from facecore.types import Face
 
 __all__ = [
+    "BATCHINGS",
     "BUILTIN_STAGE_MODULES",
     "Output",
     "Stage",
@@ -50,6 +59,7 @@ __all__ = [
     "parse_stage_list",
     "register_stage",
     "resolve_order",
+    "stage_batching",
 ]
 
 #: Modules whose import registers the built-in stages (in pipeline order).
@@ -60,6 +70,11 @@ BUILTIN_STAGE_MODULES = (
     "facecore.age.model",
     "facecore.quality.model",
 )
+
+
+#: What a stage's ``batching`` may be: ``"image"``, the faces of one image per call (a stage
+#: without the attribute); ``"faces"``, the faces of several images in one call.
+BATCHINGS = ("image", "faces")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +103,9 @@ class Output:
 class Stage(Protocol):
     """What :class:`~facecore.analyzer.FaceAnalyzer` runs after detection.
 
-    A stage may also have ``image_free = True`` (a class attribute or property): it reads only
-    what earlier stages put on the faces, never ``image``, so :func:`facecore.multi.analyze_many`
-    calls it once with the faces of several images (a stage without it runs image by image).
+    A stage may also have ``batching`` (a class attribute or property, one of
+    :data:`BATCHINGS`; ``"image"`` when absent) and, when it reads each face's aligned chip, a
+    ``spec`` (:class:`~facecore.align.AlignSpec`): see :func:`stage_batching`.
     """
 
     name: str
@@ -106,6 +121,27 @@ class Stage(Protocol):
 
     def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """The faces of ``image`` (RGB uint8) with this stage's results added."""
+
+
+def stage_batching(stage: Stage) -> str:
+    """How ``stage`` takes faces: its ``batching``, ``"image"`` when it declares none.
+
+    ``"faces"``: the stage may be called once with the faces of several images (the ``image``
+    it is given is then one of them); it reads only what earlier stages put on the faces, and
+    when it has a ``spec``, each face's chip, which the stage loop cuts from the face's own
+    image before the call. ``"image"``: it is called with the faces of one image and that image.
+
+    Raises
+    ------
+    ValueError
+        If the stage declares something other than one of :data:`BATCHINGS`.
+    """
+    batching = getattr(stage, "batching", "image")
+    if batching not in BATCHINGS:
+        raise ValueError(
+            f"stage {stage.name!r}: batching must be one of {BATCHINGS}, got {batching!r}"
+        )
+    return str(batching)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +181,9 @@ def register_stage(cls: type) -> type:
         raise ValueError(f"stage {name!r}: ``requires`` must be a tuple of stage names")
     if name in requires:
         raise ValueError(f"stage {name!r} requires itself")
+    batching = getattr(cls, "batching", "image")
+    if not isinstance(batching, property) and batching not in BATCHINGS:
+        raise ValueError(f"stage {name!r}: batching must be one of {BATCHINGS}, got {batching!r}")
     if name in _STAGES and _STAGES[name].__qualname__ != cls.__qualname__:
         raise ValueError(f"stage {name!r} is already registered by {_STAGES[name].__qualname__}")
     _STAGES[name] = cls

@@ -55,6 +55,9 @@ class TrunkStage:
     name = "trunk"
     requires = ("landmarks",)
     provides: tuple[Output, ...] = ()
+    #: Faces of several images in one forward: each face's chip (``spec``) is cut from its own
+    #: image first.
+    batching = "faces"
     feature_key = "trunk"
 
     def __init__(

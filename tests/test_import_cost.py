@@ -4,7 +4,9 @@ first use.
 Measured in a fresh interpreter: ``import facecore`` imports no third-party package at all;
 ``import facecore.analyzer`` and ``facecore.list_stages()`` bring in numpy, Pillow and OpenCV (the
 decoder and the detectors' image helpers) but none of torch, torchvision, scikit-learn,
-scikit-image, scipy, dlib, facenet-pytorch, joblib or the service's packages.
+scikit-image, scipy, dlib, facenet-pytorch, joblib or the service's packages. Analysing a photo
+with the default heads imports none of the research networks of :mod:`facecore.nn` (they
+register lazily; ``scripts/import_cost.py`` reports the seconds and memory).
 """
 
 from __future__ import annotations
@@ -52,3 +54,25 @@ def test_import_and_list_stages_load_no_heavy_package() -> None:
         "import facecore.analyzer": [],
         "facecore.list_stages()": [],
     }
+
+
+#: The research networks and training tools of :mod:`facecore.nn`, which only the tests use.
+RESEARCH_ZOO = tuple(
+    f"facecore.nn.{m}"
+    for m in ("vggface", "resnet", "binary", "orn", "ensembles", "regularizers", "losses", "optim")
+)
+
+
+def test_analyze_imports_none_of_the_research_networks(fixtures) -> None:
+    code = (
+        "import json, sys; import facecore; "
+        f"faces = facecore.analyze({str(fixtures / 'obama.jpg')!r}); "
+        "print(json.dumps([len(faces), sorted(faces[0].predictions), "
+        "sorted(m for m in sys.modules if m.startswith('facecore.nn'))]))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    n_faces, predictions, loaded = json.loads(r.stdout.strip().splitlines()[-1])
+    assert n_faces == 1 and {"attractiveness", "age", "quality"} <= set(predictions)
+    assert "facecore.nn.dlib_resnet" in loaded  # the trunk ran
+    assert not set(RESEARCH_ZOO) & set(loaded), loaded

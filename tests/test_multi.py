@@ -6,8 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from facecore.analyzer import FaceAnalyzer
 from facecore.errors import UndecodableImageError
-from facecore.multi import analyze_many, groups_across_images
+from facecore.multi import analyze_many
+from facecore.stages import stage_batching
+from facecore.types import Box, Face
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -68,11 +71,13 @@ def test_decoded_futures(analyzer, photos):
 
 
 def test_which_stages_group(analyzer):
-    assert groups_across_images(analyzer.stage("trunk"))
-    assert groups_across_images(analyzer.stage("age"))
-    assert not groups_across_images(analyzer.stage("landmarks"))
+    assert stage_batching(analyzer.stage("trunk")) == "faces"
+    assert stage_batching(analyzer.stage("age")) == "faces"
+    assert stage_batching(analyzer.stage("quality")) == "faces"
+    assert stage_batching(analyzer.stage("attractiveness")) == "faces"
+    assert stage_batching(analyzer.stage("landmarks")) == "image"
     classical = analyzer.stage("attractiveness", {"model": "attractiveness_scut_classical"})
-    assert not groups_across_images(classical)
+    assert stage_batching(classical) == "image"
 
 
 def test_bad_stage_choice_raises(analyzer, photos):
@@ -80,3 +85,41 @@ def test_bad_stage_choice_raises(analyzer, photos):
 
     with pytest.raises(UnknownModelError):
         analyze_many(analyzer, photos[:1], ("age",), {"age": {"model": "nope"}})
+
+
+class Recorder:
+    """A test stage that records the number of faces of every call; batches as it is told."""
+
+    requires = ()
+    provides = ()
+
+    def __init__(self, name, batching=None):
+        self.name, self.calls = name, []
+        if batching is not None:
+            self.batching = batching
+
+    def load(self):
+        pass
+
+    def __call__(self, image, faces):
+        self.calls.append(len(faces))
+        return faces
+
+
+def test_the_declaration_alone_decides_the_grouping():
+    together, alone, default = (
+        Recorder("together", "faces"),
+        Recorder("alone", "image"),
+        Recorder("default"),
+    )
+    analyzer = FaceAnalyzer(stages=[together, alone, default])
+    face = Face(box=Box(0, 0, 10, 10), detector_score=1, detector="fake")
+    analyzer.detect_loaded = lambda rgb: [face]
+    images = [np.zeros((32, 32, 3), np.uint8)] * 3
+    results = analyze_many(analyzer, images)
+    assert [len(r.faces) for r in results] == [1, 1, 1]
+    assert together.calls == [3] and alone.calls == [1, 1, 1] and default.calls == [1, 1, 1]
+    analyzer.analyze(images[0])  # one image: the same loop, each stage called once
+    assert together.calls == [3, 1] and alone.calls == [1, 1, 1, 1]
+    with pytest.raises(ValueError, match="batching must be one of"):
+        stage_batching(Recorder("odd", "pixels"))

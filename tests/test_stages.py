@@ -88,6 +88,14 @@ def test_registration_is_checked(clean_registry):
     with pytest.raises(ValueError, match="requires itself"):
         register_stage(SelfNeed)
 
+    class OddBatching:
+        name = "odd"
+        requires = ()
+        batching = "pixels"
+
+    with pytest.raises(ValueError, match="batching must be one of"):
+        register_stage(OddBatching)
+
     class Other:
         name = "trunk"
         requires = ()

@@ -1,5 +1,6 @@
-"""Age estimation: the ``age`` stage (:mod:`facecore.age.model`), its training on UTKFace
-(:mod:`facecore.age.train`) and the age-attractiveness study (:mod:`facecore.age.study`).
+"""Age estimation: the ``age`` stage (:mod:`facecore.age.model`) and its training on UTKFace
+(:mod:`facecore.age.train`). The age-attractiveness study is
+:mod:`facecore.studies.age_attractiveness.study`.
 
 Models trained on UTKFace are for non-commercial research use only. Names are imported lazily.
 """

@@ -270,10 +270,10 @@ class AttractivenessStage:
         return (Output("attractiveness", distribution=False, scale=SCORE_RANGE, unit="score"),)
 
     @property
-    def image_free(self) -> bool:
-        """True for a distribution top (it reads the trunk's maps only); the classical model
-        cuts crops from the image."""
-        return self._deep is not None
+    def batching(self) -> str:
+        """``"faces"`` for a distribution top (it reads the trunk's maps only); ``"image"`` for
+        the classical model, which cuts crops from the image."""
+        return "faces" if self._deep is not None else "image"
 
     def load(self) -> Any:
         """Resolve (sha256-checked) and load the model once; later calls return it."""

@@ -384,7 +384,7 @@ class DistributionHead:
     default_model: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ("trunk",)
     #: Reads only the trunk's maps on the faces: faces of several images may come in one call.
-    image_free: ClassVar[bool] = True
+    batching: ClassVar[str] = "faces"
 
     def __init__(
         self,

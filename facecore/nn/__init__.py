@@ -1,9 +1,14 @@
 """Neural networks in PyTorch: backbones, the dlib face ResNet port and training tools.
 
-Importing this package imports torch and registers every built-in model; the top-level
-``facecore`` package never imports it eagerly.
+Importing this package imports neither torch nor any network: the registry
+(:mod:`~facecore.nn.registry`) imports a model's module on the model's first use, so the face
+pipeline loads only the trunk it runs (:mod:`~facecore.nn.dlib_resnet`). The top-level
+``facecore`` package never imports this package eagerly.
 
-Modules: :mod:`~facecore.nn.resnet` (ResNet / SE / EraseReLU / DRN backbones),
+Modules: :mod:`~facecore.nn.dlib_resnet` (dlib's face ResNet), :mod:`~facecore.nn.top` (a head's
+fine-tuned copy of its last stages), :mod:`~facecore.nn.quantize` (int8 tops),
+:mod:`~facecore.nn.features`; and the research networks and tools the tests exercise:
+:mod:`~facecore.nn.resnet` (ResNet / SE / EraseReLU / DRN backbones),
 :mod:`~facecore.nn.ensembles` (coupled ensembles), :mod:`~facecore.nn.binary` (binarized
 networks), :mod:`~facecore.nn.orn` (oriented response convolutions),
 :mod:`~facecore.nn.regularizers`, :mod:`~facecore.nn.losses`, :mod:`~facecore.nn.optim` and
@@ -15,18 +20,6 @@ package knows nothing of the face pipeline (detection, landmarks, alignment): wh
 weights expects is the manifest entry's ``chip``.
 """
 
-# Importing the model modules registers their factories (including ``dlib_face_resnet``).
-from facecore.nn import (
-    binary,
-    dlib_resnet,
-    ensembles,
-    losses,
-    optim,
-    orn,
-    regularizers,
-    resnet,
-    vggface,
-)
 from facecore.nn.registry import (
     create_model,
     default_weights,
@@ -38,20 +31,11 @@ from facecore.nn.registry import (
 )
 
 __all__ = [
-    "binary",
     "create_model",
     "default_weights",
-    "dlib_resnet",
-    "ensembles",
     "is_model",
     "list_models",
-    "losses",
-    "optim",
-    "orn",
     "pretrained_spec",
     "register_model",
-    "regularizers",
-    "resnet",
     "resolve_weights",
-    "vggface",
 ]

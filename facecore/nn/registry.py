@@ -14,6 +14,12 @@ Usage::
     list_models()            # sorted names
     list_models("*resnet*")  # fnmatch filter
 
+The built-in models register lazily, as timm's do: :data:`BUILTIN_MODELS` names the module that
+registers each one, and that module is imported on the first use of one of its models
+(:func:`create_model`, :func:`default_weights`, ...); :func:`list_models` imports them all. So the
+face pipeline, which builds only ``dlib_face_resnet``, imports none of the research networks
+(ResNet variants, coupled ensembles, binarized nets, VGG-Face) nor their training tools.
+
 Pretrained weights are manifest entries (:mod:`facecore.model_store`): the entry's
 ``architecture`` names the registered model it fits, and the file is found and sha256-checked by
 :func:`facecore.model_store.resolve`. A factory that can load weights takes a ``weights_path``
@@ -25,6 +31,7 @@ This module implements no paper.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +40,7 @@ from typing import Any, overload
 from facecore.model_store import ModelSpec, get_spec, resolve
 
 __all__ = [
+    "BUILTIN_MODELS",
     "register_model",
     "create_model",
     "list_models",
@@ -41,6 +49,29 @@ __all__ = [
     "pretrained_spec",
     "resolve_weights",
 ]
+
+#: The module that registers each built-in model, imported on the model's first use
+#: (tests/nn/test_registry.py checks that each module registers exactly the models listed here).
+BUILTIN_MODELS: dict[str, str] = {
+    "dlib_face_resnet": "facecore.nn.dlib_resnet",
+    **dict.fromkeys(
+        (
+            "resnet_tiny",
+            "resnet18",
+            "resnet34",
+            "resnet50",
+            "se_resnet18",
+            "se_resnet50",
+            "erase_resnet18",
+            "drn_a_18",
+            "drn_c_26",
+        ),
+        "facecore.nn.resnet",
+    ),
+    "coupled_ensemble": "facecore.nn.ensembles",
+    "hierarchical_binary_resnet": "facecore.nn.binary",
+    "vgg_face": "facecore.nn.vggface",
+}
 
 _MODELS: dict[str, Callable[..., Any]] = {}
 _DEFAULT_WEIGHTS: dict[str, str] = {}
@@ -95,14 +126,22 @@ def _takes_weights(factory: _Factory) -> bool:
     return "weights_path" in inspect.signature(factory).parameters
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers every built-in model (modules decorate at import).
-    import facecore.nn  # noqa: F401
+def _ensure_registered(name: str | None = None) -> None:
+    """Import the module that registers the built-in model ``name`` (every built-in module when
+    ``name`` is None); a model registered already, or not built in, imports nothing."""
+    if name is None:
+        modules = dict.fromkeys(BUILTIN_MODELS.values())
+    elif name in _MODELS or name not in BUILTIN_MODELS:
+        return
+    else:
+        modules = {BUILTIN_MODELS[name]: None}
+    for module in modules:
+        importlib.import_module(module)
 
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered models, optionally filtered by an fnmatch pattern."""
-    _ensure_loaded()
+    _ensure_registered()
     names = sorted(_MODELS)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
@@ -110,19 +149,18 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def is_model(name: str) -> bool:
-    """Whether ``name`` is a registered model."""
-    _ensure_loaded()
-    return name in _MODELS
+    """Whether ``name`` is a registered model (a built-in one is, before its module is
+    imported)."""
+    return name in _MODELS or name in BUILTIN_MODELS
 
 
 def _factory(name: str) -> _Factory:
-    _ensure_loaded()
+    _ensure_registered(name)
     try:
         return _MODELS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}"
-        ) from None
+        known = ", ".join(sorted({*_MODELS, *BUILTIN_MODELS}))
+        raise ValueError(f"unknown model {name!r}; known models: {known}") from None
 
 
 def default_weights(name: str) -> str | None:

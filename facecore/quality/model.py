@@ -179,10 +179,10 @@ class QualityStage:
         return self._model.get()
 
     @property
-    def image_free(self) -> bool:
-        """True when the network reads the trunk's map (faces of several images may come in one
-        call); a chip network cuts the face from the image."""
-        return self._model.get().input_node != "chip"
+    def batching(self) -> str:
+        """``"faces"`` when the network reads the trunk's map (faces of several images may come
+        in one call); ``"image"`` for a chip network, which cuts the face from the image."""
+        return "faces" if self._model.get().input_node != "chip" else "image"
 
     @property
     def warn_below(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import subprocess
@@ -12,6 +13,7 @@ import torch
 
 from facecore import model_store
 from facecore.nn import create_model, default_weights, is_model, list_models, register_model
+from facecore.nn.registry import BUILTIN_MODELS
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")  # restored after the module
 
@@ -90,6 +92,36 @@ def test_model_forward_backward_and_feature_info(name: str) -> None:
         for got, size in ((stage.shape[-2], h), (stage.shape[-1], w)):
             # Exact for "same"-padded networks; valid convolutions may lose a couple of pixels.
             assert math.floor(size / r) - 2 <= got <= math.ceil(size / r), (i["module"], got)
+
+
+def test_builtin_table_names_the_module_of_every_builtin_model() -> None:
+    # In a fresh interpreter: importing the package registers nothing and imports no network;
+    # list_models() then registers exactly the table's models.
+    code = (
+        "import json, sys; import facecore.nn as nn; "
+        "before = sorted(m for m in sys.modules if m.startswith('facecore.nn.')); "
+        "print(json.dumps([before, nn.list_models()]))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    before, names = json.loads(r.stdout)
+    assert before == ["facecore.nn.registry"]
+    assert names == sorted(BUILTIN_MODELS)
+    for name, module in BUILTIN_MODELS.items():
+        assert getattr(importlib.import_module(module), name).__module__ == module, name
+
+
+def test_a_model_imports_only_its_own_module() -> None:
+    code = (
+        "import json, sys; from facecore.nn import create_model, is_model; "
+        "known = is_model('vgg_face'); create_model('resnet_tiny'); "
+        "print(json.dumps([known, sorted(m for m in sys.modules if m.startswith('facecore.nn.'))]))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    known, loaded = json.loads(r.stdout)
+    assert known is True  # a built-in model is known before its module is imported
+    assert loaded == ["facecore.nn.registry", "facecore.nn.resnet"]
 
 
 def test_nn_imports_nothing_of_the_face_pipeline() -> None:

@@ -1,8 +1,9 @@
-"""``facecore study age-attractiveness``: the dating-site paper's study (:mod:`facecore.age.study`).
+"""``facecore study ...``: the offline studies (:mod:`facecore.studies`).
 
-:func:`register` adds the ``study`` command group to the main ``facecore`` Typer app. Exit codes
-are those of :mod:`facecore.cli`: 0 done, 2 bad input (a missing data folder, an unknown model,
-a malformed ``--model``).
+``facecore study age-attractiveness`` runs the dating-site paper's study
+(:mod:`facecore.studies.age_attractiveness.study`). :func:`register` adds the ``study`` command
+group to the main ``facecore`` Typer app. Exit codes are those of :mod:`facecore.cli`: 0 done,
+2 bad input (a missing data folder, an unknown model, a malformed ``--model``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def age_attractiveness(
     ] = None,
 ) -> None:
     """Correlation of estimated age with attractiveness, per sex, set against the paper's."""
-    from facecore.age.study import DEFAULT_MODELS, run_study
+    from facecore.studies.age_attractiveness.study import DEFAULT_MODELS, run_study
 
     names = tuple(dataset or ("scut-fbp5500", "mebeauty"))
     bad = [n for n in names if n not in DEFAULT_MODELS]

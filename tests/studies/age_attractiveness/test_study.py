@@ -1,11 +1,11 @@
-"""facecore.age.study and ``facecore study age-attractiveness``."""
+"""facecore.studies.age_attractiveness.study: the table, the per-photo rows and their resumption."""
 
 import csv
 
 import numpy as np
 import pytest
 
-from facecore.age.study import PAPER_R, correlation_row, run_study
+from facecore.studies.age_attractiveness.study import PAPER_R, correlation_row, run_study
 
 
 def test_correlation_row_on_a_known_line():
@@ -57,18 +57,3 @@ def test_a_missing_model_is_reported_not_fatal(tmp_path, data_root):
     )
     assert res.skipped == ["mebeauty: model 'no_such' is not in the manifest"]
     assert {r.source for r in res.rows} == {"rated"}
-
-
-def test_cli_refuses_bad_input(tmp_path):
-    from typer.testing import CliRunner
-
-    from facecore.cli import cli
-
-    r = CliRunner().invoke(cli, ["study", "age-attractiveness", "--dataset", "nope"])
-    assert r.exit_code == 2 and "unknown dataset" in r.output
-    r = CliRunner().invoke(cli, ["study", "age-attractiveness", "--model", "x"])
-    assert r.exit_code == 2 and "DATASET=MODEL" in r.output
-    r = CliRunner().invoke(
-        cli, ["study", "age-attractiveness", "--data", str(tmp_path / "none"), "--limit", "1"]
-    )
-    assert r.exit_code == 2 and "error" in r.output
