@@ -414,21 +414,29 @@ async def analyze_bytes(
 
 
 def face_warnings(request: Request, faces: Sequence[Face]) -> list[Any]:
-    """The ``warnings`` of a response holding ``faces`` (the service's quality threshold)."""
+    """The ``warnings`` of a response holding ``faces``: what the stages put on them."""
     from facecore.serialize import WarningOut
 
-    return WarningOut.for_faces(faces, request.app.state.settings.quality_threshold)
+    return WarningOut.for_faces(faces)
 
 
-def with_quality(analyzer: FaceAnalyzer, stages: tuple[str, ...]) -> tuple[str, ...]:
-    """``stages`` plus the ``quality`` stage when the analyzer has one (for the warnings)."""
-    if "quality" in stages:
-        return stages
-    try:
-        analyzer.stage("quality")
-    except Exception:  # no quality stage registered or no model: no warnings, not an error
-        return stages
-    return (*stages, "quality")
+def with_warnings(analyzer: FaceAnalyzer, stages: tuple[str, ...]) -> tuple[str, ...]:
+    """``stages`` plus every registered stage of ``analyzer`` that puts warnings on faces (its
+    ``warns`` attribute); a stage that cannot be built here is left out (no warnings, not an
+    error)."""
+    from facecore.stages import list_stages
+
+    extra = []
+    for info in list_stages():
+        if info.name in stages:
+            continue
+        try:
+            stage = analyzer.stage(info.name)
+        except Exception:  # not configured here, e.g. its model is not in the manifest
+            continue
+        if getattr(stage, "warns", False):
+            extra.append(info.name)
+    return (*stages, *extra)
 
 
 async def head_view(
@@ -452,7 +460,7 @@ async def head_view(
 
     options = model_options([model], head) if model else None
     _, results = await analyze_images(
-        request, analyzer, [d for _, d in upload.images], with_quality(analyzer, (head,)), options
+        request, analyzer, [d for _, d in upload.images], with_warnings(analyzer, (head,)), options
     )
     stage = analyzer.stage(head, (options or {}).get(head))
     (output,) = [o for o in stage.provides if o.name == head]

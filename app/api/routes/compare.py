@@ -20,7 +20,7 @@ from app.api.deps import (
     analyze_images,
     face_warnings,
     model_options,
-    with_quality,
+    with_warnings,
 )
 from app.core.errors import ApiError
 from app.core.pipeline import Failure
@@ -114,7 +114,7 @@ async def compare(
             "choose a distribution model with ?model=",
         )
     _, results = await analyze_images(
-        request, analyzer, images, with_quality(analyzer, (HEAD,)), options
+        request, analyzer, images, with_warnings(analyzer, (HEAD,)), options
     )
     faces = []
     for name, res in zip(FIELDS, results, strict=True):
