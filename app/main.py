@@ -3,10 +3,12 @@
 Requests pass, outermost first: :class:`~app.core.middleware.RequestContext` (request id, access
 log, metrics, time limit, draining, 500s), CORS (when origins are set),
 :class:`~app.core.auth.ApiKeyAuth` (when keys are set), :class:`~app.core.limits.BodySizeLimit`
-(size and time of the body), then the routes. The analysis runs on the workers of
-:class:`~app.core.engine.Engine` behind a bounded queue. On SIGTERM the server drains: new
-``/v1`` requests get 503, the ones in flight finish (up to ``shutdown_timeout_s``), then uvicorn
-stops. ``/`` serves the web page (:mod:`app.api.routes.web`, files in ``app/static/``).
+(size and time of the body), then the routes. Every image route's work (analysis, beautify,
+average) runs on the workers (:mod:`app.core.workers`) behind the bounded queue of
+:class:`~app.core.engine.Engine`; in process mode this process loads no model. On SIGTERM the
+server drains: new ``/v1`` requests get 503, the ones in flight finish (up to
+``shutdown_timeout_s``), then uvicorn stops. ``/`` serves the web page
+(:mod:`app.api.routes.web`, files in ``app/static/``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ import facecore
 from app.api.routes import age, analyze, beautify, compare, faces, health, score, stages, web
 from app.core.auth import ApiKeyAuth
 from app.core.config import Settings, get_settings, unknown_variables
-from app.core.engine import Engine, ProcessBackend, ThreadBackend
+from app.core.engine import Engine
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit, keep_uploads_in_memory
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import Lifecycle, RequestContext
 from app.core.openapi import install_openapi
+from app.core.workers import ProcessBackend, ThreadBackend
 from facecore.analyzer import FaceAnalyzer
 
 log = logging.getLogger("app")
@@ -135,8 +138,8 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
         app.state.engine = engine
         await engine.start()
         app.state.loader = getattr(engine.backend, "loader", None)
-        # Routes that run CPU work with ``run_in_threadpool`` (not through the engine) get at
-        # most one thread per worker, not anyio's default of 40.
+        # Code that runs CPU work with ``run_in_threadpool`` (not through the engine; no image
+        # route does) gets at most one thread per worker, not anyio's default of 40.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_count
         restore = _drain_on_sigterm(lifecycle, settings.shutdown_timeout_s)
         try:

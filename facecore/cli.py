@@ -59,6 +59,14 @@ def parse_models(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
         raise _usage(f"--model: {e}") from None
 
 
+def _merge_options(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for stage, opts in layer.items():
+            out[stage] = {**out.get(stage, {}), **opts}
+    return out
+
+
 def _make_analyzer(
     *,
     detector: str = "auto",
@@ -66,7 +74,9 @@ def _make_analyzer(
     max_faces: int = 20,
     stages: tuple[str, ...] | None = None,
     models: list[str] | None = None,
+    stage_options: dict[str, dict[str, Any]] | None = None,
 ) -> Any:
+    """The analyzer of a command: ``--model`` choices merged into ``stage_options``."""
     from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
     from facecore.detect import DetectorConfig
 
@@ -75,7 +85,7 @@ def _make_analyzer(
             detector=DetectorConfig(name=detector, hog_upsample=upsample),  # type: ignore[arg-type]
             max_faces=max_faces,
             stages=stages,
-            stage_options=parse_models(models),
+            stage_options=_merge_options(stage_options or {}, parse_models(models)),
         )
         return FaceAnalyzer(config)
     except ModelFileError as e:
@@ -104,12 +114,11 @@ def _run_images(
     as_json: bool,
     to_record: Callable[[Face], FaceOut],
     stages: tuple[str, ...] | None = None,
-    quality_threshold: float | None = None,
 ) -> None:
     """Analyse each image, print text or one JSON document, exit 0, 1 (bad input) or 3.
 
-    Faces below the quality threshold (default: the quality model's) get a ``warnings`` entry,
-    as in the service's responses."""
+    The warnings the stages put on the faces (e.g. below the quality threshold) are listed
+    under ``warnings``, as in the service's responses."""
     from facecore.serialize import WarningOut
 
     results, failed = [], 0
@@ -127,7 +136,7 @@ def _run_images(
             results.append({"path": str(path), "error": {"code": code, "message": msg}})
             continue
         records = [to_record(f) for f in faces]
-        warnings = WarningOut.for_faces(faces, quality_threshold)
+        warnings = WarningOut.for_faces(faces)
         results.append(
             {
                 "path": str(path),
@@ -202,16 +211,15 @@ def analyze(
     ] = None,
 ) -> None:
     """Every face with every prediction of the chosen stages (as POST /v1/analyze)."""
+    warn = {} if quality_threshold is None else {"quality": {"warn_below": quality_threshold}}
     analyzer = _make_analyzer(
-        detector=detector, max_faces=max_faces, stages=parse_stage_list(stages), models=model
+        detector=detector,
+        max_faces=max_faces,
+        stages=parse_stage_list(stages),
+        models=model,
+        stage_options=warn,
     )
-    _run_images(
-        analyzer,
-        images,
-        as_json,
-        lambda f: FaceOut.from_face(f, embedding=descriptor),
-        quality_threshold=quality_threshold,
-    )
+    _run_images(analyzer, images, as_json, lambda f: FaceOut.from_face(f, embedding=descriptor))
 
 
 @cli.command()

@@ -141,6 +141,9 @@ class FaceOut(BaseModel):
 class WarningOut(BaseModel):
     """A face whose predictions are less reliable (:mod:`facecore.quality.warnings`)."""
 
+    # The JSON form of a :class:`~facecore.types.FaceWarning` a stage put on a face (the docstring
+    # is the schema's description in the service's OpenAPI document, kept as it was).
+
     face: int = Field(description="Index of the face in `faces`")
     code: str = Field(description="`low_quality`")
     quality: float = Field(description="The face's quality in [0, 1]")
@@ -148,11 +151,19 @@ class WarningOut(BaseModel):
     message: str
 
     @classmethod
-    def for_faces(cls, faces: Sequence[Face], threshold: float | None = None) -> list[WarningOut]:
-        """The warnings of ``faces`` (see :func:`facecore.quality.warnings.quality_warnings`)."""
-        from facecore.quality.warnings import quality_warnings
-
-        return [cls(**w.to_dict()) for w in quality_warnings(faces, threshold)]
+    def for_faces(cls, faces: Sequence[Face]) -> list[WarningOut]:
+        """The warnings the ``faces`` carry, in face order, each naming its face's index."""
+        return [
+            cls(
+                face=i,
+                code=w.code,
+                quality=round(w.value, 4),
+                threshold=w.threshold,
+                message=f"face {i}: {w.message}",
+            )
+            for i, face in enumerate(faces)
+            for w in face.warnings
+        ]
 
 
 def batch_columns(outputs: Sequence[Output]) -> tuple[str, ...]:

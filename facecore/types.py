@@ -8,6 +8,8 @@ input image as floats, origin at the top-left corner, x to the right, y down. A 
 * :class:`Box` - a face box.
 * :class:`Prediction` - what a head says of a face: a value, optionally a distribution over named
   bins (score bins, ages), and the name of the model that made it.
+* :class:`FaceWarning` - a reason to trust a face's predictions less, put on the face by the
+  stage that found it (the serialiser writes what the faces carry and names no stage).
 * :class:`Face` - one face and everything the stages have added to it. Frozen: a stage returns
   an evolved copy. Aligned crops are cached on the face by alignment spec
   (:func:`facecore.align.face_crop`), so no stage aligns a face twice.
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Box", "Face", "Prediction"]
+__all__ = ["Box", "Face", "FaceWarning", "Prediction"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,31 @@ class Prediction:
         return (self.bins[min(lo, last)], self.bins[min(hi, last)])
 
 
+@dataclass(frozen=True, slots=True)
+class FaceWarning:
+    """A reason to trust a face's other predictions less than the model cards say.
+
+    A stage adds it to the faces it judges (``Face.with_warning``); responses list every face's
+    warnings, prefixed with the face's index.
+
+    Attributes
+    ----------
+    code : str
+        Machine-readable kind (e.g. ``"low_quality"``).
+    value : float
+        The measurement that crossed the threshold (e.g. the face's quality).
+    threshold : float
+        The threshold it crossed.
+    message : str
+        A sentence giving the reason (without the face's index).
+    """
+
+    code: str
+    value: float
+    threshold: float
+    message: str
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Face:
     """One detected face and whatever later stages have added to it.
@@ -192,6 +219,8 @@ class Face:
         Aligned crops of this face by :class:`facecore.align.AlignSpec` (a cache filled by
         :func:`facecore.align.face_crop`; valid for the image the face was found in). Kept by
         :meth:`evolve` unless the geometry (box, keypoints, landmarks) changes.
+    warnings : tuple of FaceWarning
+        Reasons to trust the predictions less, added by the stages that found them.
 
     Faces compare by identity (their arrays have no single truth value).
     """
@@ -205,6 +234,7 @@ class Face:
     predictions: Mapping[str, Prediction] = field(default_factory=dict)
     features: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     crops: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    warnings: tuple[FaceWarning, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "detector_score", float(self.detector_score))
@@ -223,6 +253,7 @@ class Face:
         object.__setattr__(
             self, "features", {k: _frozen_array(v) for k, v in self.features.items()}
         )
+        object.__setattr__(self, "warnings", tuple(self.warnings))
 
     def evolve(self, **changes: Any) -> Face:
         """A copy with some fields replaced (records are immutable).
@@ -237,6 +268,10 @@ class Face:
     def with_prediction(self, name: str, prediction: Prediction) -> Face:
         """A copy with ``predictions[name]`` set."""
         return self.evolve(predictions={**self.predictions, name: prediction})
+
+    def with_warning(self, warning: FaceWarning) -> Face:
+        """A copy with ``warning`` added to ``warnings``."""
+        return self.evolve(warnings=(*self.warnings, warning))
 
     def with_features(self, **arrays: np.ndarray) -> Face:
         """A copy with ``features`` extended (keys with dots need ``**{"a.b": x}``)."""

@@ -105,6 +105,28 @@ def test_analyze_stages_option(one_face_photo, capsys):
     assert "unknown stage 'gender'" in capsys.readouterr().err
 
 
+def test_analyze_lists_the_warnings_the_quality_stage_made(one_face_photo, capsys):
+    """``--quality-threshold`` is the quality stage's threshold; the warnings are the ones it
+    put on the faces (the sharp photo is above the model's own threshold)."""
+    assert main(["analyze", "--json", str(one_face_photo)]) == EXIT_OK
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["warnings"] == []
+    quality = entry["faces"][0]["predictions"]["quality"]["value"]
+    args = ["analyze", "--json", "--quality-threshold", "0.999", str(one_face_photo)]
+    assert main(args) == EXIT_OK
+    ((warning,),) = [e["warnings"] for e in json.loads(capsys.readouterr().out)]
+    assert warning == {
+        "face": 0,
+        "code": "low_quality",
+        "quality": round(quality, 4),
+        "threshold": 0.999,
+        "message": warning["message"],
+    }
+    assert warning["message"].startswith(f"face 0: image quality {quality:.2f} is below 1.00 (")
+    assert main(["analyze", "--quality-threshold", "0.999", str(one_face_photo)]) == EXIT_OK
+    assert "  warning: face 0: image quality" in capsys.readouterr().out
+
+
 def test_stages_lists_the_registry(capsys):
     assert main(["stages", "--json"]) == EXIT_OK
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from facecore.serialize import BASE_COLUMNS, FaceOut, batch_columns, face_row
+from facecore.serialize import BASE_COLUMNS, FaceOut, WarningOut, batch_columns, face_row
 from facecore.stages import Output
-from facecore.types import Box, Face, Prediction
+from facecore.types import Box, Face, FaceWarning, Prediction
 
 
 def _face():
@@ -60,3 +60,29 @@ def test_face_row_flattens_the_same_record():
     assert row["attractiveness"] == "3.0000" and row["age"] == "31.0000"
     assert json.loads(row["attractiveness_dist"]) == pytest.approx([0.1, 0.2, 0.4, 0.2, 0.1])
     assert "age_dist" not in row
+
+
+def test_warnings_are_what_the_faces_carry_with_their_index():
+    """Each face's warnings in face order, the value rounded to 4 places and the message
+    prefixed with the face's index; the serialiser names no stage."""
+    low = FaceWarning("low_quality", 0.123456, 0.5, "image quality 0.12 is below 0.50")
+    other = FaceWarning("other", 0.7, 0.8, "something else")
+    faces = [_face(), _face().with_warning(low).with_warning(other), _face()]
+    assert [w.model_dump() for w in WarningOut.for_faces(faces)] == [
+        {
+            "face": 1,
+            "code": "low_quality",
+            "quality": 0.1235,
+            "threshold": 0.5,
+            "message": "face 1: image quality 0.12 is below 0.50",
+        },
+        {
+            "face": 1,
+            "code": "other",
+            "quality": 0.7,
+            "threshold": 0.8,
+            "message": "face 1: something else",
+        },
+    ]
+    assert WarningOut.for_faces([_face()]) == []
+    assert "warnings" not in FaceOut.from_face(faces[1]).model_dump()  # listed beside the faces

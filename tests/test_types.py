@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from facecore.types import Box, Face, Prediction
+from facecore.types import Box, Face, FaceWarning, Prediction
 
 
 def test_box_geometry():
@@ -46,6 +46,17 @@ def test_face_evolve_and_predictions():
     assert g.predictions["age"].model == "age_x"
     with pytest.raises(TypeError, match="must be a Prediction"):
         f.evolve(predictions={"age": 31.2})
+
+
+def test_face_warnings_are_added_not_replaced():
+    f = Face(box=Box(0, 0, 1, 1), detector_score=0.5, detector="hog")
+    a, b = FaceWarning("low_quality", 0.2, 0.5, "a"), FaceWarning("other", 0.1, 0.3, "b")
+    g = f.with_warning(a).with_prediction("age", Prediction(31.2, "age_x")).with_warning(b)
+    assert f.warnings == () and g.warnings == (a, b)
+    assert g.evolve(landmarks=np.zeros((68, 2))).warnings == (a, b)
+    assert Face(box=Box(0, 0, 1, 1), detector_score=0.5, detector="hog", warnings=[a]).warnings == (
+        a,
+    )
 
 
 def test_evolve_keeps_the_crop_cache_unless_geometry_changes():

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facecore.analyzer import AnalyzerConfig
@@ -52,6 +53,8 @@ class Settings(BaseSettings):
     max_images: int = Field(8, ge=1, le=256)
     #: Faces whose quality is below this get a ``warnings`` entry; unset: the quality model's
     #: recommended threshold (``warn_below`` in its manifest entry, from its card's error table).
+    #: It is the ``quality`` stage's ``warn_below`` option (set in ``analyzer.stage_options``,
+    #: which it overrides), so the stage that makes the warnings applies it in every worker.
     quality_threshold: float | None = Field(None, ge=0.0, le=1.0)
     #: Load models at start-up (``/readyz`` says when done); requests that come earlier wait.
     preload: bool = True
@@ -97,6 +100,17 @@ class Settings(BaseSettings):
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _threshold_to_stage_option(self) -> Settings:
+        if self.quality_threshold is not None:
+            options = dict(self.analyzer.stage_options)  # type: ignore[arg-type]
+            options["quality"] = {
+                **options.get("quality", {}),
+                "warn_below": self.quality_threshold,
+            }
+            self.analyzer = replace(self.analyzer, stage_options=options)
+        return self
 
     @property
     def limits(self) -> ImageLimits:

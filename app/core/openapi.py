@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.api.deps import MAX_IMAGES_MARK
+from app.api.openapi_bodies import MAX_IMAGES_MARK
 from app.core.auth import is_protected
 from app.core.config import Settings
 

@@ -23,7 +23,7 @@ from app.core.logs import request_id
 from facecore.errors import FacecoreError
 from facecore.types import Face
 
-__all__ = ["Analysis", "BatchOutcome", "Failure", "run_batch"]
+__all__ = ["Analysis", "BatchOutcome", "Failure", "failure_of", "run_batch"]
 
 log = logging.getLogger("app.pipeline")
 
@@ -50,14 +50,19 @@ class Failure:
 
 @dataclass
 class BatchOutcome:
-    results: list[Analysis | Failure]
+    """What a worker answers for a task: one result per item, with the timings of its steps."""
+
+    #: per item: an :class:`Analysis`, an image (:class:`app.core.tasks.Rendered`) or a Failure
+    results: list[Any]
     #: seconds of each call of each step, by step name
     timings: dict[str, list[float]] = field(default_factory=dict)
     #: faces per trunk forward
     trunk_batches: list[int] = field(default_factory=list)
 
 
-def _failure(exc: BaseException, rid: str | None) -> Failure:
+def failure_of(exc: BaseException, rid: str | None) -> Failure:
+    """The failure an item's error deserves: a library error's status and code, else a logged
+    500 (logged with the item's request id)."""
     if isinstance(exc, FacecoreError):
         return Failure(status_for(exc), exc.code, str(exc))
     token = request_id.set(rid)
@@ -91,11 +96,11 @@ def run_batch(
     try:
         done = analyze_many(analyzer, images, stages, options, on_step=on_step, group=batch_trunk)
     except Exception as e:  # validated before queueing; a failure here fails every image
-        f = _failure(e, rids[0] if rids else None)
+        f = failure_of(e, rids[0] if rids else None)
         return BatchOutcome(results=[f] * len(images))
     for res, rid in zip(done, rids, strict=True):
         if res.error is not None:
-            outcome.results.append(_failure(res.error, rid))
+            outcome.results.append(failure_of(res.error, rid))
         else:
             kept = [f.evolve(features={}, crops={}) for f in res.faces]
             outcome.results.append(Analysis(width=res.width, height=res.height, faces=kept))

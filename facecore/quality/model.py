@@ -8,8 +8,9 @@ target is how much a distortion moved the face's 128-D descriptor from the clean
 see the face as they would in a clean photo, and 0 that the distortion moved it as far as a change
 of person (see ``models/quality_faces.md``).
 
-The model also stores ``warn_below``, the default threshold under which a response carries a
-warning (:mod:`facecore.quality.warnings`), chosen from the card's error-by-quality table.
+The stage also puts a ``low_quality`` warning on every face below its ``warn_below`` option
+(default: the model's recommended threshold, chosen from the card's error-by-quality table;
+:mod:`facecore.quality.warnings`), which every response that returns faces lists.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from facecore.errors import ModelCorruptError
 from facecore.lazy import Lazy
 from facecore.model_store import check_model, resolve
+from facecore.quality.warnings import default_threshold, low_quality_warning
 from facecore.stages import Output, register_stage
 from facecore.types import Face, Prediction
 
@@ -149,6 +151,9 @@ class QualityStage:
         Manifest name of a ``quality`` model.
     models_dir : path-like, optional
         Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
+    warn_below : float, optional
+        Faces whose quality is below this get a ``low_quality`` warning (default: the model's
+        recommended threshold, :func:`facecore.quality.warnings.default_threshold`).
 
     Raises
     ------
@@ -159,11 +164,19 @@ class QualityStage:
     name = "quality"
     requires = ("trunk",)
     default = True
+    #: It puts warnings on faces: a view of one head runs it too, so its answer carries them.
+    warns = True
     provides = (Output("quality", scale=(0.0, 1.0), unit="quality"),)
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, models_dir: str | os.PathLike[str] | None = None
+        self,
+        model: str = DEFAULT_MODEL,
+        models_dir: str | os.PathLike[str] | None = None,
+        warn_below: float | None = None,
     ) -> None:
+        if warn_below is not None and not 0.0 <= float(warn_below) <= 1.0:
+            raise ValueError(f"warn_below must be in [0, 1], got {warn_below!r}")
+        self.warn_below = None if warn_below is None else float(warn_below)
         self.model_name = model
         self.models_dir = None if models_dir is None else Path(models_dir)
         self._spec = check_model(model, "quality", self.models_dir)
@@ -185,9 +198,11 @@ class QualityStage:
         return "faces" if self._model.get().input_node != "chip" else "image"
 
     @property
-    def warn_below(self) -> float:
-        """The model's recommended warning threshold."""
-        return self._model.get().warn_below
+    def threshold(self) -> float:
+        """The quality under which a face gets a warning: ``warn_below``, else the model's."""
+        if self.warn_below is not None:
+            return self.warn_below
+        return default_threshold(self.model_name)
 
     def inputs(self, image: np.ndarray, faces: Sequence[Face], node: str) -> np.ndarray:
         """What the network takes for ``faces``: their chips (cut once, cached on the face) or
@@ -210,7 +225,10 @@ class QualityStage:
             return []
         model = self._model.get()
         q = model.predict(self.inputs(image, faces, model.input_node))
-        return [
-            f.with_prediction(self.name, Prediction(float(v), self.model_name))
-            for f, v in zip(faces, q, strict=True)
-        ]
+        limit = self.threshold
+        out = []
+        for face, v in zip(faces, q, strict=True):
+            face = face.with_prediction(self.name, Prediction(float(v), self.model_name))
+            warning = low_quality_warning(float(v), limit, face.box.width)
+            out.append(face if warning is None else face.with_warning(warning))
+        return out

@@ -1,21 +1,23 @@
 """Warnings for faces whose quality is too low for their other predictions to be trusted.
 
-:func:`quality_warnings` turns the ``quality`` prediction of a list of faces into typed
-:class:`QualityWarning` records; every response that returns faces (the routes, ``facecore
-analyze --json``) carries them under ``warnings``. The threshold is a setting; its default is
-the shipped model's ``warn_below`` (chosen from the error-by-quality table of its card).
+The ``quality`` stage (:class:`facecore.quality.model.QualityStage`) puts a ``low_quality``
+:class:`~facecore.types.FaceWarning` (:func:`low_quality_warning`) on every face whose quality is
+below its threshold; every response that returns faces (the routes, ``facecore analyze --json``)
+lists what the faces carry under ``warnings``. The threshold is the stage's ``warn_below`` option
+(the service's ``FACECORE_QUALITY_THRESHOLD``, the CLI's ``--quality-threshold``); unset, it is
+the model's recommended threshold (``metrics.warn_below`` in its manifest entry, chosen from the
+error-by-quality table of its card).
+
+This module implements no paper.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from facecore.errors import UnknownModelError
-from facecore.types import Face
+from facecore.types import FaceWarning
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +25,9 @@ __all__ = [
     "FALLBACK_THRESHOLD",
     "LOW_QUALITY",
     "SMALL_FACE_PX",
-    "QualityWarning",
+    "default_threshold",
+    "low_quality_warning",
     "model_threshold",
-    "quality_warnings",
 ]
 
 #: The warning code of a face below the threshold.
@@ -37,34 +39,6 @@ FALLBACK_THRESHOLD = 0.5
 
 #: A face narrower than this (in image pixels) is named as small in the warning's reason.
 SMALL_FACE_PX = 64
-
-
-@dataclass(frozen=True)
-class QualityWarning:
-    """A face whose predictions are less reliable than the model cards' figures.
-
-    Attributes
-    ----------
-    face : int
-        Index of the face in the response's ``faces``.
-    code : str
-        ``"low_quality"``.
-    quality : float
-        The face's quality in [0, 1].
-    threshold : float
-        The threshold it fell below.
-    message : str
-        A sentence naming the face and the reason.
-    """
-
-    face: int
-    code: str
-    quality: float
-    threshold: float
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def model_threshold(model: str) -> float:
@@ -87,7 +61,8 @@ def model_threshold(model: str) -> float:
 
 
 @functools.lru_cache(maxsize=32)
-def _threshold_of(model: str) -> float:
+def default_threshold(model: str) -> float:
+    """:func:`model_threshold`, or :data:`FALLBACK_THRESHOLD` (logged) for a model without one."""
     try:
         return model_threshold(model)
     except (UnknownModelError, ValueError) as e:
@@ -95,38 +70,30 @@ def _threshold_of(model: str) -> float:
         return FALLBACK_THRESHOLD
 
 
-def quality_warnings(faces: Sequence[Face], threshold: float | None = None) -> list[QualityWarning]:
-    """One warning per face whose ``quality`` prediction is below the threshold (faces without
-    a quality prediction get none).
+def low_quality_warning(quality: float, threshold: float, width: float) -> FaceWarning | None:
+    """The warning of a face of quality ``quality``, or None when it is not below ``threshold``.
 
     Parameters
     ----------
-    faces : sequence of Face
-    threshold : float, optional
-        Default: the recommended threshold of the model that made each face's quality
-        (:func:`model_threshold`; :data:`FALLBACK_THRESHOLD` for a model without one).
+    quality : float
+        The face's quality in [0, 1].
+    threshold : float
+        Faces strictly below it are warned about.
+    width : float
+        The face box's width in image pixels (a face narrower than :data:`SMALL_FACE_PX` is
+        named as small in the reason).
     """
-    out = []
-    for i, face in enumerate(faces):
-        pred = face.predictions.get("quality")
-        if pred is None:
-            continue
-        limit = _threshold_of(pred.model) if threshold is None else float(threshold)
-        if not pred.value < limit:
-            continue
-        width = face.box.width
-        why = f"; the face is only {width:.0f} px wide" if width < SMALL_FACE_PX else ""
-        out.append(
-            QualityWarning(
-                face=i,
-                code=LOW_QUALITY,
-                quality=round(float(pred.value), 4),
-                threshold=limit,
-                message=(
-                    f"face {i}: image quality {pred.value:.2f} is below {limit:.2f} (blur, "
-                    f"noise, compression, low resolution or bad exposure){why}; its other "
-                    "predictions are less reliable than the model cards say"
-                ),
-            )
-        )
-    return out
+    limit = float(threshold)
+    if not quality < limit:
+        return None
+    why = f"; the face is only {width:.0f} px wide" if width < SMALL_FACE_PX else ""
+    return FaceWarning(
+        code=LOW_QUALITY,
+        value=float(quality),
+        threshold=limit,
+        message=(
+            f"image quality {quality:.2f} is below {limit:.2f} (blur, noise, compression, low "
+            f"resolution or bad exposure){why}; its other predictions are less reliable than "
+            "the model cards say"
+        ),
+    )

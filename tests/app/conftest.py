@@ -3,8 +3,8 @@
 Two kinds of app:
 
 * ``fake_client``: request handling without the models. The app is built from ``settings`` as in
-  production (its own analyzer comes from ``settings.analyzer``, nothing preloaded), and
-  ``app.dependency_overrides[get_analyzer]`` swaps in a :class:`FakeAnalyzer`: a real
+  production, with a :class:`FakeAnalyzer` given to ``create_app`` (the analyzer its thread
+  workers run and its requests are checked with): a real
   :class:`~facecore.analyzer.FaceAnalyzer` (real decoding with the configured limits, real stage
   ordering and option handling) whose detector returns :data:`FAKE_FACES` and whose stages are
   the fakes below, with fixed, exactly known outputs.
@@ -36,7 +36,6 @@ from fakes import (  # noqa: F401 - re-exported for the tests
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.api.deps import get_analyzer
 from app.core.config import Settings
 from app.main import create_app
 from facecore.analyzer import AnalyzerConfig
@@ -143,8 +142,7 @@ def fake_analyzer(settings) -> FakeAnalyzer:
 
 @pytest.fixture
 def fake_client(settings, fake_analyzer):
-    app = create_app(settings)
-    app.dependency_overrides[get_analyzer] = lambda: fake_analyzer
+    app = create_app(settings, analyzer=fake_analyzer)
     with TestClient(app) as c:
         yield c
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
+from facecore.quality.warnings import low_quality_warning
 from facecore.stages import Output
 from facecore.types import Box, Face, Prediction
 
@@ -120,13 +121,20 @@ class FakeAge(FakeStage):
 
 
 class FakeQuality(FakeStage):
+    """Like the real quality stage, it warns about the faces below its threshold
+    (:data:`FAKE_QUALITY_THRESHOLD`)."""
+
     name = "quality"
     requires = ("trunk",)
     provides = (Output("quality", scale=(0.0, 1.0), unit="quality"),)
     model_name = "fake_quality"
+    warns = True
 
     def apply(self, index: int, face: Face) -> Face:
-        return face.with_prediction("quality", Prediction(FAKE_QUALITY[index], "fake_quality"))
+        q = FAKE_QUALITY[index]
+        face = face.with_prediction("quality", Prediction(q, "fake_quality"))
+        warning = low_quality_warning(q, FAKE_QUALITY_THRESHOLD, face.box.width)
+        return face if warning is None else face.with_warning(warning)
 
 
 class FakeAnalyzer(FaceAnalyzer):

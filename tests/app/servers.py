@@ -44,6 +44,24 @@ def slow_app():  # noqa: ANN201
     return create_app(Settings(worker_mode="thread", preload=False), analyzer=SlowAnalyzer(delay))
 
 
+def audited_app():  # noqa: ANN201
+    """The service from the environment's settings, in a process that appends every file it
+    opens in a ``models`` folder to the file named by ``FACECORE_TEST_OPENED`` (one path a line):
+    what this process (not its worker processes) read of the models."""
+    out = Path(os.environ["FACECORE_TEST_OPENED"])
+
+    def hook(event: str, args: tuple) -> None:
+        if event != "open" or not isinstance(args[0], str | Path):
+            return
+        path = Path(args[0])
+        if path.parent.name == "models":
+            with out.open("a") as fh:  # not in a models folder: no recursion
+                fh.write(f"{path}\n")
+
+    sys.addaudithook(hook)
+    return create_app()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from app.api.deps import get_analyzer
 from app.main import create_app
 
 
@@ -52,8 +51,7 @@ def test_no_image_on_disk_or_in_logs(
     assert tmp == private
     before = _files(tmp, cwd)
     with caplog.at_level(logging.DEBUG):
-        app = create_app(settings)
-        app.dependency_overrides[get_analyzer] = lambda: fake_analyzer
+        app = create_app(settings, analyzer=fake_analyzer)
         with TestClient(app) as c:
             assert c.post("/v1/faces", files={"file": ("x.png", data)}).status_code == 200
             assert (
@@ -87,8 +85,7 @@ def test_the_spool_check_can_fail(settings, fake_analyzer, make_png, monkeypatch
     monkeypatch.setattr(
         tempfile.SpooledTemporaryFile, "rollover", lambda self: spooled.append(1) or real(self)
     )
-    app = create_app(settings)
-    app.dependency_overrides[get_analyzer] = lambda: fake_analyzer
+    app = create_app(settings, analyzer=fake_analyzer)
     monkeypatch.setattr(MultiPartParser, "spool_max_size", 1024 * 1024)  # Starlette's default
     with TestClient(app) as c:
         assert c.post("/v1/faces", files={"file": ("x.png", make_png(700, 700))}).status_code == 200

@@ -13,6 +13,7 @@ import struct
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 import requests
@@ -363,3 +364,37 @@ def test_a_dead_worker_is_replaced(server, one_face_photo):
     new = _worker_pids(server)
     assert len(new) == 2 and pids[0] not in new and pids[1] in new
     assert requests.post(server.url + "/v1/faces", files={"file": data}, timeout=60).ok
+
+
+def test_process_mode_api_process_loads_no_model(tmp_path, analyzer, one_face_photo, fixtures):
+    """Every image route, beautify and average included, runs on the worker processes: the API
+    process reads the manifest (to check requests) and no model file, and the beautified image
+    is the library's, byte for byte."""
+    from app.core.tasks import encode_image
+    from facecore.beauty import beautify
+
+    opened = tmp_path / "opened.txt"
+    env = {
+        "FACECORE_WORKER_MODE": "process",
+        "FACECORE_WORKERS": "1",
+        "FACECORE_TEST_OPENED": str(opened),
+    }
+    s = Server("servers:audited_app", env, tmp_path / "server.log", factory=True)
+    data = one_face_photo.read_bytes()
+    files = [
+        ("files", ("a.jpg", data)),
+        ("files", ("b.jpg", (fixtures / "biden.jpg").read_bytes())),
+    ]
+    try:
+        s.wait()
+        pretty = requests.post(s.url + "/v1/beautify", files={"file": data}, timeout=120)
+        mean = requests.post(s.url + "/v1/average?size=160", files=files, timeout=120)
+        score = requests.post(s.url + "/v1/score", files={"file": data}, timeout=120)
+    finally:
+        s.stop()
+    assert pretty.status_code == 200, pretty.text
+    assert (mean.status_code, mean.headers["x-facecore-faces"]) == (200, "2"), mean.text
+    assert score.status_code == 200, score.text
+    seen = {Path(p).name for p in opened.read_text().split()}
+    assert seen == {"manifest.json"}  # the hook sees the models folder; no model was read
+    assert pretty.content == encode_image(beautify(data, analyzer=analyzer).image, "png")

@@ -4,24 +4,20 @@ import io
 
 import numpy as np
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.api.deps import get_analyzer
 from app.api.routes import beautify as route
-from app.core.errors import install_error_handlers
+from app.core.config import Settings
+from app.core.tasks import encode_image
+from app.main import create_app
 
 
 @pytest.fixture(scope="module")
 def client(analyzer):
-    """An app with only the beautification router, over the session's loaded analyzer (the
-    router is included in app.main by the lead; see the report)."""
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(route.router)
-    app.dependency_overrides[get_analyzer] = lambda: analyzer
-    with TestClient(app) as c:
+    """The service over the session's loaded analyzer: the routes' jobs run on its thread
+    workers (the process workers: ``tests/app/test_server.py``)."""
+    with TestClient(create_app(Settings(), analyzer=analyzer)) as c:
         yield c
 
 
@@ -73,6 +69,7 @@ def test_beautify_is_the_library_result(client, analyzer, obama_bytes):
     r = client.post("/v1/beautify?warp=0.5&smooth=0.2", files={"file": obama_bytes})
     want = beautify(obama_bytes, 0.5, 0.2, analyzer)
     np.testing.assert_array_equal(np.asarray(decode(r).convert("RGB")), want.image)
+    assert r.content == encode_image(want.image, "png")  # byte for byte
 
 
 @pytest.mark.parametrize("query", ["warp=1.5", "smooth=-0.1", "warp=abc", "format=gif"])

@@ -1,45 +1,63 @@
-"""Warnings for low-quality faces."""
+"""Warnings for low-quality faces: made by the quality stage, carried by the faces."""
 
 import pytest
 
 from facecore.errors import UnknownModelError
-from facecore.quality.warnings import LOW_QUALITY, model_threshold, quality_warnings
-from facecore.serialize import WarningOut
-from facecore.types import Box, Face, Prediction
+from facecore.quality.model import QualityStage
+from facecore.quality.warnings import (
+    FALLBACK_THRESHOLD,
+    LOW_QUALITY,
+    default_threshold,
+    low_quality_warning,
+    model_threshold,
+)
 
 
-def _face(q: float | None, width: float = 100.0, model: str = "quality_faces") -> Face:
-    f = Face(Box(0.0, 0.0, width, width), detector_score=1.0, detector="hog")
-    return f if q is None else f.with_prediction("quality", Prediction(q, model))
-
-
-def test_faces_below_the_threshold_are_named():
-    faces = [_face(0.9), _face(0.2), _face(None), _face(0.49, width=40.0)]
-    ws = quality_warnings(faces, threshold=0.5)
-    assert [w.face for w in ws] == [1, 3]
-    assert all(w.code == LOW_QUALITY and w.threshold == 0.5 for w in ws)
-    assert ws[0].quality == 0.2 and "face 1" in ws[0].message and "0.20" in ws[0].message
-    assert "40 px wide" in ws[1].message and "px wide" not in ws[0].message
+def test_below_the_threshold_is_warned_with_the_reason():
+    w = low_quality_warning(0.2, 0.5, width=100.0)
+    assert (w.code, w.value, w.threshold) == (LOW_QUALITY, 0.2, 0.5)
+    assert w.message.startswith("image quality 0.20 is below 0.50 (blur,")
+    assert "px wide" not in w.message
+    small = low_quality_warning(0.49, 0.5, width=40.0)
+    assert "; the face is only 40 px wide;" in small.message
 
 
 def test_at_the_threshold_is_not_below():
-    assert quality_warnings([_face(0.5)], threshold=0.5) == []
+    assert low_quality_warning(0.5, 0.5, width=100.0) is None
+    assert low_quality_warning(0.9, 0.5, width=10.0) is None
 
 
-def test_default_threshold_is_the_models(tmp_path):
+def test_default_threshold_is_the_models():
     t = model_threshold("quality_faces")
-    assert 0.0 < t < 1.0
-    assert len(quality_warnings([_face(t - 0.01), _face(min(1.0, t + 0.01))])) == 1
+    assert t == pytest.approx(0.60, abs=1e-9)  # the shipped model's metrics.warn_below
+    assert default_threshold("quality_faces") == t
     with pytest.raises(UnknownModelError):
         model_threshold("age_utkface")  # not a quality model
+    assert default_threshold("age_utkface") == FALLBACK_THRESHOLD
 
 
-def test_serialised_for_responses():
-    (w,) = WarningOut.for_faces([_face(0.1)], 0.3)
-    assert w.model_dump() == {
-        "face": 0,
-        "code": "low_quality",
-        "quality": 0.1,
-        "threshold": 0.3,
-        "message": w.message,
-    }
+def test_the_stage_puts_its_warnings_on_the_faces(analyzer, two_face_photo):
+    """The quality stage warns about the faces below its ``warn_below`` (0.999: both faces of
+    the photo; 0: none) and names a face narrower than 64 px."""
+    rgb = analyzer.load_image(two_face_photo)
+    found = analyzer.run_stages(rgb, analyzer.detect_loaded(rgb), stages=("trunk",))
+    qualities = []
+    for limit, expected in ((0.999, 2), (0.0, 0)):
+        stage = QualityStage(warn_below=limit)
+        faces = stage(rgb, found)
+        qualities.append([f.predictions["quality"].value for f in faces])
+        assert sum(len(f.warnings) for f in faces) == expected
+        for f in faces:
+            for w in f.warnings:
+                assert w == low_quality_warning(f.predictions["quality"].value, limit, f.box.width)
+    assert qualities[0] == qualities[1]  # the threshold changes the warnings only
+
+
+def test_the_stage_defaults_to_the_models_threshold():
+    assert QualityStage().threshold == model_threshold("quality_faces")
+    assert QualityStage(warn_below=0.25).threshold == 0.25
+
+
+def test_warn_below_must_be_a_quality():
+    with pytest.raises(ValueError, match="warn_below"):
+        QualityStage(warn_below=1.5)

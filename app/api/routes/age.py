@@ -3,9 +3,10 @@ several."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from app.api.deps import IMAGE_ROUTE, AnalyzerDep, Images, head_view, multi_image_route
+from app.api.deps import Images, ServiceDep
+from app.api.openapi_bodies import IMAGE_ROUTE, multi_image_route
 from app.schemas import AgeBatchResponse, AgeItem, AgeResponse
 
 router = APIRouter(prefix="/v1", tags=["age"])
@@ -20,8 +21,7 @@ HEAD = "age"
     openapi_extra=multi_image_route(),
 )
 async def age(
-    request: Request,
-    analyzer: AnalyzerDep,
+    service: ServiceDep,
     upload: Images,
     model: str | None = Query(
         None, description="Age model (manifest name); default: the service's setting"
@@ -31,6 +31,4 @@ async def age(
     ages 0-100 and its central 90% interval. The default model was trained on UTKFace
     (non-commercial research use only); its model card gives the error per age band. Several
     images give ``{"results": [...]}``, one entry per image."""
-    return await head_view(
-        request, analyzer, upload, HEAD, model, AgeResponse, AgeItem, AgeBatchResponse
-    )
+    return await service.head_view(upload, HEAD, model, AgeResponse, AgeItem, AgeBatchResponse)

@@ -3,22 +3,11 @@ several."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from app.api.deps import (
-    IMAGE_ROUTE,
-    AnalyzerDep,
-    Images,
-    analyze_images,
-    batch_item,
-    face_warnings,
-    model_options,
-    multi_image_route,
-)
-from app.core.errors import ApiError
-from app.core.pipeline import Failure
-from app.schemas import AnalyzeBatchResponse, AnalyzeItem, AnalyzeResponse, FaceOut, ImageInfo
-from facecore.stages import parse_stage_list
+from app.api.deps import Images, ServiceDep
+from app.api.openapi_bodies import IMAGE_ROUTE, multi_image_route
+from app.schemas import AnalyzeBatchResponse, AnalyzeResponse
 
 router = APIRouter(prefix="/v1", tags=["analyze"])
 
@@ -30,8 +19,7 @@ router = APIRouter(prefix="/v1", tags=["analyze"])
     openapi_extra=multi_image_route(),
 )
 async def analyze(
-    request: Request,
-    analyzer: AnalyzerDep,
+    service: ServiceDep,
     upload: Images,
     stages: str | None = Query(
         None,
@@ -50,27 +38,4 @@ async def analyze(
     images (``files``, a repeated ``file`` or ``images_base64``) give ``{"results": [...]}``,
     one entry per image with its result or its own error.
     """
-    wanted = parse_stage_list(stages)
-    order, results = await analyze_images(
-        request, analyzer, [d for _, d in upload.images], wanted, model_options(model)
-    )
-
-    def response(res) -> AnalyzeResponse:  # noqa: ANN001
-        return AnalyzeResponse(
-            image=ImageInfo(width=res.width, height=res.height),
-            stages=list(order),
-            faces=[FaceOut.from_face(f, embedding=descriptor) for f in res.faces],
-            warnings=face_warnings(request, res.faces),
-        )
-
-    if not upload.batch:
-        (res,) = results
-        if isinstance(res, Failure):
-            raise ApiError(res.status, res.code, res.message)
-        return response(res)
-    return AnalyzeBatchResponse(
-        results=[
-            batch_item(AnalyzeItem, i, name, res, response)
-            for i, ((name, _), res) in enumerate(zip(upload.images, results, strict=True))
-        ]
-    )
+    return await service.analyze(upload, stages, model, descriptor)

@@ -1,26 +1,24 @@
 """``POST /v1/beautify`` and ``POST /v1/average``: beautification routes that return an image.
 
-Thin views of :func:`facecore.beauty.beautify` and :func:`facecore.beauty.average_faces`
-through the service's analyzer (same image limits, detector and models as every other route),
-run in the thread pool. The image comes back as PNG or JPEG (``?format=`` wins over the
-``Accept`` header; PNG by default); the numbers come back in ``X-Facecore-*`` headers.
+Thin views of :func:`facecore.beauty.beautify` and :func:`facecore.beauty.average_faces`, run by
+the same workers as every other image route (jobs of kind ``beautify`` and ``average``,
+:mod:`app.core.tasks`), with the same image limits, detector and models. The image comes back as
+PNG or JPEG (``?format=`` wins over the ``Accept`` header; PNG by default); the numbers come back
+in ``X-Facecore-*`` headers.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-import cv2
-import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.deps import IMAGE_ROUTE, AnalyzerDep, ImageBytes
-from app.core.errors import ApiError, status_for
-from facecore.beauty.average import AVERAGE_SIZE, average_of_aligned
-from facecore.beauty.pipeline import DEFAULT_SMOOTH, DEFAULT_WARP, beautify
-from facecore.errors import FacecoreError, ModelFileError
+from app.api.deps import ImageBytes, ServiceDep
+from app.api.openapi_bodies import IMAGE_ROUTE, files_body
+from app.api.uploads import read_named_files
+from app.core.tasks import Rendered
+from facecore.beauty.average import AVERAGE_SIZE
+from facecore.beauty.pipeline import DEFAULT_SMOOTH, DEFAULT_WARP
 
 __all__ = ["MAX_AVERAGE_FILES", "router"]
 
@@ -73,16 +71,8 @@ def choose_format(fmt: str | None, accept: str | None) -> Literal["png", "jpeg"]
     return best  # type: ignore[return-value]
 
 
-def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
-    """PNG (compression 3) or JPEG (quality 92) bytes of an RGB uint8 image."""
-    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
-    if fmt == "jpeg":
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    else:
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:  # pragma: no cover - encoding a valid uint8 image does not fail
-        raise RuntimeError(f"could not encode the image as {fmt}")
-    return buf.tobytes()
+def _image(rendered: Rendered, fmt: str) -> Response:
+    return Response(content=rendered.content, media_type=_MEDIA[fmt], headers=rendered.headers)
 
 
 @router.post(
@@ -93,7 +83,7 @@ def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
 )
 async def beautify_image(
     request: Request,
-    analyzer: AnalyzerDep,
+    service: ServiceDep,
     data: ImageBytes,
     warp: float = Query(DEFAULT_WARP, ge=0.0, le=1.0, description="Shape strength, 0-1"),
     smooth: float = Query(DEFAULT_SMOOTH, ge=0.0, le=1.0, description="Skin smoothing, 0-1"),
@@ -104,64 +94,18 @@ async def beautify_image(
     skin is smoothed. No face is a 422 ``no_face``. The reference set and the scorer are for
     non-commercial research use only."""
     fmt = choose_format(format, request.headers.get("accept"))
-    result = await run_in_threadpool(beautify, data, warp, smooth, analyzer)
-    headers = {
-        "X-Facecore-Score-Before": f"{result.score_before:.4f}",
-        "X-Facecore-Landmark-Shift": f"{result.landmark_shift_mean:.3f}",
-        "X-Facecore-Landmark-Shift-Max": f"{result.landmark_shift_max:.3f}",
-        "X-Facecore-Face-Box": ",".join(f"{v:g}" for v in result.box.as_tuple()),
-    }
-    if result.score_after is not None:
-        headers["X-Facecore-Score-After"] = f"{result.score_after:.4f}"
-    if result.identity_distance is not None:
-        headers["X-Facecore-Identity-Distance"] = f"{result.identity_distance:.4f}"
-    body = await run_in_threadpool(encode_image, result.image, fmt)
-    return Response(content=body, media_type=_MEDIA[fmt], headers=headers)
-
-
-def _landmarks_of(analyzer: Any, data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        rgb, faces = analyzer.analyze_image(data, stages=("landmarks",))
-    except ModelFileError:
-        raise
-    except FacecoreError as e:  # name the file in the message, keep the status and code
-        raise ApiError(status_for(e), e.code, f"{name}: {e}") from None
-    if not faces:
-        raise ApiError(422, "no_face", f"no face found in {name}")
-    return rgb, np.asarray(faces[0].landmarks)
-
-
-_AVERAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "maxItems": MAX_AVERAGE_FILES,
-                        }
-                    },
-                    "required": ["files"],
-                }
-            }
-        },
-    }
-}
+    return _image(await service.beautify(data, warp, smooth, fmt), fmt)
 
 
 @router.post(
     "/average",
     response_class=Response,
     responses=_responses("the average face", {"X-Facecore-Faces": "number of faces averaged"}),
-    openapi_extra=_AVERAGE_BODY,
+    openapi_extra=files_body("files", MAX_AVERAGE_FILES),
 )
 async def average(
     request: Request,
-    analyzer: AnalyzerDep,
+    service: ServiceDep,
     size: int = Query(AVERAGE_SIZE, ge=32, le=1024, description="Side of the output, pixels"),
     format: Literal["png", "jpeg"] | None = FormatQuery,
 ) -> Response:
@@ -170,39 +114,6 @@ async def average(
     are averaged. Each file is decoded with the service's image limits; a file without a face
     is a 422 ``no_face`` that names it."""
     fmt = choose_format(format, request.headers.get("accept"))
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "multipart/form-data":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"content type {ctype or '(none)'!r} is not accepted; send multipart/form-data with "
-            "one 'files' field per image",
-        )
-    try:
-        form = await request.form(max_files=MAX_AVERAGE_FILES, max_fields=8)
-    except StarletteHTTPException as e:
-        if e.status_code != 400:  # e.g. 413 from the body size limit
-            raise
-        if "too many files" in str(e.detail).lower():
-            msg = f"at most {MAX_AVERAGE_FILES} files per request"
-        else:
-            msg = f"malformed multipart body: {e.detail}"
-        raise ApiError(422, "invalid_request", msg) from None
-    uploads = [u for u in form.getlist("files") if not isinstance(u, str)]
-    if not uploads:
-        raise ApiError(422, "missing_file", "multipart body has no file field named 'files'")
-    try:
-        named = [(u.filename or f"file {i + 1}", await u.read()) for i, u in enumerate(uploads)]
-    finally:
-        for u in uploads:
-            await u.close()
-    rgbs, marks = [], []
-    for name, data in named:
-        rgb, lm = await run_in_threadpool(_landmarks_of, analyzer, data, name)
-        rgbs.append(rgb)
-        marks.append(lm)
-    image = await run_in_threadpool(average_of_aligned, rgbs, marks, size)
-    body = await run_in_threadpool(encode_image, image, fmt)
-    return Response(
-        content=body, media_type=_MEDIA[fmt], headers={"X-Facecore-Faces": str(len(rgbs))}
-    )
+    # Read here, after the query is checked (a bad query is a 422 whatever the body).
+    named = await read_named_files(request, "files", MAX_AVERAGE_FILES)
+    return _image(await service.average(named, size, fmt), fmt)

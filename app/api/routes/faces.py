@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from app.api.deps import IMAGE_ROUTE, AnalyzerDep, ImageBytes, analyze_bytes
-from app.schemas import FaceOut, FacesResponse
+from app.api.deps import ImageBytes, ServiceDep
+from app.api.openapi_bodies import IMAGE_ROUTE
+from app.schemas import FacesResponse
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
 
 @router.post("/faces", response_model=FacesResponse, **IMAGE_ROUTE)
 async def faces(
-    request: Request,
-    analyzer: AnalyzerDep,
+    service: ServiceDep,
     data: ImageBytes,
     descriptor: bool = Query(False, description="also return the 128-D face descriptor"),
 ) -> FacesResponse:
@@ -21,9 +21,4 @@ async def faces(
 
     No face is a 200 with an empty list.
     """
-    stages = ("landmarks", "trunk") if descriptor else ("landmarks",)
-    image, _, found = await analyze_bytes(request, analyzer, data, stages)
-    return FacesResponse(
-        image=image,
-        faces=[FaceOut.from_face(f, embedding=descriptor, predictions=()) for f in found],
-    )
+    return await service.faces(data, descriptor)

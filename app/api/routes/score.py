@@ -3,9 +3,10 @@ image or several."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from app.api.deps import IMAGE_ROUTE, AnalyzerDep, Images, head_view, multi_image_route
+from app.api.deps import Images, ServiceDep
+from app.api.openapi_bodies import IMAGE_ROUTE, multi_image_route
 from app.schemas import ScoreBatchResponse, ScoreItem, ScoreResponse
 
 router = APIRouter(prefix="/v1", tags=["attractiveness"])
@@ -20,8 +21,7 @@ HEAD = "attractiveness"
     openapi_extra=multi_image_route(),
 )
 async def score(
-    request: Request,
-    analyzer: AnalyzerDep,
+    service: ServiceDep,
     upload: Images,
     model: str | None = Query(
         None, description="Attractiveness model (manifest name); default: the service's setting"
@@ -30,6 +30,6 @@ async def score(
     """Score every face (largest first). The default model was trained on SCUT-FBP5500 ratings
     (1-5; non-commercial research use only); see its model card for what the number means.
     Several images give ``{"results": [...]}``, one entry per image."""
-    return await head_view(
-        request, analyzer, upload, HEAD, model, ScoreResponse, ScoreItem, ScoreBatchResponse
+    return await service.head_view(
+        upload, HEAD, model, ScoreResponse, ScoreItem, ScoreBatchResponse
     )

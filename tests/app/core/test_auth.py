@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app.api.deps import get_analyzer
 from app.core.auth import ApiKeyAuth
 from app.main import create_app
 
@@ -17,8 +16,9 @@ KEYS = "k-alpha-123,k-beta-456"
 
 @pytest.fixture
 def keyed(settings, fake_analyzer):
-    app = create_app(settings.model_copy(update={"api_keys": SecretStr(KEYS)}))
-    app.dependency_overrides[get_analyzer] = lambda: fake_analyzer
+    app = create_app(
+        settings.model_copy(update={"api_keys": SecretStr(KEYS)}), analyzer=fake_analyzer
+    )
     with TestClient(app) as c:
         yield c
 
@@ -87,8 +87,9 @@ def test_keys_are_compared_in_constant_time(monkeypatch):
 
 def test_keys_never_logged(settings, fake_analyzer, png, caplog, capfd):
     with caplog.at_level(logging.DEBUG):
-        app = create_app(settings.model_copy(update={"api_keys": SecretStr(KEYS)}))
-        app.dependency_overrides[get_analyzer] = lambda: fake_analyzer
+        app = create_app(
+            settings.model_copy(update={"api_keys": SecretStr(KEYS)}), analyzer=fake_analyzer
+        )
         with TestClient(app) as c:
             c.post("/v1/analyze", files={"file": png}, headers={"X-API-Key": "k-alpha-123"})
             c.post("/v1/analyze", files={"file": png}, headers={"X-API-Key": "k-guess-789"})

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.core.config import Settings
 from app.main import create_app
-from facecore.analyzer import AnalyzerConfig
+from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
 from facecore.detect import DetectorConfig
 from facecore.errors import UnknownModelError
 from facecore.io import ImageLimits
@@ -114,6 +114,20 @@ def test_stage_options_reach_the_stage(env, alt_models):
 def test_stage_options_as_json(env):
     env(ANALYZER__STAGE_OPTIONS='{"attractiveness": {"model": "attractiveness_scut"}}')
     assert Settings().analyzer.stage_options == {"attractiveness": {"model": "attractiveness_scut"}}
+
+
+def test_quality_threshold_is_the_quality_stages_option(env):
+    """``FACECORE_QUALITY_THRESHOLD`` reaches the stage that makes the warnings (in every
+    worker: it is part of the analyzer's settings), over a ``warn_below`` set there."""
+    env(ANALYZER__STAGE_OPTIONS='{"quality": {"model": "quality_faces", "warn_below": 0.1}}')
+    assert Settings().analyzer.stage_options["quality"]["warn_below"] == 0.1
+    env(QUALITY_THRESHOLD="0.35")
+    settings = Settings()
+    assert settings.analyzer.stage_options == {
+        "quality": {"model": "quality_faces", "warn_below": 0.35}
+    }
+    stage = FaceAnalyzer(settings.analyzer).stage("quality")
+    assert stage.threshold == 0.35
 
 
 def test_unknown_model_setting_fails_at_start_up(env):

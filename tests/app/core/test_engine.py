@@ -1,5 +1,6 @@
 """The queue in front of the workers: back-pressure (503 + Retry-After), the per-request time
-limit (504), requests batched into one worker task, waiting for the models, thread limits."""
+limit (504), requests batched into one worker task (jobs of one kind and parameters), waiting
+for the models, thread limits."""
 
 import threading
 import time
@@ -7,7 +8,6 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.deps import get_analyzer
 from app.main import create_app
 
 
@@ -35,8 +35,7 @@ def gate(fake_analyzer, monkeypatch):
 
 
 def make_client(settings, fake_analyzer, **update):
-    app = create_app(settings.model_copy(update=update))
-    app.dependency_overrides[get_analyzer] = lambda: fake_analyzer
+    app = create_app(settings.model_copy(update=update), analyzer=fake_analyzer)
     return TestClient(app)
 
 
@@ -172,3 +171,88 @@ def test_thread_pool_is_bounded_by_the_workers(settings, fake_analyzer):
     app.include_router(router)
     with TestClient(app) as c:
         assert c.get("/v1/tokens").json() == {"total": 3}
+
+
+class RecordingBackend:
+    """One worker that records the tasks it gets; the first waits for ``release``."""
+
+    slots = 1
+    ready = True
+    load_error = None
+    states = {"ready": 1}
+
+    def __init__(self):
+        self.tasks = []
+        self.release = None
+
+    async def start(self):
+        import asyncio
+
+        self.release = asyncio.Event()
+
+    async def wait_ready(self, slot):
+        return None
+
+    async def run(self, slot, task):
+        from app.core.pipeline import BatchOutcome
+
+        self.tasks.append(task)
+        await self.release.wait()
+        return BatchOutcome(results=[f"{task.kind}:{item}" for item in task.items])
+
+    async def stop(self):
+        return None
+
+
+def test_jobs_share_a_task_only_with_their_kind_and_parameters():
+    """The queue groups waiting jobs of the same kind and parameters; a task names its kind,
+    items, parameters and requests, never an analyzer (the worker has its own)."""
+    import asyncio
+    import dataclasses
+
+    from app.core.engine import Engine
+
+    async def run():
+        backend = RecordingBackend()
+        engine = Engine(backend, queue_size=10, batch_max=4)
+        await engine.start()
+        s1 = {"stages": ("age",), "options": {}}
+        first = asyncio.create_task(engine.submit("analyze", ["a1"], s1, "r1"))
+        while not backend.tasks:
+            await asyncio.sleep(0.01)
+        rest = [
+            asyncio.create_task(engine.submit("analyze", ["a2"], s1, "r2")),
+            asyncio.create_task(engine.submit("beautify", ["b"], {"warp": 0.5}, "r3")),
+            asyncio.create_task(
+                engine.submit("analyze", ["a3"], {"options": {}, "stages": ("age",)})
+            ),
+            asyncio.create_task(engine.analyze(["a4"], ("quality",), None, "r5")),
+        ]
+        while engine.queued < 4:
+            await asyncio.sleep(0.01)
+        backend.release.set()
+        answers = await asyncio.gather(first, *rest)
+        await engine.stop()
+        return backend.tasks, answers
+
+    tasks, answers = asyncio.run(run())
+    assert answers == [
+        ["analyze:a1"],
+        ["analyze:a2"],
+        ["beautify:b"],
+        ["analyze:a3"],
+        ["analyze:a4"],
+    ]
+    assert [(t.kind, t.items, t.request_ids) for t in tasks] == [
+        ("analyze", ["a1"], ["r1"]),
+        ("analyze", ["a2", "a3"], ["r2", None]),
+        ("beautify", ["b"], ["r3"]),
+        ("analyze", ["a4"], ["r5"]),
+    ]
+    assert tasks[3].params == {"stages": ("quality",), "options": {}}
+    assert [f.name for f in dataclasses.fields(tasks[0])] == [
+        "kind",
+        "items",
+        "params",
+        "request_ids",
+    ]

@@ -5,7 +5,6 @@ import base64
 
 from fastapi.testclient import TestClient
 
-from app.api.deps import get_analyzer
 from app.core.config import Settings
 from app.main import create_app
 
@@ -57,8 +56,9 @@ def test_image_over_the_image_limit(fake_client, settings, make_png, assert_erro
 
 
 def test_request_limit_setting(settings, fake_analyzer, png, assert_error):
-    app = create_app(settings.model_copy(update={"max_request_bytes": 1024}))
-    app.dependency_overrides[get_analyzer] = lambda: fake_analyzer
+    app = create_app(
+        settings.model_copy(update={"max_request_bytes": 1024}), analyzer=fake_analyzer
+    )
     with TestClient(app) as c:
         assert len(png) > 1024
         assert_error(c.post("/v1/faces", files={"file": png}), 413, "request_too_large")
