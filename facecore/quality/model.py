@@ -14,7 +14,6 @@ warning (:mod:`facecore.quality.warnings`), chosen from the card's error-by-qual
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,14 +23,12 @@ from typing import Any
 import numpy as np
 
 from facecore.errors import ModelCorruptError
-from facecore.lazy import Lazy
-from facecore.model_store import check_model, resolve
+from facecore.model_router import load, register_loader
+from facecore.model_store import ModelSpec, check_model
 from facecore.stages import Output, register_stage
 from facecore.types import Face, Prediction
 
-__all__ = ["DEFAULT_MODEL", "FILE_FORMAT", "QualityModel", "QualityStage"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["DEFAULT_MODEL", "FILE_FORMAT", "QualityModel", "QualityStage", "load_quality_model"]
 
 #: The shipped quality model.
 DEFAULT_MODEL = "quality_faces"
@@ -138,6 +135,12 @@ class QualityModel:
         )
 
 
+@register_loader("quality_map_head")
+def load_quality_model(path: Path, spec: ModelSpec) -> QualityModel:
+    """The router's loader of a quality model file."""
+    return QualityModel.load(path)
+
+
 @register_stage
 class QualityStage:
     """Quality in [0, 1] of every face's crop (higher: the other heads' numbers are more
@@ -167,27 +170,21 @@ class QualityStage:
         self.model_name = model
         self.models_dir = None if models_dir is None else Path(models_dir)
         self._spec = check_model(model, "quality", self.models_dir)
-        self._model = Lazy(self._read_model)
-
-    def _read_model(self) -> QualityModel:
-        path = resolve(self.model_name, directory=self.models_dir)
-        model = QualityModel.load(path)
-        logger.info("loaded %s from %s", self.model_name, path)
-        return model
 
     def load(self) -> QualityModel:
-        return self._model.get()
+        """The model, from the router (read and sha256-checked once per process)."""
+        return load(self.model_name, self.models_dir)
 
     @property
     def image_free(self) -> bool:
         """True when the network reads the trunk's map (faces of several images may come in one
         call); a chip network cuts the face from the image."""
-        return self._model.get().input_node != "chip"
+        return self.load().input_node != "chip"
 
     @property
     def warn_below(self) -> float:
         """The model's recommended warning threshold."""
-        return self._model.get().warn_below
+        return self.load().warn_below
 
     def inputs(self, image: np.ndarray, faces: Sequence[Face], node: str) -> np.ndarray:
         """What the network takes for ``faces``: their chips (cut once, cached on the face) or
@@ -208,7 +205,7 @@ class QualityStage:
     def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         if not faces:
             return []
-        model = self._model.get()
+        model = self.load()
         q = model.predict(self.inputs(image, faces, model.input_node))
         return [
             f.with_prediction(self.name, Prediction(float(v), self.model_name))

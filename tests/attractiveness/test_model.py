@@ -85,6 +85,7 @@ def write_manifest(folder: Path, name: str, file: str) -> None:
         "file": file,
         "sha256": sha256_file(folder / file),
         "task": "attractiveness",
+        "architecture": "score_fusion",
     }
     (folder / "manifest.json").write_text(json.dumps({"schema": 1, "models": [entry]}))
 
