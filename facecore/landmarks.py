@@ -14,14 +14,16 @@ distance).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facecore.model_router import load, register_loader
-from facecore.model_store import ModelSpec
 from facecore.stages import Output, register_stage
 from facecore.types import Box, Face
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = ["LandmarkPredictor", "predictor_box", "to_dlib_rect", "five_from_68"]
 

@@ -21,6 +21,10 @@ A missing or corrupt file raises :class:`~facecore.errors.ModelNotFoundError` or
 :class:`~facecore.errors.ModelCorruptError` naming the file and how to get it back; the sha256 is
 checked on every load that reads a file (once per process per path, size and mtime).
 
+The manifest (:mod:`facecore.model_store`, whose pydantic schema takes about 0.2 s to import) is
+imported on the first lookup, not with this module: the stage modules register their loaders at
+import, and ``facecore.list_stages()`` stays light.
+
 This module implements no paper.
 """
 
@@ -33,10 +37,12 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from facecore.errors import ModelCorruptError, ModelFileError, ModelNotFoundError
-from facecore.model_store import ModelSpec, get_spec, models_dir, sha256_file
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = ["LOADER_MODULES", "Loader", "load", "loader_for", "register_loader", "resolve"]
 
@@ -145,8 +151,10 @@ def resolve(
     ModelCorruptError
         The file's sha256 differs from the manifest's.
     """
+    from facecore.model_store import get_spec, models_dir
+
     directory = Path(directory) if directory is not None else models_dir()
-    spec = name if isinstance(name, ModelSpec) else get_spec(name, directory)
+    spec = get_spec(name, directory) if isinstance(name, str) else name
     path = _locate(spec, directory)
     if not path.is_file():
         raise ModelNotFoundError(
@@ -158,6 +166,8 @@ def resolve(
         with _lock:
             known = _verified.get(key)
         if known != spec.sha256:
+            from facecore.model_store import sha256_file
+
             digest = sha256_file(path)
             if digest != spec.sha256:
                 raise ModelCorruptError(
@@ -199,6 +209,8 @@ def load(name: str, directory: str | os.PathLike[str] | None = None, **options: 
     ModelFileError
         No loader reads the entry's architecture.
     """
+    from facecore.model_store import get_spec, models_dir
+
     folder = Path(directory) if directory is not None else models_dir()
     spec = get_spec(name, folder)
     key = (name, str(folder), tuple(sorted(options.items())))

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facecore.align import AlignSpec, face_crops
 from facecore.lazy import Lazy
 from facecore.model_router import load, register_loader
-from facecore.model_store import ModelSpec, check_model, get_spec
 from facecore.stages import Output, register_stage
 from facecore.types import Face
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = ["TRUNK_MODEL", "TrunkStage", "chip_spec", "load_trunk_network", "map_key", "run_top"]
 
@@ -39,6 +41,8 @@ TRUNK_MODEL = "dlib_face_recognition_resnet"
 
 def chip_spec(model: str = TRUNK_MODEL) -> AlignSpec:
     """The aligned crop the model ``model`` expects, from its manifest entry's ``chip``."""
+    from facecore.model_store import get_spec
+
     spec = get_spec(model)
     if spec.chip is None:
         raise ValueError(f"manifest entry {model!r} has no 'chip' (alignment spec)")
@@ -83,6 +87,8 @@ class TrunkStage:
             raise ValueError(f"keep_maps {bad} are not maps of the trunk: {FEATURE_NODES[:6]}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        from facecore.model_store import check_model
+
         check_model(model, "face_descriptor")  # a wrong name fails here, not on first use
         from facecore.nn.features import resolve_layers
 

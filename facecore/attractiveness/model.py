@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,9 +38,11 @@ from facecore.attractiveness.face_features import (
 from facecore.errors import ModelCorruptError
 from facecore.heads.base import ModelHead
 from facecore.model_router import register_loader
-from facecore.model_store import ModelSpec
 from facecore.stages import register_stage
 from facecore.types import Face
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = [
     "FILE_FORMAT",

@@ -43,13 +43,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facecore.align import similarity_transform
 from facecore.features import geometric_features
 from facecore.model_router import load, register_loader
-from facecore.model_store import ModelSpec
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = [
     "DEFAULT_K",

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facecore.detect.base import downscale_for_detection
 from facecore.lazy import Lazy
 from facecore.model_router import load, register_loader
-from facecore.model_store import ModelSpec
 from facecore.types import Box, Face
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = ["MtcnnDetector", "load_mtcnn_network"]
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from facecore.heads.distribution import PRECISIONS
 from facecore.model_router import load
-from facecore.model_store import check_model, get_spec
 from facecore.stages import Output
 from facecore.types import Face, Prediction
 
@@ -73,11 +72,15 @@ class ModelHead:
         self.model_name = model or self.default_model
         self.models_dir = None if models_dir is None else Path(models_dir)
         self.precision = precision
+        from facecore.model_store import check_model
+
         check_model(self.model_name, self.task, self.models_dir)  # a wrong name fails here
 
     @property
     def provides(self) -> tuple[Output, ...]:
         """The output the manifest entry declares under the head's name."""
+        from facecore.model_store import get_spec
+
         out = get_spec(self.model_name, self.models_dir).output(self.name)
         scale = None if out.scale is None else (float(out.scale[0]), float(out.scale[1]))
         distribution = out.kind == "distribution"

@@ -26,16 +26,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from scipy.special import softmax
 
 from facecore.errors import ModelCorruptError
 from facecore.ldl.distributions import calibrate
 from facecore.model_router import register_loader
-from facecore.model_store import ModelSpec
 from facecore.types import Face
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = ["FILE_FORMAT", "PRECISIONS", "TOP_ARCHITECTURE", "TopDistributionModel"]
 
@@ -165,6 +166,8 @@ class TopDistributionModel:
     def predict_logits(self, faces: Sequence[Face]) -> np.ndarray:
         """The top's logits (N, K); for an ensemble (:attr:`members`) the log of the average of
         every top's softmax (so that a softmax of them gives the ensemble's distribution)."""
+        from scipy.special import softmax  # scipy takes 0.2 s to import: on first use
+
         from facecore.trunk import run_top
 
         logits = run_top(self.serving_top, faces)
@@ -177,6 +180,8 @@ class TopDistributionModel:
 
     def distributions(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values, probabilities) from logits (:func:`calibrate` with the model's settings)."""
+        from scipy.special import softmax
+
         probs = softmax(np.asarray(logits, np.float64), axis=1)
         return calibrate(probs, self.bins, self.temperature, self.calibration)
 

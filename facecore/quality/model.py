@@ -18,15 +18,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facecore.errors import ModelCorruptError
 from facecore.model_router import load, register_loader
-from facecore.model_store import ModelSpec, check_model
 from facecore.stages import Output, register_stage
 from facecore.types import Face, Prediction
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = ["DEFAULT_MODEL", "FILE_FORMAT", "QualityModel", "QualityStage", "load_quality_model"]
 
@@ -169,6 +171,8 @@ class QualityStage:
     ) -> None:
         self.model_name = model
         self.models_dir = None if models_dir is None else Path(models_dir)
+        from facecore.model_store import check_model
+
         self._spec = check_model(model, "quality", self.models_dir)
 
     def load(self) -> QualityModel:
