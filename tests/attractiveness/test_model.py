@@ -103,6 +103,7 @@ def test_scorer_adds_predictions_and_loads_once(tmp_path: Path, image_and_faces)
     for t in threads:
         t.join()
     assert len({id(m) for m in loaded}) == 1
+    assert scorer.image_free is False  # the classical model cuts its crops from the image
     out = scorer(image, faces)
     assert len(out) == len(faces)
     expected = model.predict_faces(image, faces)
