@@ -47,12 +47,12 @@ def check(extras: set[str], cpu_torch: bool) -> tuple[list[str], str]:
         if cuda:
             failures.append(f"CUDA packages are installed: {', '.join(cuda)}")
 
-    from facecore import model_store
+    from facecore import model_router, model_store
 
     names = sorted(model_store.load_manifest())
     for name in names:
         try:
-            model_store.resolve(name)
+            model_router.resolve(name)
         except Exception as e:  # report every model, not only the first
             failures.append(f"model {name}: {e}")
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from facecore.align import face_crops
 from facecore.lazy import Lazy
-from facecore.model_store import resolve
+from facecore.model_router import resolve
 from facecore.trunk import TRUNK_MODEL, chip_spec
 from facecore.types import Face
 

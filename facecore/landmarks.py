@@ -13,14 +13,17 @@ distance).
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facecore.lazy import Lazy
-from facecore.model_store import resolve
+from facecore.model_router import load, register_loader
 from facecore.stages import Output, register_stage
 from facecore.types import Box, Face
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = ["LandmarkPredictor", "predictor_box", "to_dlib_rect", "five_from_68"]
 
@@ -62,6 +65,14 @@ def five_from_68(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
 
 
+@register_loader("dlib_shape_predictor")
+def load_shape_predictor(path: Path, spec: ModelSpec) -> Any:
+    """The router's loader of a dlib shape predictor file (``dlib.shape_predictor``)."""
+    import dlib
+
+    return dlib.shape_predictor(str(path))
+
+
 @register_stage
 class LandmarkPredictor:
     """68 iBUG landmarks (dlib shape predictor); safe to share between threads."""
@@ -71,20 +82,13 @@ class LandmarkPredictor:
     provides: tuple[Output, ...] = ()
     model_name = "dlib_shape_predictor_68"
 
-    def __init__(self) -> None:
-        self._predictor = Lazy(self._read_model)
-
-    def _read_model(self) -> Any:
-        import dlib
-
-        return dlib.shape_predictor(str(resolve(self.model_name)))
-
-    def load(self) -> None:
-        self._predictor.get()
+    def load(self) -> Any:
+        """The predictor, from the router (read and sha256-checked once per process)."""
+        return load(self.model_name)
 
     def shape(self, image: np.ndarray, face: Face) -> Any:
         """The raw ``dlib.full_object_detection`` for one face."""
-        return self._predictor.get()(image, to_dlib_rect(predictor_box(face)))
+        return self.load()(image, to_dlib_rect(predictor_box(face)))
 
     def predict(self, image: np.ndarray, face: Face) -> np.ndarray:
         """68 landmarks of ``face`` in ``image`` (H, W, 3 uint8 RGB), shape (68, 2) float32."""

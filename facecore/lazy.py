@@ -1,8 +1,9 @@
 """The one lazy-loading mechanism of facecore.
 
 * :class:`Lazy` holds a value that is built on first use, once, even when several threads ask for
-  it at the same moment (double-checked locking, written once here). Every stage keeps its model
-  in one: ``self._model = Lazy(self._read_model)``, then ``self._model.get()``.
+  it at the same moment (double-checked locking, written once here): ``self._x = Lazy(build)``,
+  then ``self._x.get()``. Model files are not kept this way: the router
+  (:mod:`facecore.model_router`) loads and keeps them.
 * :func:`lazy_exports` gives a package ``__getattr__``/``__dir__`` that import a submodule only
   when one of its names is first used, so that ``import facecore`` stays light (no torch, dlib or
   scikit-learn until a model is needed).

@@ -1,7 +1,7 @@
 """Model files written with ``torch.save``: one tagged document, written atomically, read back
 with a clear error.
 
-The trained heads (:class:`facecore.ldl.deep.TopDistributionModel`,
+The trained heads (:class:`facecore.heads.distribution.TopDistributionModel`,
 :class:`facecore.quality.model.QualityModel`) store a dict with a ``format`` tag, their weights in
 float16 (:func:`half_state`) and their settings; :func:`save_doc` writes it through a temporary
 file and :func:`os.replace`, so a reader never sees half a file, and :func:`load_doc` refuses a

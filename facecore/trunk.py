@@ -19,17 +19,21 @@ This module implements no paper (see :mod:`facecore.nn.dlib_resnet`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facecore.align import AlignSpec, face_crops
 from facecore.lazy import Lazy
-from facecore.model_store import check_model, get_spec
+from facecore.model_router import load, register_loader
 from facecore.stages import Output, register_stage
 from facecore.types import Face
 
-__all__ = ["TRUNK_MODEL", "TrunkStage", "chip_spec", "map_key", "run_top"]
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
+
+__all__ = ["TRUNK_MODEL", "TrunkStage", "chip_spec", "load_trunk_network", "map_key", "run_top"]
 
 #: Manifest name of the trunk network.
 TRUNK_MODEL = "dlib_face_recognition_resnet"
@@ -37,6 +41,8 @@ TRUNK_MODEL = "dlib_face_recognition_resnet"
 
 def chip_spec(model: str = TRUNK_MODEL) -> AlignSpec:
     """The aligned crop the model ``model`` expects, from its manifest entry's ``chip``."""
+    from facecore.model_store import get_spec
+
     spec = get_spec(model)
     if spec.chip is None:
         raise ValueError(f"manifest entry {model!r} has no 'chip' (alignment spec)")
@@ -46,6 +52,16 @@ def chip_spec(model: str = TRUNK_MODEL) -> AlignSpec:
 def map_key(node: str) -> str:
     """``face.features`` key of the trunk's intermediate map ``node`` (e.g. ``"trunk.stage3"``)."""
     return f"trunk.{node}"
+
+
+@register_loader("dlib_face_resnet")
+def load_trunk_network(path: Path, spec: ModelSpec) -> Any:
+    """The router's loader of the trunk: the network its manifest entry names
+    (:func:`facecore.nn.create_model`), frozen and prepared for CPU inference."""
+    from facecore.nn import create_model
+    from facecore.nn.dlib_resnet import for_inference
+
+    return for_inference(create_model(spec.architecture, pretrained=spec))
 
 
 @register_stage
@@ -74,6 +90,8 @@ class TrunkStage:
             raise ValueError(f"keep_maps {bad} are not maps of the trunk: {FEATURE_NODES[:6]}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        from facecore.model_store import check_model
+
         check_model(model, "face_descriptor")  # a wrong name fails here, not on first use
         from facecore.nn.features import resolve_layers
 
@@ -84,19 +102,11 @@ class TrunkStage:
         self.layers = layers
         self.keep_maps = tuple(keep_maps)
         self.batch_size = int(batch_size)
-        self._net = Lazy(self._read_network)
         self._spec = Lazy(lambda: chip_spec(model))
-
-    def _read_network(self) -> Any:
-        from facecore.nn import create_model
-        from facecore.nn.dlib_resnet import for_inference
-
-        # The manifest entry names the architecture and the weights (sha256 checked).
-        return for_inference(create_model(get_spec(self.model).architecture, pretrained=self.model))
 
     def load(self) -> None:
         self._spec.get()
-        self._net.get()
+        load(self.model)
 
     @property
     def spec(self) -> AlignSpec:
@@ -105,8 +115,9 @@ class TrunkStage:
 
     @property
     def network(self) -> Any:
-        """The frozen :class:`~facecore.nn.dlib_resnet.DlibFaceResNet` (loaded on first use)."""
-        return self._net.get()
+        """The frozen :class:`~facecore.nn.dlib_resnet.DlibFaceResNet`, from the router (read and
+        sha256-checked once per process)."""
+        return load(self.model)
 
     def compute(self, chips: np.ndarray) -> dict[str, np.ndarray]:
         """Trunk outputs of aligned chips (N, 150, 150, 3) uint8.
@@ -122,7 +133,7 @@ class TrunkStage:
 
         from facecore.nn.features import node_feature
 
-        net = self._net.get()
+        net = self.network
         out: dict[str, list[np.ndarray]] = {"features": [], "embedding": []}
         for node in self.keep_maps:
             out[node] = []

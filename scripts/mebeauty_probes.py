@@ -144,8 +144,8 @@ def head_outputs(chips: np.ndarray) -> dict[str, np.ndarray]:
 def penultimate(model: str, maps: np.ndarray) -> np.ndarray:
     import torch
 
-    from facecore.ldl.deep import TopDistributionModel
-    from facecore.model_store import resolve
+    from facecore.heads.distribution import TopDistributionModel
+    from facecore.model_router import resolve
 
     top = TopDistributionModel.load(resolve(model), precision="float32").top
     out = []

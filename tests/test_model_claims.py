@@ -104,19 +104,11 @@ def test_manifest_equals_the_cv_table(name: str) -> None:
 
 
 def model_metadata(spec_entry: dict) -> dict:
-    """The metadata stored in the model file itself (extend for a new kind of trained model)."""
-    from facecore.model_store import resolve
+    """The metadata stored in the model file itself, read by the router (sha256 checked) with the
+    loader of the entry's architecture."""
+    from facecore.model_router import load
 
-    path = resolve(spec_entry["name"])  # sha256 checked
-    if spec_entry.get("architecture") == "dlib_face_resnet_top":
-        from facecore.ldl.deep import TopDistributionModel
-
-        return TopDistributionModel.load(path).metadata
-    if spec_entry["task"] == "attractiveness":
-        from facecore.attractiveness.model import AttractivenessModel
-
-        return AttractivenessModel.load(path).metadata
-    raise AssertionError(f"no metadata reader for task {spec_entry['task']!r}: add one here")
+    return load(spec_entry["name"]).metadata
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,52 +11,18 @@ from facecore.errors import ModelCorruptError, ModelNotFoundError
 BUNDLED = Path(__file__).resolve().parents[1] / "models"
 
 
-def test_every_manifest_entry_resolves_and_matches_its_hash():
+def test_every_shipped_entry_names_its_licence_and_source():
     manifest = model_store.load_manifest()
     assert {"dlib_shape_predictor_68", "dlib_face_recognition_resnet", "mtcnn_pnet"} <= set(
         manifest
     )
     for name, spec in manifest.items():
-        path = model_store.resolve(name)
-        assert path.is_file(), name
         assert spec.licence and spec.source, f"{name} lacks licence/source"
 
 
 def test_unknown_name_is_a_clear_error():
     with pytest.raises(ModelNotFoundError, match="not in the manifest"):
-        model_store.resolve("no_such_model")
-
-
-def _copy_models(tmp_path, entry):
-    (tmp_path / "manifest.json").write_text(json.dumps({"models": [entry]}))
-    return tmp_path
-
-
-def test_missing_bundled_file_names_the_file(tmp_path):
-    d = _copy_models(tmp_path, {"name": "x", "file": "x.bin", "sha256": "0" * 64})
-    with pytest.raises(ModelNotFoundError, match=r"x\.bin.*missing"):
-        model_store.resolve("x", directory=d)
-
-
-def test_corrupt_file_is_detected(tmp_path):
-    src = model_store.resolve("mtcnn_pnet")
-    spec = model_store.get_spec("mtcnn_pnet")
-    shutil.copy(src, tmp_path / "pnet.pt")
-    d = _copy_models(tmp_path, {"name": "p", "file": "pnet.pt", "sha256": spec.sha256})
-    assert model_store.resolve("p", directory=d) == tmp_path / "pnet.pt"
-    with open(tmp_path / "pnet.pt", "ab") as fh:
-        fh.write(b"tampered")
-    with pytest.raises(ModelCorruptError, match="sha256"):
-        model_store.resolve("p", directory=d)
-
-
-def test_missing_package_is_a_clear_error(tmp_path):
-    d = _copy_models(
-        tmp_path,
-        {"name": "q", "package": "no_such_pkg_xyz", "package_file": "a.dat", "sha256": "0" * 64},
-    )
-    with pytest.raises(ModelNotFoundError, match="no_such_pkg_xyz"):
-        model_store.resolve("q", directory=d)
+        model_store.get_spec("no_such_model")
 
 
 # ------------------------------------------------------------------------------ structured fields
@@ -106,21 +72,26 @@ GOOD = {"name": "m", "file": "m.bin", "sha256": "a" * 64}
         ({"sha256": "A" * 64}, "sha256"),
         ({"sha256": "0" * 63}, "sha256"),
         ({"file": None}, "neither file nor package"),
-        ({"task": 3}, "task must be a string"),
+        ({"task": 3}, r"'m': task: Input should be a valid string \(got 3\)"),
         ({"input_size": [150]}, "input_size"),
         ({"input_size": [150, 0]}, "input_size"),
         ({"input_size": [150.0, 150.0]}, "input_size"),
-        ({"normalisation": {"mean": [1, 2], "scale": 1}}, "normalisation.mean"),
-        ({"normalisation": {"mean": [1, 2, 3], "scale": 0}}, "normalisation.scale"),
-        ({"normalisation": {"mean": [1, 2, 3]}}, "normalisation lacks"),
-        ({"chip": {"method": "dlib", "size": 150}}, "chip lacks"),
+        ({"input_size": [150, 150, 3]}, "input_size"),
+        ({"normalisation": {"mean": [1, 2], "scale": 1}}, "normalisation.mean must be 1 or 3"),
+        ({"normalisation": {"mean": [1, 2, 3], "scale": 0}}, "normalisation.scale: .*greater"),
+        ({"normalisation": {"mean": [1, 2, 3]}}, "normalisation.scale: Field required"),
+        ({"normalisation": {"mean": [1, "2", 3], "scale": 1}}, r"normalisation.mean\[1\]"),
+        ({"chip": {"method": "dlib", "size": 150}}, "chip.padding: Field required"),
         ({"chip": {"method": "dlib", "size": 150, "padding": -1}}, "chip.padding"),
+        ({"chip": {"method": "dlib", "size": True, "padding": 0}}, "chip.size"),
+        ({"chip": {"method": "dlib", "size": 4, "padding": 0}}, "chip.size"),
         ({"chip": {"method": "", "size": 150, "padding": 0}}, "chip.method"),
-        ({"chip": {"method": "dlib", "size": 150, "padding": 0, "x": 1}}, "unknown keys"),
-        ({"outputs": {"name": "a"}}, "outputs must be a list"),
-        ({"outputs": [{"name": "a", "kind": "tensor"}]}, "kind must be one of"),
-        ({"outputs": [{"name": "a", "kind": "vector"}]}, "needs dim"),
+        ({"chip": {"method": "dlib", "size": 150, "padding": 0, "x": 1}}, "chip.x: Extra inputs"),
+        ({"outputs": {"name": "a"}}, "outputs: Input should be a valid tuple"),
+        ({"outputs": [{"name": "a", "kind": "tensor"}]}, r"outputs\[0\].kind: .*'vector'"),
+        ({"outputs": [{"name": "a", "kind": "vector"}]}, "output 'a': a vector needs dim"),
         ({"outputs": [{"name": "a", "kind": "distribution"}]}, "needs bins"),
+        ({"outputs": [{"name": "a", "kind": "scalar", "bins": []}]}, r"outputs\[0\].bins"),
         ({"outputs": [{"name": "a", "kind": "distribution", "bins": [1, 2], "dim": 3}]}, "dim 3"),
         ({"outputs": [{"name": "a", "kind": "scalar", "scale": [5, 1]}]}, "lo < hi"),
         ({"outputs": [{"name": "a", "kind": "scalar", "dim": 4}]}, "a scalar"),
@@ -142,6 +113,10 @@ def test_minimal_entry_has_empty_structured_fields():
         (),
     )
     assert spec.extra == {"metrics": {"pc": 0.5}}
+    nulls = model_store.ModelSpec.from_dict({**GOOD, "task": None, "outputs": None})
+    assert (nulls.task, nulls.outputs) == ("", ())  # null text and outputs: the defaults
+    with pytest.raises(ValueError, match="must be an object"):
+        model_store.ModelSpec.from_dict(["m"])
     full = model_store.ModelSpec.from_dict(
         {
             **GOOD,
@@ -239,14 +214,3 @@ def test_models_dir_setting_env_and_argument(tmp_path, monkeypatch):
     assert model_store.models_dir() == tmp_path
     with pytest.raises(ModelNotFoundError, match=r"manifest\.json not found.*set_models_dir"):
         model_store.load_manifest()
-
-
-def test_resolve_accepts_a_spec(tmp_path):
-    (tmp_path / "w.bin").write_bytes(b"weights")
-    spec = model_store.ModelSpec.from_dict(
-        {"name": "w", "file": "w.bin", "sha256": model_store.sha256_file(tmp_path / "w.bin")}
-    )
-    assert model_store.resolve(spec, directory=tmp_path) == tmp_path / "w.bin"
-    (tmp_path / "w.bin").write_bytes(b"weightz")
-    with pytest.raises(ModelCorruptError, match=r"w\.bin.*sha256"):
-        model_store.resolve(spec, directory=tmp_path)

@@ -122,8 +122,9 @@ def test_wheel_holds_every_module_and_the_bundled_models(built: tuple[Path, Path
 
 def test_installed_wheel_uses_its_own_code_and_models(venv: Path) -> None:
     code = (
-        "import json, facecore, facecore.model_store as m; print(json.dumps([facecore.__file__, "
-        "str(m.models_dir()), str(m.resolve('attractiveness_scut'))]))"
+        "import json, facecore, facecore.model_store as m, facecore.model_router as r; "
+        "print(json.dumps([facecore.__file__, str(m.models_dir()), "
+        "str(r.resolve('attractiveness_scut'))]))"
     )
     r = _run([str(venv / "bin" / "python"), "-c", code], cwd=venv.parent, env=_clean_env())
     module, folder, model = (Path(p) for p in json.loads(r.stdout))

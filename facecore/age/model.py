@@ -1,15 +1,16 @@
 """The ``age`` stage: a face's age in years, as a distribution over ages 0..100.
 
-It serves a :class:`facecore.ldl.deep.TopDistributionModel` (default ``age_utkface``, trained by
-:mod:`facecore.age.train`): a fine-tuned copy of the trunk's last stages run from the shared
-stage-2 map, so the head costs a fraction of a second network. The value is the distribution's
-(corrected) expectation; :meth:`facecore.types.Prediction.interval` gives its central interval.
-Age is the only demographic estimate facecore makes.
+It serves a :class:`facecore.heads.distribution.TopDistributionModel` (default ``age_utkface``,
+trained by :mod:`facecore.age.train`), which the router loads
+(:class:`facecore.heads.base.ModelHead`): a fine-tuned copy of the trunk's last stages run from
+the shared stage-2 map, so the head costs a fraction of a second network. The value is the
+distribution's (corrected) expectation; :meth:`facecore.types.Prediction.interval` gives its
+central interval. Age is the only demographic estimate facecore makes.
 """
 
 from __future__ import annotations
 
-from facecore.ldl.deep import DistributionHead
+from facecore.heads.base import ModelHead
 from facecore.stages import register_stage
 
 __all__ = ["DEFAULT_MODEL", "AgeStage"]
@@ -19,7 +20,7 @@ DEFAULT_MODEL = "age_utkface"
 
 
 @register_stage
-class AgeStage(DistributionHead):
+class AgeStage(ModelHead):
     """Age of every face from a shipped model (default ``age_utkface``, trained on UTKFace:
     non-commercial research use only).
 
@@ -28,7 +29,7 @@ class AgeStage(DistributionHead):
     model : str, default "age_utkface"
         Manifest name of an ``age`` model.
     precision : {"auto", "float32"}, default "auto"
-        int8 where the model file allows, or float32 (:class:`~facecore.ldl.deep.DistributionHead`).
+        int8 where the model file allows, or float32 (:class:`~facecore.heads.base.ModelHead`).
 
     Raises
     ------

@@ -22,8 +22,8 @@ out-of-fold predictions (cross-fitting), so the reported figures are of data the
 not seen. The shipped model is trained on every photo with a face; its correction is fitted on
 all out-of-fold predictions.
 
-Outputs: ``<out>.pt`` (:class:`facecore.ldl.deep.TopDistributionModel`), its manifest entry,
-``<out>.cv.json``, the card ``<out>.md`` and its figures ``<out>.*.png``.
+Outputs: ``<out>.pt`` (:class:`facecore.heads.distribution.TopDistributionModel`), its manifest
+entry, ``<out>.cv.json``, the card ``<out>.md`` and its figures ``<out>.*.png``.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def _intervals(probs: np.ndarray, mass: float = 0.9) -> np.ndarray:
 def _apply(
     probs: np.ndarray, t: float, knots: tuple[np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    from facecore.ldl.deep import calibrate
+    from facecore.ldl.distributions import calibrate
 
     return calibrate(probs, AGE_BINS, t, knots)
 
@@ -204,7 +204,7 @@ def correction(probs: np.ndarray, y: np.ndarray) -> tuple[float, tuple[np.ndarra
     from sklearn.isotonic import IsotonicRegression
 
     best: tuple[float, float, tuple[np.ndarray, np.ndarray]] | None = None
-    from facecore.ldl.deep import temper
+    from facecore.ldl.distributions import temper
 
     for t in _TEMPERATURES:
         values = temper(probs, float(t)) @ AGE_BINS
@@ -338,7 +338,7 @@ def main(
     device: str = "cpu",
 ) -> AgeTrainResult:
     """Cross-validate both learners, train the shipped model and write every artefact."""
-    from facecore.ldl.deep import TopDistributionModel
+    from facecore.heads.distribution import TopDistributionModel
     from facecore.ldl.distributions import gaussian_label_distribution
     from facecore.ldl.stack import RbfSvr, crossfit_stack, fit_top_stack
     from facecore.model_store import write_manifest_entry

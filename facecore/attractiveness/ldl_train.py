@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from facecore.attractiveness.ldl_model import apply_fusion
 from facecore.training.tops import TopRecipe
 
 __all__ = [
@@ -213,13 +214,6 @@ def fuse_geometric(deep: np.ndarray, geometric: np.ndarray, y: np.ndarray) -> di
     }
 
 
-def apply_fusion(fusion: dict[str, Any], deep: np.ndarray, geometric: np.ndarray) -> np.ndarray:
-    """The fused rating of :func:`fuse_geometric`'s parameters."""
-    X = np.column_stack([deep, geometric])
-    z = (X - np.asarray(fusion["mean"])) / np.asarray(fusion["scale"])
-    return z @ np.asarray(fusion["coef"]) + float(fusion["intercept"])
-
-
 def _scatter_png(
     path: Path, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, title: str
 ) -> Path:
@@ -292,8 +286,9 @@ def main(
     from sklearn.preprocessing import StandardScaler
 
     from facecore.datasets import dataset_hash
+    from facecore.heads.distribution import TopDistributionModel
     from facecore.ldl import MaxEntLDL, StructuredLDL
-    from facecore.ldl.deep import TopDistributionModel, move_distributions
+    from facecore.ldl.distributions import move_distributions
     from facecore.ldl.stack import RbfSvr, crossfit_stack, fit_top_stack
     from facecore.metrics import ldl_metrics, regression_metrics
     from facecore.model_store import write_manifest_entry

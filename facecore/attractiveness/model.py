@@ -8,9 +8,11 @@ licence). Serving computes the blocks with the very same extractor code as train
 trained with another feature-code version is refused on load.
 
 :class:`AttractivenessStage` is the registered ``"attractiveness"`` stage (a default head; it
-needs the ``landmarks`` and ``trunk`` stages): it resolves the model file named by its ``model``
-option through :func:`facecore.model_store.resolve` (sha256 checked), loads it once
-(thread-safe) and adds ``face.predictions["attractiveness"]`` to every face.
+needs the ``landmarks`` and ``trunk`` stages): it asks the router (:mod:`facecore.model_router`)
+for the model named by its ``model`` option, which reads it (sha256 checked) by its manifest
+architecture, a classical model (``score_fusion``, loaded here) or a fine-tuned top's rating
+distribution (``dlib_face_resnet_top``, :mod:`facecore.heads.distribution`), and adds
+``face.predictions["attractiveness"]`` to every face.
 
 This module implements no paper (see :mod:`~facecore.attractiveness.deep_regressors` and
 :mod:`~facecore.attractiveness.fusion`).
@@ -22,7 +24,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,16 +36,20 @@ from facecore.attractiveness.face_features import (
     stack_blocks,
 )
 from facecore.errors import ModelCorruptError
-from facecore.lazy import Lazy
-from facecore.model_store import check_model
-from facecore.stages import Output, register_stage
-from facecore.types import Face, Prediction
+from facecore.heads.base import ModelHead
+from facecore.model_router import register_loader
+from facecore.stages import register_stage
+from facecore.types import Face
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = [
     "FILE_FORMAT",
     "SCORE_RANGE",
     "AttractivenessModel",
     "AttractivenessStage",
+    "load_score_fusion",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,6 +112,11 @@ class AttractivenessModel:
                     f"{shapes.get(name)}"
                 )
 
+    #: The value of a face only: no distribution.
+    bins = None
+    #: Cuts its crops from the image: one image's faces a call.
+    batching = "image"
+
     @property
     def blocks(self) -> tuple[str, ...]:
         """Names of the feature blocks the model needs."""
@@ -166,6 +177,10 @@ class AttractivenessModel:
             return np.zeros(0)
         return self.predict_matrix(self.extractor.extract_faces(image, faces, self.blocks))
 
+    def serve(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, None]:
+        """The served values (:meth:`predict_faces`) and no distributions."""
+        return self.predict_faces(image, faces), None
+
     # -- files -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model with joblib (compressed); returns the path."""
@@ -180,8 +195,8 @@ class AttractivenessModel:
     def load(cls, path: str | os.PathLike[str]) -> AttractivenessModel:
         """Read a model written by :meth:`save`.
 
-        Only load files you trust (joblib files are pickles); model files resolved through
-        :func:`facecore.model_store.resolve` are checked against the manifest's sha256.
+        Only load files you trust (joblib files are pickles); model files loaded through
+        :func:`facecore.model_router.load` are checked against the manifest's sha256.
 
         Raises
         ------
@@ -211,19 +226,34 @@ class AttractivenessModel:
         return model
 
 
+@register_loader("score_fusion")
+def load_score_fusion(path: Path, spec: ModelSpec, precision: str = "auto") -> AttractivenessModel:
+    """The router's loader of a classical model file (one precision: ``precision`` is taken for
+    the heads' sake and changes nothing)."""
+    model = AttractivenessModel.load(path)
+    logger.info("%s: %r", spec.name, model)
+    return model
+
+
 @register_stage
-class AttractivenessStage:
-    """Attractiveness of every face from a shipped model (default: SCUT-FBP5500's 1-5 scale).
+class AttractivenessStage(ModelHead):
+    """Attractiveness of every face from a shipped model (default ``attractiveness_scut``, a
+    fine-tuned top's rating distribution on SCUT-FBP5500's 1-5 scale).
+
+    The model comes from the router, which reads it by its manifest architecture: a fine-tuned
+    top (:class:`~facecore.heads.distribution.TopDistributionModel`) gives a distribution, with
+    the file's geometric fusion applied (:mod:`facecore.attractiveness.ldl_model`); a classical
+    :class:`AttractivenessModel` a score.
 
     Parameters
     ----------
     model : str, default "attractiveness_scut"
-        Manifest name of the model file.
+        Manifest name of an ``attractiveness`` model.
     models_dir : path-like, optional
         Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
     precision : {"auto", "float32"}, default "auto"
-        For a rating-distribution model: int8 where its file allows, or float32
-        (:class:`~facecore.ldl.deep.DistributionHead`).
+        For a fine-tuned top: int8 where its file allows, or float32
+        (:class:`~facecore.heads.base.ModelHead`).
 
     Raises
     ------
@@ -232,6 +262,9 @@ class AttractivenessStage:
     """
 
     name = "attractiveness"
+    task = "attractiveness"
+    unit = "score"
+    default_model = "attractiveness_scut"
     requires = ("landmarks", "trunk")
     default = True
     prediction_names = ("attractiveness",)
@@ -242,61 +275,15 @@ class AttractivenessStage:
         models_dir: str | os.PathLike[str] | None = None,
         precision: str = "auto",
     ) -> None:
-        from facecore.attractiveness.ldl_model import DEEP_ARCHITECTURE, LdlAttractiveness
+        super().__init__(model, models_dir, precision)
 
-        self.model_name = model
-        self.models_dir = None if models_dir is None else Path(models_dir)
-        spec = check_model(model, "attractiveness", self.models_dir)
-        # A rating-distribution model (a fine-tuned trunk top) is served by its own head.
-        self._deep = (
-            LdlAttractiveness(model, self.models_dir, precision=precision)
-            if spec.architecture == DEEP_ARCHITECTURE
-            else None
-        )
-        self._model = Lazy(self._read_model)
+    def adjust(
+        self, model: Any, faces: Sequence[Face], values: np.ndarray, probs: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The file's geometric fusion, where it holds one (``metadata["fusion"]``)."""
+        fusion = model.metadata.get("fusion")
+        if not fusion or probs is None:
+            return values, probs
+        from facecore.attractiveness.ldl_model import fuse_with_geometry
 
-    def _read_model(self) -> AttractivenessModel:
-        from facecore.model_store import resolve
-
-        path = resolve(self.model_name, directory=self.models_dir)
-        model = AttractivenessModel.load(path)
-        logger.info("loaded %s from %s: %r", self.model_name, path, model)
-        return model
-
-    @property
-    def provides(self) -> tuple[Output, ...]:
-        if self._deep is not None:
-            return self._deep.provides
-        return (Output("attractiveness", distribution=False, scale=SCORE_RANGE, unit="score"),)
-
-    @property
-    def batching(self) -> str:
-        """``"faces"`` for a distribution top (it reads the trunk's maps only); ``"image"`` for
-        the classical model, which cuts crops from the image."""
-        return "faces" if self._deep is not None else "image"
-
-    def load(self) -> Any:
-        """Resolve (sha256-checked) and load the model once; later calls return it."""
-        if self._deep is not None:
-            return self._deep.load()
-        return self._model.get()
-
-    @property
-    def model(self) -> AttractivenessModel:
-        """The loaded classical model (loads it on first use); a distribution model is
-        :meth:`load`'s."""
-        if self._deep is not None:
-            raise TypeError(f"{self.model_name} is a distribution model; use load()")
-        return self._model.get()
-
-    def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        """Faces with ``predictions["attractiveness"]`` added."""
-        if not faces:
-            return []
-        if self._deep is not None:
-            return self._deep(image, faces)
-        scores = self.model.predict_faces(image, faces)
-        return [
-            f.with_prediction("attractiveness", Prediction(float(s), self.model_name))
-            for f, s in zip(faces, scores, strict=True)
-        ]
+        return fuse_with_geometry(fusion, faces, values, probs, model.bins)

@@ -43,13 +43,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facecore.align import similarity_transform
 from facecore.features import geometric_features
-from facecore.lazy import Lazy
-from facecore.model_store import resolve
+from facecore.model_router import load, register_loader
+
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
 __all__ = [
     "DEFAULT_K",
@@ -207,11 +210,15 @@ class BeautyReference:
         )
 
 
-_bundled = Lazy(lambda: BeautyReference.load(resolve(REFERENCE_MODEL)))
+@register_loader("knn_shape_reference")
+def _load_reference_file(path: Path, spec: ModelSpec) -> BeautyReference:
+    """The router's loader of a reference set file."""
+    return BeautyReference.load(path)
 
 
 def load_reference(path: str | Path | None = None) -> BeautyReference:
-    """The bundled reference set (read once per process), or the one at ``path``.
+    """The bundled reference set (from the router: read once per process), or the one at
+    ``path``.
 
     Raises
     ------
@@ -220,7 +227,7 @@ def load_reference(path: str | Path | None = None) -> BeautyReference:
     """
     if path is not None:
         return BeautyReference.load(path)
-    return _bundled.get()
+    return load(REFERENCE_MODEL)
 
 
 @dataclass(frozen=True)

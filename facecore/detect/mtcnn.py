@@ -2,25 +2,45 @@
 
 Zhang, Zhang, Li & Qiao, "Joint Face Detection and Alignment Using Multitask Cascaded
 Convolutional Networks", IEEE Signal Processing Letters, 2016. The three networks (P-, R-, O-Net)
-and their weights come from the ``facenet-pytorch`` package; the weight files are checked through
-:mod:`facecore.model_store` before use. Slower than HOG but finds rotated, profile-ish and small
-faces HOG misses.
+and their weights come from the ``facenet-pytorch`` package; the router
+(:mod:`facecore.model_router`) checks the weight files and loads the networks. Slower than HOG
+but finds rotated, profile-ish and small faces HOG misses.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facecore.detect.base import downscale_for_detection
 from facecore.lazy import Lazy
-from facecore.model_store import resolve
+from facecore.model_router import load, register_loader
 from facecore.types import Box, Face
 
-__all__ = ["MtcnnDetector"]
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
+
+__all__ = ["MtcnnDetector", "load_mtcnn_network"]
 
 log = logging.getLogger(__name__)
+
+
+@register_loader("mtcnn_pnet")
+@register_loader("mtcnn_rnet")
+@register_loader("mtcnn_onet")
+def load_mtcnn_network(path: Path, spec: ModelSpec) -> Any:
+    """The router's loader of one of the cascade's networks (facenet-pytorch's P-, R- or O-Net,
+    by the entry's architecture), in eval mode."""
+    import torch
+    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+
+    net = {"mtcnn_pnet": PNet, "mtcnn_rnet": RNet, "mtcnn_onet": ONet}[spec.architecture]
+    module = net(pretrained=False)
+    module.load_state_dict(torch.load(path, map_location="cpu"))
+    return module.eval()
 
 
 class MtcnnDetector:
@@ -51,11 +71,12 @@ class MtcnnDetector:
         self.min_face_size = int(min_face_size)
         self.stage_thresholds = tuple(float(t) for t in stage_thresholds)
         self.max_side = max_side
-        self._mtcnn = Lazy(self._read_networks)
+        self._mtcnn = Lazy(self._build)
 
-    def _read_networks(self):
-        paths = {n: resolve(f"mtcnn_{n}") for n in ("pnet", "rnet", "onet")}
-        import torch
+    def _build(self) -> Any:
+        """facenet-pytorch's cascade with this detector's settings, running the networks the
+        router loaded (sha256 checked; shared by every detector of the process)."""
+        nets = {n: load(f"mtcnn_{n}") for n in ("pnet", "rnet", "onet")}
         from facenet_pytorch.models.mtcnn import MTCNN
 
         mtcnn = MTCNN(
@@ -65,10 +86,8 @@ class MtcnnDetector:
             thresholds=list(self.stage_thresholds),
             post_process=False,
         )
-        # Load the weights from the paths the manifest checked (the package's own loader reads
-        # the same files; doing it here keeps one resolver in charge).
-        for n, path in paths.items():
-            getattr(mtcnn, n).load_state_dict(torch.load(path, map_location="cpu"))
+        for n, net in nets.items():  # the package's own copies give way to the checked ones
+            setattr(mtcnn, n, net)
         return mtcnn.eval()
 
     def load(self) -> None:

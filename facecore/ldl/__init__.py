@@ -1,16 +1,16 @@
 """Label distribution learning: predict the distribution of a label, not only its value.
 
 * :mod:`~facecore.ldl.distributions` - label distributions from labels (a discretised Gaussian
-  around a value, the histogram of individual ratings).
+  around a value, the histogram of individual ratings), and predicted distributions translated,
+  tempered and calibrated.
 * :mod:`~facecore.ldl.pairwise` - label distributions from pairwise preferences (Y. Ren, X. Geng,
   "Sense Beauty by Label Distribution Learning", IJCAI 2017: Beauty Distribution Transformation).
 * :mod:`~facecore.ldl.maxent` - the maximum-entropy LDL learner fitted by BFGS (SA-BFGS of
   X. Geng, "Label Distribution Learning", IEEE TKDE 2016).
 * :mod:`~facecore.ldl.sldl` - structural label distribution learning (Ren & Geng 2017, SLDL): a
   structural-SVM predictor of distributions from features.
-* :mod:`~facecore.ldl.deep` - a fine-tuned top of the face trunk that outputs a distribution over
-  bins (B. Gao et al., "Deep Label Distribution Learning With Label Ambiguity", IEEE TIP 2017),
-  its model file and the stage base class the distribution heads (age, ...) share.
+* :mod:`~facecore.ldl.stack` - a fine-tuned top's distribution stacked with an SVR on the trunk's
+  features (stacked generalisation, Wolpert 1992).
 * :mod:`~facecore.ldl.cli` - ``facecore pairwise fit``.
 """
 

@@ -66,6 +66,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator
 
 __all__ = [
@@ -206,11 +207,6 @@ def _bin_values(bins: int | Sequence[float] | np.ndarray) -> np.ndarray:
     if b.ndim != 1 or len(b) < 2 or not np.all(np.diff(b) > 0) or not np.isfinite(b).all():
         raise ValueError("bins must be an int >= 2 or an increasing sequence of >= 2 values")
     return b
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _below(d: np.ndarray) -> np.ndarray:
@@ -490,7 +486,7 @@ def pairwise_to_distribution(
         method="L-BFGS-B",
         options={"maxiter": int(max_iter), "ftol": tol, "gtol": 10 * tol, "maxfun": 4 * max_iter},
     )
-    d = _softmax(res.x.reshape(n_items, len(b)))
+    d = softmax(res.x.reshape(n_items, len(b)), axis=1)
     loglik, var_sum = problem.terms(d)
     p_fwd = preference_probability(d[w], d[lo])
     p_bwd = preference_probability(d[lo], d[w])

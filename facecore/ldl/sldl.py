@@ -53,6 +53,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp, softmax
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -106,13 +107,6 @@ def loss_matrix(D: np.ndarray, Y: np.ndarray, loss: str = "euclidean") -> np.nda
     return 1.0 - out if loss == "intersection" else out
 
 
-def _logsumexp_softmax(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    m = v.max(axis=1, keepdims=True)
-    e = np.exp(v - m)
-    s = e.sum(axis=1, keepdims=True)
-    return (m + np.log(s))[:, 0], e / s
-
-
 def sldl_objective(
     W: np.ndarray,
     b: np.ndarray,
@@ -153,7 +147,7 @@ def sldl_objective(
     v = np.empty((n, len(Y) + 1))
     v[:, 0] = 0.0
     v[:, 1:] = delta + s @ Y.T - true_score[:, None]
-    lse, q = _logsumexp_softmax(v / temperature)
+    lse, q = logsumexp(v / temperature, axis=1), softmax(v / temperature, axis=1)
     value = temperature * float(lse.sum()) / n + 0.5 * alpha * float(np.sum(W * W))
     g = (q[:, 1:] @ Y - (1.0 - q[:, 0])[:, None] * D) / n  # dT/ds
     return value, X.T @ g + alpha * W, g.sum(axis=0)
@@ -320,7 +314,7 @@ class StructuredLDL(BaseEstimator):
         """
         f = self.decision_function(X)
         if self.decode == "mean":
-            _, q = _logsumexp_softmax(f / float(self.temperature))
+            q = softmax(f / float(self.temperature), axis=1)
             return q @ self.candidates_
         return self.candidates_[np.argmax(f, axis=1)]
 

@@ -1,12 +1,13 @@
 """A fine-tuned top's distribution stacked with an SVR on the frozen trunk features.
 
-A distribution top (:mod:`facecore.ldl.deep`) and an RBF support-vector regressor on the
+A distribution top (:mod:`facecore.heads.distribution`) and an RBF support-vector regressor on the
 trunk's frozen features err differently: the top is sharper but regresses to the mean at the
 ends of the scale, the SVR is smoother. A least-absolute-deviation (median) regression of the
 target on the two predictions, fitted on out-of-fold predictions, combines them. The served
 distribution is the top's, optionally tempered (the age head widens it so that its central 90%
 interval covers 90% of cross-validated ages), translated to the stacked value
-(:func:`facecore.ldl.deep.shift_distribution`). The age head and both attractiveness heads use it.
+(:func:`facecore.ldl.distributions.shift_distribution`). The age head and both attractiveness
+heads use it.
 
 * :class:`RbfSvr` - the SVR's prediction in torch from its support vectors (no pickle in the
   model file), built from a fitted scikit-learn pipeline by :meth:`RbfSvr.from_pipeline`; on
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from facecore.ldl.deep import move_distributions, temper
+from facecore.ldl.distributions import move_distributions, temper
 
 __all__ = ["RbfSvr", "TopStack", "crossfit_stack", "fit_stack", "fit_top_stack"]
 

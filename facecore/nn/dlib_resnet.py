@@ -500,7 +500,7 @@ class DlibFaceResNet(nn.Module):
         path : path-like, optional
             The file. By default the default manifest entry of ``dlib_face_resnet``
             (``dlib_face_recognition_resnet``), found and sha256-checked by
-            :func:`facecore.model_store.resolve`.
+            :func:`facecore.model_router.resolve`.
 
         Returns
         -------

@@ -123,7 +123,7 @@ class DlibResNetFeatures(TransformerMixin, BaseEstimator):
     weights_path : path-like, optional
         The ``.dat`` file; by default the file of the manifest entry
         ``dlib_face_recognition_resnet`` (the default weights of ``dlib_face_resnet``), found and
-        sha256-checked by :func:`facecore.model_store.resolve`.
+        sha256-checked by :func:`facecore.model_router.resolve`.
 
     Attributes
     ----------

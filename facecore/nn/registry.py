@@ -22,7 +22,7 @@ face pipeline, which builds only ``dlib_face_resnet``, imports none of the resea
 
 Pretrained weights are manifest entries (:mod:`facecore.model_store`): the entry's
 ``architecture`` names the registered model it fits, and the file is found and sha256-checked by
-:func:`facecore.model_store.resolve`. A factory that can load weights takes a ``weights_path``
+:func:`facecore.model_router.resolve`. A factory that can load weights takes a ``weights_path``
 argument. Nothing is ever downloaded.
 
 This module implements no paper.
@@ -37,7 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, overload
 
-from facecore.model_store import ModelSpec, get_spec, resolve
+from facecore.model_router import resolve
+from facecore.model_store import ModelSpec, get_spec
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -233,12 +234,12 @@ def resolve_weights(name: str, pretrained: bool | str | ModelSpec = True) -> Pat
     Returns
     -------
     Path
-        From :func:`facecore.model_store.resolve` (sha256 checked).
+        From :func:`facecore.model_router.resolve` (sha256 checked).
 
     Raises
     ------
     ValueError, ModelNotFoundError, ModelCorruptError
-        See :func:`pretrained_spec` and :func:`facecore.model_store.resolve`.
+        See :func:`pretrained_spec` and :func:`facecore.model_router.resolve`.
     """
     spec = pretrained_spec(name, pretrained)
     if spec is None:
@@ -257,7 +258,7 @@ def create_model(name: str, pretrained: bool | str | ModelSpec = False, **kwargs
         Weights to load: False (none, fresh initialisation), True (the model's default manifest
         entry, e.g. ``dlib_face_recognition_resnet`` for ``dlib_face_resnet``), the name of a
         manifest entry, or a :class:`~facecore.model_store.ModelSpec`. The file is found and
-        sha256-checked by :func:`facecore.model_store.resolve` and passed to the factory as
+        sha256-checked by :func:`facecore.model_router.resolve` and passed to the factory as
         ``weights_path``.
     **kwargs
         Passed to the factory.

@@ -15,25 +15,24 @@ The stage also puts a ``low_quality`` warning on every face below its ``warn_bel
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facecore.errors import ModelCorruptError
-from facecore.lazy import Lazy
-from facecore.model_store import check_model, resolve
+from facecore.model_router import load, register_loader
 from facecore.quality.warnings import default_threshold, low_quality_warning
 from facecore.stages import Output, register_stage
 from facecore.types import Face, Prediction
 
-__all__ = ["DEFAULT_MODEL", "FILE_FORMAT", "QualityModel", "QualityStage"]
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
 
-logger = logging.getLogger(__name__)
+__all__ = ["DEFAULT_MODEL", "FILE_FORMAT", "QualityModel", "QualityStage", "load_quality_model"]
 
 #: The shipped quality model.
 DEFAULT_MODEL = "quality_faces"
@@ -140,6 +139,12 @@ class QualityModel:
         )
 
 
+@register_loader("quality_map_head")
+def load_quality_model(path: Path, spec: ModelSpec) -> QualityModel:
+    """The router's loader of a quality model file."""
+    return QualityModel.load(path)
+
+
 @register_stage
 class QualityStage:
     """Quality in [0, 1] of every face's crop (higher: the other heads' numbers are more
@@ -179,23 +184,19 @@ class QualityStage:
         self.warn_below = None if warn_below is None else float(warn_below)
         self.model_name = model
         self.models_dir = None if models_dir is None else Path(models_dir)
-        self._spec = check_model(model, "quality", self.models_dir)
-        self._model = Lazy(self._read_model)
+        from facecore.model_store import check_model
 
-    def _read_model(self) -> QualityModel:
-        path = resolve(self.model_name, directory=self.models_dir)
-        model = QualityModel.load(path)
-        logger.info("loaded %s from %s", self.model_name, path)
-        return model
+        self._spec = check_model(model, "quality", self.models_dir)
 
     def load(self) -> QualityModel:
-        return self._model.get()
+        """The model, from the router (read and sha256-checked once per process)."""
+        return load(self.model_name, self.models_dir)
 
     @property
     def batching(self) -> str:
         """``"faces"`` when the network reads the trunk's map (faces of several images may come
         in one call); ``"image"`` for a chip network, which cuts the face from the image."""
-        return "faces" if self._model.get().input_node != "chip" else "image"
+        return "faces" if self.load().input_node != "chip" else "image"
 
     @property
     def threshold(self) -> float:
@@ -223,7 +224,7 @@ class QualityStage:
     def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         if not faces:
             return []
-        model = self._model.get()
+        model = self.load()
         q = model.predict(self.inputs(image, faces, model.input_node))
         limit = self.threshold
         out = []

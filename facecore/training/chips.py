@@ -364,7 +364,7 @@ def load_face_resnet() -> Any:
     -------
     facecore.nn.dlib_resnet.DlibFaceResNet
     """
-    from facecore.model_store import resolve
+    from facecore.model_router import resolve
     from facecore.nn.dlib_resnet import DlibFaceResNet
 
     return DlibFaceResNet.from_dlib_file(resolve(FACE_RESNET_MODEL))

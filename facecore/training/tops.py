@@ -12,7 +12,7 @@ AdamW schedule of a fixed length (no early stopping, so no split is used to pick
   fold's predictions are saved as soon as the fold ends, so a rerun after an interruption
   continues at the first missing fold (and inside it at the last finished epoch).
 
-This module implements no paper (see :mod:`facecore.ldl.deep` for the label-distribution
+This module implements no paper (see :mod:`facecore.heads.distribution` for the label-distribution
 papers the heads follow). It imports torch: import it explicitly.
 """
 
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from facecore.atomic import atomic_path
+from facecore.heads.distribution import TOP_ARCHITECTURE
 
 __all__ = [
     "TopRecipe",
@@ -437,10 +438,6 @@ def int8_cross_validated(
                 oof[rows] = torch.softmax(z, dim=1).numpy()
         logger.info("fold %d served in int8", k)
     return oof
-
-
-#: The manifest architecture of a fine-tuned trunk top (a TopDistributionModel file).
-TOP_ARCHITECTURE = "dlib_face_resnet_top"
 
 
 def write_cv_document(

@@ -38,22 +38,23 @@ def test_estimate_age_on_photos(one_face_photo, two_face_photo):
 def test_the_shipped_age_is_the_stack_of_the_int8_top_and_the_svr(one_face_photo):
     """The served age = the file's stack of the top's expectation and the trunk-feature SVR,
     and the int8 top and float top agree closely on it."""
+    from scipy.special import softmax
+
     from facecore.analyzer import FaceAnalyzer
-    from facecore.ldl.deep import TopDistributionModel, softmax
     from facecore.ldl.stack import RbfSvr
-    from facecore.model_store import resolve
+    from facecore.model_router import load
     from facecore.nn.quantize import is_quantized
 
     (face,) = FaceAnalyzer(stages=("landmarks", "trunk", "age")).analyze(one_face_photo)
-    model = TopDistributionModel.load(resolve("age_utkface"))
+    model = load("age_utkface")  # the object the stage served
     assert is_quantized(model.serving_top)
     st = model.extras["stack"]
-    raw = softmax(model.predict_logits([face]))[0]
+    raw = softmax(model.predict_logits([face]).astype(np.float64), axis=1)[0]
     svr = RbfSvr.from_arrays(st["svr"]).predict(face.features["trunk"][None])[0]
     want = st["intercept"] + st["coef"][0] * float(raw @ np.arange(101)) + st["coef"][1] * svr
     p = face.predictions["age"]
     assert p.value == pytest.approx(want, abs=1e-3)
     assert float(p.probabilities @ np.arange(101)) == pytest.approx(p.value, abs=0.05)
-    flt = TopDistributionModel.load(resolve("age_utkface"), precision="float32")
-    raw_f = softmax(flt.predict_logits([face]))[0]
+    flt = load("age_utkface", precision="float32")
+    raw_f = softmax(flt.predict_logits([face]).astype(np.float64), axis=1)[0]
     assert abs(float((raw_f - raw) @ np.arange(101))) < 1.5  # int8 vs float32, in years

@@ -1,14 +1,16 @@
-"""The attractiveness stage serving a rating-distribution model (with and without fusion)."""
+"""The attractiveness stage serving a rating-distribution model (with and without its geometric
+fusion, :mod:`facecore.attractiveness.ldl_model`)."""
 
 import json
 
 import numpy as np
 import pytest
 import torch
+from scipy.special import softmax
 
-from facecore.attractiveness.ldl_model import DEEP_ARCHITECTURE
+from facecore.attractiveness.ldl_model import apply_fusion
 from facecore.attractiveness.model import AttractivenessStage
-from facecore.ldl.deep import TopDistributionModel
+from facecore.heads.distribution import TOP_ARCHITECTURE, TopDistributionModel
 from facecore.model_store import sha256_file
 from facecore.nn.dlib_resnet import DlibFaceResNet
 from facecore.nn.top import BackboneTop
@@ -42,7 +44,7 @@ def _install(tmp_path, monkeypatch, fusion=None):
         "file": "deep.pt",
         "sha256": sha256_file(path),
         "task": "attractiveness",
-        "architecture": DEEP_ARCHITECTURE,
+        "architecture": TOP_ARCHITECTURE,
         "outputs": [
             {"name": "attractiveness", "kind": "distribution", "bins": list(BINS), "scale": [1, 10]}
         ],
@@ -61,8 +63,7 @@ def test_distribution_model_is_served_by_the_attractiveness_stage(tmp_path, monk
         p = f.predictions["attractiveness"]
         assert p.model == "toy_deep" and p.bins == BINS
         assert p.value == pytest.approx(float(p.probabilities @ np.array(BINS)), abs=1e-4)
-    with pytest.raises(TypeError):
-        stage.model  # noqa: B018 - the classical model's accessor
+    assert stage.batching == "faces"  # a top reads the faces' trunk maps only
 
 
 def test_fusion_moves_value_and_distribution_together(tmp_path, monkeypatch):
@@ -78,6 +79,10 @@ def test_fusion_moves_value_and_distribution_together(tmp_path, monkeypatch):
     (out,) = stage(np.zeros((8, 8, 3), np.uint8), [face])
     p = out.predictions["attractiveness"]
     expected = float(np.clip(7.0 + geometric_features(face.landmarks)[0], 1, 10))
+    deep = np.array([5.0])
+    assert apply_fusion(fusion, deep, geometric_features(face.landmarks)[None]) == pytest.approx(
+        7.0 + geometric_features(face.landmarks)[0]
+    )
     assert p.value == pytest.approx(expected, abs=1e-6)
     # A face without landmarks keeps the deep value.
     (bare,) = stage(np.zeros((8, 8, 3), np.uint8), [_face(3, landmarks=False)])
@@ -93,9 +98,8 @@ def test_the_shipped_rating_is_the_stack_of_the_int8_top_and_the_svr(name, one_f
     """Both shipped models serve the file's stack of the int8 top's expectation and the SVR,
     with the top's distribution moved to that value."""
     from facecore.analyzer import FaceAnalyzer
-    from facecore.ldl.deep import softmax
     from facecore.ldl.stack import RbfSvr
-    from facecore.model_store import resolve
+    from facecore.model_router import load
     from facecore.nn.quantize import is_quantized
 
     analyzer = FaceAnalyzer(
@@ -103,14 +107,15 @@ def test_the_shipped_rating_is_the_stack_of_the_int8_top_and_the_svr(name, one_f
         stage_options={"attractiveness": {"model": name}},
     )
     (face,) = analyzer.analyze(one_face_photo)
-    model = TopDistributionModel.load(resolve(name))
+    model = load(name)  # the object the stage served
+    assert isinstance(model, TopDistributionModel)
     assert is_quantized(model.serving_top) and model.metadata.get("fusion") is None
     # An ensemble's every top is served in int8 too (predict_logits averages them).
     assert len(model.members) == len(model.metadata.get("members", []))
     assert all(is_quantized(m) for m in model.serving_members)
     st = model.extras["stack"]
     bins = np.asarray(model.bins)
-    raw = softmax(model.predict_logits([face]))[0]
+    raw = softmax(model.predict_logits([face]).astype(np.float64), axis=1)[0]
     svr = RbfSvr.from_arrays(st["svr"])
     assert not svr.log_target
     want = st["intercept"] + st["coef"][0] * float(raw @ bins)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from facecore.attractiveness.ldl_model import apply_fusion
 from facecore.attractiveness.ldl_train import (
     DATASETS,
     LdlTrainConfig,
-    apply_fusion,
     fuse_geometric,
     label_sigma,
     member_recipe,

@@ -85,6 +85,7 @@ def write_manifest(folder: Path, name: str, file: str) -> None:
         "file": file,
         "sha256": sha256_file(folder / file),
         "task": "attractiveness",
+        "architecture": "score_fusion",
     }
     (folder / "manifest.json").write_text(json.dumps({"schema": 1, "models": [entry]}))
 
@@ -102,6 +103,7 @@ def test_scorer_adds_predictions_and_loads_once(tmp_path: Path, image_and_faces)
     for t in threads:
         t.join()
     assert len({id(m) for m in loaded}) == 1
+    assert scorer.batching == "image"  # the classical model cuts its crops from the image
     out = scorer(image, faces)
     assert len(out) == len(faces)
     expected = model.predict_faces(image, faces)

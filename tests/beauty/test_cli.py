@@ -12,7 +12,6 @@ from facecore import cli as main_cli
 from facecore.beauty import cli as bcli
 from facecore.beauty import shape
 from facecore.errors import ModelNotFoundError
-from facecore.lazy import Lazy
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +90,10 @@ def test_beautify_bad_inputs(app, tmp_path, no_face_photo):
 
 
 def test_beautify_missing_model_exits_3(app, tmp_path, one_face_photo, monkeypatch):
-    def missing():
-        raise ModelNotFoundError("model file beauty_reference_scut.npz is missing")
+    def missing(name, *args, **kwargs):
+        raise ModelNotFoundError(f"model file {name}.npz is missing")
 
-    monkeypatch.setattr(shape, "_bundled", Lazy(missing))
+    monkeypatch.setattr(shape, "load", missing)  # the router, as the reference set asks it
     r = run(app, "beautify", one_face_photo, "-o", tmp_path / "o.png")
     assert r.exit_code == 3 and "beauty_reference_scut.npz" in r.output
 

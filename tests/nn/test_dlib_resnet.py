@@ -16,7 +16,7 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from facecore import model_store
+from facecore import model_router, model_store
 from facecore.errors import ModelCorruptError, ModelNotFoundError
 from facecore.nn.dlib_format import (
     AffineParams,
@@ -71,7 +71,7 @@ def _models_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def dat_path() -> Path:
-    return model_store.resolve("dlib_face_recognition_resnet")
+    return model_router.resolve("dlib_face_recognition_resnet")
 
 
 @pytest.fixture(scope="module")
@@ -300,11 +300,11 @@ def test_registry_factory(model: DlibFaceResNet) -> None:
     for pretrained in (True, "dlib_face_recognition_resnet", spec):
         loaded = create_model("dlib_face_resnet", pretrained=pretrained)
         assert _same_weights(loaded, model), pretrained
-    explicit = DlibFaceResNet.from_dlib_file(model_store.resolve(spec))
+    explicit = DlibFaceResNet.from_dlib_file(model_router.resolve(spec))
     assert _same_weights(explicit, model)
-    direct = dlib_face_resnet(weights_path=model_store.resolve(spec))
+    direct = dlib_face_resnet(weights_path=model_router.resolve(spec))
     assert _same_weights(direct, model)
-    assert resolve_weights("dlib_face_resnet") == model_store.resolve(spec)
+    assert resolve_weights("dlib_face_resnet") == model_router.resolve(spec)
     with pytest.raises(ValueError, match="names no weights"):
         resolve_weights("dlib_face_resnet", False)
 

@@ -11,7 +11,7 @@ from facecore.nn.top import BackboneTop
 
 @pytest.fixture(scope="module")
 def net():
-    from facecore.model_store import resolve
+    from facecore.model_router import resolve
 
     return DlibFaceResNet.from_dlib_file(resolve("dlib_face_recognition_resnet")).eval()
 

@@ -1,16 +1,15 @@
+"""TopDistributionModel: its file (float16, int8 ranges, ensembles) and the router's loader."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
+from scipy.special import softmax
 
-from facecore.errors import ModelCorruptError, UnknownModelError
-from facecore.ldl.deep import (
-    DistributionHead,
-    TopDistributionModel,
-    shift_distribution,
-    softmax,
-)
+from facecore import model_router
+from facecore.errors import ModelCorruptError
+from facecore.heads.distribution import TOP_ARCHITECTURE, TopDistributionModel
 from facecore.model_store import sha256_file
 from facecore.nn.dlib_resnet import DlibFaceResNet
 from facecore.nn.top import BackboneTop
@@ -18,18 +17,6 @@ from facecore.trunk import map_key
 from facecore.types import Box, Face
 
 BINS = tuple(float(b) for b in range(1, 6))
-
-
-def test_shift_distribution_moves_the_mean_and_keeps_the_mass():
-    b = np.arange(0, 11, dtype=float)
-    p = np.zeros(11)
-    p[4:7] = [0.25, 0.5, 0.25]
-    q = shift_distribution(p, b, 2.0)
-    assert q.sum() == pytest.approx(1.0) and q @ b == pytest.approx(7.0)
-    r = shift_distribution(p, b, -0.5)
-    assert r @ b == pytest.approx(4.5)
-    edge = shift_distribution(p, b, 9.0)  # pushed past the end: piles up in the last bin
-    assert edge.sum() == pytest.approx(1.0) and edge[-1] == pytest.approx(1.0)
 
 
 def _model(calibration=None):
@@ -57,7 +44,7 @@ def test_save_load_round_trip_in_float16(tmp_path):
     np.testing.assert_allclose(loaded.predict_logits(faces), ref, atol=2e-2)  # float16 weights
     values, probs = loaded.distributions(ref)
     np.testing.assert_allclose(probs.sum(1), 1.0)
-    raw = softmax(ref) @ np.array(BINS)
+    raw = softmax(ref, axis=1) @ np.array(BINS)
     # The value is the calibrated expectation (float16 weights: close to the reference's);
     # the distribution is translated towards it (inexactly where mass reaches an end bin).
     np.testing.assert_allclose(values, np.interp(raw, [1, 5], [1.5, 4.5]), atol=0.15)
@@ -67,51 +54,33 @@ def test_save_load_round_trip_in_float16(tmp_path):
         TopDistributionModel.load(tmp_path / "bad.pt")
 
 
-class ToyHead(DistributionHead):
-    name = "toy"
-    task = "toy_score"
-    unit = "points"
-    default_model = "toy_model"
-
-
-def test_distribution_head_serves_the_model(tmp_path, monkeypatch):
-    path = _model().save(tmp_path / "toy.pt")
-    entry = {
-        "name": "toy_model",
-        "file": "toy.pt",
-        "sha256": sha256_file(path),
-        "task": "toy_score",
-        "outputs": [{"name": "toy", "kind": "distribution", "bins": list(BINS), "scale": [1, 5]}],
-    }
-    (tmp_path / "manifest.json").write_text(json.dumps({"schema": 1, "models": [entry]}))
-    monkeypatch.setenv("FACECORE_MODELS_DIR", str(tmp_path))
-    head = ToyHead()
-    (out,) = head.provides
-    assert out.distribution and out.scale == (1.0, 5.0)
-    faces = head(np.zeros((8, 8, 3), np.uint8), [_face(2)])
-    p = faces[0].predictions["toy"]
-    assert p.model == "toy_model" and p.bins == BINS
-    assert p.value == pytest.approx(float(p.probabilities @ np.array(BINS)), abs=1e-5)
-    assert head(np.zeros((8, 8, 3), np.uint8), []) == []
-    with pytest.raises(UnknownModelError):
-        ToyHead(model="nope")
-
-
-def test_temperature_widens_the_distribution_and_is_saved(tmp_path):
-    from facecore.ldl.deep import calibrate, temper
-
-    p = np.array([[0.05, 0.1, 0.7, 0.1, 0.05]])
-    wide = temper(p, 2.0)
-    b = np.array(BINS)
-    assert wide.sum() == pytest.approx(1.0) and wide[0, 2] < 0.7
-    assert wide @ b == pytest.approx(p @ b)  # symmetric: the mean stays
-    values, probs = calibrate(p, BINS, 2.0, (np.array([1.0, 5.0]), np.array([2.0, 4.0])))
-    assert values[0] == pytest.approx(3.0) and probs.sum() == pytest.approx(1.0)
+def test_the_temperature_is_checked_and_saved(tmp_path):
     model = _model()
     model.temperature = 1.7
     assert TopDistributionModel.load(model.save(tmp_path / "t.pt")).temperature == 1.7
     with pytest.raises(ValueError, match="temperature"):
         TopDistributionModel(model.top, BINS, temperature=0.0)
+
+
+def test_the_router_loads_a_top_ready_to_serve(tmp_path):
+    """Entries of architecture TOP_ARCHITECTURE are read by load_top: int8 tops quantized,
+    one object per (name, folder, precision)."""
+    from facecore.nn.quantize import is_quantized
+
+    cal = np.stack([_face(s).features[map_key("stage4")] for s in range(10, 42)])
+    path = _model().with_int8(cal).save(tmp_path / "q.pt")
+    entry = {"name": "q", "file": "q.pt", "sha256": sha256_file(path)}
+    entry["architecture"] = TOP_ARCHITECTURE
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [entry]}))
+    served = model_router.load("q", tmp_path)
+    assert isinstance(served, TopDistributionModel) and is_quantized(served._serving)
+    assert model_router.load("q", tmp_path) is served
+    flt = model_router.load("q", tmp_path, precision="float32")
+    assert flt is not served and not is_quantized(flt.serving_top)
+    faces = [_face(0), _face(1)]
+    values, probs = served.serve(np.zeros((1, 1, 3), np.uint8), faces)
+    np.testing.assert_allclose(values, probs @ np.array(BINS), atol=1e-9)  # no calibration
+    np.testing.assert_allclose(probs, softmax(served.predict_logits(faces), axis=1), atol=1e-6)
 
 
 def test_a_top_saved_after_folding_loads(tmp_path):
@@ -160,12 +129,14 @@ def test_an_ensemble_serves_the_average_of_its_tops_softmax(tmp_path):
     ens = TopDistributionModel(model.top, BINS, members=(other,))
     faces = [_face(0), _face(1), _face(2)]
     alone = TopDistributionModel(other, BINS)
-    expected = (softmax(model.predict_logits(faces)) + softmax(alone.predict_logits(faces))) / 2
-    np.testing.assert_allclose(softmax(ens.predict_logits(faces)), expected, rtol=1e-5)
-    assert not np.allclose(expected, softmax(model.predict_logits(faces)), atol=1e-3)
+    expected = (
+        softmax(model.predict_logits(faces), axis=1) + softmax(alone.predict_logits(faces), axis=1)
+    ) / 2
+    np.testing.assert_allclose(softmax(ens.predict_logits(faces), axis=1), expected, rtol=1e-5)
+    assert not np.allclose(expected, softmax(model.predict_logits(faces), axis=1), atol=1e-3)
     loaded = TopDistributionModel.load(ens.save(tmp_path / "e.pt"))
     assert len(loaded.members) == 1
-    np.testing.assert_allclose(softmax(loaded.predict_logits(faces)), expected, atol=5e-3)
+    np.testing.assert_allclose(softmax(loaded.predict_logits(faces), axis=1), expected, atol=5e-3)
 
     cal = np.stack([_face(s).features[map_key("stage4")] for s in range(10, 42)])
     q = ens.with_int8({"stage4": cal})
@@ -173,7 +144,9 @@ def test_an_ensemble_serves_the_average_of_its_tops_softmax(tmp_path):
     back = TopDistributionModel.load(q.save(tmp_path / "eq.pt"))
     assert all(is_quantized(m) for m in back.serving_members)
     np.testing.assert_allclose(
-        softmax(back.predict_logits(faces)), softmax(q.predict_logits(faces)), atol=0.02
+        softmax(back.predict_logits(faces), axis=1),
+        softmax(q.predict_logits(faces), axis=1),
+        atol=0.02,
     )
     flt = TopDistributionModel.load(tmp_path / "eq.pt", precision="float32")
     assert not any(is_quantized(m) for m in flt.serving_members)

@@ -1,18 +1,17 @@
-"""Deep label-distribution heads: a fine-tuned top of the face trunk that outputs a distribution.
+"""The model file of a fine-tuned trunk top that outputs a distribution, and its loader.
 
-A head owns a trainable copy of the trunk's last stages (:class:`facecore.nn.top.BackboneTop`)
+A head's top is a trainable copy of the trunk's last stages (:class:`facecore.nn.top.BackboneTop`)
 that runs from the trunk's shared intermediate map and ends in a softmax over the head's bins
-(ages 0..100, rating values 1..10). It is trained with the KL divergence to label distributions
+(ages 0..100, rating values 1..10), trained with the KL divergence to label distributions
 (B. Gao, C. Xing, C. Xie, J. Wu, X. Geng, "Deep Label Distribution Learning With Label
-Ambiguity", IEEE TIP 26(6), 2017; :mod:`facecore.ldl.distributions`), and its value is the
-distribution's expectation.
+Ambiguity", IEEE TIP 26(6), 2017). Its value is the distribution's expectation.
 
-* :class:`TopDistributionModel` - the model file: the top's weights (float16), its bins, the stage
-  it starts from, an optional monotone calibration of the expectation, and metadata.
-* :class:`DistributionHead` - the base of the stages that serve such a model (``age``, ...): it
-  checks the model name against the manifest when built, loads the file once and adds a
-  :class:`~facecore.types.Prediction` with the distribution to every face, from one batched
-  forward over the faces' shared maps (:func:`facecore.trunk.run_top`).
+:class:`TopDistributionModel` is the file: the top's weights (float16), its bins, the stage it
+starts from, an optional monotone calibration of the expectation and a temperature
+(:func:`facecore.ldl.distributions.calibrate`), the int8 activation ranges, ensemble members, a
+stack with a trunk-feature SVR (:class:`facecore.ldl.stack.TopStack`) and metadata. The router
+(:mod:`facecore.model_router`) loads it for manifest entries of architecture
+:data:`TOP_ARCHITECTURE`, quantized and ready to serve (:meth:`TopDistributionModel.serve`).
 
 Calibration departs from the paper: an isotonic map of the expectation, fitted on
 cross-validated predictions, corrects the regression to the mean at the ends of the range (the
@@ -27,26 +26,19 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from facecore.errors import ModelCorruptError
-from facecore.lazy import Lazy
-from facecore.model_store import check_model, get_spec, resolve
-from facecore.stages import Output
-from facecore.types import Face, Prediction
+from facecore.ldl.distributions import calibrate
+from facecore.model_router import register_loader
+from facecore.types import Face
 
-__all__ = [
-    "FILE_FORMAT",
-    "DistributionHead",
-    "TopDistributionModel",
-    "calibrate",
-    "move_distributions",
-    "shift_distribution",
-    "softmax",
-    "temper",
-]
+if TYPE_CHECKING:
+    from facecore.model_store import ModelSpec
+
+__all__ = ["FILE_FORMAT", "PRECISIONS", "TOP_ARCHITECTURE", "TopDistributionModel"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,87 +46,13 @@ logger = logging.getLogger(__name__)
 FILE_FORMAT = "facecore.ldl.top/1"
 #: How a top may run: int8 where its file allows (:mod:`facecore.nn.quantize`), or float32.
 PRECISIONS = ("auto", "float32")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, (N, K) -> (N, K) float64."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def shift_distribution(p: np.ndarray, bins: np.ndarray, delta: float) -> np.ndarray:
-    """``p`` translated by ``delta`` along evenly spaced ``bins``.
-
-    Each bin's mass moves to ``b + delta`` and is split between the two bins around it (so the
-    mean moves by exactly ``delta``); mass pushed past an end stays in the end bin.
-    """
-    if delta == 0.0:
-        return p
-    b = np.asarray(bins, dtype=np.float64)
-    step = float(b[1] - b[0])
-    pos = np.clip(np.arange(len(b)) + delta / step, 0.0, len(b) - 1.0)
-    lo = np.floor(pos).astype(np.int64)
-    frac = pos - lo
-    hi = np.minimum(lo + 1, len(b) - 1)
-    out = np.zeros(len(b), dtype=np.float64)
-    np.add.at(out, lo, p * (1.0 - frac))
-    np.add.at(out, hi, p * frac)
-    return out
-
-
-def move_distributions(probs: np.ndarray, bins: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Each row of ``probs`` (N, K) translated (:func:`shift_distribution`) from its mean to
-    ``values[i]``; (N, K) float64."""
-    p = np.asarray(probs, dtype=np.float64)
-    if not len(p):
-        return p
-    b = np.asarray(bins, dtype=np.float64)
-    return np.stack(
-        [shift_distribution(pi, b, float(v - pi @ b)) for pi, v in zip(p, values, strict=True)]
-    )
-
-
-def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log(probs) / temperature)`` row-wise: the distributions of logits divided by
-    ``temperature`` (> 1 widens them)."""
-    p = np.asarray(probs, dtype=np.float64)
-    if temperature == 1.0:
-        return p
-    logp = np.log(np.clip(p, 1e-300, None)) / temperature
-    return softmax(logp)
-
-
-def calibrate(
-    probs: np.ndarray,
-    bins: Sequence[float] | np.ndarray,
-    temperature: float = 1.0,
-    knots: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Values and distributions of predicted distributions, corrected.
-
-    The distributions are tempered (:func:`temper`); without ``knots`` the value is their
-    expectation. With knots ``(x, y)`` of a monotone piecewise-linear map, the value is the map
-    of the expectation and each distribution is translated by the change
-    (:func:`shift_distribution`), so its mean is the value except where mass reaches an end bin.
-
-    Returns
-    -------
-    (values (N,), probabilities (N, K)), float64
-    """
-    b = np.asarray(bins, dtype=np.float64)
-    p = temper(probs, temperature)
-    values = p @ b
-    if knots is None:
-        return values, p
-    target = np.interp(values, np.asarray(knots[0]), np.asarray(knots[1]))
-    out = move_distributions(p, b, target)
-    return target, out
+#: The manifest architecture of a fine-tuned trunk top's file.
+TOP_ARCHITECTURE = "dlib_face_resnet_top"
 
 
 @dataclass
 class TopDistributionModel:
-    """A fine-tuned trunk top with its bins (what a :class:`DistributionHead` serves).
+    """A fine-tuned trunk top with its bins (what the ``age`` and ``attractiveness`` heads serve).
 
     Attributes
     ----------
@@ -176,6 +94,9 @@ class TopDistributionModel:
     _serving: Any = field(default=None, init=False, repr=False, compare=False)
     _serving_members: Any = field(default=None, init=False, repr=False, compare=False)
     _stack: Any = field(default=None, init=False, repr=False, compare=False)
+    #: Reads only the trunk's maps and features on the faces, never the image: the faces of
+    #: several images may come in one call.
+    batching: ClassVar[str] = "faces"
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -246,19 +167,35 @@ class TopDistributionModel:
     def predict_logits(self, faces: Sequence[Face]) -> np.ndarray:
         """The top's logits (N, K); for an ensemble (:attr:`members`) the log of the average of
         every top's softmax (so that a softmax of them gives the ensemble's distribution)."""
+        from scipy.special import softmax  # scipy takes 0.2 s to import: on first use
+
         from facecore.trunk import run_top
 
         logits = run_top(self.serving_top, faces)
         if not self.members:
             return logits
-        probs = softmax(logits)
+        probs = softmax(logits.astype(np.float64), axis=1)
         for member in self.serving_members:
-            probs += softmax(run_top(member, faces))
+            probs += softmax(run_top(member, faces).astype(np.float64), axis=1)
         return np.log(np.maximum(probs / (1 + len(self.members)), 1e-30)).astype(np.float32)
 
     def distributions(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values, probabilities) from logits (:func:`calibrate` with the model's settings)."""
-        return calibrate(softmax(logits), self.bins, self.temperature, self.calibration)
+        from scipy.special import softmax
+
+        probs = softmax(np.asarray(logits, np.float64), axis=1)
+        return calibrate(probs, self.bins, self.temperature, self.calibration)
+
+    def serve(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, np.ndarray]:
+        """The served values (N,) and distributions (N, K) of faces the trunk has run on: the
+        calibrated distributions of the top (or ensemble), stacked with the SVR on the faces'
+        ``features["trunk"]`` where the file holds a stack. ``image`` is not read
+        (:attr:`batching`)."""
+        values, probs = self.distributions(self.predict_logits(faces))
+        if self.stack is not None:  # the top stacked with a frozen-feature SVR
+            feats = np.stack([f.features["trunk"] for f in faces])
+            values, probs = self.stack.apply(probs, self.bins, features=feats)
+        return values, probs
 
     # -- files ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -360,85 +297,10 @@ def _to_arrays(obj: Any) -> Any:
     return obj
 
 
-class DistributionHead:
-    """Base of the stages that serve a :class:`TopDistributionModel`.
-
-    Subclasses set ``name`` (the stage and prediction name), ``task`` (the manifest task their
-    models have), ``unit``, ``default_model`` and, to be registered, are decorated with
-    :func:`facecore.stages.register_stage`.
-
-    Parameters
-    ----------
-    model : str, optional
-        Manifest name of the model file (default: the class's ``default_model``).
-    models_dir : path-like, optional
-        Folder holding ``manifest.json`` (default: :func:`facecore.model_store.models_dir`).
-    precision : {"auto", "float32"}, default "auto"
-        "auto" serves the top in int8 where its file carries the int8 ranges (as the shipped
-        ones do: their cards give the int8 figures); "float32" the float weights.
-    """
-
-    name: ClassVar[str]
-    task: ClassVar[str]
-    unit: ClassVar[str] = ""
-    default_model: ClassVar[str]
-    requires: ClassVar[tuple[str, ...]] = ("trunk",)
-    #: Reads only the trunk's maps on the faces: faces of several images may come in one call.
-    batching: ClassVar[str] = "faces"
-
-    def __init__(
-        self,
-        model: str | None = None,
-        models_dir: str | os.PathLike[str] | None = None,
-        precision: str = "auto",
-    ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        self.model_name = model or self.default_model
-        self.models_dir = None if models_dir is None else Path(models_dir)
-        self.precision = precision
-        self._spec = check_model(self.model_name, self.task, self.models_dir)
-        self._model = Lazy(self._read_model)
-
-    def _read_model(self) -> TopDistributionModel:
-        path = resolve(self.model_name, directory=self.models_dir)
-        model = TopDistributionModel.load(path, precision=self.precision)
-        # Quantize and read the stack here, not per request.
-        _ = model.serving_top, model.serving_members, model.stack
-        logger.info("loaded %s from %s", self.model_name, path)
-        return model
-
-    @property
-    def provides(self) -> tuple[Output, ...]:
-        out = get_spec(self.model_name, self.models_dir).output(self.name)
-        scale = None if out.scale is None else (float(out.scale[0]), float(out.scale[1]))
-        return (Output(self.name, distribution=True, scale=scale, unit=self.unit),)
-
-    def load(self) -> TopDistributionModel:
-        return self._model.get()
-
-    def adjust(
-        self,
-        model: TopDistributionModel,
-        faces: Sequence[Face],
-        values: np.ndarray,
-        probs: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A subclass's last word on the values and distributions (default: unchanged)."""
-        return values, probs
-
-    def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        if not faces:
-            return []
-        model = self._model.get()
-        values, probs = model.distributions(model.predict_logits(faces))
-        if model.stack is not None:  # the top stacked with a frozen-feature SVR
-            feats = np.stack([f.features["trunk"] for f in faces])
-            values, probs = model.stack.apply(probs, model.bins, features=feats)
-        values, probs = self.adjust(model, faces, values, probs)
-        return [
-            f.with_prediction(
-                self.name, Prediction(float(v), self.model_name, model.bins, p.astype(np.float32))
-            )
-            for f, v, p in zip(faces, values, probs, strict=True)
-        ]
+@register_loader(TOP_ARCHITECTURE)
+def load_top(path: Path, spec: ModelSpec, precision: str = "auto") -> TopDistributionModel:
+    """The router's loader: the file read (:meth:`TopDistributionModel.load`), its int8 tops
+    quantized and its stack read now, not on the first request."""
+    model = TopDistributionModel.load(path, precision=precision)
+    _ = model.serving_top, model.serving_members, model.stack
+    return model
