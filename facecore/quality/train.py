@@ -43,6 +43,7 @@ __all__ = [
     "LICENCE",
     "REBUILD",
     "TOLERANCE",
+    "GroupBatches",
     "QualityTrainConfig",
     "choose_threshold",
     "make_versions",
@@ -112,6 +113,10 @@ class QualityTrainConfig:
         }
     )
 
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.steps % 100:
+            raise ValueError(f"steps must be a positive multiple of 100, got {self.steps}")
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["work_dir"] = str(self.work_dir)
@@ -150,14 +155,55 @@ def _as_input(arch_node: str, block: np.ndarray) -> Any:
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
+#: Optimiser steps per epoch of the ranker's fit (a history entry and a checkpoint each).
+STEPS_PER_EPOCH = 100
+
+
+class GroupBatches:
+    """The ranker's batches (a :class:`facecore.training.fit.Batches`): each step, ``groups``
+    seeded draws of (photo, distortion kind), each with its clean and graded versions; a chip
+    network's batch is mirrored with probability 1/2. Targets: the levels of each group."""
+
+    def __init__(self, inputs: np.ndarray, node: str, config: QualityTrainConfig) -> None:
+        import torch
+
+        self.inputs, self.node, self.groups = inputs, node, config.groups
+        self.rng = np.random.default_rng(config.seed)
+        self.levels = torch.arange(N_LEVELS + 1).repeat(config.groups, 1)
+
+    def __len__(self) -> int:
+        return STEPS_PER_EPOCH
+
+    def epoch(self, gen: Any) -> Any:
+        import torch
+
+        for _ in range(STEPS_PER_EPOCH):
+            photos = self.rng.integers(0, len(self.inputs), self.groups)
+            kinds = self.rng.integers(0, len(KINDS), self.groups)
+            cols = np.array([_kind_columns(k) for k in kinds])
+            block = np.stack([self.inputs[p, c] for p, c in zip(photos, cols, strict=True)])
+            x = _as_input(self.node, block.reshape(-1, *block.shape[2:]))
+            if self.node == "chip" and self.rng.random() < 0.5:
+                x = torch.flip(x, dims=(3,))
+            yield x, self.levels, 1.0
+
+    def state_dict(self) -> Any:
+        return self.rng.bit_generator.state
+
+    def load_state_dict(self, state: Any) -> None:
+        self.rng.bit_generator.state = state
+
+
 def train_ranker(
     architecture: str,
     inputs: np.ndarray,
     config: QualityTrainConfig,
-    checkpoint: Path | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train a candidate network by ranking on ``inputs`` (P, N_VERSIONS, ...): chips
-    (..., 150, 150, 3) uint8 for a chip network, maps (..., 64, 17, 17) for a map head.
+    (..., 150, 150, 3) uint8 for a chip network, maps (..., 64, 17, 17) for a map head; with
+    :func:`facecore.training.fit.fit` (AdamW, cosine decay over ``config.steps``), checkpointed
+    in ``checkpoint_dir`` every :data:`STEPS_PER_EPOCH` steps and resumed from there.
 
     Returns
     -------
@@ -166,66 +212,30 @@ def train_ranker(
     import torch
 
     from facecore.quality.network import build, ranking_loss
+    from facecore.training.fit import FitConfig, fit
 
     torch.manual_seed(config.seed)
     net = build(architecture)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
-    rng = np.random.default_rng(config.seed)
-    step, history, seconds = 0, [], 0.0
-    if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if saved["config"] == config.to_dict() and saved["architecture"] == architecture:
-            net.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            rng.bit_generator.state = saved["rng"]
-            step, history, seconds = saved["step"], saved["history"], saved["seconds"]
-            logger.info("%s: resuming at step %d from %s", architecture, step, checkpoint)
-        else:
-            logger.warning("%s holds another run; training afresh", checkpoint)
-    node = net.input_node
-    levels = torch.arange(N_LEVELS + 1).repeat(config.groups, 1)
-    net.train()
-    t0 = time.perf_counter()
-    running = 0.0
-    while step < config.steps:
-        photos = rng.integers(0, len(inputs), config.groups)
-        kinds = rng.integers(0, len(KINDS), config.groups)
-        cols = np.array([_kind_columns(k) for k in kinds])
-        block = np.stack([inputs[p, c] for p, c in zip(photos, cols, strict=True)])
-        x = _as_input(node, block.reshape(-1, *block.shape[2:]))
-        if node == "chip" and rng.random() < 0.5:
-            x = torch.flip(x, dims=(3,))
-        scores = net(x).view(config.groups, N_LEVELS + 1)
-        loss = ranking_loss(scores, levels, config.margin)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        running += float(loss.detach())
-        if step % 100 == 0:
-            history.append({"step": step, "loss": round(running / 100, 5)})
-            logger.info("%s step %d/%d: loss %.4f", architecture, step, config.steps, running / 100)
-            running = 0.0
-        if checkpoint is not None and (step % 250 == 0 or step == config.steps):
-            with atomic_path(checkpoint) as tmp:
-                torch.save(
-                    {
-                        "config": config.to_dict(),
-                        "architecture": architecture,
-                        "model": net.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "rng": rng.bit_generator.state,
-                        "step": step,
-                        "history": history,
-                        "seconds": seconds + time.perf_counter() - t0,
-                    },
-                    tmp,
-                )
-    seconds += time.perf_counter() - t0
+    batches = GroupBatches(inputs, net.input_node, config)
+    fit_config = FitConfig(
+        epochs=config.steps // STEPS_PER_EPOCH,
+        batch_size=config.groups,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        loss="custom",
+        schedule="cosine",
+        seed=config.seed,
+        checkpoint_dir=checkpoint_dir,
+    )
+
+    def loss_fn(scores: Any, levels: Any) -> Any:
+        return ranking_loss(scores.view(config.groups, N_LEVELS + 1), levels, config.margin)
+
+    result = fit(net, batches, None, fit_config, resume=checkpoint_dir is not None, loss_fn=loss_fn)
+    history = [
+        {"step": r.epoch * STEPS_PER_EPOCH, "loss": round(r.loss, 5)} for r in result.history
+    ]
+    seconds = float(sum(r.seconds for r in result.history))
     return net.eval(), {"history": history, "seconds": round(seconds, 1)}
 
 
@@ -556,7 +566,7 @@ def main(
 
         node = ARCHITECTURES[arch].input_node
         inputs = train_v if node == "chip" else train_maps
-        net, hist = train_ranker(arch, inputs, cfg, work / f"ckpt-{arch}.pt")
+        net, hist = train_ranker(arch, inputs, cfg, work / f"ckpt-{arch}-{_ranker_tag(cfg)}")
         ev = eval_v if node == "chip" else eval_maps
         table = ranking_table(_scores(net, ev))
         candidates[arch] = {
@@ -722,6 +732,13 @@ def main(
 
     card_path = write_quality_card(out, cv, licence=LICENCE, rebuild=REBUILD)
     return QualityTrainResult(cv=cv, model_path=model_path, card_path=card_path)
+
+
+def _ranker_tag(cfg: QualityTrainConfig) -> str:
+    """Keys a ranker's checkpoint folder by every setting of the run."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _config_tag(cfg: QualityTrainConfig) -> str:

@@ -88,10 +88,10 @@ def test_train_ranker_learns_and_resumes(tmp_path):
     maps = base + rng.normal(size=(12, N_VERSIONS, 64, 17, 17)).astype(np.float32) * (
         0.3 * levels.reshape(1, -1, 1, 1, 1)
     ).astype(np.float32)
-    cfg = replace(QualityTrainConfig(), steps=250, groups=4, lr=3e-3)
-    ckpt = tmp_path / "ckpt.pt"
+    cfg = replace(QualityTrainConfig(), steps=200, groups=4, lr=3e-3)
+    ckpt = tmp_path / "ckpt"
     net, hist = train_ranker("quality_map_head", maps, cfg, ckpt)
-    assert ckpt.is_file() and hist["history"][-1]["step"] == 200
+    assert (ckpt / "last.pt").is_file() and [h["step"] for h in hist["history"]] == [100, 200]
     from facecore.quality.train import _scores
 
     assert ranking_table(_scores(net, maps))[-1]["pair_accuracy"] > 0.9
@@ -99,3 +99,5 @@ def test_train_ranker_learns_and_resumes(tmp_path):
     net2, hist2 = train_ranker("quality_map_head", maps, cfg, ckpt)
     np.testing.assert_allclose(_scores(net2, maps), _scores(net, maps), atol=1e-5)
     assert hist2["seconds"] == pytest.approx(hist["seconds"], abs=1.0)
+    with pytest.raises(ValueError, match="multiple of 100"):
+        replace(cfg, steps=250)
