@@ -106,6 +106,8 @@ class AgeRecipe(Recipe):
     work_dir: Path = Path(".cache/age")
     int8: bool = True
     stack: bool = True
+    #: The learner that is the float fine-tuned top (what other recipes read per fold).
+    top_learner = "top-ldl"
 
     @property
     def fold_dir(self) -> Path:

@@ -384,56 +384,20 @@ def _trunk_outputs(versions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fold_predictor(task: str, data_root: str | os.PathLike[str]) -> Any:
-    """(dataset indices, labels, fold of each, bins, fold tops) of the shipped CV of ``task``."""
-    from facecore.ldl.distributions import gaussian_label_distribution
-    from facecore.training.folds import kfold_splits
-    from facecore.training.tops import dataset_maps, train_top
+    """(dataset indices, labels, the fold of each, bins, each fold's top) of the shipped CV of
+    ``task``: its recipe's data and its float top fitted per fold (read from the fold
+    checkpoints; a missing one is trained first)."""
+    from facecore.training.recipes import get_recipe
+    from facecore.training.runner import fold_estimators
 
-    if task == "age":
-        from facecore.age.train import AGE_BINS, AgeTrainConfig, cv_fold_dir, load_age_data
-
-        acfg = AgeTrainConfig()
-        data = load_age_data(data_root, Path(acfg.work_dir))
-        rows, y = data.rows, data.ages
-        folds = kfold_splits(len(y), acfg.folds, acfg.seed, stratify=y)
-        targets = gaussian_label_distribution(y, AGE_BINS, acfg.sigma)
-        maps, flipped = np.asarray(data.maps)[rows], np.asarray(data.maps_flipped)[rows]
-        recipe, fold_dir, bins = acfg.recipe, cv_fold_dir(acfg), AGE_BINS
-    else:
-        from facecore.attractiveness.ldl_train import (
-            DATASETS,
-            LdlTrainConfig,
-            cv_fold_dir,
-            dataset_targets,
-        )
-        from facecore.training.chips import extract_dataset_chips
-
-        lcfg = LdlTrainConfig()
-        ds, d_all, rule = dataset_targets("scut-fbp5500", data_root)
-        chips = extract_dataset_chips(ds, cache_dir=Path(lcfg.work_dir) / "chips")
-        rows = np.flatnonzero(chips.has_face & np.isfinite(d_all).all(axis=1))
-        y = np.asarray(ds.targets)[rows]
-        targets = d_all[rows].astype(np.float32)
-        folds = kfold_splits(len(y), lcfg.folds, lcfg.seed)
-        m_all, f_all = dataset_maps(chips, lcfg.recipe.input_node, Path(lcfg.work_dir) / "maps")
-        maps, flipped = np.asarray(m_all)[rows], np.asarray(f_all)[rows]
-        recipe, fold_dir = lcfg.recipe, cv_fold_dir("scut-fbp5500", lcfg, rule)
-        bins = np.asarray(DATASETS["scut-fbp5500"].bins)
-    fold_of = np.empty(len(rows), np.int64)
-    tops = []
-    for k, (tr, te) in enumerate(folds):
+    recipe = get_recipe("age_utkface" if task == "age" else "attractiveness_scut")
+    data = recipe.load(data_root)
+    folds, tops = fold_estimators(recipe, data, recipe.top_learner)
+    fold_of = np.empty(len(data.y), np.int64)
+    for k, (_, te) in enumerate(folds):
         fold_of[te] = k
-        # Reads the fold's finished checkpoint (trains the fold first if it is missing).
-        top, _ = train_top(
-            maps[tr],
-            targets[tr],
-            recipe,
-            maps_flipped=flipped[tr],
-            checkpoint_dir=fold_dir / f"ckpt{k}",
-            bins=bins,
-        )
-        tops.append(top)
-    return rows, y, fold_of, np.asarray(bins, np.float64), tops
+    bins = np.asarray(tops[0].bins, np.float64)
+    return data.extra["rows"], data.y, fold_of, bins, [t.top_ for t in tops]
 
 
 def _error_rows(

@@ -183,6 +183,24 @@ def svr_search(
 
 
 # -- fine-tuned tops ------------------------------------------------------------------------------
+class SharedBackbone:
+    """dlib's face ResNet, loaded on first use and then shared (by the folds of one CV)."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+
+    def get(self) -> Any:
+        if self.model is None:
+            from facecore.training.chips import load_face_resnet
+
+            self.model = load_face_resnet()
+        return self.model
+
+
+def _backbone(backbone: Any) -> Any:
+    return backbone.get() if isinstance(backbone, SharedBackbone) else backbone
+
+
 class TopRegressor(RegressorMixin, BaseEstimator):
     """A fine-tuned trunk top (:func:`facecore.training.tops.train_top`) as an estimator.
 
@@ -225,7 +243,10 @@ class TopRegressor(RegressorMixin, BaseEstimator):
         self.backbone = backbone
 
     def for_fold(self, k: int, folder: Path | None) -> TopRegressor:
-        """This learner for CV fold ``k`` (its checkpoint ``folder/ckpt<k>``)."""
+        """This learner for CV fold ``k`` (its checkpoint ``folder/ckpt<k>``). The folds share
+        one face ResNet, loaded when the first of them is fitted."""
+        if self.backbone is None:
+            self.backbone = SharedBackbone()
         return self._with(checkpoint_dir=None if folder is None else folder / f"ckpt{k}")
 
     def _with(self, **changes: Any) -> Any:
@@ -249,7 +270,7 @@ class TopRegressor(RegressorMixin, BaseEstimator):
             maps_flipped=None if self.maps_flipped is None else np.asarray(self.maps_flipped[rows]),
             maps_views=None if views is None else [np.asarray(v[rows]) for v in views],
             checkpoint_dir=self.checkpoint_dir,
-            backbone=self.backbone,
+            backbone=_backbone(self.backbone),
             device=self.device,
             bins=self.bins,
         )
@@ -311,7 +332,7 @@ class Int8Top(TopRegressor):
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         if saved["epoch"] != self.recipe.epochs:
             raise ValueError(f"{ckpt} stopped at epoch {saved['epoch']} of {self.recipe.epochs}")
-        backbone = load_face_resnet() if self.backbone is None else self.backbone
+        backbone = load_face_resnet() if self.backbone is None else _backbone(self.backbone)
         top = new_top(self.recipe, np.asarray(D).shape[1], backbone)
         top.load_state_dict(saved["best_state"] or saved["model"])
         rows = np.asarray(X).ravel()
