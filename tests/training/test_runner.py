@@ -50,7 +50,12 @@ def test_age_recipe_end_to_end(tmp_path):
         title="UTKFace",
         n_photos=64,
         data_hash="0" * 64,
-        extra={"rows": np.arange(60), "maps": maps, "flipped": maps[..., ::-1].copy(), "views": None},
+        extra={
+            "rows": np.arange(60),
+            "maps": maps,
+            "flipped": maps[..., ::-1].copy(),
+            "views": None,
+        },
     )
     recipe = AgeRecipe(folds=3, top=TINY, work_dir=tmp_path / "work")
     run, res = _publish(recipe, data, tmp_path / "models" / "age_tiny")
