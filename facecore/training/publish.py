@@ -4,8 +4,8 @@
 recipe shipped (:class:`Shipped`) and writes, beside ``out``:
 
 * ``<out><suffix>`` - ``Shipped.model.save(path)`` (``.pt`` or ``.joblib``);
-* ``<out>.cv.json`` - the data's fingerprint, the folds, one row per learner, the chosen one,
-  the file size, and the recipe's own fields (:data:`Shipped.cv`);
+* ``<out>.cv.json`` - for a cross-validation the data's fingerprint, the folds, one row per
+  learner and the chosen one; the file size; and the recipe's own fields (:data:`Shipped.cv`);
 * the manifest entry ``<out>`` in ``<out's folder>/manifest.json``
   (:func:`facecore.model_store.write_manifest_entry`, the file's sha256 by
   :func:`facecore.model_store.sha256_file`);
@@ -75,19 +75,20 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
     out.parent.mkdir(parents=True, exist_ok=True)
     model_path = Path(shipped.model.save(out.with_name(out.name + shipped.suffix)))
     data = run.data
-    cv = {
-        "name": out.name,
-        "dataset": data.title,
-        "dataset_sha256": data.data_hash,
-        "n_photos": data.n_photos,
-        "n_with_face": int(len(data.y)),
-        "folds": run.recipe.folds,
-        "seed": run.recipe.seed,
-        "rows": [{"name": k, "learner": k, **rounded(v)} for k, v in run.table.items()],
-        "chosen": run.chosen,
-        "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
-        **shipped.cv,
-    }
+    cv: dict[str, Any] = {}
+    if run.folds:  # a cross-validation: the data's fingerprint, the folds, a row per learner
+        cv = {
+            "name": out.name,
+            "dataset": data.title,
+            "dataset_sha256": data.data_hash,
+            "n_photos": data.n_photos,
+            "n_with_face": int(len(data.y)),
+            "folds": run.recipe.folds,
+            "seed": run.recipe.seed,
+            "rows": [{"name": k, "learner": k, **rounded(v)} for k, v in run.table.items()],
+            "chosen": run.chosen,
+        }
+    cv |= {"model_file_mb": round(model_path.stat().st_size / 1e6, 2), **shipped.cv}
     cv_path = out.with_name(out.name + ".cv.json")
     cv_path.write_text(json.dumps(cv, indent=1) + "\n", encoding="utf-8")
     entry = {"name": out.name, "file": model_path.name, "sha256": sha256_file(model_path)}

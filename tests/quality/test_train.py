@@ -10,7 +10,7 @@ from facecore.quality.train import (
     BAND_EDGES,
     N_VERSIONS,
     TOLERANCE,
-    QualityTrainConfig,
+    QualityRecipe,
     agreement,
     calibration_knots,
     choose_threshold,
@@ -88,7 +88,7 @@ def test_train_ranker_learns_and_resumes(tmp_path):
     maps = base + rng.normal(size=(12, N_VERSIONS, 64, 17, 17)).astype(np.float32) * (
         0.3 * levels.reshape(1, -1, 1, 1, 1)
     ).astype(np.float32)
-    cfg = replace(QualityTrainConfig(), steps=200, groups=4, lr=3e-3)
+    cfg = replace(QualityRecipe(), steps=200, groups=4, lr=3e-3)
     ckpt = tmp_path / "ckpt"
     net, hist = train_ranker("quality_map_head", maps, cfg, ckpt)
     assert (ckpt / "last.pt").is_file() and [h["step"] for h in hist["history"]] == [100, 200]
@@ -101,3 +101,19 @@ def test_train_ranker_learns_and_resumes(tmp_path):
     assert hist2["seconds"] == pytest.approx(hist["seconds"], abs=1.0)
     with pytest.raises(ValueError, match="multiple of 100"):
         replace(cfg, steps=250)
+
+
+def test_card_of_the_shipped_model_is_reproduced():
+    """The recipe's card, fed the shipped model's cv.json, is the shipped card."""
+    import json
+    from pathlib import Path
+
+    from facecore.quality.train import _card
+    from facecore.training.card import render_card
+
+    out = Path(__file__).resolve().parents[2] / "models" / "quality_faces"
+    cv = json.loads(out.with_name(out.name + ".cv.json").read_text(encoding="utf-8"))
+    card = render_card(_card(out, cv), base=out.parent)
+    shipped = out.with_name(out.name + ".md").read_text(encoding="utf-8")
+    strip = [ln for ln in shipped.splitlines() if not ln.startswith("- ")]  # package versions
+    assert [ln for ln in card.splitlines() if not ln.startswith("- ")] == strip
