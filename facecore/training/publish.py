@@ -4,11 +4,12 @@
 recipe shipped (:class:`Shipped`) and writes, beside ``out``:
 
 * ``<out><suffix>`` - ``Shipped.model.save(path)`` (``.pt`` or ``.joblib``);
-* ``<out>.cv.json`` - for a cross-validation the data's fingerprint, the folds, one row per
-  learner and the chosen one; the file size; and the recipe's own fields (:data:`Shipped.cv`);
 * the manifest entry ``<out>`` in ``<out's folder>/manifest.json``
   (:func:`facecore.model_store.write_manifest_entry`, the file's sha256 by
   :func:`facecore.model_store.sha256_file`);
+* ``<out>.cv.json`` - for a cross-validation the data's fingerprint, the folds, one row per
+  learner and the chosen one (unless the recipe's ``cv_header`` is False); the file size; and
+  the recipe's own fields (:data:`Shipped.cv`);
 * the figures ``<out>.<name>.png`` and the card ``<out>.md``
   (:func:`facecore.training.card.write_card`).
 """
@@ -35,8 +36,10 @@ class Shipped:
     model : object with ``save(path) -> Path``
     suffix : str
         The model file's suffix (``".pt"``, ``".joblib"``).
-    cv : dict
-        The recipe's fields of ``cv.json`` (protocol, per-group tables, settings...).
+    cv : dict or callable
+        The recipe's fields of ``cv.json`` (protocol, per-group tables, settings...), or
+        ``cv(model_path) -> dict``, called once the file and its manifest entry are written
+        (e.g. to time the model served through the model store).
     entry : callable
         ``entry(model_path) -> dict``: the manifest entry's fields besides name, file, sha256.
     figures : dict
@@ -47,7 +50,7 @@ class Shipped:
 
     model: Any
     suffix: str
-    cv: dict[str, Any]
+    cv: dict[str, Any] | Callable[[Path], dict[str, Any]]
     entry: Callable[[Path], dict[str, Any]]
     card: Callable[[Path, list[tuple[Path, str]]], Any]
     figures: dict[str, tuple[Callable[[Path], Path], str]] = field(default_factory=dict)
@@ -74,9 +77,11 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model_path = Path(shipped.model.save(out.with_name(out.name + shipped.suffix)))
+    entry = {"name": out.name, "file": model_path.name, "sha256": sha256_file(model_path)}
+    manifest_path = write_manifest_entry({**entry, **shipped.entry(model_path)}, out.parent)
     data = run.data
     cv: dict[str, Any] = {}
-    if run.folds:  # a cross-validation: the data's fingerprint, the folds, a row per learner
+    if run.folds and run.recipe.cv_header:  # the data's fingerprint, the folds, the learners
         cv = {
             "name": out.name,
             "dataset": data.title,
@@ -87,12 +92,11 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
             "seed": run.recipe.seed,
             "rows": [{"name": k, "learner": k, **rounded(v)} for k, v in run.table.items()],
             "chosen": run.chosen,
+            "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
         }
-    cv |= {"model_file_mb": round(model_path.stat().st_size / 1e6, 2), **shipped.cv}
+    cv |= shipped.cv(model_path) if callable(shipped.cv) else shipped.cv
     cv_path = out.with_name(out.name + ".cv.json")
     cv_path.write_text(json.dumps(cv, indent=1) + "\n", encoding="utf-8")
-    entry = {"name": out.name, "file": model_path.name, "sha256": sha256_file(model_path)}
-    manifest_path = write_manifest_entry({**entry, **shipped.entry(model_path)}, out.parent)
     figures = [
         (draw(out.with_name(f"{out.name}.{name}.png")).resolve(), caption)
         for name, (draw, caption) in shipped.figures.items()

@@ -255,6 +255,8 @@ class Recipe:
     stratify : bool
     work_dir : Path
         Caches and fold folders.
+    cv_header : bool
+        Whether ``cv.json`` starts with the runner's header (False: the recipe writes all).
     """
 
     name: str = ""
@@ -262,6 +264,8 @@ class Recipe:
     seed: int = 0
     stratify: bool = False
     work_dir: Path = Path(".cache")
+    #: ``cv.json`` starts with the runner's header (data, folds, a row per learner).
+    cv_header: bool = True
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         """The dataset, its targets and the learners' inputs."""
