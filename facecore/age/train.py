@@ -30,6 +30,7 @@ import numpy as np
 
 from facecore.metrics import cs_at, regression_metrics
 from facecore.training.learners import central_intervals
+from facecore.training.publish import rounded
 from facecore.training.runner import (
     Data,
     Learner,
@@ -38,7 +39,6 @@ from facecore.training.runner import (
     Run,
     group_rows,
     out_of_fold,
-    rounded,
 )
 from facecore.training.tops import TopRecipe
 

@@ -51,7 +51,8 @@ from typing import Any
 import numpy as np
 
 from facecore.training.learners import _Combiner
-from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run, rounded
+from facecore.training.publish import rounded
+from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run
 from facecore.training.tops import TopRecipe
 
 __all__ = [

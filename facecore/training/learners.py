@@ -12,9 +12,9 @@ helper (each fold's combiner fitted on the other folds' predictions only).
 * fine-tuned tops: :class:`TopRegressor` (a top of :mod:`facecore.training.tops`, trained by
   :func:`facecore.training.fit.fit`) and :class:`Int8Top` (a fold's finished top, quantized);
 * post-hoc combiners: :class:`IsotonicCorrection` (temperature for coverage + isotonic map of
-  the expectation), :class:`SvrStack` (least-absolute-deviation stack of a top and an SVR,
-  :mod:`facecore.ldl.stack`) and :class:`GeometricFusion` (ridge on the expectation and the
-  geometric features, Fan et al. 2018).
+  the expectation) and :class:`SvrStack` (least-absolute-deviation stack of a top and an SVR,
+  :mod:`facecore.ldl.stack`); a head's own combiner subclasses ``_Combiner`` (the geometric
+  fusion of :mod:`facecore.attractiveness.ldl_train`).
 
 :func:`central_intervals` and :func:`coverage_temperature` are the one interval and the one
 temperature-for-coverage search of the training code. This module implements no paper itself.
@@ -23,7 +23,6 @@ temperature-for-coverage search of the training code. This module implements no 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 __all__ = [
-    "GeometricFusion",
     "Int8Top",
     "IsotonicCorrection",
     "MeanDistribution",
@@ -455,46 +453,3 @@ class SvrStack(_Combiner):
     def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probs, svr = self._split(X)
         return self.stack_.apply(probs, self.bins, svr_pred=svr[:, 0])
-
-
-class GeometricFusion(_Combiner):
-    """Ridge regression of the rating on the deep expectation and the geometric landmark
-    features (standardised; strength by leave-one-out GCV) - the fusion of Fan et al., IEEE
-    TMM 2018; the value is clipped to the bins and the distribution translated to it.
-    ``X``: ``[distributions (N, K) | geometric features (N, G)]``."""
-
-    def __init__(self, bins: Sequence[float] = ()) -> None:
-        self.bins = bins
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> GeometricFusion:
-        from sklearn.linear_model import RidgeCV
-
-        probs, geo = self._split(X)
-        Z = np.column_stack([probs @ np.asarray(self.bins, np.float64), geo])
-        mean, scale = Z.mean(0), Z.std(0)
-        scale[scale == 0] = 1.0
-        ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((Z - mean) / scale, y)
-        self.fusion_ = {
-            "mean": mean.tolist(),
-            "scale": scale.tolist(),
-            "coef": np.asarray(ridge.coef_).tolist(),
-            "intercept": float(ridge.intercept_),
-            "alpha": float(ridge.alpha_),
-        }
-        return self
-
-    def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from facecore.attractiveness.ldl_model import apply_fusion
-        from facecore.ldl.deep import move_distributions
-
-        probs, geo = self._split(X)
-        b = np.asarray(self.bins, np.float64)
-        values = np.clip(apply_fusion(self.fusion_, probs @ b, geo), b[0], b[-1])
-        return values, move_distributions(probs, b, values)
-
-
-def timed_fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> tuple[Any, float]:
-    """``estimator.fit(X, y)`` and the seconds it took."""
-    t0 = time.perf_counter()
-    estimator.fit(X, y)
-    return estimator, time.perf_counter() - t0

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Published", "Shipped", "publish", "scatter_png", "top_entry"]
+__all__ = ["Published", "Shipped", "publish", "rounded", "scatter_png", "top_entry"]
 
 
 @dataclass
@@ -72,7 +72,6 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
     """Write the model file, ``cv.json``, the manifest entry, the figures and the card."""
     from facecore.model_store import sha256_file, write_manifest_entry
     from facecore.training.card import write_card
-    from facecore.training.runner import rounded
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +102,14 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
     ]
     card_path = write_card(shipped.card(model_path, figures), out.with_name(out.name + ".md"))
     return Published(cv, model_path, cv_path, card_path, manifest_path, dict(run.seconds))
+
+
+def rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A table row as ``cv.json`` keeps it: floats to 4 decimals, NaN as None."""
+    return {
+        k: v if isinstance(v, int) else (None if v != v else round(float(v), 4))
+        for k, v in metrics.items()
+    }
 
 
 def top_entry(task: str, output: dict[str, Any], **fields: Any) -> dict[str, Any]:

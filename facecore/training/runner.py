@@ -46,7 +46,6 @@ __all__ = [
     "fold_estimators",
     "group_rows",
     "out_of_fold",
-    "rounded",
     "train",
 ]
 
@@ -372,14 +371,6 @@ def fold_estimators(
         _prepare(made, k, folder).fit(X[tr], target[tr]) for k, (tr, _) in enumerate(run.folds)
     ]
     return run.folds, fitted
-
-
-def rounded(metrics: dict[str, Any]) -> dict[str, Any]:
-    """A table row as ``cv.json`` keeps it: floats to 4 decimals, NaN as None."""
-    return {
-        k: v if isinstance(v, int) else (None if v != v else round(float(v), 4))
-        for k, v in metrics.items()
-    }
 
 
 def group_rows(

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run, rounded
+from facecore.training.publish import rounded
+from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run
 from facecore.training.tops import TopRecipe
 
 BINS = tuple(float(b) for b in range(0, 101, 10))

@@ -50,8 +50,11 @@ def demo(tmp_path_factory, data_root):
         elif f.is_file():
             os.symlink(f, models / f.name)
     recipe = DemoAgeRecipe(work_dir=tmp / "work")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the module fixture is set up before the per-test thread fixture
     torch.manual_seed(0)  # the tops' new output layers draw from torch's global generator
     published = train(recipe, data_root, models / "demo_age")
+    torch.set_num_threads(threads)
     model_store.set_models_dir(models)
     stages.register_stage(DemoAgeStage)
     yield models, published
