@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from facecore.metrics import cs_at, regression_metrics
-from facecore.training.learners import central_intervals
+from facecore.training.learners import central_intervals, coverage
 from facecore.training.publish import rounded
 from facecore.training.runner import (
     Data,
@@ -274,7 +274,8 @@ class AgeRecipe(Recipe):
         shipped_probs = run.oof[chosen].distributions
         bands = data.groups["band"]
         cover = {
-            b: round(_coverage(shipped_probs[bands == b], y[bands == b]), 3) for b in band_names
+            b: round(coverage(shipped_probs[bands == b], AGE_BINS, y[bands == b]), 3)
+            for b in band_names
         }
         n = len(y)
         protocol = (
@@ -537,11 +538,6 @@ def _card(
         ),
         packages=package_versions(),
     )
-
-
-def _coverage(probs: np.ndarray, y: np.ndarray) -> float:
-    iv = central_intervals(probs, AGE_BINS)
-    return float(np.mean((y >= iv[:, 0]) & (y <= iv[:, 1])))
 
 
 def _band_png(path: Path, table: list[list[Any]], names: list[str]) -> Path:

@@ -39,6 +39,7 @@ __all__ = [
     "SvrStack",
     "TopRegressor",
     "central_intervals",
+    "coverage",
     "coverage_temperature",
     "feature_pipeline",
     "log_target_svr",
