@@ -117,3 +117,64 @@ def test_card_of_the_shipped_model_is_reproduced():
     shipped = out.with_name(out.name + ".md").read_text(encoding="utf-8")
     strip = [ln for ln in shipped.splitlines() if not ln.startswith("- ")]  # package versions
     assert [ln for ln in card.splitlines() if not ln.startswith("- ")] == strip
+
+
+def test_the_recipe_evaluates_ships_and_publishes(tmp_path, monkeypatch):
+    """The recipe's held-out evaluation, calibration, error table and artefacts, on synthetic
+    versions (the error rows, which read the age and SCUT fold tops, are faked)."""
+    import json
+
+    from facecore.quality import train as qt
+    from facecore.training.publish import publish
+    from facecore.training.runner import Data
+
+    rng = np.random.default_rng(0)
+    levels = np.zeros(N_VERSIONS)
+    for k in range(len(distortion_kinds())):
+        for lv in range(1, N_LEVELS + 1):
+            levels[version_index(k, lv)] = lv
+
+    def part(n: int) -> tuple[np.ndarray, np.ndarray]:
+        noise = rng.normal(size=(n, N_VERSIONS, 64, 17, 17)) * levels.reshape(1, -1, 1, 1, 1)
+        maps = (rng.random((n, 1, 64, 17, 17)) + 0.3 * noise).astype(np.float16)
+        chips = rng.integers(0, 256, (n, N_VERSIONS, 150, 150, 3), dtype=np.uint8)
+        return chips, maps
+
+    inputs: dict[str, dict[str, np.ndarray]] = {"chip": {}, "stage2": {}}
+    for name, n in (("train", 8), ("calib", 6), ("eval", 6)):
+        inputs["chip"][name], inputs["stage2"][name] = part(n)
+    emb = rng.normal(0, 0.05, (6, N_VERSIONS, 128)) * levels.reshape(1, -1, 1)
+    recipe = QualityRecipe(steps=100, groups=4, lr=3e-3, work_dir=tmp_path / "work")
+    data = Data(
+        y=np.zeros(6),
+        features={},
+        extra={
+            "root": tmp_path,
+            "work": tmp_path,
+            "counts": {p: {"scut-fbp5500": 3, "utkface": 3} for p in ("train", "calib", "eval")},
+            "hashes": {"scut-fbp5500": "a" * 64, "utkface": "b" * 64},
+            "inputs": inputs,
+            "calib_emb": emb,
+            "eval_emb": emb,
+            "eval_photo": np.arange(6),
+            "eval_set": np.array(["scut-fbp5500"] * 3 + ["utkface"] * 3),
+            "seconds": {},
+        },
+    )
+    monkeypatch.setattr(
+        qt,
+        "_error_rows",
+        lambda task, root, photo, maps: 0.1 + 0.05 * levels[None, :] + 0 * photo[:, None],
+    )
+    run = recipe.evaluate(data)
+    assert set(run.table) == set(recipe.architectures) and run.chosen in recipe.architectures
+    out = tmp_path / "models" / "quality_tiny"
+    res = publish(run, recipe.ship(run, out), out)
+    cv = json.loads(res.cv_path.read_text())
+    assert cv["chosen"] == run.chosen and cv["model"] == "quality_tiny"
+    assert 0.0 <= cv["warn_below"] <= 1.0 and len(cv["error_by_quality"]) == 10
+    # The map head learns to rank the noisier versions lower on these maps.
+    assert cv["candidates"]["quality_map_head"]["ranking"][-1]["pair_accuracy"] > 0.8
+    assert "Warning threshold" in res.card_path.read_text()
+    entry = json.loads((out.parent / "manifest.json").read_text())["models"]
+    assert [e["task"] for e in entry] == ["quality"]
