@@ -37,9 +37,9 @@ def gaussian_label_distribution(
         raise ValueError(f"sigma must be > 0, got {sigma}")
     v = np.asarray(values, dtype=np.float64)[:, None]
     b = np.asarray(bins, dtype=np.float64)[None, :]
-    from scipy.special import softmax
-
-    return softmax(-((b - v) ** 2) / (2.0 * sigma**2), axis=1).astype(np.float32)
+    logp = -((b - v) ** 2) / (2.0 * sigma**2)
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def rating_histograms(

@@ -36,7 +36,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -85,6 +84,11 @@ def _bins(bins: Sequence[float] | None, k: int) -> np.ndarray:
     return b
 
 
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    zs = z - z.max(axis=1, keepdims=True)
+    return zs - np.log(np.exp(zs).sum(axis=1, keepdims=True))
+
+
 def maxent_objective(
     W: np.ndarray, b: np.ndarray, X: np.ndarray, D: np.ndarray, alpha: float
 ) -> tuple[float, np.ndarray, np.ndarray]:
@@ -108,7 +112,7 @@ def maxent_objective(
     grad_b : ndarray of shape (K,)
     """
     n = X.shape[0]
-    logp = log_softmax(X @ W + b, axis=1)
+    logp = _log_softmax(X @ W + b)
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(D > 0, D * np.log(D), 0.0)
     kl = float((plogp - D * logp).sum()) / n
@@ -240,7 +244,7 @@ class MaxEntLDL(BaseEstimator):
         ndarray of shape (N, K), float64
             Rows sum to 1.
         """
-        return np.exp(log_softmax(self.decision_function(X), axis=1))
+        return np.exp(_log_softmax(self.decision_function(X)))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Expectation of the predicted distribution on ``bins_``, shape (N,)."""
