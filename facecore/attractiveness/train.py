@@ -827,6 +827,7 @@ class ClassicalRecipe(Recipe):
             cv_doc,
             lambda path: _manifest_entry(model, data, chosen, cv_summary, per_group),
             card,
+            indent=2,
         )
 
 

@@ -46,6 +46,8 @@ class Shipped:
         ``name -> (draw(path) -> path, caption)``; drawn to ``<out>.<name>.png``.
     card : callable
         ``card(model_path, figures) -> ModelCard``; ``figures`` a list of (path, caption).
+    indent : int
+        Indentation of ``cv.json``.
     """
 
     model: Any
@@ -54,6 +56,8 @@ class Shipped:
     entry: Callable[[Path], dict[str, Any]]
     card: Callable[[Path, list[tuple[Path, str]]], Any]
     figures: dict[str, tuple[Callable[[Path], Path], str]] = field(default_factory=dict)
+    #: Indentation of ``cv.json`` (the classical model's has always been 2).
+    indent: int = 1
 
 
 @dataclass
@@ -95,7 +99,7 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
         }
     cv |= shipped.cv(model_path) if callable(shipped.cv) else shipped.cv
     cv_path = out.with_name(out.name + ".cv.json")
-    cv_path.write_text(json.dumps(cv, indent=1) + "\n", encoding="utf-8")
+    cv_path.write_text(json.dumps(cv, indent=shipped.indent) + "\n", encoding="utf-8")
     figures = [
         (draw(out.with_name(f"{out.name}.{name}.png")).resolve(), caption)
         for name, (draw, caption) in shipped.figures.items()

@@ -132,6 +132,7 @@ def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
     assert list((tmp_path / "cache").glob("scut-fbp5500-*.npz"))
     cv = json.loads(res.cv_path.read_text())
     assert cv["n_photos"] == 40 and cv["n_no_face"] == 0
+    assert res.cv_path.read_text().startswith('{\n  "name": "tiny_scut"')  # as shipped: indent 2
 
     # The table: every feature set x learner, every fusion alone and with deep.
     rows = [TableRow(r["name"], r["kind"], tuple(r["members"]), r["learner"], r["pc"], r["mae"],
