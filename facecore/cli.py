@@ -278,13 +278,14 @@ def train_attractiveness(
     seed: Annotated[int, typer.Option(min=0, help="Random seed (folds, learners).")] = 0,
 ) -> None:
     """5-fold CV of every feature set x learner and fusion, then fit and ship the best fusion."""
-    from facecore.attractiveness.train import main as train_main
+    from facecore.attractiveness.train import ClassicalRecipe
+    from facecore.training.runner import train
 
     if not (data / "scut-fbp5500").is_dir():
         _err(f"{data / 'scut-fbp5500'} not found; pass --data DIR")
         raise typer.Exit(EXIT_USAGE)
     try:
-        train_main(data, out, folds=folds, seed=seed, progress=True, report=typer.echo)
+        train(ClassicalRecipe(folds=folds, seed=seed, progress=True, report=typer.echo), data, out)
     except ModelFileError as e:
         _err(str(e))
         raise typer.Exit(EXIT_MODEL) from None

@@ -5,8 +5,8 @@ Reads the out-of-fold distributions that ``scripts/train_age.py`` saved for two 
 shipped one and ``--expectation-weight 1``; their fold folders under ``.cache/age``) and prints,
 over the same 5 folds, the MAE and CS(5) of: each recipe's expectation and median, their average
 distribution's expectation and median, each with and without the cross-fitted correction the
-trainer ships (:func:`facecore.age.train.crossfit_correction`). No training; an exploration aid
-for issue 10 (the folders must exist: run both trainings first).
+recipe ships (:class:`facecore.training.learners.IsotonicCorrection`). No training; an
+exploration aid for issue 10 (the folders must exist: run both trainings first).
 
     .venv/bin/python scripts/age_variants.py --data ../shared/data
 """
@@ -26,15 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import numpy as np
 
-    from facecore.age.train import AGE_BINS, AgeTrainConfig, crossfit_correction, cv_fold_dir
+    from facecore.age.train import AGE_BINS, AgeRecipe
     from facecore.datasets import load_utkface
     from facecore.training.chips import extract_dataset_chips
     from facecore.training.folds import kfold_splits
+    from facecore.training.learners import IsotonicCorrection
+    from facecore.training.runner import out_of_fold
 
-    base = AgeTrainConfig(work_dir=args.work_dir)
+    base = AgeRecipe(work_dir=args.work_dir)
     recipes = {
         "shipped recipe": base,
-        "expectation weight 1": replace(base, recipe=replace(base.recipe, expectation_weight=1.0)),
+        "expectation weight 1": replace(base, top=replace(base.top, expectation_weight=1.0)),
     }
     ds = load_utkface(args.data)
     chips = extract_dataset_chips(ds, cache_dir=args.work_dir / "chips", progress=False)
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     oof = {}
     for name, cfg in recipes.items():
-        d = cv_fold_dir(cfg)
+        d = cfg.fold_dir
         probs = np.full((len(y), len(AGE_BINS)), np.nan)
         for k, (_, te) in enumerate(folds):
             path = d / f"fold{k}.npz"
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| distributions | value | correction | MAE | CS(5) |")
     print("|---|---|---|---:|---:|")
     for name, p in oof.items():
-        value, corrected, _ = crossfit_correction(p.astype(np.float32), y, folds)
+        fitted = out_of_fold(IsotonicCorrection(AGE_BINS), p.astype(np.float32), y, folds)
+        value, corrected = fitted.values, fitted.distributions
         rows = (
             ("expectation", "none", p @ AGE_BINS),
             ("median", "none", median(p)),

@@ -78,38 +78,27 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from facecore.attractiveness.ldl_train import (
-        DATASETS,
-        LdlTrainConfig,
-        _loader,
-        _svr_oof,
-        _targets,
-        cv_fold_dir,
+        SVR_EPSILON,
+        SVR_GRID,
+        LdlRecipe,
     )
-    from facecore.ldl.stack import crossfit_stack
     from facecore.metrics import ldl_metrics, regression_metrics
     from facecore.nn.dlib_resnet import for_inference
     from facecore.nn.quantize import quantize_top
-    from facecore.training.chips import extract_dataset_chips, load_face_resnet
-    from facecore.training.folds import kfold_splits
-    from facecore.training.tops import (
-        TopRecipe,
-        calibration_maps,
-        cross_validated_distributions,
-        dataset_maps,
-        new_top,
-        trunk_features,
-    )
+    from facecore.training.chips import load_face_resnet
+    from facecore.training.learners import SvrStack, TopRegressor, svr_search
+    from facecore.training.runner import out_of_fold
+    from facecore.training.tops import TopRecipe, calibration_maps, dataset_maps, new_top
 
-    spec = DATASETS[args.dataset]
+    base = LdlRecipe(dataset=args.dataset, work_dir=args.work_dir, members=())
+    spec = base.spec
     bins = np.asarray(spec.bins)
     work = args.work_dir
-    ds = _loader(args.dataset)(args.data)
-    chips = extract_dataset_chips(ds, cache_dir=work / "chips")
-    d_all, target_rule, _ = _targets(spec, ds, args.data)
-    rows = np.flatnonzero(chips.has_face & np.isfinite(d_all).all(axis=1))
-    y = np.asarray(ds.targets)[rows]
-    D = d_all[rows].astype(np.float32)
-    folds = kfold_splits(len(rows), 5, 0)
+    data = base.load(args.data)
+    chips, rows = data.extra["chips"], data.extra["rows"]
+    target_rule = data.extra["rule"]
+    y, D = data.y, data.targets
+    folds = base.folds_of(data)
     net = load_face_resnet()
     chip = torch.from_numpy(np.asarray(chips.chips[rows[:1]]))
     with torch.inference_mode():
@@ -137,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             _top_ms(quantize_top(top, cal), x, args.repeats),
             int(sum(p.numel() for p in top.parameters())),
         )
-    feats = trunk_features(chips, rows, work)
-    svr_pred, _, _ = _svr_oof(feats, y, folds)
+    feats = data.features["feats"]
+    search = svr_search(feats.shape[1], SVR_GRID, SVR_EPSILON, seed=0)
+    svr_pred = out_of_fold(search, feats, y, folds).values
 
     table: dict[str, Any] = {
         "dataset": spec.title,
@@ -149,21 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     }
     for start in starts:
         recipe = TopRecipe(start=start)
-        cfg = LdlTrainConfig(recipe=recipe, work_dir=work)
         maps_all, flipped_all = node_maps[start]
         maps, flipped = np.asarray(maps_all)[rows], np.asarray(flipped_all)[rows]
-        probs, fold_seconds = cross_validated_distributions(
-            maps,
+        top = out_of_fold(
+            TopRegressor(recipe, spec.bins, maps, flipped),
+            data.features["rows"],
             D,
             folds,
-            recipe,
-            maps_flipped=flipped,
-            work_dir=cv_fold_dir(args.dataset, cfg, target_rule),
-            bins=bins,
+            cache_dir=base.fold_dir(recipe, target_rule),
         )
-        stacked, stacked_probs, _ = crossfit_stack(
-            probs, svr_pred, y, folds, bins, temper_for_coverage=False
+        probs, fold_seconds = top.distributions, top.seconds
+        stack = out_of_fold(
+            SvrStack(spec.bins, temper_for_coverage=False),
+            np.column_stack([probs, svr_pred]),
+            y,
+            folds,
         )
+        stacked, stacked_probs = stack.values, stack.distributions
         float_ms, int8_ms, n_params = timings[start]
         name = {"stage1": "whole network (stages 1-5)", "stage3": "top: stages 3-5"}.get(
             start, f"top: stages {start.removeprefix('stage')}-5"

@@ -50,10 +50,9 @@ def _score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def _oof(make: Any, X: np.ndarray, y: np.ndarray, folds: list[Any]) -> np.ndarray:
-    p = np.empty(len(y))
-    for tr, te in folds:
-        p[te] = make().fit(X[tr], y[tr]).predict(X[te])
-    return p
+    from facecore.training.runner import out_of_fold
+
+    return out_of_fold(make(), X, y, folds).values
 
 
 def _lad_oof(Z: np.ndarray, y: np.ndarray, folds: list[Any]) -> np.ndarray:
@@ -170,25 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: data root {args.data} not found", file=sys.stderr)
         return 2
 
-    from facecore.attractiveness.ldl_train import (
-        DATASETS,
-        LdlTrainConfig,
-        _loader,
-        _targets,
-        cv_fold_dir,
-    )
-    from facecore.training.chips import extract_dataset_chips
-    from facecore.training.folds import kfold_splits
-    from facecore.training.tops import cross_validated_distributions, dataset_maps, trunk_features
+    from facecore.attractiveness.ldl_train import LdlRecipe
+    from facecore.training.learners import TopRegressor
+    from facecore.training.runner import out_of_fold
 
-    spec, work = DATASETS["mebeauty"], args.work_dir
-    ds = _loader("mebeauty")(args.data)
-    chips = extract_dataset_chips(ds, cache_dir=work / "chips")
-    d_all, rule, _ = _targets(spec, ds, args.data)
-    rows = np.flatnonzero(chips.has_face & np.isfinite(d_all).all(axis=1))
-    y = np.asarray(ds.targets)[rows]
-    folds = kfold_splits(len(rows), 5, 0)
-    feats = trunk_features(chips, rows, work)
+    recipe = LdlRecipe(dataset="mebeauty", work_dir=args.work_dir)
+    spec, data = recipe.spec, recipe.load(args.data)
+    ds, chips, rows, rule = (data.extra[k] for k in ("dataset", "chips", "rows", "rule"))
+    y, folds, feats = data.y, recipe.folds_of(data), data.features["feats"]
     bins = np.asarray(spec.bins)
     res: dict[str, Any] = {"n": int(len(rows)), "reliability": reliability(ds)}
     print("reliability", res["reliability"], flush=True)
@@ -213,18 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     print("wide chip", res["wide_chip"], flush=True)
 
     # The shipped recipe's out-of-fold distributions (read back from its fold files).
-    cfg = LdlTrainConfig(work_dir=work)
-    maps_all, flipped_all = dataset_maps(chips, cfg.recipe.input_node, work / "maps")
-    maps = np.asarray(maps_all)[rows]
-    probs, _ = cross_validated_distributions(
-        maps,
-        d_all[rows].astype(np.float32),
+    maps, flipped = data.extra["maps"][recipe.top.input_node]
+    probs = out_of_fold(
+        TopRegressor(recipe.top, spec.bins, maps, flipped),
+        data.features["rows"],
+        data.targets,
         folds,
-        cfg.recipe,
-        maps_flipped=np.asarray(flipped_all)[rows],
-        work_dir=cv_fold_dir("mebeauty", cfg, rule),
-        bins=bins,
-    )
+        cache_dir=recipe.fold_dir(recipe.top, rule),
+    ).distributions
     heads = head_outputs(np.asarray(chips.chips[rows]))
     cols = {"E[top]": probs @ bins, "svr": svr, **heads}
     res["transfer"] = {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Train, cross-validate and ship the UTKFace age model (issue 10).
 
-Thin wrapper around :func:`facecore.age.train.main` (the rebuild script the manifest names).
+Runs the age recipe (:class:`facecore.age.train.AgeRecipe`) with
+:func:`facecore.training.runner.train` (the rebuild script the manifest names).
 Caches and fold results live in ``--work-dir``; a rerun after an interruption resumes.
 
     .venv/bin/python scripts/train_age.py --data ../shared/data --out models/age_utkface
@@ -50,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from facecore.age.train import AgeTrainConfig
-    from facecore.age.train import main as train
+    from facecore.age.train import AgeRecipe
+    from facecore.training.runner import train
     from facecore.training.tops import TopRecipe
 
-    cfg = AgeTrainConfig(
+    recipe = AgeRecipe(
         folds=args.folds,
         seed=args.seed,
-        recipe=TopRecipe(
+        top=TopRecipe(
             epochs=args.epochs,
             seed=args.seed,
             lr=args.lr,
@@ -72,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.pilot is not None:
         from facecore.age.train import pilot
 
-        print(json.dumps(pilot(args.data, cfg, args.pilot, device=args.device), indent=1))
+        print(json.dumps(pilot(args.data, recipe, args.pilot, device=args.device), indent=1))
         return 0
-    res = train(args.data, args.out, cfg, device=args.device)
+    res = train(recipe, args.data, args.out, device=args.device)
     print(json.dumps(res.cv["learners"], indent=1))
     print(f"model: {res.model_path}  card: {res.card_path}  seconds: {res.seconds}")
     return 0

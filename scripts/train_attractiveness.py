@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Train, cross-validate and ship the SCUT-FBP5500 attractiveness model.
 
-Thin wrapper around :func:`facecore.attractiveness.train.main` (the rebuild script the model
+Runs :class:`facecore.attractiveness.train.ClassicalRecipe` with
+:func:`facecore.training.runner.train` (the rebuild script the model
 manifest names); prints the cross-validation table.
 
     .venv/bin/python scripts/train_attractiveness.py --data ../shared/data \\
@@ -39,12 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-    from facecore.attractiveness.train import main as train
+    from facecore.attractiveness.train import ClassicalRecipe
+    from facecore.training.runner import train
 
     t0 = time.perf_counter()
-    result = train(
-        args.data,
-        args.out,
+    recipe = ClassicalRecipe(
         folds=args.folds,
         seed=args.seed,
         cache_dir=None if args.no_cache else args.cache_dir,
@@ -54,15 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         limit=args.limit,
         progress=sys.stderr.isatty(),
         serving_repeats=args.serving_repeats,
+        report=print,
     )
-    print(result.table)
-    c = result.chosen
+    result = train(recipe, args.data, args.out)
+    cv = result.cv
+    c = next(r for r in cv["rows"] if r["name"] == cv["chosen"])
     print(
-        f"\nchosen: {c.name}  PC {c.pc:.4f}  MAE {c.mae:.4f}  RMSE {c.rmse:.4f}\n"
-        f"photos: {result.n_photos}, without a face: {result.n_no_face}\n"
+        f"\nchosen: {c['name']}  PC {c['pc']:.4f}  MAE {c['mae']:.4f}  RMSE {c['rmse']:.4f}\n"
+        f"photos: {cv['n_photos']}, without a face: {cv['n_no_face']}\n"
         f"wrote {result.model_path} ({result.model_path.stat().st_size / 1e6:.1f} MB), "
         f"{result.card_path}, {result.cv_path}, {result.manifest_path}\n"
-        f"timings: {result.timings}; wall {time.perf_counter() - t0:.1f} s"
+        f"timings: {cv['timings']}; wall {time.perf_counter() - t0:.1f} s"
     )
     return 0
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Cross-validate and ship an attractiveness rating-distribution model (issue 9).
 
-Thin wrapper around :func:`facecore.attractiveness.ldl_train.main` (the rebuild script the
+Runs :class:`facecore.attractiveness.ldl_train.LdlRecipe` with
+:func:`facecore.training.runner.train` (the rebuild script the
 manifest names). Caches and fold results live in ``--work-dir``; an interrupted run resumes.
 
     .venv/bin/python scripts/train_attractiveness_ldl.py --dataset mebeauty --data ../shared/data \\
@@ -47,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"error: data root {args.data} not found", file=sys.stderr)
         return 2
-    from facecore.attractiveness.ldl_train import LdlTrainConfig, member_recipe
-    from facecore.attractiveness.ldl_train import main as train
+    from facecore.attractiveness.ldl_train import DATASETS, LdlRecipe, member_recipe
+    from facecore.training.runner import train
     from facecore.training.tops import TopRecipe
 
     recipe = TopRecipe(
@@ -65,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: --extra-tops: {exc}", file=sys.stderr)
             return 2
-    cfg = LdlTrainConfig(
+    ldl = LdlRecipe(
+        dataset=args.dataset,
         folds=args.folds,
         seed=args.seed,
-        recipe=recipe,
+        top=recipe,
         work_dir=args.work_dir,
         members=members,
     )
-    res = train(args.dataset, args.data, args.out, cfg, device=args.device)
+    out = args.out or Path(DATASETS[args.dataset].default_out)
+    res = train(ldl, args.data, out, device=args.device)
     print(json.dumps(res.cv["learners"], indent=1))
     print(f"shipped: {res.cv['shipped']}  model: {res.model_path}  card: {res.card_path}")
     return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Train, evaluate and ship the face quality model (issue 12: RankIQA on synthetic distortions).
 
-Thin wrapper around :func:`facecore.quality.train.main` (the rebuild script the manifest names).
+Runs :class:`facecore.quality.train.QualityRecipe` with :func:`facecore.training.runner.train`
+(the rebuild script the manifest names).
 Caches and checkpoints live in ``--work-dir``; a rerun after an interruption resumes.
 
     .venv/bin/python scripts/train_quality.py --data ../shared/data --out models/quality_faces
@@ -33,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     from dataclasses import replace
 
-    from facecore.quality.train import QualityTrainConfig
-    from facecore.quality.train import main as train
+    from facecore.quality.train import QualityRecipe
+    from facecore.training.runner import train
 
-    cfg = QualityTrainConfig(work_dir=args.work_dir)
+    cfg = QualityRecipe(work_dir=args.work_dir)
     changes = {
         k: v
         for k, v in {
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: {', '.join(missing)} not found under {args.data}", file=sys.stderr)
         return 2
-    res = train(args.data, args.out, cfg)
+    res = train(cfg, args.data, args.out)
     print(json.dumps({a: c["ranking"][-1] for a, c in res.cv["candidates"].items()}, indent=1))
     print(f"chosen: {res.cv['chosen']}  warn_below: {res.cv['warn_below']}")
     print(f"model: {res.model_path}  card: {res.card_path}")

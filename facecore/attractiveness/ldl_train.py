@@ -1,4 +1,4 @@
-"""Attractiveness as a rating distribution: cross-validation and shipping (SCUT-FBP5500, MEBeauty).
+"""The recipes of the rating-distribution attractiveness models (SCUT-FBP5500, MEBeauty).
 
 Paper: Y. Fan, S. Liu, B. Li, Z. Guo, A. Samal, J. Wan, S. Z. Li, "Label Distribution-Based
 Facial Attractiveness Computation by Deep Residual Learning", IEEE Trans. Multimedia 2018:
@@ -34,40 +34,37 @@ Learners, in the same folds (:func:`facecore.training.folds.kfold_splits`, unstr
   the deep distribution is translated to the fused value.
 
 The shipped model is the deep top (or ensemble) trained on every face, with the fusion or the
-stack when it pays (a CV Pearson gain of at least 0.002). Outputs: ``<out>.pt``, the manifest
-entry, ``<out>.cv.json``, the card ``<out>.md`` and its figures.
+stack when it pays (a CV Pearson gain of at least 0.002). :class:`LdlRecipe` declares it; the
+runner (:func:`facecore.training.runner.train`) cross-validates and publishes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facecore.attractiveness.ldl_model import apply_fusion
+from facecore.training.learners import _Combiner
+from facecore.training.publish import rounded
+from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run
 from facecore.training.tops import TopRecipe
 
 __all__ = [
     "DATASETS",
     "FUSION_GAIN",
+    "SVR_GRID",
+    "GeometricFusion",
     "LdlDataset",
-    "LdlTrainConfig",
-    "cv_fold_dir",
-    "dataset_targets",
-    "fuse_geometric",
+    "LdlRecipe",
     "label_sigma",
-    "main",
     "member_recipe",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: The least CV Pearson gain for which the geometric fusion is shipped.
 FUSION_GAIN = 0.002
@@ -117,25 +114,6 @@ DATASETS = {
 }
 
 
-@dataclass(frozen=True)
-class LdlTrainConfig:
-    folds: int = 5
-    seed: int = 0
-    recipe: TopRecipe = field(default_factory=TopRecipe)
-    work_dir: Path = Path(".cache/attractiveness")
-    #: Ship the top in int8 (facecore.nn.quantize); the shipped figures are the int8 folds'.
-    int8: bool = True
-    #: Extra tops averaged with ``recipe``'s (an ensemble): ``recipe`` with another start and
-    #: seed each; None: the dataset's default (:attr:`LdlDataset.members`).
-    members: tuple[TopRecipe, ...] | None = None
-
-    def recipes(self, dataset: LdlDataset) -> tuple[TopRecipe, ...]:
-        """The main recipe, then the members' (this config's, or the dataset's default)."""
-        if self.members is not None:
-            return (self.recipe, *self.members)
-        return (self.recipe, *(member_recipe(self.recipe, m) for m in dataset.members))
-
-
 def member_recipe(recipe: TopRecipe, text: str) -> TopRecipe:
     """``recipe`` with the start and seed of ``"START:SEED"`` (e.g. ``"stage4:0"``).
 
@@ -162,86 +140,528 @@ def label_sigma(data_root: str | os.PathLike[str]) -> float:
     return float(np.median(sd) * 4.0 / 9.0)
 
 
-def _loader(name: str) -> Any:
-    from facecore.datasets import load_mebeauty, load_scut_fbp5500
-
-    return {"mebeauty": load_mebeauty, "scut-fbp5500": load_scut_fbp5500}[name]
-
-
-def _targets(
-    spec: LdlDataset, ds: Any, data_root: str | os.PathLike[str]
-) -> tuple[np.ndarray, str, float | None]:
-    from facecore.ldl.distributions import gaussian_label_distribution, rating_histograms
-
-    if spec.name == "mebeauty":
-        r = ds.ratings
-        d = rating_histograms(r.image_index, r.rating, len(ds), spec.bins)
-        return d, "histogram of the individual ratings on 1..10", None
-    sigma = label_sigma(data_root)
-    d = gaussian_label_distribution(ds.targets, spec.bins, sigma)
-    return d, f"discretised Gaussian around the mean on 1,1.5..5, sigma {sigma:.3f}", sigma
+#: The frozen-feature SVR's epsilon (on the rating itself; standardised features).
+SVR_EPSILON = 0.05
+#: (C, gamma x D) pairs the SVR's settings are chosen from, by an inner 3-fold CV inside each
+#: training set (D: the number of features; gamma 1/D is scikit-learn's "scale" on
+#: standardised features). gamma 0.5/D won every inner CV of a wider grid (C 1, 2, 4 x gamma
+#: 0.5/D, 1/D) on SCUT-FBP5500; the grid keeps only it, to keep the fits few.
+SVR_GRID = tuple((c, 0.5) for c in (1.0, 2.0, 4.0))
+SVR_INNER_FOLDS = 3
 
 
-def dataset_targets(dataset: str, data_root: str | os.PathLike[str]) -> tuple[Any, np.ndarray, str]:
-    """``dataset`` (a key of :data:`DATASETS`) loaded, its target distributions (N, K) and the
-    rule that made them (which keys its cross-validation folder, :func:`cv_fold_dir`)."""
-    ds = _loader(dataset)(data_root)
-    d, rule, _ = _targets(DATASETS[dataset], ds, data_root)
-    return ds, d, rule
+class GeometricFusion(_Combiner):
+    """Ridge regression of the rating on the deep expectation and the 42 geometric landmark
+    features (standardised; strength by leave-one-out GCV), the fusion of Fan et al. (IEEE TMM
+    2018); the value is clipped to the bins and the distribution translated to it.
+    ``X``: ``[distributions (N, K) | geometric features (N, G)]``."""
+
+    def __init__(self, bins: tuple[float, ...] = ()) -> None:
+        self.bins = bins
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> GeometricFusion:
+        from sklearn.linear_model import RidgeCV
+
+        probs, geo = self._split(X)
+        Z = np.column_stack([probs @ np.asarray(self.bins, np.float64), geo])
+        mean, scale = Z.mean(0), Z.std(0)
+        scale[scale == 0] = 1.0
+        ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((Z - mean) / scale, y)
+        self.fusion_ = {
+            "mean": mean.tolist(),
+            "scale": scale.tolist(),
+            "coef": np.asarray(ridge.coef_).tolist(),
+            "intercept": float(ridge.intercept_),
+            "alpha": float(ridge.alpha_),
+        }
+        return self
+
+    def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from facecore.attractiveness.ldl_model import apply_fusion
+        from facecore.ldl.distributions import move_distributions
+
+        probs, geo = self._split(X)
+        b = np.asarray(self.bins, np.float64)
+        values = np.clip(apply_fusion(self.fusion_, probs @ b, geo), b[0], b[-1])
+        return values, move_distributions(probs, b, values)
 
 
-def _geometric(landmarks: np.ndarray) -> np.ndarray:
-    from facecore.features import geometric_features
+class AverageOf(_Combiner):
+    """The average of ``n`` tops' distributions (an ensemble; nothing to fit), in float32 as
+    the tops give them. ``X``: ``[distributions of top 1 | ... | of top n]``."""
 
-    return np.stack([geometric_features(lm) for lm in landmarks]).astype(np.float64)
+    value_is_expectation = True
 
+    def __init__(self, bins: tuple[float, ...] = (), n: int = 1) -> None:
+        self.bins = bins
+        self.n = n
 
-def fuse_geometric(deep: np.ndarray, geometric: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """A ridge regression of ``y`` on ``[deep expectation, geometric features]`` (standardised;
-    ridge strength by leave-one-out GCV), as plain numbers for the model file."""
-    from sklearn.linear_model import RidgeCV
+    def fit(self, X: np.ndarray, y: np.ndarray) -> AverageOf:
+        return self
 
-    X = np.column_stack([deep, geometric])
-    mean, scale = X.mean(0), X.std(0)
-    scale[scale == 0] = 1.0
-    ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((X - mean) / scale, y)
-    return {
-        "mean": mean.tolist(),
-        "scale": scale.tolist(),
-        "coef": np.asarray(ridge.coef_).tolist(),
-        "intercept": float(ridge.intercept_),
-        "alpha": float(ridge.alpha_),
-    }
+    def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = len(self.bins)
+        parts = [np.asarray(X[:, i * k : (i + 1) * k], np.float32) for i in range(self.n)]
+        p = np.mean(parts, axis=0)
+        return p @ np.asarray(self.bins, np.float64), p
 
 
-def _scatter_png(
-    path: Path, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, title: str
-) -> Path:
-    import matplotlib
+@dataclass(frozen=True)
+class LdlRecipe(Recipe):
+    """The recipe of ``dataset`` (a key of :data:`DATASETS`): the CV (``folds``, ``seed``), the
+    main ``top``, the ensemble's ``members`` (None: the dataset's default), ``int8``."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    dataset: str = "scut-fbp5500"
+    folds: int = 5
+    seed: int = 0
+    top: TopRecipe = field(default_factory=TopRecipe)
+    work_dir: Path = Path(".cache/attractiveness")
+    #: Ship the top in int8 (facecore.nn.quantize); the shipped figures are the int8 folds'.
+    int8: bool = True
+    members: tuple[TopRecipe, ...] | None = None
 
-    names = sorted(set(groups.tolist()))
-    cols = min(len(names), 4)
-    rows = int(np.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), dpi=90, squeeze=False)
-    lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
-    for ax, g in zip(axes.ravel(), names, strict=False):
-        sel = groups == g
-        r = np.corrcoef(y[sel], pred[sel])[0, 1] if sel.sum() > 2 else float("nan")
-        ax.scatter(y[sel], pred[sel], s=4, alpha=0.35)
-        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        ax.set_title(f"{g} (n={int(sel.sum())}, r={r:.3f})", fontsize=8)
-        ax.set_xlabel("rated", fontsize=8)
-        ax.set_ylabel("predicted", fontsize=8)
-    for ax in axes.ravel()[len(names) :]:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    @property
+    def top_learner(self) -> str:
+        """The learner that is the main float top (what other recipes read per fold)."""
+        if len(self.recipes()) > 1 and not self.int8:
+            return f"one top: {_describe(self.top)}"
+        return "top 0"
+
+    @property
+    def spec(self) -> LdlDataset:
+        return DATASETS[self.dataset]
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return Path(self.spec.default_out).name
+
+    def recipes(self) -> tuple[TopRecipe, ...]:
+        """The main top's recipe, then the members' (this recipe's, or the dataset's)."""
+        if self.members is not None:
+            return (self.top, *self.members)
+        return (self.top, *(member_recipe(self.top, m) for m in self.spec.members))
+
+    def fold_dir(self, top: TopRecipe, target_rule: str) -> Path:
+        """Where the CV of ``top`` keeps its folds and checkpoints (keyed by it and the
+        targets' rule)."""
+        doc = json.dumps({"recipe": top.to_dict(), "targets": target_rule}, sort_keys=True)
+        tag = hashlib.sha256(doc.encode()).hexdigest()[:8]
+        return Path(self.work_dir) / f"{self.dataset}-cv-{self.folds}f-s{self.seed}-{tag}"
+
+    def load(self, data_root: str | os.PathLike[str]) -> Data:
+        from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500
+        from facecore.features import geometric_features
+        from facecore.ldl.distributions import gaussian_label_distribution, rating_histograms
+        from facecore.training.chips import extract_dataset_chips
+        from facecore.training.tops import dataset_maps, trunk_features
+
+        spec, work = self.spec, Path(self.work_dir)
+        ds = {"mebeauty": load_mebeauty, "scut-fbp5500": load_scut_fbp5500}[spec.name](data_root)
+        chips = extract_dataset_chips(ds, cache_dir=work / "chips")
+        sigma = None
+        if spec.name == "mebeauty":
+            r = ds.ratings
+            d_all = rating_histograms(r.image_index, r.rating, len(ds), spec.bins)
+            rule = "histogram of the individual ratings on 1..10"
+        else:
+            sigma = label_sigma(data_root)
+            d_all = gaussian_label_distribution(ds.targets, spec.bins, sigma)
+            rule = f"discretised Gaussian around the mean on 1,1.5..5, sigma {sigma:.3f}"
+        rows = np.flatnonzero(chips.has_face & np.isfinite(d_all).all(axis=1))
+        node_maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for r in self.recipes():
+            if r.input_node not in node_maps:
+                m, f = dataset_maps(chips, r.input_node, work / "maps")
+                node_maps[r.input_node] = (np.asarray(m)[rows], np.asarray(f)[rows])
+        geo = [geometric_features(lm) for lm in chips.landmarks[rows]]
+        return Data(
+            y=np.asarray(ds.targets)[rows],
+            targets=d_all[rows].astype(np.float32),
+            features={
+                "feats": trunk_features(chips, rows, work),
+                "geo": np.stack(geo).astype(np.float64),
+            },
+            groups={"group": np.asarray(ds.groups)[rows]},
+            title=spec.title,
+            n_photos=len(ds),
+            data_hash=dataset_hash(ds),
+            extra={
+                "rule": rule,
+                "sigma": sigma,
+                "maps": node_maps,
+                "dataset": ds,
+                "rows": rows,
+                "chips": chips,
+            },
+        )
+
+    def learners(self, run: Run) -> list[Learner]:
+        from sklearn.linear_model import BayesianRidge
+
+        from facecore.ldl import MaxEntLDL, StructuredLDL
+        from facecore.training.learners import (
+            Int8Top,
+            MeanDistribution,
+            SvrStack,
+            TopRegressor,
+            feature_pipeline,
+            svr_search,
+        )
+
+        bins, rule, maps = self.spec.bins, run.data.extra["rule"], run.data.extra["maps"]
+        recipes, suffix = self.recipes(), ", int8" if self.int8 else ""
+        n_feats = run.data.features["feats"].shape[1]
+        out = [
+            Learner("average", lambda r: MeanDistribution(bins), ("feats",), "targets"),
+            Learner("bayes-ridge", lambda r: feature_pipeline(BayesianRidge()), ("feats",)),
+            Learner(
+                "maxent",
+                lambda r: feature_pipeline(MaxEntLDL(alpha=0.1, bins=bins, random_state=0)),
+                ("feats",),
+                "targets",
+            ),
+            Learner(
+                "sldl",
+                lambda r: feature_pipeline(
+                    StructuredLDL(alpha=0.3, decode="mean", bins=bins, random_state=0)
+                ),
+                ("feats",),
+                "targets",
+            ),
+        ]
+        floats, int8s = [], []
+        many = len(recipes) > 1
+        for i, top in enumerate(recipes):
+            m, f = maps[top.input_node]
+            folder = self.fold_dir(top, rule)
+            floats.append(f"top {i}")
+            out.append(
+                Learner(
+                    floats[-1],
+                    lambda r, top=top, m=m, f=f: TopRegressor(top, bins, m, f, device=r.device),
+                    ("rows",),
+                    "targets",
+                    cache=lambda r, folder=folder: folder,
+                    table=many and not self.int8,
+                )
+            )
+            if self.int8:
+                int8s.append(f"one top: {_describe(top)}, int8" if many else f"int8 {i}")
+                out.append(
+                    Learner(
+                        int8s[-1],
+                        lambda r, top=top, m=m: Int8Top(top, bins, m, seed=self.seed),
+                        ("rows",),
+                        "targets",
+                        cache=lambda r, folder=folder: folder,
+                        table=many,
+                    )
+                )
+        if many and not self.int8:  # each top alone beside the ensemble
+            names = {f"top {i}": f"one top: {_describe(t)}" for i, t in enumerate(recipes)}
+            out = [dataclasses.replace(ln, name=names.get(ln.name, ln.name)) for ln in out]
+            floats = list(names.values())
+        variants = {"": floats, ", int8": int8s} if self.int8 else {"": floats}
+        for tag, parts in variants.items():
+            out.append(
+                Learner(f"top-ldl{tag}", lambda r, k=len(parts): AverageOf(bins, k), tuple(parts))
+            )
+            out.append(
+                Learner(
+                    f"top-ldl + geometric{tag}",
+                    lambda r: GeometricFusion(bins),
+                    (f"top-ldl{tag}", "geo"),
+                )
+            )
+        out.append(
+            Learner(
+                "svr-frozen",
+                lambda r: svr_search(n_feats, SVR_GRID, SVR_EPSILON, seed=self.seed),
+                ("feats",),
+            )
+        )
+        out.append(
+            Learner(
+                f"top-ldl + svr stack{suffix}",
+                lambda r: SvrStack(bins, temper_for_coverage=False),
+                (f"top-ldl{suffix}", "svr-frozen"),
+            )
+        )
+        return out
+
+    def metrics(self, run: Run, oof: OutOfFold) -> dict[str, Any]:
+        from facecore.metrics import ldl_metrics, regression_metrics
+
+        m = regression_metrics(run.data.y, oof.values)
+        if oof is run.oof["average"]:
+            m["pc"] = float("nan")  # constant within a fold
+        if oof.distributions is not None:
+            m |= ldl_metrics(run.data.targets, oof.distributions)
+        return m
+
+    def gains(self, run: Run) -> tuple[float, float]:
+        """The CV Pearson gains of the geometric fusion and of the SVR stack over the top."""
+        suffix = ", int8" if self.int8 else ""
+        pc = {k: rounded(v)["pc"] for k, v in run.table.items()}
+        base = pc[f"top-ldl{suffix}"]
+        return pc[f"top-ldl + geometric{suffix}"] - base, pc[f"top-ldl + svr stack{suffix}"] - base
+
+    def choose(self, run: Run) -> str:
+        """The top alone, unless a combination raises the CV Pearson by :data:`FUSION_GAIN`:
+        then the one that raises it more (the stack on a tie)."""
+        suffix = ", int8" if self.int8 else ""
+        gain, stack_gain = self.gains(run)
+        if max(gain, stack_gain) >= FUSION_GAIN:
+            return (
+                f"top-ldl + svr stack{suffix}"
+                if stack_gain >= gain
+                else (f"top-ldl + geometric{suffix}")
+            )
+        return f"top-ldl{suffix}"
+
+    def ship(self, run: Run, out: Path) -> Any:
+        """The tops trained on every face, with the chosen fusion or stack."""
+        from facecore.heads.distribution import TopDistributionModel
+        from facecore.ldl.stack import RbfSvr
+        from facecore.metrics import regression_metrics
+        from facecore.nn.dlib_resnet import for_inference
+        from facecore.training.learners import SvrStack, svr_search
+        from facecore.training.publish import Shipped, scatter_png, top_entry
+        from facecore.training.tops import calibration_maps, train_top
+
+        spec, data, x, chosen = self.spec, run.data, run.data.extra, run.chosen
+        y, D, recipes, suffix = data.y, data.targets, self.recipes(), ", int8" if self.int8 else ""
+        groups, feats = data.groups["group"], data.features["feats"]
+        per_group = {}
+        for g in sorted(set(groups.tolist())):
+            sel = groups == g
+            m = regression_metrics(y[sel], run.oof[chosen].values[sel])
+            per_group[g] = {k: round(float(v), 4) for k, v in m.items()} | {"n": int(sel.sum())}
+        tops, final_fit = [], 0.0
+        for r in recipes:
+            m, f = x["maps"][r.input_node]
+            top, final = train_top(
+                m,
+                D,
+                r,
+                maps_flipped=f,
+                checkpoint_dir=self.fold_dir(r, x["rule"]) / "ckpt-final",
+                device=run.device,
+                bins=np.asarray(spec.bins),
+            )
+            tops.append(for_inference(top))
+            final_fit += float(sum(h.seconds for h in final.history))
+        run.seconds["final_fit"] = final_fit
+        fusion = extras = svr_params = None
+        if "geometric" in chosen:
+            inputs = run.inputs((f"top-ldl{suffix}", "geo"))
+            fusion = GeometricFusion(spec.bins).fit(inputs, y).fusion_
+        elif "stack" in chosen:
+            search = svr_search(feats.shape[1], SVR_GRID, SVR_EPSILON, seed=self.seed)
+            svr = search.fit(feats, y).best_estimator_
+            svr_params = {
+                "C": search.best_params_["svr__C"],
+                "gamma": search.best_params_["svr__gamma"],
+            }
+            inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
+            stack = SvrStack(spec.bins, temper_for_coverage=False).fit(inputs, y).stack_
+            stack = dataclasses.replace(stack, svr=RbfSvr.from_pipeline(svr, False))
+            extras = {"stack": stack.to_doc()}
+        gain, stack_gain = self.gains(run)
+        protocol = (
+            f"{self.folds}-fold KFold(shuffle=True, random_state={self.seed}) on the {len(y)} "
+            f"photos with a face ({spec.title}, {data.n_photos} photos); targets: {x['rule']}"
+        )
+        table = {k: rounded(v) for k, v in run.table.items()}
+        summary = {"protocol": protocol, **table[chosen]}
+        svr_folds = [
+            {"C": e.best_params_["svr__C"], "gamma": e.best_params_["svr__gamma"]}
+            for e in run.oof["svr-frozen"].estimators
+        ]
+        tops_s = sum(sum(run.oof[f"top {i}"].seconds) for i in range(len(recipes))
+                     if f"top {i}" in run.oof)  # fmt: skip
+        run.seconds["top-ldl"] = tops_s
+        cv = {
+            "protocol": protocol,
+            "learners": table,
+            "shipped": chosen,
+            "fusion_gain_pc": round(gain, 4),
+            "stack_gain_pc": round(stack_gain, 4),
+            "stack": {k: v for k, v in extras["stack"].items() if k != "svr"} if extras else None,
+            "svr_settings": {
+                "grid": [list(g) for g in SVR_GRID],
+                "folds": svr_folds,
+                "shipped": svr_params,
+            },
+            "per_group": per_group,
+            "label_sigma": x["sigma"],
+            "recipe": self.top.to_dict(),
+            "members": [r.to_dict() for r in recipes[1:]],
+            "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
+        }
+        model = TopDistributionModel(
+            top=tops[0],
+            members=tuple(tops[1:]),
+            bins=spec.bins,
+            metadata={
+                "name": out.name,
+                "task": "attractiveness",
+                "dataset": spec.title,
+                "training_data": f"{spec.title} ({data.n_photos} photos, {len(y)} with a face)",
+                "dataset_sha256": data.data_hash,
+                "targets": x["rule"],
+                "cv": summary,
+                "licence": spec.licence,
+                "recipe": self.top.to_dict(),
+                "members": [r.to_dict() for r in recipes[1:]],
+                "fusion": fusion,
+            },
+            extras=extras or {},
+        )
+        if self.int8:
+            model = model.with_int8(
+                {node: calibration_maps(m, seed=self.seed) for node, (m, _) in x["maps"].items()}
+            )
+        rebuild = spec.rebuild if out.as_posix() == spec.default_out else (
+            spec.rebuild.replace(spec.default_out, out.as_posix()))  # fmt: skip
+        nodes = " and ".join(f"features['trunk.{node}']" for node in x["maps"])
+        entry = top_entry(
+            "attractiveness",
+            {"name": "attractiveness", "kind": "distribution",
+             "scale": [spec.scale[0], spec.scale[1]], "bins": list(spec.bins)},
+            inputs=(
+                f"Face with {nodes} (the trunk's shared maps of dlib's 150x150 chip)"
+                + (" and the 68 landmarks (geometric features)" if fusion else "")
+                + f"; output: a distribution over {spec.title}'s rating values "
+                f"{spec.bins[0]:g}..{spec.bins[-1]:g} and its expectation"
+            ),
+            source=(
+                "facecore.attractiveness.ldl_train (scripts/train_attractiveness_ldl.py): "
+                f"{_describe_all(recipes)} of dlib's face ResNet with KL loss on "
+                "rating distributions (Fan et al., IEEE TMM 2018)"
+                + ("; fused with geometric features by ridge regression" if fusion else "")
+            ),
+            training_data=(
+                f"{spec.title}, {data.n_photos} photos of shared/data (dataset sha256 "
+                f"{data.data_hash}), {len(y)} with a face"
+            ),
+            licence=spec.licence,
+            metrics={"cv": summary, "per_group": per_group},
+            card=out.name + ".md",
+            rebuild=rebuild,
+        )  # fmt: skip
+        pick = np.argsort(y)[np.linspace(0, len(y) - 1, 5).round().astype(int)]
+        names = [Path(x["dataset"].relative_paths[x["rows"][i]]).name[:24] for i in pick]
+        figures = {
+            "scatter": (
+                lambda p: scatter_png(p, y, run.oof[chosen].values,
+                                      f"{out.name}: out-of-fold predictions ({chosen})",
+                                      groups=groups),
+                "Out-of-fold predicted against rated score, per group.",
+            ),
+            "distributions": (
+                lambda p: _distributions_png(p, np.asarray(spec.bins), D[pick],
+                                             run.oof[chosen].distributions[pick], names),
+                "Five faces across the range: target distribution against the out-of-fold "
+                "prediction.",
+            ),
+        }  # fmt: skip
+        note = _combination_note(chosen, extras or {}, fusion, gain, stack_gain, svr_params)
+        return Shipped(
+            model,
+            ".pt",
+            cv,
+            lambda path: entry,
+            lambda path, figs: self._card(run, path, figs, cv, note, rebuild),
+            figures,
+        )
+
+    def _card(
+        self,
+        run: Run,
+        model_path: Path,
+        figures: list[tuple[Path, str]],
+        cv: dict[str, Any],
+        note: str,
+        rebuild: str,
+    ) -> Any:
+        from facecore.training.card import CardTable, ModelCard, package_versions
+        from facecore.training.tops import INT8_CARD_NOTE
+
+        spec, data, recipes, top = self.spec, run.data, self.recipes(), self.top
+        fusion = "geometric" in run.chosen
+        cols = ["pc", "mae", "rmse", "chebyshev", "clark", "canberra", "kl", "cosine"]
+        cols.append("intersection")
+        rows_table = [
+            [name, *[("" if m.get(c) is None else m[c]) for c in cols]]
+            for name, m in cv["learners"].items()
+        ]
+        per_group = cv["per_group"]
+        return ModelCard(
+            name=model_path.stem,
+            summary=(
+                f"Attractiveness on {spec.title}'s rating scale "
+                f"({spec.bins[0]:g}-{spec.bins[-1]:g}) as a distribution over its rating "
+                "values; the value is the expectation"
+                + (" fused with geometric features" if fusion else "")
+                + ". It says how the raters of this dataset would rate a face, nothing more."
+            ),
+            licence=spec.licence,
+            model=[
+                f"{_describe_all(recipes).capitalize()} of dlib's face ResNet over the trunk's "
+                "shared maps, softmax over the rating values, KL loss on rating distributions "
+                "(Fan et al., IEEE TMM 2018)"
+                + (
+                    "; the distribution is the average of the tops' softmax outputs."
+                    if len(recipes) > 1
+                    else "."
+                ),
+                f"Targets: {data.extra['rule']}.",
+                f"Recipe: {top.epochs} epochs, batch {top.batch_size}, one-cycle AdamW (peak "
+                f"lr {top.lr}), exact flip augmentation.",
+                note,
+                f"File: `{model_path.name}` (float16 weights, "
+                f"{model_path.stat().st_size / 1e6:.1f} MB)"
+                + (f"; {INT8_CARD_NOTE}" if self.int8 else "."),
+            ],
+            training_data=(
+                f"{spec.title} in `../shared/data` ({data.n_photos} photos).\nDataset sha256 "
+                f"`{data.data_hash}`. {len(data.y)} with a face and a target. Part of the set "
+                "is held back by the data's owners for an independent evaluation."
+            ),
+            evaluation=(
+                cv["protocol"] + ". PC, MAE and RMSE compare the predicted value with the "
+                "published mean score; the six LDL measures compare the predicted distribution "
+                "with the target distribution. The learners on trunk features are standardised "
+                "per training fold."
+            ),
+            tables=[
+                CardTable(
+                    "Learners in the same folds", ["learner", "PC", "MAE", "RMSE", *cols[3:]],
+                    rows_table,
+                ),
+                CardTable(
+                    f"Shipped learner ({run.chosen}) per group",
+                    ["group", "n", "PC", "MAE", "RMSE"],
+                    [[g, m["n"], m["pc"], m["mae"], m["rmse"]] for g, m in per_group.items()],
+                ),
+            ],
+            figures=figures,
+            evaluation_notes=(
+                f"Training on this project's 2-core CPU: the top's {self.folds} CV folds "
+                f"{run.seconds['top-ldl'] / 60:.1f} min in all, the shipped model "
+                f"{run.seconds['final_fit'] / 60:.1f} min (chips and maps cached once)."
+            ),
+            limitations=[
+                "A rating is a judgement of the dataset's raters about its photos: it is not a "
+                "property of the person, and it does not transfer to other populations or "
+                "photo styles without a drop in agreement.",
+                "Never use it to make decisions about people.",
+            ],
+            rebuild=rebuild,
+            rebuild_note="Deterministic on the CPU for a given seed; interrupted runs resume.",
+            packages=package_versions(),
+        )  # fmt: skip
 
 
 def _distributions_png(
@@ -266,472 +686,8 @@ def _distributions_png(
     return path
 
 
-@dataclass
-class LdlTrainResult:
-    cv: dict[str, Any]
-    model_path: Path
-    card_path: Path
-
-
-def main(
-    dataset: str,
-    data_root: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
-    config: LdlTrainConfig | None = None,
-    *,
-    device: str = "cpu",
-) -> LdlTrainResult:
-    """Cross-validate every learner on ``dataset``, train the shipped model, write artefacts."""
-    from sklearn.linear_model import BayesianRidge
-    from sklearn.preprocessing import StandardScaler
-
-    from facecore.datasets import dataset_hash
-    from facecore.heads.distribution import TopDistributionModel
-    from facecore.ldl import MaxEntLDL, StructuredLDL
-    from facecore.ldl.distributions import move_distributions
-    from facecore.ldl.stack import RbfSvr, crossfit_stack, fit_top_stack
-    from facecore.metrics import ldl_metrics, regression_metrics
-    from facecore.model_store import write_manifest_entry
-    from facecore.nn.dlib_resnet import for_inference
-    from facecore.training.card import CardTable, ModelCard, package_versions, write_card
-    from facecore.training.chips import extract_dataset_chips
-    from facecore.training.folds import kfold_splits
-    from facecore.training.tops import (
-        INT8_CARD_NOTE,
-        calibration_maps,
-        cross_validated_distributions,
-        dataset_maps,
-        int8_cross_validated,
-        top_manifest_entry,
-        train_top,
-        trunk_features,
-        write_cv_document,
-    )
-
-    spec = DATASETS[dataset]
-    cfg = config or LdlTrainConfig()
-    out = Path(out or spec.default_out)
-    work = Path(cfg.work_dir)
-    recipe = cfg.recipe
-    bins = np.asarray(spec.bins)
-    t_all = time.perf_counter()
-
-    ds = _loader(dataset)(data_root)
-    chips = extract_dataset_chips(ds, cache_dir=work / "chips")
-    d_all, target_rule, sigma = _targets(spec, ds, data_root)
-    rows = np.flatnonzero(chips.has_face & np.isfinite(d_all).all(axis=1))
-    n = len(rows)
-    logger.info("%s: %d photos, %d with a face and a target", spec.title, len(ds), n)
-    y = np.asarray(ds.targets)[rows]
-    D = d_all[rows].astype(np.float32)
-    groups = np.asarray(ds.groups)[rows]
-    recipes = cfg.recipes(spec)
-    node_maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for r in recipes:
-        if r.input_node not in node_maps:
-            maps_all, flipped_all = dataset_maps(chips, r.input_node, work / "maps")
-            node_maps[r.input_node] = (np.asarray(maps_all)[rows], np.asarray(flipped_all)[rows])
-    maps, flipped = node_maps[recipe.input_node]
-
-    feats = trunk_features(chips, rows, work)
-    geo = _geometric(chips.landmarks[rows])
-    folds = kfold_splits(n, cfg.folds, cfg.seed)
-    seconds: dict[str, float] = {}
-
-    preds: dict[str, np.ndarray] = {}
-    dists: dict[str, np.ndarray | None] = {}
-    avg = np.empty_like(D, dtype=np.float64)
-    for tr, te in folds:
-        avg[te] = D[tr].mean(0)
-    preds["average"], dists["average"] = avg @ bins, avg
-
-    def feature_cv(make: Any, scalar: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
-        p = np.empty(n)
-        dist = None if scalar else np.empty_like(D, dtype=np.float64)
-        t0 = time.perf_counter()
-        for tr, te in folds:
-            sc = StandardScaler().fit(feats[tr])
-            m = make()
-            if scalar:
-                m.fit(sc.transform(feats[tr]), y[tr])
-                p[te] = m.predict(sc.transform(feats[te]))
-            else:
-                m.fit(sc.transform(feats[tr]), D[tr])
-                dist[te] = m.predict_distribution(sc.transform(feats[te]))
-                p[te] = dist[te] @ bins
-        return p, dist, time.perf_counter() - t0
-
-    preds["bayes-ridge"], dists["bayes-ridge"], seconds["bayes-ridge"] = feature_cv(
-        BayesianRidge, True
-    )
-    preds["maxent"], dists["maxent"], seconds["maxent"] = feature_cv(
-        lambda: MaxEntLDL(alpha=0.1, bins=spec.bins, random_state=0), False
-    )
-    preds["sldl"], dists["sldl"], seconds["sldl"] = feature_cv(
-        lambda: StructuredLDL(alpha=0.3, decode="mean", bins=spec.bins, random_state=0), False
-    )
-
-    # Every top of the ensemble (one, unless members are set) in the same folds; what is
-    # served: each fold's tops in int8 (ranges from its own training photos), unless the config
-    # says float32; the float rows stay in the table to show what int8 costs.
-    fold_dirs = [
-        cv_fold_dir(dataset, dataclasses.replace(cfg, recipe=r), target_rule) for r in recipes
-    ]
-    raws, int8s = [], []
-    seconds["top-ldl"] = seconds["int8_cv"] = 0.0
-    for r, fdir in zip(recipes, fold_dirs, strict=True):
-        r_maps, r_flipped = node_maps[r.input_node]
-        p, fold_seconds = cross_validated_distributions(
-            r_maps, D, folds, r, maps_flipped=r_flipped, work_dir=fdir, device=device, bins=bins
-        )
-        raws.append(p)
-        seconds["top-ldl"] += float(np.sum(fold_seconds))
-        if cfg.int8:
-            t0 = time.perf_counter()
-            int8s.append(
-                int8_cross_validated(r_maps, folds, r, len(bins), work_dir=fdir, seed=cfg.seed)
-            )
-            seconds["int8_cv"] += time.perf_counter() - t0
-    if len(recipes) > 1:  # each top alone, as served, beside the ensemble
-        for r, p in zip(recipes, int8s or raws, strict=True):
-            name = f"one top: {_describe(r)}" + (", int8" if int8s else "")
-            preds[name], dists[name] = p @ bins, p.astype(np.float64)
-    raw = np.mean(raws, axis=0)
-    variants = {"": raw}
-    suffix = ""
-    if cfg.int8:
-        variants[", int8"] = np.mean(int8s, axis=0)
-        suffix = ", int8"
-    for tag, probs in variants.items():
-        d = probs @ bins
-        preds[f"top-ldl{tag}"], dists[f"top-ldl{tag}"] = d, probs.astype(np.float64)
-        fused = np.empty(n)
-        for tr, te in folds:
-            fused[te] = apply_fusion(fuse_geometric(d[tr], geo[tr], y[tr]), d[te], geo[te])
-        fused = np.clip(fused, bins[0], bins[-1])
-        preds[f"top-ldl + geometric{tag}"] = fused
-        dists[f"top-ldl + geometric{tag}"] = move_distributions(
-            probs.astype(np.float64), bins, fused
-        )
-    deep = preds[f"top-ldl{suffix}"]
-    # An RBF SVR on the frozen trunk features, and the served top stacked with it
-    # (facecore.ldl.stack): each fold's weights fitted on the other folds' predictions only.
-    svr_pred, seconds["svr-frozen"], svr_folds = _svr_oof(feats, y, folds, cfg.seed)
-    preds["svr-frozen"], dists["svr-frozen"] = svr_pred, None
-    stack_name = f"top-ldl + svr stack{suffix}"
-    served = variants[suffix]
-    preds[stack_name], dists[stack_name], _ = crossfit_stack(
-        served, svr_pred, y, folds, bins, temper_for_coverage=False
-    )
-
-    table: dict[str, dict[str, float]] = {}
-    for name, p in preds.items():
-        m = regression_metrics(y, p)
-        if name == "average":
-            m["pc"] = float("nan")  # constant within a fold
-        dist = dists[name]
-        if dist is not None:
-            m |= ldl_metrics(D, dist)
-        table[name] = {k: (None if v != v else round(float(v), 4)) for k, v in m.items()}
-        logger.info("%s: %s", name, table[name])
-
-    base_pc = table[f"top-ldl{suffix}"]["pc"]
-    gain = table[f"top-ldl + geometric{suffix}"]["pc"] - base_pc
-    stack_gain = table[stack_name]["pc"] - base_pc
-    # The top alone, unless a combination raises the CV Pearson by FUSION_GAIN: then the larger.
-    shipped = f"top-ldl{suffix}"
-    if max(gain, stack_gain) >= FUSION_GAIN:
-        shipped = stack_name if stack_gain >= gain else f"top-ldl + geometric{suffix}"
-    per_group = {}
-    for g in sorted(set(groups.tolist())):
-        sel = groups == g
-        m = regression_metrics(y[sel], preds[shipped][sel])
-        per_group[g] = {k: round(float(v), 4) for k, v in m.items()} | {"n": int(sel.sum())}
-
-    tops = []
-    seconds["final_fit"] = 0.0
-    for r, fdir in zip(recipes, fold_dirs, strict=True):
-        r_maps, r_flipped = node_maps[r.input_node]
-        top, final = train_top(
-            r_maps,
-            D,
-            r,
-            maps_flipped=r_flipped,
-            checkpoint_dir=fdir / "ckpt-final",
-            device=device,
-            bins=bins,
-        )
-        tops.append(for_inference(top))
-        # Training time of the epochs (also when they were read back from a checkpoint).
-        seconds["final_fit"] += float(sum(h.seconds for h in final.history))
-    fusion = fuse_geometric(deep, geo, y) if "geometric" in shipped else None
-    extras: dict[str, Any] = {}
-    svr_params: dict[str, float] | None = None
-    if shipped == stack_name:
-        svr_params = select_svr(feats, y, cfg.seed)
-        svr = _svr_pipeline(**svr_params).fit(feats, y)
-        final_stack = fit_top_stack(served, svr_pred, y, bins, temper_for_coverage=False)
-        final_stack = dataclasses.replace(final_stack, svr=RbfSvr.from_pipeline(svr, False))
-        extras = {"stack": final_stack.to_doc()}
-        logger.info(
-            "stack: %s, %d support vectors", final_stack.to_doc(False), len(svr[-1].support_)
-        )
-    data_hash = dataset_hash(ds)
-    protocol = (
-        f"{cfg.folds}-fold KFold(shuffle=True, random_state={cfg.seed}) on the {n} photos with a "
-        f"face ({spec.title}, {len(ds)} photos); targets: {target_rule}"
-    )
-    cv_summary = {"protocol": protocol, **table[shipped]}
-    cv = {
-        "protocol": protocol,
-        "learners": table,
-        "shipped": shipped,
-        "fusion_gain_pc": round(gain, 4),
-        "stack_gain_pc": round(stack_gain, 4),
-        "stack": {k: v for k, v in extras["stack"].items() if k != "svr"} if extras else None,
-        "svr_settings": {
-            "grid": [list(g) for g in SVR_GRID],
-            "folds": svr_folds,
-            "shipped": svr_params,
-        },
-        "per_group": per_group,
-        "label_sigma": sigma,
-        "recipe": recipe.to_dict(),
-        "members": [r.to_dict() for r in recipes[1:]],
-        "seconds": {k: round(v, 1) for k, v in seconds.items()},
-    }
-    model = TopDistributionModel(
-        top=tops[0],
-        members=tuple(tops[1:]),
-        bins=spec.bins,
-        metadata={
-            "name": out.name,
-            "task": "attractiveness",
-            "dataset": spec.title,
-            "training_data": f"{spec.title} ({len(ds)} photos, {n} with a face)",
-            "dataset_sha256": data_hash,
-            "targets": target_rule,
-            "cv": cv_summary,
-            "licence": spec.licence,
-            "recipe": recipe.to_dict(),
-            "members": [r.to_dict() for r in recipes[1:]],
-            "fusion": fusion,
-        },
-        extras=extras,
-    )
-    if cfg.int8:
-        model = model.with_int8(
-            {node: calibration_maps(m, seed=cfg.seed) for node, (m, _) in node_maps.items()}
-        )
-    model_path = model.save(out.with_name(out.name + ".pt"))
-    figs = [
-        (
-            _scatter_png(
-                out.with_name(out.name + ".scatter.png"),
-                y,
-                preds[shipped],
-                groups,
-                f"{out.name}: out-of-fold predictions ({shipped})",
-            ),
-            "Out-of-fold predicted against rated score, per group.",
-        )
-    ]
-    order = np.argsort(y)
-    pick = order[np.linspace(0, n - 1, 5).round().astype(int)]
-    figs.append(
-        (
-            _distributions_png(
-                out.with_name(out.name + ".distributions.png"),
-                bins,
-                D[pick],
-                dists[shipped][pick],
-                [Path(ds.relative_paths[rows[i]]).name[:24] for i in pick],
-            ),
-            "Five faces across the range: target distribution against the out-of-fold prediction.",
-        )
-    )
-    figs = [(Path(f).resolve(), caption) for f, caption in figs]
-    write_cv_document(
-        out.with_name(out.name + ".cv.json"),
-        name=out.name,
-        dataset=spec.title,
-        dataset_sha256=data_hash,
-        n_photos=len(ds),
-        n_with_face=n,
-        folds=cfg.folds,
-        seed=cfg.seed,
-        table=table,
-        chosen=shipped,
-        model_path=model_path,
-        **cv,
-    )
-    entry = top_manifest_entry(
-        out.name,
-        model_path,
-        "attractiveness",
-        {
-            "name": "attractiveness",
-            "kind": "distribution",
-            "scale": [spec.scale[0], spec.scale[1]],
-            "bins": list(spec.bins),
-        },
-        inputs=(
-            "Face with "
-            + " and ".join(f"features['trunk.{node}']" for node in node_maps)
-            + " (the trunk's shared maps of dlib's 150x150 chip)"
-            + (" and the 68 landmarks (geometric features)" if fusion else "")
-            + f"; output: a distribution over {spec.title}'s rating values "
-            f"{spec.bins[0]:g}..{spec.bins[-1]:g} and its expectation"
-        ),
-        source=(
-            "facecore.attractiveness.ldl_train (scripts/train_attractiveness_ldl.py): "
-            f"{_describe_all(recipes)} of dlib's face ResNet with KL loss on "
-            "rating distributions (Fan et al., IEEE TMM 2018)"
-            + ("; fused with geometric features by ridge regression" if fusion else "")
-        ),
-        training_data=(
-            f"{spec.title}, {len(ds)} photos of shared/data (dataset sha256 {data_hash}), "
-            f"{n} with a face"
-        ),
-        licence=spec.licence,
-        metrics={"cv": cv_summary, "per_group": per_group},
-        card=out.name + ".md",
-        rebuild=spec.rebuild,
-    )
-    write_manifest_entry(entry, out.parent)
-
-    cols = ["pc", "mae", "rmse", "chebyshev", "clark", "canberra", "kl", "cosine", "intersection"]
-    heads = ["PC", "MAE", "RMSE", *cols[3:]]
-    rows_table = [
-        [name, *[("" if m.get(c) is None else m[c]) for c in cols]] for name, m in table.items()
-    ]
-    card = ModelCard(
-        name=out.name,
-        summary=(
-            f"Attractiveness on {spec.title}'s rating scale ({spec.bins[0]:g}-{spec.bins[-1]:g}) "
-            "as a distribution over its rating values; the value is the expectation"
-            + (" fused with geometric features" if fusion else "")
-            + ". It says how the raters of this dataset would rate a face, nothing more."
-        ),
-        licence=spec.licence,
-        model=[
-            f"{_describe_all(recipes).capitalize()} of dlib's face ResNet over the trunk's "
-            "shared maps, softmax over the rating values, KL loss on rating distributions "
-            "(Fan et al., IEEE TMM 2018)"
-            + (
-                "; the distribution is the average of the tops' softmax outputs."
-                if len(recipes) > 1
-                else "."
-            ),
-            f"Targets: {target_rule}.",
-            f"Recipe: {recipe.epochs} epochs, batch {recipe.batch_size}, one-cycle AdamW (peak "
-            f"lr {recipe.lr}), exact flip augmentation.",
-            _combination_note(shipped, stack_name, extras, fusion, gain, stack_gain, svr_params),
-            f"File: `{model_path.name}` (float16 weights, "
-            f"{model_path.stat().st_size / 1e6:.1f} MB)"
-            + (f"; {INT8_CARD_NOTE}" if cfg.int8 else "."),
-        ],
-        training_data=(
-            f"{spec.title} in `../shared/data` ({len(ds)} photos).\nDataset sha256 "
-            f"`{data_hash}`. {n} with a face and a target. Part of the set is held back by the "
-            "data's owners for an independent evaluation."
-        ),
-        evaluation=(
-            protocol + ". PC, MAE and RMSE compare the predicted value with the published mean "
-            "score; the six LDL measures compare the predicted distribution with the target "
-            "distribution. The learners on trunk features are standardised per training fold."
-        ),
-        tables=[
-            CardTable("Learners in the same folds", ["learner", *heads], rows_table),
-            CardTable(
-                f"Shipped learner ({shipped}) per group",
-                ["group", "n", "PC", "MAE", "RMSE"],
-                [[g, m["n"], m["pc"], m["mae"], m["rmse"]] for g, m in per_group.items()],
-            ),
-        ],
-        figures=figs,
-        evaluation_notes=(
-            f"Training on this project's 2-core CPU: the top's {cfg.folds} CV folds "
-            f"{seconds['top-ldl'] / 60:.1f} min in all, the shipped model "
-            f"{seconds['final_fit'] / 60:.1f} min (chips and maps cached once)."
-        ),
-        limitations=[
-            "A rating is a judgement of the dataset's raters about its photos: it is not a "
-            "property of the person, and it does not transfer to other populations or photo "
-            "styles without a drop in agreement.",
-            "Never use it to make decisions about people.",
-        ],
-        rebuild=spec.rebuild
-        if out.as_posix() == spec.default_out
-        else spec.rebuild.replace(spec.default_out, out.as_posix()),
-        rebuild_note="Deterministic on the CPU for a given seed; interrupted runs resume.",
-        packages=package_versions(),
-    )
-    card_path = write_card(card, out.with_name(out.name + ".md"))
-    cv["seconds"]["total"] = round(time.perf_counter() - t_all, 1)
-    return LdlTrainResult(cv=cv, model_path=model_path, card_path=card_path)
-
-
-#: The frozen-feature SVR's epsilon (on the rating itself; standardised features).
-SVR_EPSILON = 0.05
-#: (C, gamma x D) pairs the SVR's settings are chosen from, by an inner 3-fold CV inside each
-#: training set (D: the number of features; gamma 1/D is scikit-learn's "scale" on
-#: standardised features). gamma 0.5/D won every inner CV of a wider grid (C 1, 2, 4 x gamma
-#: 0.5/D, 1/D) on SCUT-FBP5500; the grid keeps only it, to keep the fits few.
-SVR_GRID = tuple((c, 0.5) for c in (1.0, 2.0, 4.0))
-SVR_INNER_FOLDS = 3
-
-
-def _svr_pipeline(C: float = 1.0, gamma: Any = "scale") -> Any:
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVR
-
-    return make_pipeline(StandardScaler(), SVR(C=C, epsilon=SVR_EPSILON, gamma=gamma))
-
-
-def select_svr(
-    feats: np.ndarray, y: np.ndarray, seed: int = 0, grid: Any = SVR_GRID
-) -> dict[str, float]:
-    """The ``(C, gamma)`` of :data:`SVR_GRID` with the lowest mean absolute error in a seeded
-    inner :data:`SVR_INNER_FOLDS`-fold CV on ``(feats, y)`` (a training set only)."""
-    from joblib import Parallel, delayed
-
-    from facecore.training.folds import kfold_splits
-
-    inner = kfold_splits(len(y), SVR_INNER_FOLDS, seed)
-    d = feats.shape[1]
-
-    def mae(c: float, g: float) -> float:
-        err = 0.0
-        for tr, te in inner:
-            p = _svr_pipeline(c, g / d).fit(feats[tr], y[tr]).predict(feats[te])
-            err += float(np.abs(p - y[te]).sum())
-        return err / len(y)
-
-    scores = Parallel(n_jobs=2)(delayed(mae)(c, g) for c, g in grid)
-    c, g = grid[int(np.argmin(scores))]
-    return {"C": float(c), "gamma": float(g) / d}
-
-
-def _svr_oof(
-    feats: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], seed: int = 0
-) -> tuple[np.ndarray, float, list[dict[str, float]]]:
-    """Out-of-fold ratings of the RBF SVR on frozen trunk features (each fold's settings chosen
-    inside its training set, :func:`select_svr`), the time, and each fold's settings."""
-    pred = np.empty(len(y))
-    chosen = []
-    t0 = time.perf_counter()
-    for tr, te in folds:
-        params = select_svr(feats[tr], y[tr], seed)
-        chosen.append(params)
-        pred[te] = _svr_pipeline(**params).fit(feats[tr], y[tr]).predict(feats[te])
-    return pred, time.perf_counter() - t0, chosen
-
-
 def _combination_note(
     shipped: str,
-    stack_name: str,
     extras: dict[str, Any],
     fusion: Any,
     gain: float,
@@ -739,7 +695,7 @@ def _combination_note(
     svr: dict[str, float] | None = None,
 ) -> str:
     """The card's sentence on what the served value combines."""
-    if shipped == stack_name:
+    if "stack" in shipped:
         st = extras["stack"]
         svr = svr or {"C": float("nan"), "gamma": float("nan")}
         return (
@@ -775,16 +731,3 @@ def _describe_all(recipes: tuple[TopRecipe, ...]) -> str:
     return f"ensemble of {len(recipes)} fine-tuned tops, " + " and ".join(
         _describe(r) for r in recipes
     )
-
-
-def cv_fold_dir(dataset: str, cfg: LdlTrainConfig, target_rule: str) -> Path:
-    """Where the cross-validation of the top on ``dataset`` keeps its folds and checkpoints."""
-    tag = _tag(cfg.recipe, target_rule)
-    return Path(cfg.work_dir) / f"{dataset}-cv-{cfg.folds}f-s{cfg.seed}-{tag}"
-
-
-def _tag(recipe: TopRecipe, target_rule: str) -> str:
-    import hashlib
-
-    doc = json.dumps({"recipe": recipe.to_dict(), "targets": target_rule}, sort_keys=True)
-    return hashlib.sha256(doc.encode()).hexdigest()[:8]

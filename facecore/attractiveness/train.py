@@ -40,7 +40,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +53,10 @@ from facecore.attractiveness.face_features import (
     Layout,
 )
 from facecore.metrics import regression_metrics
-from facecore.training.card import ModelCard, markdown_table, package_versions, write_card
+from facecore.training.card import ModelCard, markdown_table, package_versions
 from facecore.training.folds import kfold_splits
+from facecore.training.publish import Shipped
+from facecore.training.runner import Data, Recipe, Run
 
 if TYPE_CHECKING:
     from facecore.attractiveness.model import AttractivenessModel
@@ -64,8 +66,8 @@ __all__ = [
     "REBUILD",
     "TABLE_HEADER",
     "DatasetFeatures",
+    "ClassicalRecipe",
     "TableRow",
-    "TrainResult",
     "TrainingData",
     "choose_fusion",
     "cross_validate",
@@ -74,7 +76,6 @@ __all__ = [
     "format_table",
     "group_metrics",
     "load_training_data",
-    "main",
     "model_card",
     "regression_metrics",
     "serving_time_ms",
@@ -363,26 +364,6 @@ def serving_time_ms(
 
 # -- the protocol -----------------------------------------------------------------------------
 @dataclass
-class TrainResult:
-    """What :func:`main` produced."""
-
-    rows: list[TableRow]
-    chosen: TableRow
-    groups: dict[str, dict[str, float]]
-    n_photos: int
-    n_no_face: int
-    model_path: Path
-    card_path: Path
-    cv_path: Path
-    manifest_path: Path
-    timings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def table(self) -> str:
-        return format_table(self.rows, self.chosen.name)
-
-
-@dataclass
 class TrainingData:
     """The photos with a face, their targets and feature blocks (step 1 of :func:`main`).
 
@@ -622,8 +603,6 @@ def _round_groups(per_group: dict[str, dict[str, float]]) -> dict[str, dict[str,
 
 
 def _manifest_entry(
-    name: str,
-    model_path: Path,
     model: AttractivenessModel,
     data: TrainingData,
     chosen: TableRow,
@@ -631,14 +610,10 @@ def _manifest_entry(
     per_group: dict[str, dict[str, float]],
 ) -> dict[str, Any]:
     from facecore.attractiveness.model import SCORE_RANGE
-    from facecore.model_store import sha256_file
 
     crop = data.extractor.crop_spec
     scale = [int(v) if float(v).is_integer() else float(v) for v in SCORE_RANGE]
     return {
-        "name": name,
-        "file": model_path.name,
-        "sha256": sha256_file(model_path),
         "kind": "attractiveness",
         "task": "attractiveness",
         "architecture": "score_fusion",
@@ -664,210 +639,196 @@ def _manifest_entry(
         ),
         "licence": LICENCE,
         "metrics": {"cv": cv_summary, "per_group": _round_groups(per_group)},
-        "card": name + ".md",
+        "card": model.metadata["name"] + ".md",
         "rebuild": REBUILD,
     }
 
 
-def main(
-    data_dir: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    folds: int = 5,
-    seed: int = 0,
-    cache_dir: str | os.PathLike[str] | None = ".cache/features",
-    inner_folds: int = 5,
-    n_jobs: int | None = 2,
-    rf_trees: int = 300,
-    limit: int | None = None,
-    progress: bool = False,
-    serving_repeats: int = 20,
-    report: Callable[[str], None] | None = None,
-) -> TrainResult:
-    """Extract features, cross-validate every model, fit the chosen fusion and ship it.
+@dataclass(frozen=True)
+class ClassicalRecipe(Recipe):
+    """The classical SCUT-FBP5500 model's recipe (run by :func:`facecore.training.runner.train`).
 
-    Parameters
+    Attributes
     ----------
-    data_dir : path-like
-        Folder holding ``scut-fbp5500/`` (or that folder itself).
-    out : path-like
-        Output stem, e.g. ``models/attractiveness_scut_classical``: writes ``<out>.joblib``,
-        ``<out>.md``, ``<out>.cv.json`` and the entry named ``basename(out)`` in
-        ``<out's folder>/manifest.json``.
-    folds : int, default 5
-        Outer cross-validation folds (shuffled ``KFold`` seeded by ``seed``).
-    seed : int, default 0
-        Seeds the folds, the inner folds, PCANet, PCA and the forests.
+    folds, seed : int
+        Outer cross-validation (shuffled ``KFold`` seeded by ``seed``; the seed also seeds the
+        inner folds, PCANet, PCA and the forests).
     cache_dir : path-like or None, default ".cache/features"
         Feature cache folder (None: no cache).
-    inner_folds : int, default 5
+    inner_folds : int
         Inner folds of the fusion weights.
-    n_jobs : int or None, default 2
+    n_jobs : int or None
         Parallel cross-validation tasks.
-    rf_trees : int, default 300
+    rf_trees : int
         Trees of the random forests.
     limit : int, optional
         Use only this many photos (a seeded random subset; for quick checks).
     progress : bool
         Progress bar during extraction.
-    serving_repeats : int, default 20
+    serving_repeats : int
         Time this many end-to-end scorings of one photo with the written model (0: skip).
     report : callable, optional
         Called with the finished table (text); e.g. ``print``. The table is always logged.
-
-    Returns
-    -------
-    TrainResult
     """
-    t_start = time.perf_counter()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    data = load_training_data(
-        data_dir, limit=limit, seed=seed, cache_dir=cache_dir, progress=progress
-    )
-    cv_folds = kfold_splits(len(data.y), folds, seed)
-    t_cv = time.perf_counter()
-    table, fusion_pred = cross_validate(
-        data, cv_folds, seed=seed, inner_folds=inner_folds, n_jobs=n_jobs, rf_trees=rf_trees
-    )
-    chosen = choose_fusion(table)
-    per_group = group_metrics(data.y, fusion_pred[chosen.members], data.groups)
-    t_fit = time.perf_counter()
-    logger.info(
-        "chosen: %s (PC %.4f); fitting it on %d photos", chosen.name, chosen.pc, len(data.y)
-    )
-    model = fit_final(data, chosen, seed=seed, inner_folds=inner_folds, n_jobs=n_jobs)
-    t_done = time.perf_counter()
-    timings: dict[str, Any] = {
-        "feature_extraction_s": round(data.features.seconds, 1),
-        "features_from_cache": data.features.from_cache,
-        "cross_validation_s": round(t_fit - t_cv, 1),
-        "final_fit_s": round(t_done - t_fit, 1),
-        "total_s": round(t_done - t_start, 1),
-    }
-    result = _write_artefacts(
-        out,
-        data,
-        model,
-        table,
-        chosen,
-        per_group,
-        timings,
-        folds=folds,
-        inner_folds=inner_folds,
-        seed=seed,
-        serving_repeats=serving_repeats,
-    )
-    if report is None:
-        logger.info("cross-validation table:\n%s", result.table)
-    else:
-        report(result.table)
-    return result
 
+    name: str = "attractiveness_scut_classical"
+    folds: int = 5
+    seed: int = 0
+    cache_dir: str | os.PathLike[str] | None = ".cache/features"
+    inner_folds: int = 5
+    n_jobs: int | None = 2
+    rf_trees: int = 300
+    limit: int | None = None
+    progress: bool = False
+    serving_repeats: int = 20
+    report: Callable[[str], None] | None = None
+    #: Its cv.json is its own (the table's rows carry kind, members and learner).
+    cv_header: bool = False
 
-def _write_artefacts(
-    out: Path,
-    data: TrainingData,
-    model: AttractivenessModel,
-    table: list[TableRow],
-    chosen: TableRow,
-    per_group: dict[str, dict[str, float]],
-    timings: dict[str, Any],
-    *,
-    folds: int,
-    inner_folds: int,
-    seed: int,
-    serving_repeats: int,
-) -> TrainResult:
-    """Write ``<out>.joblib``, the manifest entry, ``<out>.cv.json`` and ``<out>.md``."""
-    from facecore.model_store import write_manifest_entry
-
-    versions = package_versions()
-    cv_summary = {
-        "protocol": f"{folds}-fold KFold(shuffle=True, random_state={seed}) on the {len(data.y)} "
-        f"photos with a face; fusion weights from {inner_folds} inner folds (nested)",
-        "pc": round(chosen.pc, 4),
-        "mae": round(chosen.mae, 4),
-        "rmse": round(chosen.rmse, 4),
-    }
-    model.metadata = {
-        "name": out.name,
-        "members": list(chosen.members),
-        "training_data": f"SCUT-FBP5500 ({len(data.dataset)} photos, {len(data.y)} with a face)",
-        "dataset_sha256": data.data_hash,
-        "seed": seed,
-        "cv": cv_summary,
-        "licence": LICENCE,
-        "packages": versions,
-    }
-    model_path = out.with_name(out.name + ".joblib")
-    model.save(model_path)
-    size_mb = model_path.stat().st_size / 1e6
-    logger.info("model written to %s (%.1f MB)", model_path, size_mb)
-
-    entry = _manifest_entry(out.name, model_path, model, data, chosen, cv_summary, per_group)
-    manifest_path = write_manifest_entry(entry, out.parent)
-
-    # Serving time of the shipped file through the model store, as the analyzer stage runs it.
-    if serving_repeats > 0:
-        timings |= serving_time_ms(
-            data.dataset.paths[int(data.rows[0])], out.name, out.parent, repeats=serving_repeats
+    def load(self, data_root: str | os.PathLike[str]) -> Data:
+        """SCUT-FBP5500 and its feature blocks (:func:`load_training_data`)."""
+        t0 = time.perf_counter()
+        data = load_training_data(
+            data_root,
+            limit=self.limit,
+            seed=self.seed,
+            cache_dir=self.cache_dir,
+            progress=self.progress,
+        )
+        return Data(
+            y=data.y,
+            features={},
+            groups={"group": data.groups},
+            title="SCUT-FBP5500",
+            n_photos=len(data.dataset),
+            data_hash=data.data_hash,
+            extra={"training": data, "t0": t0},
         )
 
-    cv_path = out.with_name(out.name + ".cv.json")
-    cv_doc = {
-        "name": out.name,
-        "dataset": "SCUT-FBP5500",
-        "dataset_sha256": data.data_hash,
-        "n_photos": len(data.dataset),
-        "n_with_face": int(len(data.y)),
-        "n_no_face": data.n_no_face,
-        "folds": folds,
-        "inner_folds": inner_folds,
-        "seed": seed,
-        "feature_version": data.extractor.version,
-        "rows": [r.to_dict() for r in table],
-        "chosen": chosen.name,
-        "chosen_rule": "highest PC among fusions of >= 2 members (ties: lower MAE, fewer members)",
-        "per_group": _round_groups(per_group),
-        "timings": timings,
-        "model_file_mb": round(size_mb, 2),
-        "packages": versions,
-    }
-    cv_path.write_text(json.dumps(cv_doc, indent=2) + "\n", encoding="utf-8")
+    def evaluate(self, data: Data, *, device: str = "cpu") -> Run:
+        """The table (:func:`cross_validate`) and the chosen fusion (:func:`choose_fusion`)."""
+        run = Run(self, data, kfold_splits(len(data.y), self.folds, self.seed), device)
+        t0 = time.perf_counter()
+        rows, fusion_pred = cross_validate(
+            data.extra["training"],
+            run.folds,
+            seed=self.seed,
+            inner_folds=self.inner_folds,
+            n_jobs=self.n_jobs,
+            rf_trees=self.rf_trees,
+        )
+        run.seconds["cross_validation"] = time.perf_counter() - t0
+        chosen = choose_fusion(rows)
+        data.extra |= {"rows": rows, "chosen": chosen, "fusion_pred": fusion_pred}
+        run.table = {f"{r.name} / {r.learner}": r.to_dict() for r in rows}
+        run.chosen = f"{chosen.name} / {chosen.learner}"
+        table = format_table(rows, chosen.name)
+        if self.report is None:
+            logger.info("cross-validation table:\n%s", table)
+        else:
+            self.report(table)
+        return run
 
-    card = model_card(
-        out.name,
-        n_photos=len(data.dataset),
-        n_used=len(data.y),
-        n_no_face=data.n_no_face,
-        data_hash=data.data_hash,
-        table=table,
-        chosen=chosen,
-        per_group=per_group,
-        regressor=model.regressor,
-        blocks=model.blocks,
-        extractor=data.extractor,
-        timings=timings,
-        size_mb=size_mb,
-        versions=versions,
-        folds=folds,
-        inner_folds=inner_folds,
-        seed=seed,
-    )
-    card_path = write_card(card, out.with_name(out.name + ".md"))
-    return TrainResult(
-        rows=table,
-        chosen=chosen,
-        groups=per_group,
-        n_photos=len(data.dataset),
-        n_no_face=data.n_no_face,
-        model_path=model_path,
-        card_path=card_path,
-        cv_path=cv_path,
-        manifest_path=manifest_path,
-        timings=timings,
-    )
+    def ship(self, run: Run, out: Path) -> Shipped:
+        """The chosen fusion fitted on every photo with a face, and its documents."""
+        data = run.data.extra["training"]
+        rows, chosen = run.data.extra["rows"], run.data.extra["chosen"]
+        per_group = group_metrics(
+            data.y, run.data.extra["fusion_pred"][chosen.members], data.groups
+        )
+        logger.info(
+            "chosen: %s (PC %.4f); fitting it on %d photos", chosen.name, chosen.pc, len(data.y)
+        )
+        t_fit = time.perf_counter()
+        model = fit_final(
+            data, chosen, seed=self.seed, inner_folds=self.inner_folds, n_jobs=self.n_jobs
+        )
+        t_done = time.perf_counter()
+        timings: dict[str, Any] = {
+            "feature_extraction_s": round(data.features.seconds, 1),
+            "features_from_cache": data.features.from_cache,
+            "cross_validation_s": round(run.seconds["cross_validation"], 1),
+            "final_fit_s": round(t_done - t_fit, 1),
+            "total_s": round(t_done - run.data.extra["t0"], 1),
+        }
+        versions = package_versions()
+        cv_summary = {
+            "protocol": f"{self.folds}-fold KFold(shuffle=True, random_state={self.seed}) on the "
+            f"{len(data.y)} photos with a face; fusion weights from {self.inner_folds} inner "
+            "folds (nested)",
+            "pc": round(chosen.pc, 4),
+            "mae": round(chosen.mae, 4),
+            "rmse": round(chosen.rmse, 4),
+        }
+        model.metadata = {
+            "name": out.name,
+            "members": list(chosen.members),
+            "training_data": f"SCUT-FBP5500 ({len(data.dataset)} photos, {len(data.y)} with a "
+            "face)",
+            "dataset_sha256": data.data_hash,
+            "seed": self.seed,
+            "cv": cv_summary,
+            "licence": LICENCE,
+            "packages": versions,
+        }
+
+        def cv_doc(model_path: Path) -> dict[str, Any]:
+            # Serving time of the written file through the model store, as the stage runs it.
+            if self.serving_repeats > 0:
+                first = data.dataset.paths[int(data.rows[0])]
+                timings.update(
+                    serving_time_ms(first, out.name, out.parent, repeats=self.serving_repeats)
+                )
+            return {
+                "name": out.name,
+                "dataset": "SCUT-FBP5500",
+                "dataset_sha256": data.data_hash,
+                "n_photos": len(data.dataset),
+                "n_with_face": int(len(data.y)),
+                "n_no_face": data.n_no_face,
+                "folds": self.folds,
+                "inner_folds": self.inner_folds,
+                "seed": self.seed,
+                "feature_version": data.extractor.version,
+                "rows": [r.to_dict() for r in rows],
+                "chosen": chosen.name,
+                "chosen_rule": "highest PC among fusions of >= 2 members (ties: lower MAE, "
+                "fewer members)",
+                "per_group": _round_groups(per_group),
+                "timings": timings,
+                "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
+                "packages": versions,
+            }
+
+        def card(model_path: Path, figures: list[tuple[Path, str]]) -> ModelCard:
+            return model_card(
+                out.name,
+                n_photos=len(data.dataset),
+                n_used=len(data.y),
+                n_no_face=data.n_no_face,
+                data_hash=data.data_hash,
+                table=rows,
+                chosen=chosen,
+                per_group=per_group,
+                regressor=model.regressor,
+                blocks=model.blocks,
+                extractor=data.extractor,
+                timings=timings,
+                size_mb=model_path.stat().st_size / 1e6,
+                versions=versions,
+                folds=self.folds,
+                inner_folds=self.inner_folds,
+                seed=self.seed,
+            )
+
+        return Shipped(
+            model,
+            ".joblib",
+            cv_doc,
+            lambda path: _manifest_entry(model, data, chosen, cv_summary, per_group),
+            card,
+            indent=2,
+        )
 
 
 def model_card(

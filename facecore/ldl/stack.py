@@ -15,9 +15,9 @@ heads use it.
 * :class:`TopStack` - the stacking weights, the temperature and the SVR; :meth:`TopStack.apply`
   turns the top's distributions and the faces' trunk features into the served values and
   distributions; :meth:`TopStack.from_doc` reads it back from a model file's ``extras``.
-* :func:`fit_stack`, :func:`fit_top_stack`, :func:`crossfit_stack` - the fit on out-of-fold
-  predictions, and its cross-fitted evaluation (each fold's weights and temperature from the
-  other folds only).
+* :func:`fit_stack` - the LAD weights fitted on out-of-fold predictions (the trainers' estimator
+  around it, with the temperature for coverage and its cross-fitted evaluation, is
+  :class:`facecore.training.learners.SvrStack`).
 
 Stacked generalisation (D. H. Wolpert, *Stacked generalization*, Neural Networks 5(2), 1992),
 with an L1 loss.
@@ -33,7 +33,7 @@ import numpy as np
 
 from facecore.ldl.distributions import move_distributions, temper
 
-__all__ = ["RbfSvr", "TopStack", "crossfit_stack", "fit_stack", "fit_top_stack"]
+__all__ = ["TEMPERATURES", "RbfSvr", "TopStack", "fit_stack"]
 
 #: Temperatures tried for the interval (geometric grid, 1 = the top's own spread).
 TEMPERATURES = np.geomspace(1.0, 30.0, 60)
@@ -204,68 +204,3 @@ def fit_stack(
     X = np.column_stack([expectations, svr_pred])
     m = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(X, y)
     return (float(m.coef_[0]), float(m.coef_[1])), float(m.intercept_)
-
-
-def _inside(probs: np.ndarray, bins: np.ndarray, y: np.ndarray, mass: float = 0.9) -> np.ndarray:
-    """Whether ``y`` lies in each distribution's central ``mass`` interval (the bins of
-    :meth:`facecore.types.Prediction.interval`)."""
-    c = np.cumsum(probs, axis=1, dtype=np.float64)
-    c /= c[:, -1:]
-    lo = bins[np.argmax(c >= (1.0 - mass) / 2.0 - 1e-9, axis=1)]
-    hi = bins[np.argmax(c >= (1.0 + mass) / 2.0 - 1e-9, axis=1)]
-    return (y >= lo) & (y <= hi)
-
-
-def fit_temperature(
-    probs: np.ndarray, values: np.ndarray, bins: np.ndarray, y: np.ndarray, mass: float = 0.9
-) -> float:
-    """The temperature whose translated distributions' central ``mass`` intervals cover closest
-    to ``mass`` of ``y``."""
-    best = (np.inf, 1.0)
-    for t in TEMPERATURES:
-        shifted = move_distributions(temper(probs, float(t)), bins, values)
-        gap = abs(float(np.mean(_inside(shifted, bins, y, mass))) - mass)
-        if gap < best[0] - 1e-9:
-            best = (gap, float(t))
-    return best[1]
-
-
-def fit_top_stack(
-    probs: np.ndarray,
-    svr_pred: np.ndarray,
-    y: np.ndarray,
-    bins: np.ndarray,
-    *,
-    temper_for_coverage: bool = True,
-) -> TopStack:
-    """Weights (and, with ``temper_for_coverage``, the temperature giving 90% interval
-    coverage; else 1) from out-of-fold distributions and SVR predictions (no SVR inside)."""
-    b = np.asarray(bins, np.float64)
-    coef, intercept = fit_stack(np.asarray(probs, np.float64) @ b, svr_pred, y)
-    if not temper_for_coverage:
-        return TopStack(coef, intercept, 1.0)
-    values = TopStack(coef, intercept, 1.0).values(np.asarray(probs, np.float64) @ b, svr_pred, b)
-    return TopStack(coef, intercept, fit_temperature(probs, values, b, y))
-
-
-def crossfit_stack(
-    probs: np.ndarray,
-    svr_pred: np.ndarray,
-    y: np.ndarray,
-    folds: Sequence[tuple[np.ndarray, np.ndarray]],
-    bins: np.ndarray,
-    *,
-    temper_for_coverage: bool = True,
-) -> tuple[np.ndarray, np.ndarray, list[TopStack]]:
-    """Out-of-fold stacked values and distributions, each fold's stack fitted on the other
-    folds' out-of-fold predictions only; and each fold's stack."""
-    values = np.empty(len(y))
-    out = np.empty_like(probs, dtype=np.float64)
-    stacks = []
-    for tr, te in folds:
-        s = fit_top_stack(
-            probs[tr], svr_pred[tr], y[tr], bins, temper_for_coverage=temper_for_coverage
-        )
-        values[te], out[te] = s.apply(probs[te], bins, svr_pred=svr_pred[te])
-        stacks.append(s)
-    return values, out, stacks

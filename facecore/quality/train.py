@@ -20,8 +20,10 @@
    warning threshold (``warn_below``) is the lowest band edge above which every band with enough
    faces errs at most :data:`TOLERANCE` times as much as the clean photos do, for both tasks.
 
-Outputs: ``<out>.pt`` (:class:`facecore.quality.model.QualityModel`), its manifest entry,
-``<out>.cv.json`` and the card ``<out>.md``.
+:class:`QualityRecipe` declares it; :func:`facecore.training.runner.train` runs it and
+:func:`facecore.training.publish.publish` writes ``<out>.pt``
+(:class:`facecore.quality.model.QualityModel`), its manifest entry, ``<out>.cv.json`` and the
+card ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ import numpy as np
 
 from facecore.atomic import atomic_path
 from facecore.quality.distortions import LEVELS, N_LEVELS, distort, distortion_kinds
+from facecore.training.runner import Data, Recipe, Run
 
 __all__ = [
     "LICENCE",
     "REBUILD",
     "TOLERANCE",
-    "QualityTrainConfig",
+    "GroupBatches",
+    "QualityRecipe",
     "choose_threshold",
     "make_versions",
     "ranking_table",
@@ -70,52 +74,6 @@ SAME_PERSON = 0.6
 KINDS = distortion_kinds()
 N_VERSIONS = 1 + len(KINDS) * N_LEVELS
 BAND_EDGES = np.round(np.arange(0.0, 1.01, 0.1), 2)
-
-
-@dataclass(frozen=True)
-class QualityTrainConfig:
-    """Settings of :func:`main`.
-
-    Attributes
-    ----------
-    n_train, n_calib, n_eval : int
-        Photos per dataset in each set.
-    steps : int
-        Optimiser steps per candidate network.
-    groups : int
-        (photo, kind) groups per step (each with its 1 + N_LEVELS versions).
-    lr, weight_decay, margin : float
-    architectures : tuple of str
-        Candidates (keys of :data:`facecore.quality.network.ARCHITECTURES`).
-    seed : int
-    work_dir : Path
-    chip_dirs : dict
-        Chip cache folder of each dataset (shared with the attractiveness and age trainers).
-    """
-
-    n_train: int = 500
-    n_calib: int = 120
-    n_eval: int = 200
-    steps: int = 2000
-    groups: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    margin: float = 1.0
-    architectures: tuple[str, ...] = ("quality_map_head", "quality_chip_net")
-    seed: int = 0
-    work_dir: Path = Path(".cache/quality")
-    chip_dirs: dict[str, str] = field(
-        default_factory=lambda: {
-            "scut-fbp5500": ".cache/attractiveness/chips",
-            "mebeauty": ".cache/attractiveness/chips",
-            "utkface": ".cache/age/chips",
-        }
-    )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["work_dir"] = str(self.work_dir)
-        return d
 
 
 def version_index(kind: int, level: int) -> int:
@@ -150,14 +108,55 @@ def _as_input(arch_node: str, block: np.ndarray) -> Any:
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
+#: Optimiser steps per epoch of the ranker's fit (a history entry and a checkpoint each).
+STEPS_PER_EPOCH = 100
+
+
+class GroupBatches:
+    """The ranker's batches (a :class:`facecore.training.fit.Batches`): each step, ``groups``
+    seeded draws of (photo, distortion kind), each with its clean and graded versions; a chip
+    network's batch is mirrored with probability 1/2. Targets: the levels of each group."""
+
+    def __init__(self, inputs: np.ndarray, node: str, config: QualityRecipe) -> None:
+        import torch
+
+        self.inputs, self.node, self.groups = inputs, node, config.groups
+        self.rng = np.random.default_rng(config.seed)
+        self.levels = torch.arange(N_LEVELS + 1).repeat(config.groups, 1)
+
+    def __len__(self) -> int:
+        return STEPS_PER_EPOCH
+
+    def epoch(self, gen: Any) -> Any:
+        import torch
+
+        for _ in range(STEPS_PER_EPOCH):
+            photos = self.rng.integers(0, len(self.inputs), self.groups)
+            kinds = self.rng.integers(0, len(KINDS), self.groups)
+            cols = np.array([_kind_columns(k) for k in kinds])
+            block = np.stack([self.inputs[p, c] for p, c in zip(photos, cols, strict=True)])
+            x = _as_input(self.node, block.reshape(-1, *block.shape[2:]))
+            if self.node == "chip" and self.rng.random() < 0.5:
+                x = torch.flip(x, dims=(3,))
+            yield x, self.levels, 1.0
+
+    def state_dict(self) -> Any:
+        return self.rng.bit_generator.state
+
+    def load_state_dict(self, state: Any) -> None:
+        self.rng.bit_generator.state = state
+
+
 def train_ranker(
     architecture: str,
     inputs: np.ndarray,
-    config: QualityTrainConfig,
-    checkpoint: Path | None = None,
+    config: QualityRecipe,
+    checkpoint_dir: Path | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train a candidate network by ranking on ``inputs`` (P, N_VERSIONS, ...): chips
-    (..., 150, 150, 3) uint8 for a chip network, maps (..., 64, 17, 17) for a map head.
+    (..., 150, 150, 3) uint8 for a chip network, maps (..., 64, 17, 17) for a map head; with
+    :func:`facecore.training.fit.fit` (AdamW, cosine decay over ``config.steps``), checkpointed
+    in ``checkpoint_dir`` every :data:`STEPS_PER_EPOCH` steps and resumed from there.
 
     Returns
     -------
@@ -166,66 +165,30 @@ def train_ranker(
     import torch
 
     from facecore.quality.network import build, ranking_loss
+    from facecore.training.fit import FitConfig, fit
 
     torch.manual_seed(config.seed)
     net = build(architecture)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
-    rng = np.random.default_rng(config.seed)
-    step, history, seconds = 0, [], 0.0
-    if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if saved["config"] == config.to_dict() and saved["architecture"] == architecture:
-            net.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            rng.bit_generator.state = saved["rng"]
-            step, history, seconds = saved["step"], saved["history"], saved["seconds"]
-            logger.info("%s: resuming at step %d from %s", architecture, step, checkpoint)
-        else:
-            logger.warning("%s holds another run; training afresh", checkpoint)
-    node = net.input_node
-    levels = torch.arange(N_LEVELS + 1).repeat(config.groups, 1)
-    net.train()
-    t0 = time.perf_counter()
-    running = 0.0
-    while step < config.steps:
-        photos = rng.integers(0, len(inputs), config.groups)
-        kinds = rng.integers(0, len(KINDS), config.groups)
-        cols = np.array([_kind_columns(k) for k in kinds])
-        block = np.stack([inputs[p, c] for p, c in zip(photos, cols, strict=True)])
-        x = _as_input(node, block.reshape(-1, *block.shape[2:]))
-        if node == "chip" and rng.random() < 0.5:
-            x = torch.flip(x, dims=(3,))
-        scores = net(x).view(config.groups, N_LEVELS + 1)
-        loss = ranking_loss(scores, levels, config.margin)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        running += float(loss.detach())
-        if step % 100 == 0:
-            history.append({"step": step, "loss": round(running / 100, 5)})
-            logger.info("%s step %d/%d: loss %.4f", architecture, step, config.steps, running / 100)
-            running = 0.0
-        if checkpoint is not None and (step % 250 == 0 or step == config.steps):
-            with atomic_path(checkpoint) as tmp:
-                torch.save(
-                    {
-                        "config": config.to_dict(),
-                        "architecture": architecture,
-                        "model": net.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "rng": rng.bit_generator.state,
-                        "step": step,
-                        "history": history,
-                        "seconds": seconds + time.perf_counter() - t0,
-                    },
-                    tmp,
-                )
-    seconds += time.perf_counter() - t0
+    batches = GroupBatches(inputs, net.input_node, config)
+    fit_config = FitConfig(
+        epochs=config.steps // STEPS_PER_EPOCH,
+        batch_size=config.groups,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        loss="custom",
+        schedule="cosine",
+        seed=config.seed,
+        checkpoint_dir=checkpoint_dir,
+    )
+
+    def loss_fn(scores: Any, levels: Any) -> Any:
+        return ranking_loss(scores.view(config.groups, N_LEVELS + 1), levels, config.margin)
+
+    result = fit(net, batches, None, fit_config, resume=checkpoint_dir is not None, loss_fn=loss_fn)
+    history = [
+        {"step": r.epoch * STEPS_PER_EPOCH, "loss": round(r.loss, 5)} for r in result.history
+    ]
+    seconds = float(sum(r.seconds for r in result.history))
     return net.eval(), {"history": history, "seconds": round(seconds, 1)}
 
 
@@ -323,7 +286,7 @@ class _Source:
     photo: np.ndarray  # dataset index of each chip
 
 
-def _sources(data_root: str | os.PathLike[str], cfg: QualityTrainConfig) -> list[_Source]:
+def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> list[_Source]:
     from facecore.datasets import load_mebeauty, load_scut_fbp5500, load_utkface
     from facecore.training.chips import extract_dataset_chips
 
@@ -340,7 +303,7 @@ def _sources(data_root: str | os.PathLike[str], cfg: QualityTrainConfig) -> list
     return out
 
 
-def _split(n: int, cfg: QualityTrainConfig, salt: int) -> dict[str, np.ndarray]:
+def _split(n: int, cfg: QualityRecipe, salt: int) -> dict[str, np.ndarray]:
     perm = np.random.default_rng([cfg.seed, salt]).permutation(n)
     a, b = cfg.n_train, cfg.n_train + cfg.n_calib
     return {
@@ -374,56 +337,20 @@ def _trunk_outputs(versions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fold_predictor(task: str, data_root: str | os.PathLike[str]) -> Any:
-    """(dataset indices, labels, fold of each, bins, fold tops) of the shipped CV of ``task``."""
-    from facecore.ldl.distributions import gaussian_label_distribution
-    from facecore.training.folds import kfold_splits
-    from facecore.training.tops import dataset_maps, train_top
+    """(dataset indices, labels, the fold of each, bins, each fold's top) of the shipped CV of
+    ``task``: its recipe's data and its float top fitted per fold (read from the fold
+    checkpoints; a missing one is trained first)."""
+    from facecore.training.recipes import get_recipe
+    from facecore.training.runner import fold_estimators
 
-    if task == "age":
-        from facecore.age.train import AGE_BINS, AgeTrainConfig, cv_fold_dir, load_age_data
-
-        acfg = AgeTrainConfig()
-        data = load_age_data(data_root, Path(acfg.work_dir))
-        rows, y = data.rows, data.ages
-        folds = kfold_splits(len(y), acfg.folds, acfg.seed, stratify=y)
-        targets = gaussian_label_distribution(y, AGE_BINS, acfg.sigma)
-        maps, flipped = np.asarray(data.maps)[rows], np.asarray(data.maps_flipped)[rows]
-        recipe, fold_dir, bins = acfg.recipe, cv_fold_dir(acfg), AGE_BINS
-    else:
-        from facecore.attractiveness.ldl_train import (
-            DATASETS,
-            LdlTrainConfig,
-            cv_fold_dir,
-            dataset_targets,
-        )
-        from facecore.training.chips import extract_dataset_chips
-
-        lcfg = LdlTrainConfig()
-        ds, d_all, rule = dataset_targets("scut-fbp5500", data_root)
-        chips = extract_dataset_chips(ds, cache_dir=Path(lcfg.work_dir) / "chips")
-        rows = np.flatnonzero(chips.has_face & np.isfinite(d_all).all(axis=1))
-        y = np.asarray(ds.targets)[rows]
-        targets = d_all[rows].astype(np.float32)
-        folds = kfold_splits(len(y), lcfg.folds, lcfg.seed)
-        m_all, f_all = dataset_maps(chips, lcfg.recipe.input_node, Path(lcfg.work_dir) / "maps")
-        maps, flipped = np.asarray(m_all)[rows], np.asarray(f_all)[rows]
-        recipe, fold_dir = lcfg.recipe, cv_fold_dir("scut-fbp5500", lcfg, rule)
-        bins = np.asarray(DATASETS["scut-fbp5500"].bins)
-    fold_of = np.empty(len(rows), np.int64)
-    tops = []
-    for k, (tr, te) in enumerate(folds):
+    recipe = get_recipe("age_utkface" if task == "age" else "attractiveness_scut")
+    data = recipe.load(data_root)
+    folds, tops = fold_estimators(recipe, data, recipe.top_learner)
+    fold_of = np.empty(len(data.y), np.int64)
+    for k, (_, te) in enumerate(folds):
         fold_of[te] = k
-        # Reads the fold's finished checkpoint (trains the fold first if it is missing).
-        top, _ = train_top(
-            maps[tr],
-            targets[tr],
-            recipe,
-            maps_flipped=flipped[tr],
-            checkpoint_dir=fold_dir / f"ckpt{k}",
-            bins=bins,
-        )
-        tops.append(top)
-    return rows, y, fold_of, np.asarray(bins, np.float64), tops
+    bins = np.asarray(tops[0].bins, np.float64)
+    return data.extra["rows"], data.y, fold_of, bins, [t.top_ for t in tops]
 
 
 def _error_rows(
@@ -462,269 +389,14 @@ def _ms_per_face(net: Any, sample: np.ndarray, repeats: int = 50) -> float:
     return float(np.median(t) * 1000.0)
 
 
-@dataclass
-class QualityTrainResult:
-    cv: dict[str, Any]
-    model_path: Path
-    card_path: Path
+def _ranker_tag(cfg: QualityRecipe) -> str:
+    """Keys a ranker's checkpoint folder by every setting of the run."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def main(
-    data_root: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    config: QualityTrainConfig | None = None,
-) -> QualityTrainResult:
-    """Build the data, train the candidates, pick, calibrate, tabulate, write every artefact."""
-    import torch
-
-    from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
-    from facecore.model_store import sha256_file, write_manifest_entry
-    from facecore.quality.model import QualityModel
-    from facecore.training.chips import FACE_RESNET_MODEL, frozen_maps, load_face_resnet
-
-    cfg = config or QualityTrainConfig()
-    out = Path(out)
-    work = Path(cfg.work_dir) / f"run-{_config_tag(cfg)}"
-    work.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    sources = _sources(data_root, cfg)
-    sets: dict[str, dict[str, np.ndarray]] = {"train": {}, "calib": {}, "eval": {}}
-    for salt, src in enumerate(sources):
-        for part, idx in _split(len(src.photo), cfg, salt).items():
-            sets[part][src.name] = idx
-    counts = {p: {n: int(len(i)) for n, i in d.items()} for p, d in sets.items()}
-    logger.info("photos per set: %s", counts)
-
-    def versions_of(part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        chips, photos, names = [], [], []
-        for src in sources:
-            idx = sets[part][src.name]
-            chips.append(np.asarray(src.chips[idx]))
-            photos.append(src.photo[idx])
-            names += [src.name] * len(idx)
-        chips_a, photo_a = np.concatenate(chips), np.concatenate(photos)
-        ids = photo_a + 10_000_000 * np.array([[s.name for s in sources].index(n) for n in names])
-        versions = _cached(
-            work / f"{part}-versions.npy", lambda: make_versions(chips_a, ids, cfg.seed)
-        )
-        return versions, photo_a, np.asarray(names)
-
-    t0 = time.perf_counter()
-    train_v, _, _ = versions_of("train")
-    calib_v, _, _ = versions_of("calib")
-    eval_v, eval_photo, eval_set = versions_of("eval")
-    seconds["distortions"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    resnet = load_face_resnet()
-    flat = train_v.reshape(-1, *train_v.shape[2:])
-    train_maps = frozen_maps(
-        flat,
-        resnet,
-        upto="stage2",
-        dtype="float16",
-        cache_dir=work,
-        key=f"quality-train|{_config_tag(cfg)}|{FACE_RESNET_MODEL}",
-    ).reshape(*train_v.shape[:2], 64, 17, 17)
-    seconds["train_maps"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    calib_emb = _cached(work / "calib-emb.npy", lambda: _trunk_outputs(calib_v)[0])
-    eval_out = None
-
-    def eval_trunk() -> tuple[np.ndarray, np.ndarray]:
-        nonlocal eval_out
-        if eval_out is None:
-            eval_out = _trunk_outputs(eval_v)
-        return eval_out
-
-    eval_emb = _cached(work / "eval-emb.npy", lambda: eval_trunk()[0])
-    eval_maps = _cached(work / "eval-maps.npy", lambda: eval_trunk()[1])
-    calib_maps = _cached(
-        work / "calib-maps.npy",
-        lambda: frozen_maps(
-            calib_v.reshape(-1, *calib_v.shape[2:]), resnet, upto="stage2", dtype="float16"
-        ).reshape(*calib_v.shape[:2], 64, 17, 17),
-    )
-    seconds["eval_trunk"] = time.perf_counter() - t0
-
-    candidates: dict[str, dict[str, Any]] = {}
-    nets: dict[str, Any] = {}
-    for arch in cfg.architectures:
-        from facecore.quality.network import ARCHITECTURES
-
-        node = ARCHITECTURES[arch].input_node
-        inputs = train_v if node == "chip" else train_maps
-        net, hist = train_ranker(arch, inputs, cfg, work / f"ckpt-{arch}.pt")
-        ev = eval_v if node == "chip" else eval_maps
-        table = ranking_table(_scores(net, ev))
-        candidates[arch] = {
-            "ranking": table,
-            "train_seconds": hist["seconds"],
-            "ms_per_face": round(_ms_per_face(net, ev[0]), 3),
-            "parameters": int(sum(p.numel() for p in net.parameters())),
-            "history": hist["history"],
-        }
-        nets[arch] = net
-        logger.info("%s: %s", arch, table[-1])
-    chosen = max(
-        cfg.architectures,
-        key=lambda a: (
-            candidates[a]["ranking"][-1]["pair_accuracy"],
-            -candidates[a]["ms_per_face"],
-        ),
-    )
-    net = nets[chosen]
-    node = net.input_node
-    calib_scores = _scores(net, calib_v if node == "chip" else calib_maps)
-    knots = calibration_knots(calib_scores, agreement(np.asarray(calib_emb)))
-    eval_scores = _scores(net, eval_v if node == "chip" else eval_maps)
-    model = QualityModel(chosen, net, knots)
-    eval_q = model.calibrate(eval_scores)
-    eval_agree = agreement(np.asarray(eval_emb))
-    from scipy.stats import spearmanr
-
-    calib_fit = {
-        "spearman_quality_vs_agreement": float(
-            spearmanr(eval_q.ravel(), eval_agree.ravel()).statistic
-        ),
-        "mae_quality_vs_agreement": float(np.mean(np.abs(eval_q - eval_agree))),
-        "clean_quality_median": float(np.median(eval_q[:, 0])),
-        "clean_quality_p05": float(np.quantile(eval_q[:, 0], 0.05)),
-        "knots": len(knots[0]),
-    }
-
-    # Error by quality band, on the eval photos of the two rated/aged sets.
-    t0 = time.perf_counter()
-    errors: dict[str, np.ndarray] = {}
-    qual: dict[str, np.ndarray] = {}
-    for task, set_name in (("attractiveness", "scut-fbp5500"), ("age", "utkface")):
-        sel = eval_set == set_name
-        errors[task] = _error_rows(task, data_root, eval_photo[sel], np.asarray(eval_maps)[sel])
-        qual[task] = eval_q[sel]
-    seconds["error_table"] = time.perf_counter() - t0
-    clean_mae = {t: float(np.mean(errors[t][:, 0])) for t in errors}
-    band_rows = []
-    for lo in BAND_EDGES[:-1]:
-        hi = round(lo + 0.1, 2)
-        row: dict[str, Any] = {"band": f"{lo:.1f}-{hi:.1f}"}
-        for task in errors:
-            q = qual[task]
-            inside = (q >= lo) & ((q < hi) if hi < 1.0 else (q <= 1.0))
-            row[f"{task}_n"] = int(inside.sum())
-            row[f"{task}_mae"] = float(np.mean(errors[task][inside])) if inside.any() else None
-        band_rows.append(row)
-    # The threshold: a face is flagged when either task is unreliable there (the stricter).
-    warn_below = max(
-        choose_threshold(qual[t].ravel(), {t: errors[t].ravel()}, clean_mae) for t in errors
-    )
-    model.warn_below = warn_below
-    # How often a clean photo is warned about at that threshold (its own quality is low).
-    calib_fit["clean_below_threshold"] = float(np.mean(eval_q[:, 0] < warn_below))
-    per_kind_error = []
-    for k, kind in enumerate(KINDS):
-        for lv in range(N_LEVELS + 1):
-            if lv == 0 and k:
-                continue
-            c = version_index(k, lv)
-            per_kind_error.append(
-                {
-                    "version": "clean" if lv == 0 else f"{kind} {lv}",
-                    "quality_median": float(np.median(eval_q[:, c])),
-                    "agreement_median": float(np.median(eval_agree[:, c])),
-                    **{f"{t}_mae": float(np.mean(errors[t][:, c])) for t in errors},
-                }
-            )
-
-    hashes = {
-        "scut-fbp5500": dataset_hash(load_scut_fbp5500(data_root)),
-        "mebeauty": dataset_hash(load_mebeauty(data_root)),
-        "utkface": dataset_hash(load_utkface(data_root)),
-    }
-    cv = {
-        "model": out.name,
-        "task": "quality",
-        "config": cfg.to_dict(),
-        "photos": counts,
-        "versions_per_photo": N_VERSIONS,
-        "distortions": {k: list(v) for k, v in LEVELS.items()},
-        "candidates": candidates,
-        "chosen": chosen,
-        "calibration": calib_fit,
-        "clean_mae": clean_mae,
-        "error_by_quality": band_rows,
-        "error_by_version": per_kind_error,
-        "warn_below": warn_below,
-        "tolerance": TOLERANCE,
-        "seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "data_hashes": hashes,
-        "torch": torch.__version__,
-    }
-    ranking = candidates[chosen]["ranking"][-1]
-    model.metadata = {
-        "task": "quality",
-        "architecture": chosen,
-        "pair_accuracy": round(ranking["pair_accuracy"], 4),
-        "spearman": round(ranking["spearman"], 4),
-        "warn_below": warn_below,
-        "licence": LICENCE,
-        "rebuild": REBUILD,
-    }
-    model_path = model.save(out.with_suffix(".pt"))
-    seconds["total"] = time.perf_counter() - t_all
-    cv["seconds"]["total"] = round(seconds["total"], 1)
-    cv_path = out.with_name(out.name + ".cv.json")
-    cv_path.write_text(json.dumps(cv, indent=1) + "\n", encoding="utf-8")
-    entry = {
-        "name": out.name,
-        "file": model_path.name,
-        "sha256": sha256_file(model_path),
-        "kind": "quality",
-        "task": "quality",
-        "architecture": chosen,
-        "input_size": [150, 150],
-        "normalisation": None,
-        "chip": {"method": "dlib", "size": 150, "padding": 0.25},
-        "outputs": [{"name": "quality", "kind": "scalar", "scale": [0.0, 1.0], "dim": None}],
-        "inputs": (
-            "Face with its dlib 150x150 chip (cached by the trunk stage)"
-            if node == "chip"
-            else "Face with features['trunk.stage2'] (the trunk stage's shared stage-2 map)"
-        )
-        + "; output: quality in [0, 1]",
-        "source": (
-            "facecore.quality.train (scripts/train_quality.py): RankIQA pairwise ranking "
-            "(Liu et al. 2017) on 7 synthetic distortions x 4 levels of face chips, isotonic "
-            "calibration to descriptor agreement"
-        ),
-        "training_data": (
-            f"face chips of SCUT-FBP5500, MEBeauty and UTKFace (shared/data; sha256 "
-            f"{', '.join(f'{k} {v[:16]}' for k, v in hashes.items())}): "
-            f"{sum(counts['train'].values())} photos for ranking, "
-            f"{sum(counts['calib'].values())} for calibration, "
-            f"{sum(counts['eval'].values())} held out for evaluation"
-        ),
-        "licence": LICENCE,
-        "metrics": {
-            "held_out": {
-                "pair_accuracy": round(ranking["pair_accuracy"], 4),
-                "spearman": round(ranking["spearman"], 4),
-                "n_photos": int(sum(counts["eval"].values())),
-            },
-            "warn_below": warn_below,
-        },
-        "card": f"{out.name}.md",
-        "rebuild": REBUILD,
-    }
-    write_manifest_entry(entry, out.parent)
-    from facecore.quality.card import write_quality_card
-
-    card_path = write_quality_card(out, cv, licence=LICENCE, rebuild=REBUILD)
-    return QualityTrainResult(cv=cv, model_path=model_path, card_path=card_path)
-
-
-def _config_tag(cfg: QualityTrainConfig) -> str:
+def _config_tag(cfg: QualityRecipe) -> str:
     import hashlib
 
     d = cfg.to_dict()
@@ -732,3 +404,490 @@ def _config_tag(cfg: QualityTrainConfig) -> str:
     for k in ("steps", "architectures", "lr", "weight_decay", "margin", "groups"):
         d.pop(k)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
+
+_ARCH_TEXT = {
+    "quality_map_head": "a small head on the trunk's shared stage-2 map (two 3x3 convolutions, "
+    "mean and standard-deviation pooling, a two-layer MLP)",
+    "quality_chip_net": "a small network of its own on the 150x150 chip (four stride-2 3x3 "
+    "convolutions, mean and standard-deviation pooling, a two-layer MLP)",
+}
+
+
+def _fmt(v: Any, f: str = "{:.3f}") -> Any:
+    return "-" if v is None else (f.format(v) if isinstance(v, float) else v)
+
+
+def _fmt(v: Any, f: str = "{:.3f}") -> Any:
+    return "-" if v is None else (f.format(v) if isinstance(v, float) else v)
+
+
+def _card(out: Path, cv: dict[str, Any]) -> Any:
+    """The card of the model whose training document is ``cv``."""
+    from facecore.training.card import CardTable, ModelCard, package_versions
+
+    chosen = cv["chosen"]
+    cands = cv["candidates"]
+    photos = cv["photos"]
+    n_eval = sum(photos["eval"].values())
+    kinds = [r["kind"] for r in cands[chosen]["ranking"]]
+    rank_rows = []
+    for i, kind in enumerate(kinds):
+        row: list[Any] = [kind]
+        for arch in cands:
+            r = cands[arch]["ranking"][i]
+            row += [r["pair_accuracy"], r["spearman"], r["spearman_per_photo"]]
+        rank_rows.append(row)
+    rank_header = ["distortion"]
+    for arch in cands:
+        rank_header += [f"{arch}: pair acc.", "Spearman", "per photo"]
+    cand_rows = [
+        [
+            a + (" (shipped)" if a == chosen else ""),
+            c["ranking"][-1]["pair_accuracy"],
+            c["ms_per_face"],
+            c["parameters"],
+            round(c["train_seconds"] / 60, 1),
+        ]
+        for a, c in cands.items()
+    ]
+    band_rows = [
+        [
+            r["band"],
+            r["attractiveness_n"],
+            _fmt(r["attractiveness_mae"]),
+            r["age_n"],
+            _fmt(r["age_mae"], "{:.2f}"),
+        ]
+        for r in cv["error_by_quality"]
+    ]
+    version_rows = [
+        [
+            r["version"],
+            r["quality_median"],
+            r["agreement_median"],
+            r["attractiveness_mae"],
+            round(r["age_mae"], 2),
+        ]
+        for r in cv["error_by_version"]
+    ]
+    cal = cv["calibration"]
+    levels = "; ".join(
+        f"{k} {', '.join(f'{x:g}' for x in v)}" for k, v in cv["distortions"].items()
+    )
+    card = ModelCard(
+        name=out.name,
+        summary=(
+            "Quality of a face crop in [0, 1] (higher: better): how far blur, noise, JPEG "
+            "compression, low resolution, under- or over-exposure or motion blur have moved the "
+            "face, as the other heads see it, from a clean photo of it. Responses carry a warning "
+            f"for faces below {cv['warn_below']:.2f} (the service's default threshold, chosen "
+            "from the error table below)."
+        ),
+        licence=LICENCE,
+        model=[
+            "RankIQA (Liu, van de Weijer, Bagdanov, ICCV 2017) without human quality labels: "
+            "each training chip is distorted at four graded levels of seven kinds, and the "
+            "network learns, by a pairwise hinge (margin "
+            f"{cv['config']['margin']}), that the less distorted version of a pair scores higher.",
+            f"Network: {_ARCH_TEXT.get(chosen, chosen)}; chosen over the other candidate by "
+            "held-out pairwise ranking accuracy (table below).",
+            "Calibration: isotonic regression, on the calibration photos, of the raw score onto "
+            "the agreement max(0, 1 - d/0.6), where d is the distance between the 128-D dlib "
+            "descriptor of the version and of the clean chip (0.6 is dlib's same-person "
+            "distance). So 1 means the heads see the face as in the clean photo; 0 that the "
+            "distortion moved it as far as a change of person.",
+            f"Training: {cv['config']['steps']} steps of {cv['config']['groups']} (photo, kind) "
+            f"groups of 5 versions, AdamW (lr {cv['config']['lr']}, cosine decay).",
+            f"Distortion levels 1-4: {levels}.",
+        ],
+        training_data=(
+            "Face chips (largest face, dlib 150x150) of three sets in `../shared/data`, drawn per "
+            f"set with seed {cv['config']['seed']} into disjoint parts: ranking "
+            f"{photos['train']}, calibration {photos['calib']}, evaluation {photos['eval']} "
+            f"photos; {cv['versions_per_photo']} versions each. Dataset sha256: "
+            + ", ".join(f"{k} `{v}`" for k, v in cv["data_hashes"].items())
+            + "."
+        ),
+        evaluation=(
+            f"On the {n_eval} evaluation photos (not used for ranking or calibration): pairwise "
+            "accuracy over the 10 pairs of each photo's five versions of a kind (clean and "
+            "levels 1-4), Spearman correlation of the score with the level (pooled, and the mean "
+            "per photo). The error tables use the evaluation photos of SCUT-FBP5500 "
+            f"({photos['eval']['scut-fbp5500']}) and UTKFace ({photos['eval']['utkface']}) in "
+            "every version, each rated and aged by the cross-validation fold model of "
+            "`attractiveness_scut` and `age_utkface` that did not see it (raw expectations, "
+            "before those models' calibration)."
+        ),
+        tables=[
+            CardTable(
+                "Candidates (held-out pairwise accuracy, mean of the kinds; milliseconds per face "
+                "at batch 1 on this CPU, network alone)",
+                ["network", "pair accuracy", "ms per face", "parameters", "training min"],
+                cand_rows,
+                "{:.3f}",
+            ),
+            CardTable(
+                "Ranking on held-out photos, per distortion", rank_header, rank_rows, "{:.3f}"
+            ),
+            CardTable(
+                "Error by quality band (attractiveness: absolute error on SCUT-FBP5500's 1-5 "
+                f"scale, clean photos {cv['clean_mae']['attractiveness']:.3f}; age: years, "
+                f"clean photos {cv['clean_mae']['age']:.2f})",
+                ["quality", "n (attr.)", "attractiveness MAE", "n (age)", "age MAE"],
+                band_rows,
+            ),
+            CardTable(
+                "Per version: median quality, median descriptor agreement, errors",
+                ["version", "quality", "agreement", "attractiveness MAE", "age MAE"],
+                version_rows,
+                "{:.3f}",
+            ),
+        ],
+        evaluation_notes=(
+            f"Calibration on held-out photos: Spearman of quality with descriptor agreement "
+            f"{cal['spearman_quality_vs_agreement']:.3f}, mean absolute difference "
+            f"{cal['mae_quality_vs_agreement']:.3f}; clean chips' quality median "
+            f"{cal['clean_quality_median']:.3f} (5th percentile "
+            f"{cal['clean_quality_p05']:.3f}).\n\n"
+            f"Warning threshold: {cv['warn_below']:.2f}, the lowest band edge above which every "
+            f"band with at least 30 faces errs at most {cv['tolerance']}x as much as the clean "
+            "photos, for attractiveness and for age (the stricter of the two). At it, "
+            f"{100 * cal.get('clean_below_threshold', float('nan')):.1f}% of the clean "
+            "evaluation photos are warned about (their own crops score low)."
+        ),
+        limitations=[
+            "Distortions are applied to the aligned chip, not to the whole photo; a face that is "
+            "small in a large photo behaves like the downscale levels.",
+            "Quality says how far the face is from a clean version of itself; it does not judge "
+            "pose, occlusion, or whether the face is a face at all.",
+            "The clean photos of the three sets are studio or web crops; real photos may have "
+            "mixtures of distortions the training never saw.",
+        ],
+        rebuild=REBUILD,
+        rebuild_note=(
+            "Deterministic given the seed and the chip caches; the error tables need the fold "
+            "checkpoints of `make train-age` and `make train-scut-ldl` (reused from their "
+            "caches, or trained first)."
+        ),
+        packages=package_versions(),
+    )
+    return card
+
+
+@dataclass(frozen=True)
+class QualityRecipe(Recipe):
+    """The quality model's recipe: its settings and the steps that
+    :func:`facecore.training.runner.train` runs (a held-out evaluation instead of a
+    cross-validation: :meth:`evaluate`).
+
+    Attributes
+    ----------
+    n_train, n_calib, n_eval : int
+        Photos per dataset in each set.
+    steps : int
+        Optimiser steps per candidate network.
+    groups : int
+        (photo, kind) groups per step (each with its 1 + N_LEVELS versions).
+    lr, weight_decay, margin : float
+    architectures : tuple of str
+        Candidates (keys of :data:`facecore.quality.network.ARCHITECTURES`).
+    seed : int
+    work_dir : Path
+    chip_dirs : dict
+        Chip cache folder of each dataset (shared with the attractiveness and age trainers).
+    """
+
+    name: str = "quality_faces"
+    n_train: int = 500
+    n_calib: int = 120
+    n_eval: int = 200
+    steps: int = 2000
+    groups: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    margin: float = 1.0
+    architectures: tuple[str, ...] = ("quality_map_head", "quality_chip_net")
+    seed: int = 0
+    work_dir: Path = Path(".cache/quality")
+    chip_dirs: dict[str, str] = field(
+        default_factory=lambda: {
+            "scut-fbp5500": ".cache/attractiveness/chips",
+            "mebeauty": ".cache/attractiveness/chips",
+            "utkface": ".cache/age/chips",
+        }
+    )
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.steps % 100:
+            raise ValueError(f"steps must be a positive multiple of 100, got {self.steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["work_dir"] = str(self.work_dir)
+        return d
+
+    def load(self, data_root: str | os.PathLike[str]) -> Data:
+        """The photos' versions, their maps and descriptors (cached under the work folder)."""
+        from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
+        from facecore.training.chips import FACE_RESNET_MODEL, frozen_maps, load_face_resnet
+
+        cfg, t0 = self, time.perf_counter()
+        work = Path(cfg.work_dir) / f"run-{_config_tag(cfg)}"
+        work.mkdir(parents=True, exist_ok=True)
+        seconds: dict[str, float] = {}
+        sources = _sources(data_root, cfg)
+        sets: dict[str, dict[str, np.ndarray]] = {"train": {}, "calib": {}, "eval": {}}
+        for salt, src in enumerate(sources):
+            for part, idx in _split(len(src.photo), cfg, salt).items():
+                sets[part][src.name] = idx
+        counts = {p: {n: int(len(i)) for n, i in d.items()} for p, d in sets.items()}
+        logger.info("photos per set: %s", counts)
+
+        def versions_of(part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            chips, photos, names = [], [], []
+            for src in sources:
+                idx = sets[part][src.name]
+                chips.append(np.asarray(src.chips[idx]))
+                photos.append(src.photo[idx])
+                names += [src.name] * len(idx)
+            chips_a, photo_a = np.concatenate(chips), np.concatenate(photos)
+            ids = photo_a + 10_000_000 * np.array(
+                [[s.name for s in sources].index(n) for n in names]
+            )
+            versions = _cached(
+                work / f"{part}-versions.npy", lambda: make_versions(chips_a, ids, cfg.seed)
+            )
+            return versions, photo_a, np.asarray(names)
+
+        train_v, _, _ = versions_of("train")
+        calib_v, _, _ = versions_of("calib")
+        eval_v, eval_photo, eval_set = versions_of("eval")
+        seconds["distortions"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        resnet = load_face_resnet()
+        train_maps = frozen_maps(
+            train_v.reshape(-1, *train_v.shape[2:]),
+            resnet,
+            upto="stage2",
+            dtype="float16",
+            cache_dir=work,
+            key=f"quality-train|{_config_tag(cfg)}|{FACE_RESNET_MODEL}",
+        ).reshape(*train_v.shape[:2], 64, 17, 17)
+        seconds["train_maps"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        calib_emb = _cached(work / "calib-emb.npy", lambda: _trunk_outputs(calib_v)[0])
+        eval_out = None
+
+        def eval_trunk() -> tuple[np.ndarray, np.ndarray]:
+            nonlocal eval_out
+            if eval_out is None:
+                eval_out = _trunk_outputs(eval_v)
+            return eval_out
+
+        eval_emb = _cached(work / "eval-emb.npy", lambda: eval_trunk()[0])
+        eval_maps = _cached(work / "eval-maps.npy", lambda: eval_trunk()[1])
+        calib_maps = _cached(
+            work / "calib-maps.npy",
+            lambda: frozen_maps(
+                calib_v.reshape(-1, *calib_v.shape[2:]), resnet, upto="stage2", dtype="float16"
+            ).reshape(*calib_v.shape[:2], 64, 17, 17),
+        )
+        seconds["eval_trunk"] = time.perf_counter() - t0
+        hashes = {
+            "scut-fbp5500": dataset_hash(load_scut_fbp5500(data_root)),
+            "mebeauty": dataset_hash(load_mebeauty(data_root)),
+            "utkface": dataset_hash(load_utkface(data_root)),
+        }
+        inputs = {
+            "chip": {"train": train_v, "calib": calib_v, "eval": eval_v},
+            "stage2": {"train": train_maps, "calib": calib_maps, "eval": eval_maps},
+        }
+        return Data(
+            y=np.zeros(sum(counts["eval"].values())),
+            features={},
+            title="SCUT-FBP5500, MEBeauty and UTKFace (face chips)",
+            n_photos=sum(sum(c.values()) for c in counts.values()),
+            data_hash=", ".join(f"{k} {v}" for k, v in hashes.items()),
+            extra={
+                "root": data_root,
+                "work": work,
+                "counts": counts,
+                "hashes": hashes,
+                "inputs": inputs,
+                "calib_emb": calib_emb,
+                "eval_emb": eval_emb,
+                "eval_photo": eval_photo,
+                "eval_set": eval_set,
+                "seconds": seconds,
+            },
+        )
+
+    def evaluate(self, data: Data, device: str = "cpu") -> Run:
+        """Each candidate network ranked on the train photos and scored on the eval photos."""
+        from facecore.quality.network import ARCHITECTURES
+
+        run = Run(self, data, [], device)
+        x = data.extra
+        nets: dict[str, Any] = {}
+        for arch in self.architectures:
+            sets = x["inputs"][ARCHITECTURES[arch].input_node]
+            tag = _ranker_tag(self)
+            net, hist = train_ranker(arch, sets["train"], self, x["work"] / f"ckpt-{arch}-{tag}")
+            table = ranking_table(_scores(net, sets["eval"]))
+            run.table[arch] = {
+                "ranking": table,
+                "train_seconds": hist["seconds"],
+                "ms_per_face": round(_ms_per_face(net, sets["eval"][0]), 3),
+                "parameters": int(sum(p.numel() for p in net.parameters())),
+                "history": hist["history"],
+            }
+            nets[arch] = net
+            logger.info("%s: %s", arch, table[-1])
+        x["nets"] = nets
+        run.chosen = max(
+            self.architectures,
+            key=lambda a: (
+                run.table[a]["ranking"][-1]["pair_accuracy"],
+                -run.table[a]["ms_per_face"],
+            ),
+        )
+        return run
+
+    def ship(self, run: Run, out: Path) -> Any:
+        """Calibrate the chosen network, tabulate the error by quality, set the threshold."""
+        import torch
+        from scipy.stats import spearmanr
+
+        from facecore.quality.model import QualityModel
+        from facecore.training.publish import Shipped
+
+        x, chosen, cfg = run.data.extra, run.chosen, self
+        net = x["nets"][chosen]
+        sets = x["inputs"][net.input_node]
+        knots = calibration_knots(
+            _scores(net, sets["calib"]), agreement(np.asarray(x["calib_emb"]))
+        )
+        model = QualityModel(chosen, net, knots)
+        eval_q = model.calibrate(_scores(net, sets["eval"]))
+        eval_agree = agreement(np.asarray(x["eval_emb"]))
+        calib_fit = {
+            "spearman_quality_vs_agreement": float(
+                spearmanr(eval_q.ravel(), eval_agree.ravel()).statistic
+            ),
+            "mae_quality_vs_agreement": float(np.mean(np.abs(eval_q - eval_agree))),
+            "clean_quality_median": float(np.median(eval_q[:, 0])),
+            "clean_quality_p05": float(np.quantile(eval_q[:, 0], 0.05)),
+            "knots": len(knots[0]),
+        }
+        # Error by quality band, on the eval photos of the two rated/aged sets.
+        t0, seconds = time.perf_counter(), x["seconds"]
+        errors: dict[str, np.ndarray] = {}
+        qual: dict[str, np.ndarray] = {}
+        eval_maps = np.asarray(x["inputs"]["stage2"]["eval"])
+        for task, set_name in (("attractiveness", "scut-fbp5500"), ("age", "utkface")):
+            sel = x["eval_set"] == set_name
+            errors[task] = _error_rows(task, x["root"], x["eval_photo"][sel], eval_maps[sel])
+            qual[task] = eval_q[sel]
+        seconds["error_table"] = time.perf_counter() - t0
+        clean_mae = {t: float(np.mean(errors[t][:, 0])) for t in errors}
+        band_rows = []
+        for lo in BAND_EDGES[:-1]:
+            hi = round(lo + 0.1, 2)
+            row: dict[str, Any] = {"band": f"{lo:.1f}-{hi:.1f}"}
+            for task in errors:
+                q = qual[task]
+                inside = (q >= lo) & ((q < hi) if hi < 1.0 else (q <= 1.0))
+                row[f"{task}_n"] = int(inside.sum())
+                row[f"{task}_mae"] = float(np.mean(errors[task][inside])) if inside.any() else None
+            band_rows.append(row)
+        # The threshold: a face is flagged when either task is unreliable there (the stricter).
+        warn_below = max(
+            choose_threshold(qual[t].ravel(), {t: errors[t].ravel()}, clean_mae) for t in errors
+        )
+        model.warn_below = warn_below
+        # How often a clean photo is warned about at that threshold (its own quality is low).
+        calib_fit["clean_below_threshold"] = float(np.mean(eval_q[:, 0] < warn_below))
+        per_kind_error = []
+        for k, kind in enumerate(KINDS):
+            for lv in range(N_LEVELS + 1):
+                if lv == 0 and k:
+                    continue
+                c = version_index(k, lv)
+                per_kind_error.append(
+                    {
+                        "version": "clean" if lv == 0 else f"{kind} {lv}",
+                        "quality_median": float(np.median(eval_q[:, c])),
+                        "agreement_median": float(np.median(eval_agree[:, c])),
+                        **{f"{t}_mae": float(np.mean(errors[t][:, c])) for t in errors},
+                    }
+                )
+        counts, hashes = x["counts"], x["hashes"]
+        cv = {
+            "model": out.name,
+            "task": "quality",
+            "config": cfg.to_dict(),
+            "photos": counts,
+            "versions_per_photo": N_VERSIONS,
+            "distortions": {k: list(v) for k, v in LEVELS.items()},
+            "candidates": run.table,
+            "chosen": chosen,
+            "calibration": calib_fit,
+            "clean_mae": clean_mae,
+            "error_by_quality": band_rows,
+            "error_by_version": per_kind_error,
+            "warn_below": warn_below,
+            "tolerance": TOLERANCE,
+            "seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "data_hashes": hashes,
+            "torch": torch.__version__,
+        }
+        ranking = run.table[chosen]["ranking"][-1]
+        model.metadata = {
+            "task": "quality",
+            "architecture": chosen,
+            "pair_accuracy": round(ranking["pair_accuracy"], 4),
+            "spearman": round(ranking["spearman"], 4),
+            "warn_below": warn_below,
+            "licence": LICENCE,
+            "rebuild": REBUILD,
+        }
+        entry = {
+            "kind": "quality",
+            "task": "quality",
+            "architecture": chosen,
+            "input_size": [150, 150],
+            "normalisation": None,
+            "chip": {"method": "dlib", "size": 150, "padding": 0.25},
+            "outputs": [{"name": "quality", "kind": "scalar", "scale": [0.0, 1.0], "dim": None}],
+            "inputs": (
+                "Face with its dlib 150x150 chip (cached by the trunk stage)"
+                if net.input_node == "chip"
+                else "Face with features['trunk.stage2'] (the trunk stage's shared stage-2 map)"
+            )
+            + "; output: quality in [0, 1]",
+            "source": (
+                "facecore.quality.train (scripts/train_quality.py): RankIQA pairwise ranking "
+                "(Liu et al. 2017) on 7 synthetic distortions x 4 levels of face chips, isotonic "
+                "calibration to descriptor agreement"
+            ),
+            "training_data": (
+                f"face chips of SCUT-FBP5500, MEBeauty and UTKFace (shared/data; sha256 "
+                f"{', '.join(f'{k} {v[:16]}' for k, v in hashes.items())}): "
+                f"{sum(counts['train'].values())} photos for ranking, "
+                f"{sum(counts['calib'].values())} for calibration, "
+                f"{sum(counts['eval'].values())} held out for evaluation"
+            ),
+            "licence": LICENCE,
+            "metrics": {
+                "held_out": {
+                    "pair_accuracy": round(ranking["pair_accuracy"], 4),
+                    "spearman": round(ranking["spearman"], 4),
+                    "n_photos": int(sum(counts["eval"].values())),
+                },
+                "warn_below": warn_below,
+            },
+            "card": f"{out.name}.md",
+            "rebuild": REBUILD,
+        }
+        return Shipped(model, ".pt", cv, lambda path: entry, lambda path, figs: _card(out, cv))

@@ -1,7 +1,12 @@
-"""The training scaffold of facecore's heads: folds, model cards, fit loop, chip cache.
+"""The training of facecore's heads: recipes, one runner, one publisher, and their pieces.
 
-Importing this package is light (numpy only). It exports the folds and the model card writer
-(the metrics are :mod:`facecore.metrics`); the torch parts are imported explicitly:
+A head's training is a recipe (:class:`facecore.training.runner.Recipe`; the shipped ones by
+model name in :mod:`facecore.training.recipes`) that :func:`facecore.training.runner.train`
+runs: its learners (:mod:`facecore.training.learners`, scikit-learn estimators) cross-validated
+by one out-of-fold helper, the rule, the final fit, and :mod:`facecore.training.publish` (model
+file, ``cv.json``, manifest entry, card, figures). Importing this package is light (numpy
+only). It exports the folds and the model card writer (the metrics are :mod:`facecore.metrics`);
+the other parts are imported explicitly:
 
 * :mod:`~facecore.training.folds` - seeded K-fold (plain, stratified on binned targets, grouped)
   and an inner validation split for early stopping;

@@ -21,6 +21,11 @@ are restored at the end.
 Every epoch can be checkpointed (model, optimiser, scheduler, epoch, history, best weights and
 every random state) atomically to ``checkpoint_dir/last.pt``; ``fit(..., resume=True)``
 continues from it and, on the CPU, ends with the same weights an uninterrupted run gives.
+
+It is the one fit loop of the project: a top on cached maps gives ``(X, Y)`` and the loop
+draws shuffled batches of them (:class:`SampleBatches`); another learner passes its own
+:class:`Batches` (e.g. the quality ranker's groups of graded versions of a photo,
+:class:`facecore.quality.train.GroupBatches`) and its loss (``loss="custom"`` and ``loss_fn``).
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -43,9 +48,11 @@ from facecore.atomic import atomic_path
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "Batches",
     "EpochRecord",
     "FitConfig",
     "FitResult",
+    "SampleBatches",
     "fit",
     "history_table",
     "predict",
@@ -57,8 +64,8 @@ logger = logging.getLogger(__name__)
 #: File name of the checkpoint in ``FitConfig.checkpoint_dir``.
 CHECKPOINT_NAME = "last.pt"
 
-_LOSSES = ("kl", "ce", "l1")
-_SCHEDULES = ("one-cycle", "constant")
+_LOSSES = ("kl", "ce", "l1", "custom")
+_SCHEDULES = ("one-cycle", "cosine", "constant")
 # Config fields a resumed run may change (they do not change the result).
 _RESUMABLE_CHANGES = ("device", "checkpoint_dir")
 
@@ -79,8 +86,10 @@ class FitConfig:
         Peak learning rate of the one-cycle schedule (the constant rate otherwise).
     weight_decay : float, default 1e-4
         AdamW's decoupled weight decay.
-    loss : {"kl", "ce", "l1"}, default "kl"
-    schedule : {"one-cycle", "constant"}, default "one-cycle"
+    loss : {"kl", "ce", "l1", "custom"}, default "kl"
+        "custom": the ``loss_fn`` given to :func:`fit`.
+    schedule : {"one-cycle", "cosine", "constant"}, default "one-cycle"
+        "cosine": ``CosineAnnealingLR`` over every step.
     pct_start : float, default 0.3
         Share of the steps in which the one-cycle rate rises.
     hflip : bool, default False
@@ -111,8 +120,8 @@ class FitConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    loss: Literal["kl", "ce", "l1"] = "kl"
-    schedule: Literal["one-cycle", "constant"] = "one-cycle"
+    loss: Literal["kl", "ce", "l1", "custom"] = "kl"
+    schedule: Literal["one-cycle", "cosine", "constant"] = "one-cycle"
     pct_start: float = 0.3
     hflip: bool = False
     patience: int | None = None
@@ -203,6 +212,91 @@ class FitResult:
     checkpoint_path: Path | None = None
 
 
+@runtime_checkable
+class Batches(Protocol):
+    """A source of training batches for :func:`fit`.
+
+    ``len()`` is the number of batches of an epoch; ``epoch(gen)`` yields ``(x, y, weight)``
+    per step (``weight``: the batch's share of the epoch's mean loss, e.g. its size);
+    ``state_dict()`` / ``load_state_dict()`` hold any random state of its own (checkpointed).
+    """
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, gen: torch.Generator) -> Iterator[tuple[Tensor, Tensor, float]]: ...
+
+    def state_dict(self) -> Any: ...
+
+    def load_state_dict(self, state: Any) -> None: ...
+
+
+class SampleBatches:
+    """Shuffled batches of ``(X, Y)`` rows, each sample possibly swapped for another version.
+
+    Parameters
+    ----------
+    X : ndarray or Tensor of shape (N, ...)
+    Y : ndarray or Tensor of shape (N, ...)
+    batch_size : int
+    X_flipped, X_views, hflip
+        As in :func:`fit`.
+    """
+
+    def __init__(
+        self,
+        X: ArrayLike,
+        Y: ArrayLike,
+        batch_size: int,
+        *,
+        X_flipped: ArrayLike | None = None,
+        X_views: Sequence[ArrayLike] | None = None,
+        hflip: bool = False,
+    ) -> None:
+        n = len(X)
+        if n == 0 or len(Y) != n:
+            raise ValueError(f"X and Y must have the same non-zero length, got {n} and {len(Y)}")
+        if hflip and len(X.shape) != 4:
+            raise ValueError(f"hflip needs (N, C, H, W) input, got shape {tuple(X.shape)}")
+        if X_flipped is not None and tuple(X_flipped.shape) != tuple(X.shape):
+            raise ValueError(f"X_flipped must have X's shape {tuple(X.shape)}")
+        views = list(X_views or ())
+        if views and X_flipped is not None:
+            raise ValueError("pass the mirrored inputs either as X_flipped or among X_views")
+        if any(tuple(v.shape) != tuple(X.shape) for v in views):
+            raise ValueError(f"every view in X_views must have X's shape {tuple(X.shape)}")
+        self.X, self.Y, self.batch_size = X, Y, batch_size
+        self.X_flipped, self.views, self.hflip = X_flipped, views, hflip
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def epoch(self, gen: torch.Generator) -> Iterator[tuple[Tensor, Tensor, float]]:
+        n = len(self.X)
+        perm = torch.randperm(n, generator=gen)
+        for s in range(0, n, self.batch_size):
+            idx = perm[s : s + self.batch_size]
+            xb = _take(self.X, idx)
+            if self.X_flipped is not None:
+                mirror = torch.rand(len(idx), generator=gen) < 0.5
+                if bool(mirror.any()):
+                    xb[mirror] = _take(self.X_flipped, idx[mirror]).to(xb.dtype)
+            if self.views:
+                pick = torch.randint(0, len(self.views) + 1, (len(idx),), generator=gen)
+                for v, view in enumerate(self.views, start=1):
+                    sel = pick == v
+                    if bool(sel.any()):
+                        xb[sel] = _take(view, idx[sel]).to(xb.dtype)
+            if self.hflip:
+                xb = random_hflip(xb, gen)
+            yield xb, _take(self.Y, idx), float(len(idx))
+
+    def state_dict(self) -> Any:
+        return None  # its draws come from fit's generator, which is checkpointed
+
+    def load_state_dict(self, state: Any) -> None:
+        return None
+
+
 # -- pieces -------------------------------------------------------------------------------------
 def _device(name: str) -> torch.device:
     if name == "auto":
@@ -252,8 +346,14 @@ def _to(t: Tensor, device: torch.device) -> Tensor:
 
 
 def _loss(
-    kind: str, out: Tensor, target: Tensor, expectation: tuple[float, Tensor] | None = None
+    kind: str,
+    out: Tensor,
+    target: Tensor,
+    expectation: tuple[float, Tensor] | None = None,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
+    if loss_fn is not None:
+        return loss_fn(out, target)
     if kind == "kl":
         logp = F.log_softmax(out, dim=1)
         loss = F.kl_div(logp, target, reduction="batchmean")
@@ -320,6 +420,7 @@ def _evaluate(
     config: FitConfig,
     device: torch.device,
     metric: Metric | None,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> tuple[float, float | None]:
     model.eval()
     total, outs = 0.0, []
@@ -327,8 +428,9 @@ def _evaluate(
         for s in range(0, len(X), config.batch_size):
             idx = torch.arange(s, min(s + config.batch_size, len(X)))
             out = model(_to(_take(X, idx), device))
+            target = _to(_take(Y, idx), device)
             total += float(
-                _loss(config.loss, out, _to(_take(Y, idx), device), _expectation(config, device))
+                _loss(config.loss, out, target, _expectation(config, device), loss_fn)
             ) * len(idx)
             if metric is not None:
                 outs.append(_as_prediction(config.loss, out).float().cpu())
@@ -379,8 +481,8 @@ def _check_resumable(saved: dict[str, Any], config: FitConfig, path: Path) -> No
 # -- the loop -----------------------------------------------------------------------------------
 def fit(
     model: nn.Module,
-    X: ArrayLike,
-    Y: ArrayLike,
+    X: ArrayLike | Batches,
+    Y: ArrayLike | None = None,
     config: FitConfig | None = None,
     *,
     val: tuple[ArrayLike, ArrayLike] | None = None,
@@ -389,16 +491,18 @@ def fit(
     resume: bool = False,
     X_flipped: ArrayLike | None = None,
     X_views: Sequence[ArrayLike] | None = None,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``(X, Y)`` and keep its best epoch.
+    """Train ``model`` on ``(X, Y)`` (or on a :class:`Batches` source) and keep its best epoch.
 
     Parameters
     ----------
     model : nn.Module
         Trained in place (only parameters with ``requires_grad``); moved to the config's device
         and left in eval mode.
-    X : ndarray or Tensor of shape (N, ...)
+    X : ndarray or Tensor of shape (N, ...), or Batches
         Inputs, e.g. frozen feature maps (N, C, H, W); float16 is read as float32 per batch.
+        A :class:`Batches` source instead draws the batches itself (``Y`` is then None).
     Y : ndarray or Tensor of shape (N, L) or (N,)
         Targets: distributions (N, L) for "kl", class indices (N,) or distributions for "ce",
         values of the outputs' shape for "l1".
@@ -424,6 +528,8 @@ def fit(
         :func:`facecore.training.tops.dataset_views`): each training sample is drawn uniformly
         from ``X`` and these. Not together with ``X_flipped`` (put the mirrored maps among the
         views).
+    loss_fn : callable, optional
+        ``loss_fn(outputs, targets) -> scalar Tensor``, with ``config.loss="custom"``.
 
     Returns
     -------
@@ -435,18 +541,18 @@ def fit(
     """
     config = config or FitConfig()
     device = _device(config.device)
-    n = len(X)
-    if n == 0 or len(Y) != n:
-        raise ValueError(f"X and Y must have the same non-zero length, got {n} and {len(Y)}")
-    if config.hflip and len(X.shape) != 4:
-        raise ValueError(f"hflip needs (N, C, H, W) input, got shape {tuple(X.shape)}")
-    if X_flipped is not None and tuple(X_flipped.shape) != tuple(X.shape):
-        raise ValueError(f"X_flipped must have X's shape {tuple(X.shape)}")
-    views = list(X_views or ())
-    if views and X_flipped is not None:
-        raise ValueError("pass the mirrored inputs either as X_flipped or among X_views")
-    if any(tuple(v.shape) != tuple(X.shape) for v in views):
-        raise ValueError(f"every view in X_views must have X's shape {tuple(X.shape)}")
+    if (config.loss == "custom") != (loss_fn is not None):
+        raise ValueError("loss='custom' and loss_fn go together")
+    if isinstance(X, Batches):
+        if Y is not None or X_flipped is not None or X_views is not None:
+            raise ValueError("a Batches source draws its own targets and versions")
+        batches = X
+    else:
+        if Y is None:
+            raise ValueError("fit needs the targets Y")
+        batches = SampleBatches(
+            X, Y, config.batch_size, X_flipped=X_flipped, X_views=X_views, hflip=config.hflip
+        )
     if val is None and (metric is not None or config.patience is not None):
         raise ValueError("metric and patience need a validation split (val=)")
     if val is not None and (len(val[0]) == 0 or len(val[0]) != len(val[1])):
@@ -457,15 +563,14 @@ def fit(
     if not params:
         raise ValueError("the model has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    sched = None
+    total_steps = config.epochs * len(batches)
+    sched: Any = None
     if config.schedule == "one-cycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            max_lr=config.lr,
-            total_steps=config.epochs * steps_per_epoch,
-            pct_start=config.pct_start,
+            opt, max_lr=config.lr, total_steps=total_steps, pct_start=config.pct_start
         )
+    elif config.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     ckpt = None if config.checkpoint_dir is None else Path(config.checkpoint_dir) / CHECKPOINT_NAME
     result = FitResult(checkpoint_path=ckpt)
     best_state: dict[str, Tensor] | None = None
@@ -482,6 +587,7 @@ def fit(
             if sched is not None:
                 sched.load_state_dict(saved["scheduler"])
             _set_rng_state(saved["rng"], gen, device)
+            batches.load_state_dict(saved.get("batches"))
             result.history = [EpochRecord(**h) for h in saved["history"]]
             result.best_epoch = saved["best_epoch"]
             result.best_score = saved["best_score"]
@@ -498,36 +604,24 @@ def fit(
                 break
             t0 = time.perf_counter()
             model.train()
-            total = 0.0
-            perm = torch.randperm(n, generator=gen)
-            for s in range(0, n, config.batch_size):
-                idx = perm[s : s + config.batch_size]
-                xb = _take(X, idx)
-                if X_flipped is not None:
-                    mirror = torch.rand(len(idx), generator=gen) < 0.5
-                    if bool(mirror.any()):
-                        xb[mirror] = _take(X_flipped, idx[mirror]).to(xb.dtype)
-                if views:
-                    pick = torch.randint(0, len(views) + 1, (len(idx),), generator=gen)
-                    for v, view in enumerate(views, start=1):
-                        sel = pick == v
-                        if bool(sel.any()):
-                            xb[sel] = _take(view, idx[sel]).to(xb.dtype)
-                if config.hflip:
-                    xb = random_hflip(xb, gen)
-                xb, yb = _to(xb, device), _to(_take(Y, idx), device)
+            total = weights = 0.0
+            for xb, yb, weight in batches.epoch(gen):
+                xb, yb = _to(xb, device), _to(yb, device)
                 opt.zero_grad(set_to_none=True)
-                loss = _loss(config.loss, model(xb), yb, expectation)
+                loss = _loss(config.loss, model(xb), yb, expectation, loss_fn)
                 loss.backward()
                 if config.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(params, config.max_grad_norm)
                 opt.step()
                 if sched is not None:
                     sched.step()
-                total += float(loss.detach()) * len(idx)
+                total += float(loss.detach()) * weight
+                weights += weight
             val_loss = val_metric = None
             if val is not None:
-                val_loss, val_metric = _evaluate(model, val[0], val[1], config, device, metric)
+                val_loss, val_metric = _evaluate(
+                    model, val[0], val[1], config, device, metric, loss_fn
+                )
                 score = val_metric if metric is not None else val_loss
                 assert score is not None
                 better = result.best_score is None or (
@@ -544,7 +638,7 @@ def fit(
                 result.best_epoch = epoch
             record = EpochRecord(
                 epoch=epoch,
-                loss=total / n,
+                loss=total / weights,
                 val_loss=val_loss,
                 val_metric=val_metric,
                 lr=float(opt.param_groups[0]["lr"]),
@@ -559,6 +653,7 @@ def fit(
                         "optimizer": opt.state_dict(),
                         "scheduler": None if sched is None else sched.state_dict(),
                         "rng": _rng_state(gen, device),
+                        "batches": batches.state_dict(),
                         "history": [asdict(h) for h in result.history],
                         "best_epoch": result.best_epoch,
                         "best_score": result.best_score,

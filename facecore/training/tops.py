@@ -7,10 +7,10 @@ label distributions, exact flip augmentation (the maps of the mirrored chips) an
 AdamW schedule of a fixed length (no early stopping, so no split is used to pick an epoch).
 
 * :func:`new_top` - the untrained top, its stages copied from the published weights.
-* :func:`train_top` - one fit, checkpointed every epoch and resumable.
-* :func:`cross_validated_distributions` - out-of-fold predicted distributions of every row; each
-  fold's predictions are saved as soon as the fold ends, so a rerun after an interruption
-  continues at the first missing fold (and inside it at the last finished epoch).
+* :func:`train_top` - one fit, checkpointed every epoch and resumable (its estimator, which the
+  runner cross-validates, is :class:`facecore.training.learners.TopRegressor`).
+* :func:`dataset_maps`, :func:`dataset_views`, :func:`trunk_features`,
+  :func:`calibration_maps` - the cached inputs of a top and of the frozen-feature baselines.
 
 This module implements no paper (see :mod:`facecore.heads.distribution` for the label-distribution
 papers the heads follow). It imports torch: import it explicitly.
@@ -29,21 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from facecore.atomic import atomic_path
-from facecore.heads.distribution import TOP_ARCHITECTURE
-
 __all__ = [
+    "INT8_CARD_NOTE",
     "TopRecipe",
     "calibration_maps",
-    "cross_validated_distributions",
     "dataset_maps",
     "dataset_views",
-    "int8_cross_validated",
     "new_top",
     "train_top",
-    "top_manifest_entry",
     "trunk_features",
-    "write_cv_document",
 ]
 
 logger = logging.getLogger(__name__)
@@ -275,98 +269,6 @@ def train_top(
     return top.eval(), result
 
 
-def _fold_file(work_dir: Path, k: int) -> Path:
-    return work_dir / f"fold{k}.npz"
-
-
-def cross_validated_distributions(
-    maps: np.ndarray,
-    targets: np.ndarray,
-    folds: Sequence[tuple[np.ndarray, np.ndarray]],
-    recipe: TopRecipe,
-    *,
-    maps_flipped: np.ndarray | None = None,
-    maps_views: Sequence[np.ndarray] | None = None,
-    work_dir: str | os.PathLike[str],
-    device: str = "cpu",
-    bins: Any = None,
-) -> tuple[np.ndarray, list[float]]:
-    """Out-of-fold predicted distributions of a top trained by ``recipe`` on each fold.
-
-    Parameters
-    ----------
-    maps : ndarray (N, C, H, W)
-    targets : ndarray (N, K)
-        Target distributions.
-    folds : sequence of (train_idx, test_idx)
-    recipe : TopRecipe
-    maps_flipped : ndarray (N, C, H, W), optional
-    maps_views : sequence of ndarrays (N, C, H, W), optional
-        The other versions of the maps, with ``recipe.jitter`` (:func:`train_top`).
-    work_dir : path-like
-        Fold results (``fold<k>.npz``) and checkpoints; keyed by the recipe (a different recipe
-        in the same folder is refused).
-    device : str, default "cpu"
-    bins : array-like, optional
-        Bin values (needed with ``recipe.expectation_weight``).
-
-    Returns
-    -------
-    (probabilities, seconds)
-        (N, K) float32 out-of-fold distributions, and each fold's training time.
-    """
-    from facecore.training.fit import predict
-
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    meta = {"recipe": recipe.to_dict(), "n": int(len(maps)), "k": int(targets.shape[1])}
-    meta_path = work / "recipe.json"
-    if meta_path.is_file():
-        saved = json.loads(meta_path.read_text(encoding="utf-8"))
-        if saved != meta:
-            raise ValueError(f"{work} holds folds of another recipe: {saved}; use a new folder")
-    else:
-        meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-
-    oof = np.full((len(maps), targets.shape[1]), np.nan, np.float32)
-    seconds: list[float] = []
-    backbone = None
-    for k, (tr, te) in enumerate(folds):
-        path = _fold_file(work, k)
-        if path.is_file():
-            with np.load(path) as z:
-                if np.array_equal(z["test"], te):
-                    oof[te] = z["probs"]
-                    seconds.append(float(z["seconds"]))
-                    logger.info("fold %d read from %s", k, path)
-                    continue
-            logger.warning("%s holds another split; retraining fold %d", path, k)
-        if backbone is None:
-            from facecore.training.chips import load_face_resnet
-
-            backbone = load_face_resnet()
-        t0 = time.perf_counter()
-        top, _ = train_top(
-            np.asarray(maps[tr]),
-            targets[tr],
-            recipe,
-            maps_flipped=None if maps_flipped is None else np.asarray(maps_flipped[tr]),
-            maps_views=None if maps_views is None else [np.asarray(v[tr]) for v in maps_views],
-            checkpoint_dir=work / f"ckpt{k}",
-            backbone=backbone,
-            device=device,
-            bins=bins,
-        )
-        took = time.perf_counter() - t0
-        probs = predict(top, np.asarray(maps[te]), loss="kl", device=device)
-        with atomic_path(path) as tmp:
-            np.savez(tmp, test=te, probs=probs, seconds=np.float64(took))
-        oof[te] = probs
-        seconds.append(took)
-        logger.info("fold %d trained in %.0f s", k, took)
-    return oof, seconds
-
-
 #: Training photos whose maps set a quantized top's activation ranges.
 CALIBRATION_SIZE = 512
 
@@ -389,111 +291,3 @@ def calibration_maps(
     if len(rows) > size:
         rows = np.sort(np.random.default_rng(seed).choice(rows, size, replace=False))
     return np.asarray(maps[rows], dtype=np.float32)
-
-
-def int8_cross_validated(
-    maps: np.ndarray,
-    folds: Sequence[tuple[np.ndarray, np.ndarray]],
-    recipe: TopRecipe,
-    n_outputs: int,
-    *,
-    work_dir: str | os.PathLike[str],
-    seed: int = 0,
-) -> np.ndarray:
-    """Out-of-fold distributions of every fold's top served in int8.
-
-    Each fold's trained top (its last checkpoint, left by :func:`cross_validated_distributions`
-    in ``work_dir``) is quantized with ranges from :func:`calibration_maps` of that fold's
-    training rows only, and predicts that fold's test rows: the CV of the int8 model as served.
-
-    Raises
-    ------
-    FileNotFoundError
-        If a fold's checkpoint is missing (rerun the cross-validation in that folder).
-    """
-    import torch
-
-    from facecore.nn.quantize import quantize_top
-    from facecore.training.chips import load_face_resnet
-    from facecore.training.fit import CHECKPOINT_NAME
-
-    work = Path(work_dir)
-    backbone = load_face_resnet()
-    oof = np.full((len(maps), n_outputs), np.nan, np.float32)
-    for k, (tr, te) in enumerate(folds):
-        ckpt = work / f"ckpt{k}" / CHECKPOINT_NAME
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"{ckpt} is missing: rerun the cross-validation in {work}")
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if saved["epoch"] != recipe.epochs:
-            raise ValueError(f"{ckpt} stopped at epoch {saved['epoch']} of {recipe.epochs}")
-        top = new_top(recipe, n_outputs, backbone)
-        top.load_state_dict(saved["best_state"] or saved["model"])
-        q = quantize_top(top.eval(), calibration_maps(maps, tr, seed=seed + k))
-        with torch.inference_mode():
-            for s in range(0, len(te), 256):
-                rows = te[s : s + 256]
-                logits = q.predict(torch.from_numpy(np.asarray(maps[rows], dtype=np.float32)))
-                z = logits.double()
-                oof[rows] = torch.softmax(z, dim=1).numpy()
-        logger.info("fold %d served in int8", k)
-    return oof
-
-
-def write_cv_document(
-    path: str | os.PathLike[str],
-    *,
-    name: str,
-    dataset: str,
-    dataset_sha256: str,
-    n_photos: int,
-    n_with_face: int,
-    folds: int,
-    seed: int,
-    table: dict[str, dict[str, Any]],
-    chosen: str,
-    model_path: Path,
-    **extra: Any,
-) -> Path:
-    """Write a trained top's ``<name>.cv.json``: the fields the model-claims tests read (one row
-    per learner of ``table``, the chosen one, the data's fingerprint, the file size) and
-    ``extra``."""
-    doc = {
-        "name": name,
-        "dataset": dataset,
-        "dataset_sha256": dataset_sha256,
-        "n_photos": n_photos,
-        "n_with_face": n_with_face,
-        "folds": folds,
-        "seed": seed,
-        "rows": [{"name": k, "learner": k, **v} for k, v in table.items()],
-        "chosen": chosen,
-        "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
-        **extra,
-    }
-    path = Path(path)
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return path
-
-
-def top_manifest_entry(
-    name: str, model_path: Path, task: str, output: dict[str, Any], **fields: Any
-) -> dict[str, Any]:
-    """The manifest entry of a trained top's file: name, file, sha256, task, the architecture,
-    the trunk's input and chip, the one ``output`` (name, kind, scale, bins), and ``fields``
-    (inputs, source, training_data, licence, metrics, card, rebuild)."""
-    from facecore.model_store import sha256_file
-
-    return {
-        "name": name,
-        "file": model_path.name,
-        "sha256": sha256_file(model_path),
-        "kind": task,
-        "task": task,
-        "architecture": TOP_ARCHITECTURE,
-        "input_size": [150, 150],
-        "normalisation": None,
-        "chip": {"method": "dlib", "size": 150, "padding": 0.25},
-        "outputs": [{**output, "dim": output.get("dim")}],
-        **fields,
-    }

@@ -1,17 +1,15 @@
-"""facecore.age.train: bands, metrics and the cross-fitted correction (no training here)."""
+"""facecore.age.train (the age recipe): bands, metrics, learners and the cross-fitted correction
+(no training here)."""
 
 import numpy as np
 import pytest
 
-from facecore.age.train import (
-    AGE_BINS,
-    age_metrics,
-    band_of,
-    correction,
-    crossfit_correction,
-)
+from facecore.age.train import AGE_BINS, AgeRecipe, age_metrics, band_of
 from facecore.ldl.distributions import gaussian_label_distribution
 from facecore.training.folds import kfold_splits
+from facecore.training.learners import IsotonicCorrection, central_intervals
+from facecore.training.runner import out_of_fold
+from facecore.training.tops import TopRecipe
 
 
 def test_bands_cover_every_age_once():
@@ -53,7 +51,9 @@ def test_crossfit_correction_removes_the_bias_and_fixes_the_coverage():
     y, probs = _shrunk_predictions()
     folds = kfold_splits(len(y), 5, 0, stratify=y)
     raw = probs @ AGE_BINS
-    values, corrected, temps = crossfit_correction(probs, y, folds)
+    oof = out_of_fold(IsotonicCorrection(AGE_BINS), probs, y, folds)
+    values, corrected = oof.values, oof.distributions
+    temps = [e.temperature_ for e in oof.estimators]
     before, after = np.mean(np.abs(raw - y)), np.mean(np.abs(values - y))
     assert after < 0.6 * before
     # The ends: the young are no longer predicted decades too old.
@@ -70,12 +70,23 @@ def test_correction_of_a_calibrated_predictor_changes_little():
     y = rng.uniform(1, 90, 1500).round()
     guess = y + rng.normal(0, 3, len(y))
     probs = gaussian_label_distribution(guess, AGE_BINS, 3.0).astype(np.float64)
-    t, knots = correction(probs, y)
+    corr = IsotonicCorrection(AGE_BINS).fit(probs, y)
+    t, knots = corr.temperature_, corr.knots_
     assert t <= 1.5
     assert np.interp(50.0, *knots) == pytest.approx(50.0, abs=3.0)
 
 
 def _intervals(probs):
-    from facecore.age.train import _intervals as iv
+    return central_intervals(probs, AGE_BINS)
 
-    return iv(probs)
+
+def test_the_recipe_keeps_the_fold_folder_and_compares_the_served_variants():
+    recipe = AgeRecipe(top=TopRecipe(epochs=12))
+    # The folder of the fold checkpoints the trainer before the recipe wrote (its caches).
+    assert recipe.fold_dir.as_posix() == ".cache/age/cv-5f-s0-sigma3.0-" + recipe.fold_dir.name[-8:]
+    assert recipe.candidates() == [
+        "top-ldl, int8",
+        "top-ldl + correction, int8",
+        "top-ldl + svr stack, int8",
+    ]
+    assert AgeRecipe(int8=False, stack=False).candidates() == ["top-ldl", "top-ldl + correction"]

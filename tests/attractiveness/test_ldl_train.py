@@ -1,4 +1,5 @@
-"""facecore.attractiveness.ldl_train: the label-enhancement rule and the geometric fusion."""
+"""facecore.attractiveness.ldl_train (the rating-distribution recipes): the label-enhancement
+rule, the geometric fusion, the ensemble and the rule that chooses what ships."""
 
 import numpy as np
 import pytest
@@ -6,11 +7,14 @@ import pytest
 from facecore.attractiveness.ldl_model import apply_fusion
 from facecore.attractiveness.ldl_train import (
     DATASETS,
-    LdlTrainConfig,
-    fuse_geometric,
+    AverageOf,
+    GeometricFusion,
+    LdlRecipe,
     label_sigma,
     member_recipe,
 )
+from facecore.ldl.distributions import gaussian_label_distribution
+from facecore.training.runner import OutOfFold, Run
 from facecore.training.tops import TopRecipe
 
 
@@ -31,16 +35,51 @@ def test_label_sigma_from_mebeauty_raters(shared):
 
 def test_fusion_recovers_a_linear_rating():
     rng = np.random.default_rng(0)
-    deep = rng.uniform(1, 5, 400)
+    bins = DATASETS["scut-fbp5500"].bins
+    probs = gaussian_label_distribution(rng.uniform(1.5, 4.5, 400), bins, 0.4)
+    deep = probs @ np.asarray(bins)
     geo = rng.normal(size=(400, 42))
     y = 0.8 * deep + 0.3 * geo[:, 0] + 0.5 + rng.normal(0, 0.05, 400)
-    fusion = fuse_geometric(deep, geo, y)
-    pred = apply_fusion(fusion, deep, geo)
+    X = np.column_stack([probs, geo])
+    fitted = GeometricFusion(bins).fit(X, y)
+    pred = fitted.predict(X)
     assert np.corrcoef(pred, y)[0, 1] > 0.99
+    fusion = fitted.fusion_
     assert set(fusion) == {"mean", "scale", "coef", "intercept", "alpha"}
     assert len(fusion["coef"]) == 43
+    np.testing.assert_allclose(pred, np.clip(apply_fusion(fusion, deep, geo), 1.0, 5.0))
+    # The distribution is translated to the fused value (away from the ends of the scale).
+    mid = (pred > 2.2) & (pred < 3.8)
+    moved = fitted.predict_distribution(X) @ np.asarray(bins)
+    np.testing.assert_allclose(moved[mid], pred[mid], atol=1e-3)
     with pytest.raises(ValueError):
         apply_fusion(fusion, deep, geo[:, :10])
+
+
+def test_the_ensemble_is_the_float32_average_of_its_tops():
+    bins = DATASETS["mebeauty"].bins
+    rng = np.random.default_rng(1)
+    a = gaussian_label_distribution(rng.uniform(2, 9, 50), bins, 1.0)
+    b = gaussian_label_distribution(rng.uniform(2, 9, 50), bins, 1.5)
+    avg = AverageOf(bins, 2).fit(np.column_stack([a, b]), None)
+    p = avg.predict_distribution(np.column_stack([a, b]))
+    assert p.dtype == np.float32 and np.array_equal(p, np.mean([a, b], axis=0))
+    np.testing.assert_allclose(avg.predict(np.column_stack([a, b])), p @ np.asarray(bins))
+
+
+def _run_with_pcs(pcs: dict[str, float]) -> Run:
+    run = Run(LdlRecipe(), None, [])
+    run.table = {k: {"pc": v} for k, v in pcs.items()}
+    run.oof = {k: OutOfFold(np.zeros(1), None, [], []) for k in pcs}
+    return run
+
+
+def test_a_combination_ships_only_when_it_raises_the_cv_pearson_by_the_gain():
+    recipe = LdlRecipe()
+    top, geo, stack = "top-ldl, int8", "top-ldl + geometric, int8", "top-ldl + svr stack, int8"
+    assert recipe.choose(_run_with_pcs({top: 0.9, geo: 0.9015, stack: 0.9019})) == top
+    assert recipe.choose(_run_with_pcs({top: 0.9, geo: 0.903, stack: 0.9025})) == geo
+    assert recipe.choose(_run_with_pcs({top: 0.9, geo: 0.903, stack: 0.903})) == stack
 
 
 def test_extra_tops_are_the_main_recipe_with_another_start_and_seed():
@@ -52,11 +91,14 @@ def test_extra_tops_are_the_main_recipe_with_another_start_and_seed():
         with pytest.raises(ValueError, match="START:SEED"):
             member_recipe(base, bad)
     scut = DATASETS["scut-fbp5500"]
-    # The dataset's default members unless the config names its own (an empty tuple: none).
-    assert LdlTrainConfig(recipe=base).recipes(scut)[1:] == tuple(
-        member_recipe(base, m) for m in scut.members
-    )
-    assert LdlTrainConfig(recipe=base, members=()).recipes(scut) == (base,)
+    # The dataset's default members unless the recipe names its own (an empty tuple: none).
+    assert LdlRecipe(top=base).recipes()[1:] == tuple(member_recipe(base, m) for m in scut.members)
+    assert LdlRecipe(top=base, members=()).recipes() == (base,)
+    assert LdlRecipe(dataset="mebeauty", top=base).recipes() == (base,)
+    # The fold folders of the trainer before the recipe (its caches), keyed by recipe and rule.
+    folder = LdlRecipe().fold_dir(TopRecipe(), "histogram of the individual ratings on 1..10")
+    assert folder.parent.as_posix() == ".cache/attractiveness"
+    assert folder.name.startswith("scut-fbp5500-cv-5f-s0-")
 
 
 def test_the_trainer_cli_rejects_a_bad_extra_top(tmp_path, capsys):

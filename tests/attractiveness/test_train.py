@@ -1,4 +1,4 @@
-"""The training entry point: a tiny end-to-end run on real SCUT photos, and its pure helpers."""
+"""The classical recipe: a tiny end-to-end run on real SCUT photos, and its pure helpers."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 from facecore.attractiveness.model import AttractivenessModel, AttractivenessStage
 from facecore.attractiveness.train import (
     LICENCE,
+    ClassicalRecipe,
     TableRow,
     _load_dataset,
     choose_fusion,
     extract_dataset_features,
     format_table,
-    main,
     model_card,
 )
 from facecore.io import load_image
@@ -116,45 +116,45 @@ TINY_DEEP_SVR_PC = 0.4376
 @pytest.mark.data
 @pytest.mark.usefixtures("single_threaded")  # 3-7x faster on a busy 2-core machine
 def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
+    from facecore.training.runner import train
+
     reported: list[str] = []
     kwargs = dict(
         folds=2, inner_folds=2, seed=0, n_jobs=1, rf_trees=10, limit=40, serving_repeats=2
     )
-    res = main(
-        data_root,
-        tmp_path / "tiny_scut",
-        cache_dir=tmp_path / "cache",
-        report=reported.append,
-        **kwargs,
-    )
+    recipe = ClassicalRecipe(cache_dir=tmp_path / "cache", report=reported.append, **kwargs)
+    res = train(recipe, data_root, tmp_path / "tiny_scut")
 
     # Files and the cache.
     for p in (res.model_path, res.card_path, res.cv_path, res.manifest_path):
         assert p.is_file(), p
     assert res.model_path.name == "tiny_scut.joblib"
     assert list((tmp_path / "cache").glob("scut-fbp5500-*.npz"))
-    assert res.n_photos == 40 and res.n_no_face == 0
+    cv = json.loads(res.cv_path.read_text())
+    assert cv["n_photos"] == 40 and cv["n_no_face"] == 0
+    assert res.cv_path.read_text().startswith('{\n  "name": "tiny_scut"')  # as shipped: indent 2
 
     # The table: every feature set x learner, every fusion alone and with deep.
-    names = [r.name for r in res.rows]
+    rows = [TableRow(r["name"], r["kind"], tuple(r["members"]), r["learner"], r["pc"], r["mae"],
+                     r["rmse"], r["pc_fold_sd"]) for r in cv["rows"]]  # fmt: skip
+    names = [r.name for r in rows]
     expected = [f for f in FEATURE_ROWS for _ in ("svr", "rf")]
     expected += [f"fusion: {c}" for c in FUSION_ROWS] + [f"fusion: deep + {c}" for c in FUSION_ROWS]
     assert names == expected
-    assert [r.learner for r in res.rows[:12]] == ["svr", "rf"] * 6
-    assert all(np.isfinite([r.mae, r.rmse]).all() for r in res.rows)
-    assert res.chosen.kind == "fusion" and len(res.chosen.members) >= 2
+    assert [r.learner for r in rows[:12]] == ["svr", "rf"] * 6
+    assert all(np.isfinite([r.mae, r.rmse]).all() for r in rows)
+    chosen = next(r for r in rows if r.name == cv["chosen"])
+    assert chosen.kind == "fusion" and len(chosen.members) >= 2
     # Learning, not just finite numbers: shuffled labels or a broken feature block give PC ~ 0.
     name, pc, mae = TINY_CHOSEN
-    assert res.chosen.pc == pytest.approx(pc, abs=0.05) and res.chosen.mae <= 1.15 * mae
-    deep_svr = next(r for r in res.rows if (r.name, r.learner) == ("deep896", "svr"))
+    assert chosen.pc == pytest.approx(pc, abs=0.05) and chosen.mae <= 1.15 * mae
+    deep_svr = next(r for r in rows if (r.name, r.learner) == ("deep896", "svr"))
     assert deep_svr.pc == pytest.approx(TINY_DEEP_SVR_PC, abs=0.05)
-    assert res.chosen.name == name
-    assert reported == [res.table] and "(chosen)" in res.table
+    assert chosen.name == name
+    assert reported == [format_table(rows, chosen.name)] and "(chosen)" in reported[0]
 
     # cv.json, card, manifest entry.
-    cv = json.loads(res.cv_path.read_text())
-    assert [r["name"] for r in cv["rows"]] == names
-    assert cv["chosen"] == res.chosen.name and set(cv["per_group"]) <= {"AF", "AM", "CF", "CM"}
+    assert cv["chosen"] == chosen.name and set(cv["per_group"]) <= {"AF", "AM", "CF", "CM"}
     assert sum(g["n"] for g in cv["per_group"].values()) == 40
     card = res.card_path.read_text()
     assert LICENCE in card and cv["dataset_sha256"] in card and "| group |" in card
@@ -163,7 +163,7 @@ def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
     assert spec.sha256 == sha256_file(res.model_path)
     assert spec.licence == LICENCE
     assert cv["dataset_sha256"] in spec.training_data
-    assert spec.extra["metrics"]["cv"]["pc"] == pytest.approx(res.chosen.pc, abs=1e-4)
+    assert spec.extra["metrics"]["cv"]["pc"] == pytest.approx(chosen.pc, abs=1e-4)
     assert spec.inputs and spec.source and spec.extra["rebuild"]
     # The structured fields the shipped entry carries (a rebuild must keep them).
     assert (spec.task, spec.architecture, spec.input_size) == (
@@ -183,7 +183,7 @@ def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
     model = scorer.load()
     assert set(model.blocks) == {
         {"deep": "deep", "geometric": "geometric", "texture": "blbp", "pcanet": "pcanet"}[m]
-        for m in res.chosen.members
+        for m in chosen.members
     }
     from facecore.analyzer import FaceAnalyzer
 
@@ -200,7 +200,8 @@ def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
         assert served == pytest.approx(trained, abs=1e-4)
 
     # A rerun reads the cache and reproduces the table exactly (fixed seeds).
-    again = main(data_root, tmp_path / "tiny_scut", cache_dir=tmp_path / "cache", **kwargs)
-    assert again.timings["features_from_cache"] is True
-    assert again.timings["feature_extraction_s"] == res.timings["feature_extraction_s"] > 0
-    assert again.table == res.table
+    again = train(recipe, data_root, tmp_path / "tiny_scut")
+    assert again.cv["timings"]["features_from_cache"] is True
+    t = cv["timings"]["feature_extraction_s"]
+    assert again.cv["timings"]["feature_extraction_s"] == t > 0
+    assert reported[1] == reported[0] and again.cv["rows"] == cv["rows"]

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from facecore.ldl.distributions import gaussian_label_distribution
-from facecore.ldl.stack import RbfSvr, TopStack, crossfit_stack, fit_stack, fit_top_stack
+from facecore.ldl.stack import RbfSvr, TopStack, fit_stack
+from facecore.training.learners import SvrStack
+from facecore.training.runner import out_of_fold
 
 BINS = np.arange(0, 101, dtype=np.float64)
 
@@ -57,11 +59,12 @@ def test_crossfit_stack_beats_either_input_when_they_err_differently():
     svr = y + rng.normal(0, 8, 1000)  # unbiased, noisier
     probs = gaussian_label_distribution(np.clip(top, 0, 100), BINS, 5.0)
     folds = [(np.setdiff1d(np.arange(1000), te), te) for te in np.array_split(np.arange(1000), 5)]
-    values, dists, stacks = crossfit_stack(probs, svr, y, folds, BINS)
+    oof = out_of_fold(SvrStack(BINS), np.column_stack([probs, svr]), y, folds)
+    values, dists = oof.values, oof.distributions
     mae = lambda p: float(np.mean(np.abs(p - y)))  # noqa: E731
     assert mae(values) < min(mae(probs @ BINS), mae(svr)) - 0.3
-    assert len(stacks) == 5 and all(s.temperature >= 1.0 for s in stacks)
-    whole = fit_top_stack(probs, svr, y, BINS)
+    assert len(oof.estimators) == 5 and all(e.stack_.temperature >= 1.0 for e in oof.estimators)
+    whole = SvrStack(BINS).fit(np.column_stack([probs, svr]), y).stack_
     lo = np.argmax(np.cumsum(dists, 1) >= 0.05 - 1e-9, 1)
     hi = np.argmax(np.cumsum(dists, 1) >= 0.95 - 1e-9, 1)
     cover = np.mean((y >= BINS[lo]) & (y <= BINS[hi]))
@@ -82,7 +85,11 @@ def test_a_rating_svr_and_a_stack_without_tempering_round_trip():
     np.testing.assert_allclose(svr.predict(X[:10]), pipe.predict(X[:10]), atol=5e-3)
     bins = np.arange(1.0, 5.01, 0.5)
     probs = gaussian_label_distribution(np.clip(score, 1, 5), bins, 0.5)
-    stack = fit_top_stack(probs, svr.predict(X), score, bins, temper_for_coverage=False)
+    stack = (
+        SvrStack(bins, temper_for_coverage=False)
+        .fit(np.column_stack([probs, svr.predict(X)]), score)
+        .stack_
+    )
     assert stack.temperature == 1.0
     import dataclasses
 

@@ -10,7 +10,7 @@ from facecore.quality.train import (
     BAND_EDGES,
     N_VERSIONS,
     TOLERANCE,
-    QualityTrainConfig,
+    QualityRecipe,
     agreement,
     calibration_knots,
     choose_threshold,
@@ -88,10 +88,10 @@ def test_train_ranker_learns_and_resumes(tmp_path):
     maps = base + rng.normal(size=(12, N_VERSIONS, 64, 17, 17)).astype(np.float32) * (
         0.3 * levels.reshape(1, -1, 1, 1, 1)
     ).astype(np.float32)
-    cfg = replace(QualityTrainConfig(), steps=250, groups=4, lr=3e-3)
-    ckpt = tmp_path / "ckpt.pt"
+    cfg = replace(QualityRecipe(), steps=200, groups=4, lr=3e-3)
+    ckpt = tmp_path / "ckpt"
     net, hist = train_ranker("quality_map_head", maps, cfg, ckpt)
-    assert ckpt.is_file() and hist["history"][-1]["step"] == 200
+    assert (ckpt / "last.pt").is_file() and [h["step"] for h in hist["history"]] == [100, 200]
     from facecore.quality.train import _scores
 
     assert ranking_table(_scores(net, maps))[-1]["pair_accuracy"] > 0.9
@@ -99,3 +99,82 @@ def test_train_ranker_learns_and_resumes(tmp_path):
     net2, hist2 = train_ranker("quality_map_head", maps, cfg, ckpt)
     np.testing.assert_allclose(_scores(net2, maps), _scores(net, maps), atol=1e-5)
     assert hist2["seconds"] == pytest.approx(hist["seconds"], abs=1.0)
+    with pytest.raises(ValueError, match="multiple of 100"):
+        replace(cfg, steps=250)
+
+
+def test_card_of_the_shipped_model_is_reproduced():
+    """The recipe's card, fed the shipped model's cv.json, is the shipped card."""
+    import json
+    from pathlib import Path
+
+    from facecore.quality.train import _card
+    from facecore.training.card import render_card
+
+    out = Path(__file__).resolve().parents[2] / "models" / "quality_faces"
+    cv = json.loads(out.with_name(out.name + ".cv.json").read_text(encoding="utf-8"))
+    card = render_card(_card(out, cv), base=out.parent)
+    shipped = out.with_name(out.name + ".md").read_text(encoding="utf-8")
+    strip = [ln for ln in shipped.splitlines() if not ln.startswith("- ")]  # package versions
+    assert [ln for ln in card.splitlines() if not ln.startswith("- ")] == strip
+
+
+def test_the_recipe_evaluates_ships_and_publishes(tmp_path, monkeypatch):
+    """The recipe's held-out evaluation, calibration, error table and artefacts, on synthetic
+    versions (the error rows, which read the age and SCUT fold tops, are faked)."""
+    import json
+
+    from facecore.quality import train as qt
+    from facecore.training.publish import publish
+    from facecore.training.runner import Data
+
+    rng = np.random.default_rng(0)
+    levels = np.zeros(N_VERSIONS)
+    for k in range(len(distortion_kinds())):
+        for lv in range(1, N_LEVELS + 1):
+            levels[version_index(k, lv)] = lv
+
+    def part(n: int) -> tuple[np.ndarray, np.ndarray]:
+        noise = rng.normal(size=(n, N_VERSIONS, 64, 17, 17)) * levels.reshape(1, -1, 1, 1, 1)
+        maps = (rng.random((n, 1, 64, 17, 17)) + 0.3 * noise).astype(np.float16)
+        chips = rng.integers(0, 256, (n, N_VERSIONS, 150, 150, 3), dtype=np.uint8)
+        return chips, maps
+
+    inputs: dict[str, dict[str, np.ndarray]] = {"chip": {}, "stage2": {}}
+    for name, n in (("train", 8), ("calib", 6), ("eval", 6)):
+        inputs["chip"][name], inputs["stage2"][name] = part(n)
+    emb = rng.normal(0, 0.05, (6, N_VERSIONS, 128)) * levels.reshape(1, -1, 1)
+    recipe = QualityRecipe(steps=100, groups=4, lr=3e-3, work_dir=tmp_path / "work")
+    data = Data(
+        y=np.zeros(6),
+        features={},
+        extra={
+            "root": tmp_path,
+            "work": tmp_path,
+            "counts": {p: {"scut-fbp5500": 3, "utkface": 3} for p in ("train", "calib", "eval")},
+            "hashes": {"scut-fbp5500": "a" * 64, "utkface": "b" * 64},
+            "inputs": inputs,
+            "calib_emb": emb,
+            "eval_emb": emb,
+            "eval_photo": np.arange(6),
+            "eval_set": np.array(["scut-fbp5500"] * 3 + ["utkface"] * 3),
+            "seconds": {},
+        },
+    )
+    monkeypatch.setattr(
+        qt,
+        "_error_rows",
+        lambda task, root, photo, maps: 0.1 + 0.05 * levels[None, :] + 0 * photo[:, None],
+    )
+    run = recipe.evaluate(data)
+    assert set(run.table) == set(recipe.architectures) and run.chosen in recipe.architectures
+    out = tmp_path / "models" / "quality_tiny"
+    res = publish(run, recipe.ship(run, out), out)
+    cv = json.loads(res.cv_path.read_text())
+    assert cv["chosen"] == run.chosen and cv["model"] == "quality_tiny"
+    assert 0.0 <= cv["warn_below"] <= 1.0 and len(cv["error_by_quality"]) == 10
+    # The map head learns to rank the noisier versions lower on these maps.
+    assert cv["candidates"]["quality_map_head"]["ranking"][-1]["pair_accuracy"] > 0.8
+    assert "Warning threshold" in res.card_path.read_text()
+    entry = json.loads((out.parent / "manifest.json").read_text())["models"]
+    assert [e["task"] for e in entry] == ["quality"]

@@ -1,12 +1,11 @@
-"""facecore.training.tops: the recipe, one fit and resumable cross-validation (tiny data)."""
+"""facecore.training.tops: the recipe, one fit, the cached views and calibration rows."""
 
 import numpy as np
 import pytest
 
 from facecore.ldl.distributions import gaussian_label_distribution
 from facecore.training import tops
-from facecore.training.folds import kfold_splits
-from facecore.training.tops import TopRecipe, cross_validated_distributions, new_top
+from facecore.training.tops import TopRecipe, new_top
 
 BINS = np.arange(1.0, 6.0)
 
@@ -30,31 +29,6 @@ def toy():
 def test_new_top_copies_the_published_stages():
     top = new_top(TopRecipe(start="stage5"), 5)
     assert top.input_node == "stage4" and top.fc.out_features == 5
-
-
-def test_cross_validation_is_resumable_and_refuses_another_recipe(toy, tmp_path, monkeypatch):
-    maps, targets, _ = toy
-    folds = kfold_splits(len(maps), 2, 0)
-    recipe = TopRecipe(start="stage5", epochs=2, batch_size=8, lr=1e-3, hflip=False)
-    oof, seconds = cross_validated_distributions(maps, targets, folds, recipe, work_dir=tmp_path)
-    assert oof.shape == targets.shape and not np.isnan(oof).any() and len(seconds) == 2
-    np.testing.assert_allclose(oof.sum(1), 1.0, atol=1e-5)
-    assert sorted(p.name for p in tmp_path.glob("fold*.npz")) == ["fold0.npz", "fold1.npz"]
-
-    def boom(*a, **k):
-        raise AssertionError("a finished fold was trained again")
-
-    monkeypatch.setattr(tops, "train_top", boom)
-    again, _ = cross_validated_distributions(maps, targets, folds, recipe, work_dir=tmp_path)
-    np.testing.assert_array_equal(again, oof)
-    with pytest.raises(ValueError, match="another recipe"):
-        cross_validated_distributions(
-            maps,
-            targets,
-            folds,
-            TopRecipe(start="stage5", epochs=3, hflip=False),
-            work_dir=tmp_path,
-        )
 
 
 def test_flip_augmentation_needs_the_mirrored_maps(toy):
@@ -94,23 +68,6 @@ def test_dataset_views_are_cached_mirrors_then_jittered_pairs(tmp_path, monkeypa
     assert not calls  # every view read back, none jittered again
     for a, b in zip(views, again, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-def test_int8_folds_come_from_each_folds_checkpoint(toy, tmp_path):
-    maps, targets, _ = toy
-    folds = kfold_splits(len(maps), 2, 0)
-    recipe = TopRecipe(start="stage5", epochs=2, batch_size=8, lr=1e-3, hflip=False)
-    oof, _ = cross_validated_distributions(maps, targets, folds, recipe, work_dir=tmp_path)
-    q = tops.int8_cross_validated(maps, folds, recipe, targets.shape[1], work_dir=tmp_path)
-    assert q.shape == oof.shape and not np.isnan(q).any()
-    np.testing.assert_allclose(q.sum(1), 1.0, atol=1e-5)
-    assert np.abs(q - oof).max() < 0.05  # int8 close to the float folds
-    with pytest.raises(FileNotFoundError, match="ckpt0"):
-        tops.int8_cross_validated(maps, folds, recipe, targets.shape[1], work_dir=tmp_path / "x")
-    with pytest.raises(ValueError, match="epoch 2 of 3"):
-        tops.int8_cross_validated(
-            maps, folds, TopRecipe(start="stage5", epochs=3), targets.shape[1], work_dir=tmp_path
-        )
 
 
 def test_calibration_maps_are_a_seeded_sample_of_the_rows(toy):

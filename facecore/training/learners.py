@@ -1,0 +1,456 @@
+"""The learners a recipe compares, each an estimator in the scikit-learn sense.
+
+Every learner has ``fit(X, y)``, ``predict(X)`` (values, N) and, when it predicts a label
+distribution, ``predict_distribution(X)`` (N, K) and ``bins``. So one out-of-fold helper
+(:func:`facecore.training.runner.out_of_fold`) cross-validates them all, and a post-hoc
+combination is a meta-estimator fitted on out-of-fold predictions, cross-fitted by the same
+helper (each fold's combiner fitted on the other folds' predictions only).
+
+* baselines: :class:`MeanDistribution`, :func:`feature_pipeline` (a standardised learner on
+  frozen trunk features), :func:`log_target_svr` (``TransformedTargetRegressor``) and
+  :func:`svr_search` (``GridSearchCV`` over ``(C, gamma)``, inside each training fold);
+* fine-tuned tops: :class:`TopRegressor` (a top of :mod:`facecore.training.tops`, trained by
+  :func:`facecore.training.fit.fit`) and :class:`Int8Top` (a fold's finished top, quantized);
+* post-hoc combiners: :class:`IsotonicCorrection` (temperature for coverage + isotonic map of
+  the expectation) and :class:`SvrStack` (least-absolute-deviation stack of a top and an SVR,
+  :mod:`facecore.ldl.stack`); a head's own combiner subclasses ``_Combiner`` (the geometric
+  fusion of :mod:`facecore.attractiveness.ldl_train`).
+
+:func:`central_intervals` and :func:`coverage_temperature` are the one interval and the one
+temperature-for-coverage search of the training code. This module implements no paper itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+__all__ = [
+    "Int8Top",
+    "IsotonicCorrection",
+    "MeanDistribution",
+    "SvrStack",
+    "TopRegressor",
+    "central_intervals",
+    "coverage",
+    "coverage_temperature",
+    "feature_pipeline",
+    "log_target_svr",
+    "svr_search",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# -- intervals and temperatures -------------------------------------------------------------------
+def central_intervals(probs: np.ndarray, bins: Sequence[float], mass: float = 0.9) -> np.ndarray:
+    """The central ``mass`` interval of each distribution, as bin values, (N, 2).
+
+    Vectorised :meth:`facecore.types.Prediction.interval`: the lower end is the first bin where
+    the normalised cumulative probability reaches ``(1 - mass) / 2``, the upper end the first
+    where it reaches ``(1 + mass) / 2`` (both less 1e-9).
+    """
+    b = np.asarray(bins, np.float64)
+    c = np.cumsum(probs, axis=1, dtype=np.float64)
+    c /= c[:, -1:]
+    lo = b[np.argmax(c >= (1.0 - mass) / 2.0 - 1e-9, axis=1)]
+    hi = b[np.argmax(c >= (1.0 + mass) / 2.0 - 1e-9, axis=1)]
+    return np.column_stack([lo, hi])
+
+
+def coverage(probs: np.ndarray, bins: Sequence[float], y: np.ndarray, mass: float = 0.9) -> float:
+    """Share of ``y`` inside the distributions' central ``mass`` intervals."""
+    iv = central_intervals(probs, bins, mass)
+    return float(np.mean((y >= iv[:, 0]) & (y <= iv[:, 1])))
+
+
+def coverage_temperature(
+    grid: Sequence[float],
+    distributions: Callable[[float], Any],
+    bins: Sequence[float],
+    y: np.ndarray,
+    mass: float = 0.9,
+) -> tuple[float, Any]:
+    """The temperature of ``grid`` whose distributions cover closest to ``mass`` of ``y``.
+
+    ``distributions(t)`` gives ``(probs, extra)`` at temperature ``t``; the first of equally
+    close temperatures (within 1e-9) wins. Returns ``(t, extra)`` of the chosen one.
+    """
+    best: tuple[float, float, Any] | None = None
+    for t in grid:
+        probs, extra = distributions(float(t))
+        gap = abs(coverage(probs, bins, y, mass) - mass)
+        if best is None or gap < best[0] - 1e-9:
+            best = (gap, float(t), extra)
+    assert best is not None
+    return best[1], best[2]
+
+
+# -- baselines ------------------------------------------------------------------------------------
+class MeanDistribution(RegressorMixin, BaseEstimator):
+    """Every face the training rows' mean distribution (the label-distribution baseline)."""
+
+    value_is_expectation = True
+
+    def __init__(self, bins: Sequence[float] = ()) -> None:
+        self.bins = bins
+
+    def fit(self, X: np.ndarray, D: np.ndarray) -> MeanDistribution:
+        self.mean_ = np.asarray(D).mean(0)
+        return self
+
+    def predict_distribution(self, X: np.ndarray) -> np.ndarray:
+        return np.tile(self.mean_, (len(X), 1))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_distribution(X) @ np.asarray(self.bins)
+
+
+class DistributionPipeline(Pipeline):
+    """A :class:`~sklearn.pipeline.Pipeline` whose last step predicts distributions (its value:
+    their expectation)."""
+
+    value_is_expectation = True
+
+    def predict_distribution(self, X: np.ndarray) -> np.ndarray:
+        for _, _, step in self._iter(with_final=False):
+            X = step.transform(X)
+        return self.steps[-1][1].predict_distribution(X)
+
+    @property
+    def bins(self) -> Any:
+        return self.steps[-1][1].bins
+
+
+def feature_pipeline(estimator: Any) -> Pipeline:
+    """``estimator`` on features standardised on its training rows."""
+    if hasattr(estimator, "predict_distribution"):
+        return DistributionPipeline([("standardscaler", StandardScaler()), ("ldl", estimator)])
+    return make_pipeline(StandardScaler(), estimator)
+
+
+def log_target_svr(C: float, epsilon: float) -> Any:
+    """A standardised RBF SVR of ``log(1 + y)`` (``TransformedTargetRegressor``; ages)."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.svm import SVR
+
+    svr = make_pipeline(StandardScaler(), SVR(C=C, epsilon=epsilon, gamma="scale"))
+    return TransformedTargetRegressor(
+        svr, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+    )
+
+
+def _total_abs_error(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.abs(pred - y).sum())
+
+
+def svr_search(
+    n_features: int,
+    grid: Sequence[tuple[float, float]],
+    epsilon: float,
+    *,
+    inner_folds: int = 3,
+    seed: int = 0,
+    n_jobs: int | None = 2,
+) -> Any:
+    """``GridSearchCV`` of a standardised RBF SVR over ``(C, gamma x n_features)`` pairs.
+
+    The inner folds are ``KFold(inner_folds, shuffle=True, random_state=seed)`` of the training
+    rows (:func:`facecore.training.folds.kfold_splits`); the score is the total absolute error
+    over them (the pooled MAE's order); the first of equal settings wins; refitted on every
+    training row.
+    """
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.svm import SVR
+
+    params = [{"svr__C": [float(c)], "svr__gamma": [float(g) / n_features]} for c, g in grid]
+    return GridSearchCV(
+        make_pipeline(StandardScaler(), SVR(epsilon=epsilon)),
+        params,
+        scoring=make_scorer(_total_abs_error, greater_is_better=False),
+        cv=KFold(inner_folds, shuffle=True, random_state=seed),
+        n_jobs=n_jobs,
+    )
+
+
+# -- fine-tuned tops ------------------------------------------------------------------------------
+class SharedBackbone:
+    """dlib's face ResNet, loaded on first use and then shared (by the folds of one CV)."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+
+    def get(self) -> Any:
+        if self.model is None:
+            from facecore.training.chips import load_face_resnet
+
+            self.model = load_face_resnet()
+        return self.model
+
+
+def _backbone(backbone: Any) -> Any:
+    return backbone.get() if isinstance(backbone, SharedBackbone) else backbone
+
+
+class TopRegressor(RegressorMixin, BaseEstimator):
+    """A fine-tuned trunk top (:func:`facecore.training.tops.train_top`) as an estimator.
+
+    ``X`` are row numbers (N, 1) into ``maps`` (and the mirrored / jittered versions), so that
+    the versions of a row travel with it; ``fit`` takes the target distributions (N, K).
+
+    Parameters
+    ----------
+    recipe : TopRecipe
+    bins : sequence of float
+    maps, maps_flipped : ndarrays (M, C, H, W)
+    maps_views : sequence of ndarrays, optional
+    checkpoint_dir : path, optional
+        Resumable checkpoint of the fit.
+    device : str, default "cpu"
+    backbone : module, optional
+        The face ResNet to copy the top from (loaded when None).
+    """
+
+    value_is_expectation = True
+
+    def __init__(
+        self,
+        recipe: Any = None,
+        bins: Sequence[float] = (),
+        maps: Any = None,
+        maps_flipped: Any = None,
+        maps_views: Any = None,
+        checkpoint_dir: Any = None,
+        device: str = "cpu",
+        backbone: Any = None,
+    ) -> None:
+        self.recipe = recipe
+        self.bins = bins
+        self.maps = maps
+        self.maps_flipped = maps_flipped
+        self.maps_views = maps_views
+        self.checkpoint_dir = checkpoint_dir
+        self.device = device
+        self.backbone = backbone
+
+    def for_fold(self, k: int, folder: Path | None) -> TopRegressor:
+        """This learner for CV fold ``k`` (its checkpoint ``folder/ckpt<k>``). The folds share
+        one face ResNet, loaded when the first of them is fitted."""
+        if self.backbone is None:
+            self.backbone = SharedBackbone()
+        return self._with(checkpoint_dir=None if folder is None else folder / f"ckpt{k}")
+
+    def _with(self, **changes: Any) -> Any:
+        # A shallow copy: the maps are shared, never copied (sklearn's clone would copy them).
+        params = {**self.get_params(deep=False), **changes}
+        return type(self)(**params)
+
+    def cache_meta(self, X: np.ndarray, D: np.ndarray) -> dict[str, Any]:
+        """What a fold folder of this learner is keyed by."""
+        return {"recipe": self.recipe.to_dict(), "n": int(len(X)), "k": int(D.shape[1])}
+
+    def fit(self, X: np.ndarray, D: np.ndarray) -> TopRegressor:
+        from facecore.training.tops import train_top
+
+        rows = np.asarray(X).ravel()
+        views = self.maps_views
+        self.top_, self.fit_ = train_top(
+            np.asarray(self.maps[rows]),
+            D,
+            self.recipe,
+            maps_flipped=None if self.maps_flipped is None else np.asarray(self.maps_flipped[rows]),
+            maps_views=None if views is None else [np.asarray(v[rows]) for v in views],
+            checkpoint_dir=self.checkpoint_dir,
+            backbone=_backbone(self.backbone),
+            device=self.device,
+            bins=self.bins,
+        )
+        return self
+
+    def predict_distribution(self, X: np.ndarray) -> np.ndarray:
+        from facecore.training.fit import predict
+
+        rows = np.asarray(X).ravel()
+        return predict(self.top_, np.asarray(self.maps[rows]), loss="kl", device=self.device)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_distribution(X) @ np.asarray(self.bins, np.float64)
+
+
+class Int8Top(TopRegressor):
+    """A CV fold's finished top (its checkpoint in the fold folder) served in int8.
+
+    ``fit`` reads the checkpoint (it never trains: the float top's CV trains it) and quantizes
+    the top (:func:`facecore.nn.quantize.quantize_top`) with ranges from the fold's own training
+    rows (:func:`facecore.training.tops.calibration_maps`, seed ``seed + k``). It keeps no fold
+    files (``keeps_folds``): the folder is the float top's.
+    """
+
+    keeps_folds = False
+
+    def __init__(
+        self,
+        recipe: Any = None,
+        bins: Sequence[float] = (),
+        maps: Any = None,
+        checkpoint_dir: Any = None,
+        seed: int = 0,
+        backbone: Any = None,
+    ) -> None:
+        self.recipe = recipe
+        self.bins = bins
+        self.maps = maps
+        self.checkpoint_dir = checkpoint_dir
+        self.seed = seed
+        self.backbone = backbone
+
+    def for_fold(self, k: int, folder: Path | None) -> Int8Top:
+        if folder is None:
+            raise ValueError("an int8 fold needs the float top's fold folder")
+        return self._with(checkpoint_dir=folder / f"ckpt{k}", seed=self.seed + k)
+
+    def fit(self, X: np.ndarray, D: np.ndarray) -> Int8Top:
+        import torch
+
+        from facecore.nn.quantize import quantize_top
+        from facecore.training.chips import load_face_resnet
+        from facecore.training.fit import CHECKPOINT_NAME
+        from facecore.training.tops import calibration_maps, new_top
+
+        ckpt = Path(self.checkpoint_dir) / CHECKPOINT_NAME
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt} is missing: rerun the top's cross-validation")
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if saved["epoch"] != self.recipe.epochs:
+            raise ValueError(f"{ckpt} stopped at epoch {saved['epoch']} of {self.recipe.epochs}")
+        backbone = load_face_resnet() if self.backbone is None else _backbone(self.backbone)
+        top = new_top(self.recipe, np.asarray(D).shape[1], backbone)
+        top.load_state_dict(saved["best_state"] or saved["model"])
+        rows = np.asarray(X).ravel()
+        self.top_ = quantize_top(top.eval(), calibration_maps(self.maps, rows, seed=self.seed))
+        return self
+
+    def predict_distribution(self, X: np.ndarray) -> np.ndarray:
+        import torch
+        from scipy.special import softmax
+
+        rows = np.asarray(X).ravel()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(rows), 256):
+                x = torch.from_numpy(np.asarray(self.maps[rows[s : s + 256]], dtype=np.float32))
+                out.append(softmax(self.top_.predict(x).double().numpy(), axis=1))
+        return np.concatenate(out).astype(np.float32)
+
+
+# -- post-hoc combiners (fitted on out-of-fold predictions) ---------------------------------------
+class _Combiner(RegressorMixin, BaseEstimator):
+    """Inputs ``X = [distributions (N, K) | other columns]``; ``bins`` gives K."""
+
+    bins: Sequence[float]
+
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = len(self.bins)
+        return np.asarray(X[:, :k]), np.asarray(X[:, k:])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self._apply(X)[0]
+
+    def predict_distribution(self, X: np.ndarray) -> np.ndarray:
+        return self._apply(X)[1]
+
+    def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+#: Temperatures :class:`IsotonicCorrection` tries (tempering a Gaussian by T widens it by
+#: sqrt(T)).
+CORRECTION_TEMPERATURES = tuple(np.round(np.geomspace(1.0, 30.0, 41), 3))
+
+
+class IsotonicCorrection(_Combiner):
+    """Temperature for 90% coverage and an isotonic map of the tempered expectation.
+
+    For each temperature of ``temperatures``, the expectation of the tempered distribution is
+    mapped by isotonic regression onto ``y``; the temperature whose corrected central
+    intervals cover closest to ``mass`` of ``y`` is kept (:func:`coverage_temperature`).
+    ``X``: distributions (N, K).
+    """
+
+    def __init__(
+        self,
+        bins: Sequence[float] = (),
+        temperatures: Sequence[float] = CORRECTION_TEMPERATURES,
+        mass: float = 0.9,
+    ) -> None:
+        self.bins = bins
+        self.temperatures = temperatures
+        self.mass = mass
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> IsotonicCorrection:
+        from sklearn.isotonic import IsotonicRegression
+
+        from facecore.ldl.distributions import calibrate, temper
+
+        probs, b = self._split(X)[0], np.asarray(self.bins, np.float64)
+
+        def corrected(t: float) -> tuple[np.ndarray, Any]:
+            iso = IsotonicRegression(y_min=float(b[0]), y_max=float(b[-1]), out_of_bounds="clip")
+            iso.fit(temper(probs, t) @ b, y)
+            knots = (np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_))
+            return calibrate(probs, b, t, knots)[1], knots
+
+        self.temperature_, self.knots_ = coverage_temperature(
+            self.temperatures, corrected, b, y, self.mass
+        )
+        return self
+
+    def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from facecore.ldl.distributions import calibrate
+
+        return calibrate(self._split(X)[0], self.bins, self.temperature_, self.knots_)
+
+
+class SvrStack(_Combiner):
+    """Least-absolute-deviation stack of a top's expectation and an SVR's prediction
+    (:mod:`facecore.ldl.stack`), with the temperature giving ``mass`` coverage when
+    ``temper_for_coverage`` (else 1). ``X``: ``[distributions (N, K) | svr (N, 1)]``."""
+
+    def __init__(
+        self, bins: Sequence[float] = (), temper_for_coverage: bool = True, mass: float = 0.9
+    ) -> None:
+        self.bins = bins
+        self.temper_for_coverage = temper_for_coverage
+        self.mass = mass
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> SvrStack:
+        from facecore.ldl.distributions import move_distributions, temper
+        from facecore.ldl.stack import TEMPERATURES, TopStack, fit_stack
+
+        probs, svr = self._split(X)
+        b = np.asarray(self.bins, np.float64)
+        coef, intercept = fit_stack(probs @ b, svr[:, 0], y)
+        self.stack_ = TopStack(coef, intercept, 1.0)
+        if self.temper_for_coverage:
+            values = self.stack_.values(probs @ b, svr[:, 0], b)
+            t, _ = coverage_temperature(
+                TEMPERATURES,
+                lambda t: (move_distributions(temper(probs, t), b, values), None),
+                b,
+                y,
+                self.mass,
+            )
+            self.stack_ = TopStack(coef, intercept, t)
+        return self
+
+    def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, svr = self._split(X)
+        return self.stack_.apply(probs, self.bins, svr_pred=svr[:, 0])

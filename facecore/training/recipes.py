@@ -1,0 +1,48 @@
+"""Every shipped model's recipe, by model name: where a run, a study or another recipe finds it.
+
+:func:`get_recipe` imports the head's ``train`` module only when asked (the heads' training is
+heavy and optional). ``python -m facecore.training.recipes`` lists the names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["RECIPES", "get_recipe"]
+
+#: Model name -> (module, class, keyword arguments) of its recipe.
+RECIPES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "age_utkface": ("facecore.age.train", "AgeRecipe", {}),
+    "attractiveness_scut": (
+        "facecore.attractiveness.ldl_train",
+        "LdlRecipe",
+        {"dataset": "scut-fbp5500"},
+    ),
+    "attractiveness_mebeauty": (
+        "facecore.attractiveness.ldl_train",
+        "LdlRecipe",
+        {"dataset": "mebeauty"},
+    ),
+    "attractiveness_scut_classical": ("facecore.attractiveness.train", "ClassicalRecipe", {}),
+    "quality_faces": ("facecore.quality.train", "QualityRecipe", {}),
+}
+
+
+def get_recipe(name: str, **changes: Any) -> Any:
+    """The recipe of the model ``name`` (a key of :data:`RECIPES`), with ``changes`` to its
+    settings.
+
+    Raises
+    ------
+    KeyError
+        If no recipe ships a model of that name.
+    """
+    if name not in RECIPES:
+        raise KeyError(f"no recipe for {name!r}; known: {sorted(RECIPES)}")
+    module, cls, kwargs = RECIPES[name]
+    return getattr(importlib.import_module(module), cls)(**{**kwargs, **changes})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print("\n".join(sorted(RECIPES)))

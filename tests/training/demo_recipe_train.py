@@ -1,0 +1,140 @@
+"""The recipe of a demonstration head, ``demo_age``: age in decades, from a few UTKFace photos.
+
+It exists to prove the seams (tests/training/test_recipe_head.py) and is never shipped: the
+whole training of a new head is this one file. A fine-tuned copy of stages 4-5 of dlib's face
+ResNet over the trunk's stage-3 map, a softmax over 0, 10, ..., 100 years (KL loss to a
+Gaussian of 15 years), compared in a 3-fold CV with the average distribution and with the top
+plus an isotonic correction; the lower cross-validated MAE of the two tops ships.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facecore.training.publish import rounded
+from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run
+from facecore.training.tops import TopRecipe
+
+BINS = tuple(float(b) for b in range(0, 101, 10))
+LICENCE = "trained on UTKFace: non-commercial research use only"
+
+
+@dataclass(frozen=True)
+class DemoAgeRecipe(Recipe):
+    """``n_photos`` UTKFace photos (a seeded draw), ``folds``-fold CV, a tiny top."""
+
+    name: str = "demo_age"
+    folds: int = 3
+    seed: int = 0
+    n_photos: int = 24
+    top: TopRecipe = TopRecipe(start="stage4", epochs=3, batch_size=8, lr=1e-3)
+    work_dir: Path = Path(".cache/demo_age")
+
+    def load(self, data_root: str | os.PathLike[str]) -> Data:
+        from facecore.datasets import dataset_hash, load_utkface
+        from facecore.ldl.distributions import gaussian_label_distribution
+        from facecore.training.chips import extract_dataset_chips
+        from facecore.training.tops import dataset_maps
+
+        ds = load_utkface(data_root)
+        pick = np.random.default_rng(self.seed).permutation(len(ds))[: self.n_photos]
+        ds = ds.subset(np.sort(pick))
+        chips = extract_dataset_chips(ds, cache_dir=Path(self.work_dir) / "chips")
+        rows = np.flatnonzero(chips.has_face)
+        maps, flipped = dataset_maps(chips, self.top.input_node, Path(self.work_dir) / "maps")
+        y = np.asarray(ds.targets, np.float64)[rows]
+        return Data(
+            y=y,
+            targets=gaussian_label_distribution(y, BINS, 15.0),
+            features={},
+            title="UTKFace (a sample)",
+            n_photos=len(ds),
+            data_hash=dataset_hash(ds),
+            extra={"maps": np.asarray(maps)[rows], "flipped": np.asarray(flipped)[rows]},
+        )
+
+    def learners(self, run: Run) -> list[Learner]:
+        from facecore.training.learners import IsotonicCorrection, MeanDistribution, TopRegressor
+
+        maps, flipped = run.data.extra["maps"], run.data.extra["flipped"]
+        return [
+            Learner("average", lambda r: MeanDistribution(BINS), ("rows",), "targets"),
+            Learner(
+                "top",
+                lambda r: TopRegressor(self.top, BINS, maps, flipped, device=r.device),
+                ("rows",),
+                "targets",
+                cache=lambda r: Path(self.work_dir) / "cv",
+            ),
+            Learner("top + correction", lambda r: IsotonicCorrection(BINS), ("top",)),
+        ]
+
+    def metrics(self, run: Run, oof: OutOfFold) -> dict[str, Any]:
+        err = np.abs(oof.values - run.data.y)
+        return {"mae": float(err.mean()), "within10": float(np.mean(err <= 10)), "n": len(err)}
+
+    def choose(self, run: Run) -> str:
+        return min(("top", "top + correction"), key=lambda k: run.table[k]["mae"])
+
+    def ship(self, run: Run, out: Path) -> Any:
+        from facecore.heads.distribution import TopDistributionModel
+        from facecore.nn.dlib_resnet import for_inference
+        from facecore.training.card import CardTable, ModelCard
+        from facecore.training.learners import IsotonicCorrection
+        from facecore.training.publish import Shipped, scatter_png, top_entry
+        from facecore.training.tops import train_top
+
+        data, x = run.data, run.data.extra
+        top, _ = train_top(
+            x["maps"], data.targets, self.top, maps_flipped=x["flipped"], device=run.device
+        )
+        knots, temperature = None, 1.0
+        if run.chosen == "top + correction":
+            corr = IsotonicCorrection(BINS).fit(run.oof["top"].distributions, data.y)
+            knots, temperature = corr.knots_, corr.temperature_
+        table = {k: rounded(v) for k, v in run.table.items()}
+        protocol = f"{self.folds}-fold KFold (seed {self.seed}) on {len(data.y)} photos"
+        model = TopDistributionModel(
+            top=for_inference(top),
+            bins=BINS,
+            calibration=knots,
+            temperature=temperature,
+            metadata={"name": out.name, "task": "demo_age", "cv": table[run.chosen]},
+        )
+        entry = top_entry(
+            "demo_age",
+            {"name": "demo_age", "kind": "distribution", "scale": [0, 100], "bins": list(BINS)},
+            inputs="Face with features['trunk.stage3']; output: age in decades",
+            source="tests/training/demo_recipe_train.py (never shipped)",
+            training_data=f"{data.n_photos} UTKFace photos (sha256 {data.data_hash[:16]})",
+            licence=LICENCE,
+            metrics={"cv": {"protocol": protocol, **table[run.chosen]}},
+            card=out.name + ".md",
+            rebuild="pytest tests/training/test_recipe_head.py",
+        )
+
+        def card(path: Path, figures: list[tuple[Path, str]]) -> ModelCard:
+            rows = [[k, m["mae"], m["within10"]] for k, m in table.items()]
+            return ModelCard(
+                name=out.name,
+                summary="Age in decades (a demonstration head; never shipped).",
+                licence=LICENCE,
+                model=[f"Fine-tuned stages 4-5 of dlib's face ResNet; shipped: {run.chosen}."],
+                training_data=f"{data.n_photos} UTKFace photos, {len(data.y)} with a face.",
+                evaluation=protocol + ".",
+                tables=[CardTable("Learners", ["learner", "MAE", "within 10 y"], rows)],
+                figures=figures,
+                rebuild="pytest tests/training/test_recipe_head.py",
+            )
+
+        scatter = (
+            lambda p: scatter_png(p, data.y, run.oof[run.chosen].values, "demo_age: OOF"),
+            "Out-of-fold predicted against true age.",
+        )
+        cv = {"protocol": protocol, "learners": table, "shipped": run.chosen}
+        return Shipped(model, ".pt", cv, lambda p: entry, card, {"scatter": scatter})

@@ -1,0 +1,136 @@
+"""facecore.training.runner and publish: the age and rating-distribution recipes run end to end
+on tiny synthetic maps (their load step aside): CV, choice, final fit, every artefact."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from facecore.ldl.distributions import gaussian_label_distribution
+from facecore.training.runner import Data, cross_validate, group_rows
+from facecore.training.tops import TopRecipe
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+TINY = TopRecipe(start="stage5", epochs=1, batch_size=16, lr=1e-3)
+
+
+def _maps(y: np.ndarray, scale: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    maps = rng.normal(0, 0.1, (len(y), 256, 4, 4)).astype(np.float32)
+    maps[:, 0] += (y / scale)[:, None, None]
+    return maps
+
+
+def _publish(recipe, data, out):
+    from facecore.training.publish import publish
+
+    run = cross_validate(recipe, data)
+    return run, publish(run, recipe.ship(run, out), out)
+
+
+def test_age_recipe_end_to_end(tmp_path):
+    from facecore.age.train import AGE_BINS, AgeRecipe, band_of
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(2, 85, 60).round()
+    maps = _maps(y, 40.0)
+    data = Data(
+        y=y,
+        targets=gaussian_label_distribution(y, AGE_BINS, 3.0),
+        features={"feats": np.column_stack([y / 30 + rng.normal(0, 0.3, 60), rng.normal(size=60)])},
+        groups={
+            "band": np.array([band_of(a) for a in y]),
+            "gender": rng.choice(["female", "male"], 60),
+            "race": rng.choice(["white", "black", "asian"], 60),
+        },
+        title="UTKFace",
+        n_photos=64,
+        data_hash="0" * 64,
+        extra={
+            "rows": np.arange(60),
+            "maps": maps,
+            "flipped": maps[..., ::-1].copy(),
+            "views": None,
+        },
+    )
+    recipe = AgeRecipe(folds=3, top=TINY, work_dir=tmp_path / "work")
+    run, res = _publish(recipe, data, tmp_path / "models" / "age_tiny")
+    names = list(run.table)
+    assert names == [
+        "svr-frozen",
+        "top-ldl",
+        "top-ldl + correction",
+        "top-ldl, int8",
+        "top-ldl + correction, int8",
+        "top-ldl + svr stack, int8",
+    ]
+    assert run.chosen in recipe.candidates()
+    cv = json.loads(res.cv_path.read_text())
+    assert cv["chosen"] == cv["shipped"] == run.chosen and [r["name"] for r in cv["rows"]] == names
+    assert set(cv["bands"]) <= {"0-9", "10-19", "20-39", "40-59", "60-79", "80+"}
+    assert len(cv["fold_temperatures"]) == 3
+    manifest = json.loads((tmp_path / "models" / "manifest.json").read_text())
+    entry = next(m for m in manifest["models"] if m["name"] == "age_tiny")
+    assert entry["architecture"] == "dlib_face_resnet_top" and entry["file"] == "age_tiny.pt"
+    card = res.card_path.read_text()
+    assert "MAE by true age band" in card and "age_tiny.scatter.png" in card
+    assert (tmp_path / "models" / "age_tiny.bands.png").is_file()
+    # The fold folder is the recipe's, with each fold's file and checkpoint.
+    assert (recipe.fold_dir / "fold2.npz").is_file() and (recipe.fold_dir / "ckpt-final").is_dir()
+
+
+def test_ldl_recipe_end_to_end(tmp_path):
+    from facecore.attractiveness.ldl_train import DATASETS, LdlRecipe
+
+    bins = DATASETS["mebeauty"].bins
+    rng = np.random.default_rng(1)
+    y = rng.uniform(2, 9, 60)
+    maps = _maps(y, 3.0)
+    data = Data(
+        y=y,
+        targets=gaussian_label_distribution(y, bins, 1.2),
+        features={
+            "feats": np.column_stack([y + rng.normal(0, 1, 60), rng.normal(size=(60, 3))]),
+            "geo": rng.normal(size=(60, 42)),
+        },
+        groups={"group": rng.choice(["female", "male"], 60)},
+        title="MEBeauty",
+        n_photos=60,
+        data_hash="1" * 64,
+        extra={
+            "rule": "tiny",
+            "sigma": None,
+            "maps": {"stage4": (maps, maps[..., ::-1].copy())},
+            "dataset": SimpleNamespace(relative_paths=[f"p{i}.jpg" for i in range(60)]),
+            "rows": np.arange(60),
+        },
+    )
+    recipe = LdlRecipe(dataset="mebeauty", folds=3, top=TINY, work_dir=tmp_path / "w")
+    run, res = _publish(recipe, data, tmp_path / "models" / "mebeauty_tiny")
+    assert list(run.table) == [
+        "average",
+        "bayes-ridge",
+        "maxent",
+        "sldl",
+        "top-ldl",
+        "top-ldl + geometric",
+        "top-ldl, int8",
+        "top-ldl + geometric, int8",
+        "svr-frozen",
+        "top-ldl + svr stack, int8",
+    ]
+    cv = json.loads(res.cv_path.read_text())
+    assert cv["learners"]["average"]["pc"] is None  # constant within a fold
+    assert len(cv["svr_settings"]["folds"]) == 3 and set(cv["per_group"]) == {"female", "male"}
+    assert cv["shipped"] == run.chosen
+    assert "Learners in the same folds" in res.card_path.read_text()
+
+
+def test_group_rows():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    rows = group_rows(np.array(["a", "b", "a", "c"]), y, {"p": y + 1}, ["c", "a", "z"])
+    assert rows == [["c", 1, 1.0], ["a", 2, 1.0]]
