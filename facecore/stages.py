@@ -34,6 +34,7 @@ This module implements no paper.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Iterable, Sequence
@@ -47,7 +48,7 @@ from facecore.types import Face
 
 __all__ = [
     "BATCHINGS",
-    "BUILTIN_STAGE_MODULES",
+    "ENTRY_POINT_GROUP",
     "Output",
     "Stage",
     "StageInfo",
@@ -60,16 +61,13 @@ __all__ = [
     "register_stage",
     "resolve_order",
     "stage_batching",
+    "stage_modules",
 ]
 
-#: Modules whose import registers the built-in stages (in pipeline order).
-BUILTIN_STAGE_MODULES = (
-    "facecore.landmarks",
-    "facecore.trunk",
-    "facecore.attractiveness.model",
-    "facecore.age.model",
-    "facecore.quality.model",
-)
+#: The entry-point group that lists the modules registering stages: facecore's own
+#: (``pyproject.toml`` points to :data:`facecore.builtin.STAGE_MODULES`) and any installed
+#: plugin's. The pipeline names none of them.
+ENTRY_POINT_GROUP = "facecore.stages"
 
 
 #: What a stage's ``batching`` may be: ``"image"``, the faces of one image per call (a stage
@@ -190,19 +188,42 @@ def register_stage(cls: type) -> type:
     return cls
 
 
+@functools.lru_cache(maxsize=1)
+def stage_modules() -> tuple[str, ...]:
+    """The modules that register stages: the lists the :data:`ENTRY_POINT_GROUP` entry points
+    of the installed distributions point to, each in its order (facecore's own,
+    :data:`facecore.builtin.STAGE_MODULES`, in pipeline order).
+
+    Raises
+    ------
+    RuntimeError
+        If there is none: facecore runs from a checkout that was never installed.
+    """
+    from importlib.metadata import entry_points
+
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name != "facecore")
+    modules = tuple(dict.fromkeys(m for ep in found for m in ep.load()))
+    if not modules:
+        raise RuntimeError(
+            f"no stage is registered: facecore's stages are entry points ({ENTRY_POINT_GROUP!r})"
+            " of the installed package; install it (`make install` or `pip install -e .`)"
+        )
+    return modules
+
+
 def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
-        for module in BUILTIN_STAGE_MODULES:
+        for module in stage_modules():
             importlib.import_module(module)
         _loaded = True
 
 
 def _ordered() -> list[str]:
-    """Registered names: built-in stages in :data:`BUILTIN_STAGE_MODULES` order (whatever order
-    their modules were imported in), then the others in registration order."""
+    """Registered names: the stages of the entry points' modules in their order (whatever order
+    the modules were imported in), then the others in registration order."""
     _ensure_loaded()
-    rank = {m: i for i, m in enumerate(BUILTIN_STAGE_MODULES)}
+    rank = {m: i for i, m in enumerate(stage_modules())}
     names = list(_STAGES)
     return sorted(names, key=lambda n: (rank.get(_STAGES[n].__module__, len(rank)), names.index(n)))
 

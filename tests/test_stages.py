@@ -141,3 +141,30 @@ def test_registry_order_does_not_depend_on_import_order(clean_registry):
     head = registry._STAGES.pop("attractiveness")
     registry._STAGES = {"attractiveness": head, **registry._STAGES}
     assert [s.name for s in list_stages()][:3] == ["landmarks", "trunk", "attractiveness"]
+
+
+def test_stage_modules_come_from_the_entry_points_in_pipeline_order(monkeypatch) -> None:
+    import importlib.metadata as md
+
+    from facecore.builtin import STAGE_MODULES
+
+    assert registry.stage_modules() == STAGE_MODULES
+    assert [s.name for s in list_stages()][:5] == [
+        "landmarks",
+        "trunk",
+        "attractiveness",
+        "age",
+        "quality",
+    ]
+    plugin = md.EntryPoint("plugin", "facecore.builtin:STAGE_MODULES", registry.ENTRY_POINT_GROUP)
+    ours = md.EntryPoint("facecore", "facecore.builtin:STAGE_MODULES", registry.ENTRY_POINT_GROUP)
+    registry.stage_modules.cache_clear()
+    monkeypatch.setattr(md, "entry_points", lambda group: [plugin, ours])
+    try:
+        assert registry.stage_modules() == STAGE_MODULES  # facecore's first, no duplicates
+        monkeypatch.setattr(md, "entry_points", lambda group: [])
+        registry.stage_modules.cache_clear()
+        with pytest.raises(RuntimeError, match="install it"):
+            registry.stage_modules()
+    finally:
+        registry.stage_modules.cache_clear()
