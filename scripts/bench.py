@@ -196,7 +196,13 @@ def large_photo_case(repeat: int) -> dict[str, object]:
     import io
     import tempfile
 
-    import face_recognition
+    try:
+        import face_recognition
+    except ImportError:
+        raise SystemExit(
+            "the large-photo case needs face_recognition: make install, or "
+            'pip install --no-deps "face-recognition==1.3.0"'
+        ) from None
     from make_large_photo import SIZE, make_large_photo  # scripts/ is sys.path[0]
 
     import facecore
