@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml setup.py Makefile
 	$(PIP) install -q "setuptools==80.10.2" wheel 2>&1 | $(QUIET_PIP)
 	$(PIP) install -q --no-build-isolation -e ".[dev,ray]" 2>&1 | $(QUIET_PIP)
 	$(PIP) install -q --no-deps "facenet-pytorch==2.6.0" 2>&1 | $(QUIET_PIP)
+	# scripts/bench.py's large-photo baseline; --no-deps: it would build dlib, here dlib-bin
+	$(PIP) install -q --no-deps "face-recognition==1.3.0" 2>&1 | $(QUIET_PIP)
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -1,8 +1,10 @@
 """``FaceAnalyzer``: the pipeline every door (library, CLI, service, batch) goes through.
 
-bytes -> RGB image -> faces (detector) -> the registered stages (:mod:`facecore.stages`) in the
-order their requirements give: ``landmarks`` -> ``trunk`` (aligned chip, one network forward per
-face) -> heads (attractiveness, ...). The analyzer knows no stage by name: it builds the stages
+bytes -> RGB image, with a reduced copy for the detector when it is large
+(:class:`~facecore.types.DecodedImage`) -> faces (detected on the reduced copy, in full-resolution
+coordinates) -> the registered stages (:mod:`facecore.stages`), on the full-resolution pixels, in
+the order their requirements give: ``landmarks`` -> ``trunk`` (aligned chip, one network forward
+per face) -> heads (attractiveness, ...). The analyzer knows no stage by name: it builds the stages
 it is asked for from the registry with their options (``AnalyzerConfig.stage_options``), or takes
 stage instances (a test's fake). One image goes through the same stage loop as several
 (:func:`facecore.multi.analyze_many`, :func:`facecore.multi.run_stages`). Each stage's model
@@ -23,6 +25,7 @@ import numpy as np
 
 from facecore import multi
 from facecore.detect import DetectorConfig, FaceDetector, order_and_cap, shared_detector
+from facecore.detect.base import downscale_for_detection
 from facecore.io import ImageLimits, load_image
 from facecore.lazy import Lazy
 from facecore.stages import (
@@ -33,7 +36,7 @@ from facecore.stages import (
     parse_stage_list,
     resolve_order,
 )
-from facecore.types import Face
+from facecore.types import DecodedImage, Face
 
 __all__ = ["AnalyzerConfig", "FaceAnalyzer", "StageOptions", "get_default_analyzer"]
 
@@ -225,13 +228,26 @@ class FaceAnalyzer:
         """Decode ``source`` with this analyzer's image limits."""
         return load_image(source, limits=self.config.limits)
 
+    def decode(self, source: Any) -> DecodedImage:
+        """Decode ``source`` with this analyzer's image limits, with the reduced copy its
+        detector runs on (longer side at most the detector's ``max_side``)."""
+        return self.for_detection(self.load_image(source))
+
+    def for_detection(self, rgb: np.ndarray) -> DecodedImage:
+        """An image decoded by :meth:`load_image` with the reduced copy its detector runs on."""
+        view, scale = downscale_for_detection(rgb, self.config.detector.max_side)
+        return DecodedImage(rgb, view, scale)
+
     def detect(self, image: Any) -> list[Face]:
         """Faces in ``image`` (anything :func:`facecore.io.load_image` takes), largest first."""
-        return self.detect_loaded(self.load_image(image))
+        return self.detect_loaded(self.decode(image))
 
-    def detect_loaded(self, rgb: np.ndarray) -> list[Face]:
-        """Faces in an image already decoded by :meth:`load_image` (no second decode)."""
-        return order_and_cap(self.detector.detect(rgb), self.config.max_faces)
+    def detect_loaded(self, image: DecodedImage | np.ndarray) -> list[Face]:
+        """Faces in an image already decoded by :meth:`decode` or :meth:`load_image` (no second
+        decode), largest first, in full-resolution coordinates."""
+        if not isinstance(image, DecodedImage):
+            image = self.for_detection(image)
+        return order_and_cap(image.to_full(self.detector.detect(image.view)), self.config.max_faces)
 
     def analyze(
         self,
@@ -262,9 +278,9 @@ class FaceAnalyzer:
         options: StageOptions | None = None,
     ) -> tuple[np.ndarray, list[Face]]:
         """Like :meth:`analyze`, and also return the decoded RGB image (e.g. for its size)."""
-        rgb = self.load_image(image)
-        (result,) = multi.analyze_many(self, [image], stages, options, decoded=[rgb])
-        return rgb, _faces_or_raise(result)
+        decoded = self.decode(image)
+        (result,) = multi.analyze_many(self, [image], stages, options, decoded=[decoded])
+        return decoded.pixels, _faces_or_raise(result)
 
     def run_stages(
         self,

@@ -53,5 +53,5 @@ def analyze_chunk(paths: Sequence[str], analyzer: Any) -> list[Any]:
     from facecore.multi import analyze_many
 
     with ThreadPoolExecutor(1, thread_name_prefix="decode") as io_pool:
-        decoded = [io_pool.submit(analyzer.load_image, p) for p in paths]
+        decoded = [io_pool.submit(analyzer.decode, p) for p in paths]
         return analyze_many(analyzer, paths, decoded=decoded)

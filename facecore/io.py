@@ -64,7 +64,6 @@ from PIL import (
     GifImagePlugin,
     Image,
     ImageFile,
-    ImageOps,
     JpegImagePlugin,
     PngImagePlugin,
     TiffImagePlugin,
@@ -410,7 +409,6 @@ def _load_pil(
         raise ImageTooLargeError(f"{label} image is too large: {exc}") from exc
     except (SyntaxError, OSError, ValueError, EOFError, struct.error, zlib.error) as exc:
         raise UndecodableImageError(f"truncated or corrupt {label} image: {exc}") from exc
-    upright = _upright(image, owned)
     logger.debug(
         "decoded %s %dx%d mode=%s (%s)",
         label,
@@ -419,7 +417,7 @@ def _load_pil(
         image.mode,
         "opened by facecore" if owned else "PIL image from caller",
     )
-    return np.ascontiguousarray(_pil_to_rgb(upright, label))
+    return _upright_rgb(image, label)
 
 
 def _check_size(width: int, height: int, limits: ImageLimits) -> None:
@@ -452,25 +450,92 @@ def _warn_if_truncated_images_allowed() -> None:
                 )
 
 
-def _upright(image: Image.Image, owned: bool) -> Image.Image:
-    """``image`` in its display orientation: the EXIF ``Orientation`` tag (0x0112) applied by
-    ``PIL.ImageOps.exif_transpose``.
+#: The transposition that brings each EXIF ``Orientation`` value upright (as
+#: ``PIL.ImageOps.exif_transpose`` maps them); 1 and invalid values need none.
+_ORIENTATIONS: Final[dict[int, Image.Transpose]] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
-    An image facecore opened is turned in place; a caller's image is left as it is (a turned
-    copy is returned). An absent or invalid tag leaves the pixels as stored, and so does EXIF
-    data that cannot be read: corrupt metadata never rejects the pixels.
+# Transpositions that turn rows into columns (the upright image is H x W of a W x H stored one).
+_SWAPS_AXES: Final = frozenset(
+    {
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.TRANSVERSE,
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_270,
+    }
+)
+
+# Transpositions that send the stored rows [top, bottom) to the far end of the upright image.
+_REVERSES_ROWS: Final = frozenset(
+    {
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.FLIP_TOP_BOTTOM,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.TRANSVERSE,
+    }
+)
+
+#: Pixels converted at a time (one strip of stored rows): the temporary copies of the
+#: conversion stay this small, whatever the size of the image.
+_STRIP_PIXELS: Final = 1 << 20
+
+
+def _orientation(image: Image.Image) -> Image.Transpose | None:
+    """The transposition the EXIF ``Orientation`` tag (0x0112) of ``image`` asks for.
+
+    ``None`` for an absent, ``1`` or invalid tag, and for EXIF data that cannot be read:
+    corrupt metadata never rejects the pixels. An image already passed through
+    ``ImageOps.exif_transpose`` carries no tag, so it is not turned twice.
     """
     try:
-        if not owned:
-            return ImageOps.exif_transpose(image)
-        ImageOps.exif_transpose(image, in_place=True)
+        return _ORIENTATIONS.get(image.getexif().get(0x0112, 1))
     except Exception as exc:  # corrupt metadata of any kind
         logger.debug("ignoring unreadable EXIF data: %s", exc)
-    return image
+        return None
+
+
+def _upright_rgb(image: Image.Image, label: str) -> np.ndarray:
+    """A loaded PIL image in its display orientation as a new ``(H, W, 3)`` ``uint8`` array.
+
+    The image is converted a strip of stored rows at a time, each strip turned by the EXIF
+    orientation and written to its place in the output, so the only full-size buffers are the
+    decoded image and the array returned: no turned, converted or ``tobytes`` copy of the whole
+    image is made (``ImageOps.exif_transpose``, ``convert`` and ``numpy.array`` would each make
+    one). Every conversion is per pixel, so the result is the one a whole-image conversion gives.
+    ``image`` itself is left as it is.
+    """
+    method = _orientation(image)
+    width, height = image.size
+    if image.mode == "F":  # its [0, 1] check and message concern the whole image
+        return np.ascontiguousarray(
+            _pil_to_rgb(image if method is None else image.transpose(method), label)
+        )
+    shape = (width, height, 3) if method in _SWAPS_AXES else (height, width, 3)
+    out = np.empty(shape, np.uint8)
+    rows = max(1, _STRIP_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        strip = image.crop((0, top, width, bottom))
+        if method is not None:
+            strip = strip.transpose(method)
+        start, stop = (height - bottom, height - top) if method in _REVERSES_ROWS else (top, bottom)
+        if method in _SWAPS_AXES:
+            out[:, start:stop] = _pil_to_rgb(strip, label)
+        else:
+            out[start:stop] = _pil_to_rgb(strip, label)
+    return out
 
 
 def _pil_to_rgb(image: Image.Image, label: str) -> np.ndarray:
-    """Convert a loaded PIL image of any mode to an ``(H, W, 3)`` ``uint8`` array."""
+    """Convert a loaded PIL image of any mode to an ``(H, W, 3)`` ``uint8`` array (possibly
+    read-only: the caller copies it into its output)."""
     mode = image.mode
     if mode.startswith("I;16") or mode == "I":
         # 16-bit grey (``I`` holds 16-bit samples for PNG/TIFF): keep the high byte. PIL's own
@@ -490,9 +555,9 @@ def _pil_to_rgb(image: Image.Image, label: str) -> np.ndarray:
             ) from exc
         return _composite_over_white(rgba)
     if mode == "RGB":
-        return np.array(image, dtype=np.uint8)
+        return np.asarray(image, dtype=np.uint8)
     try:
-        return np.array(image.convert("RGB"), dtype=np.uint8)
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except ValueError as exc:
         raise UnsupportedImageError(
             f"{label} image of mode {mode} cannot be converted to RGB: {exc}"

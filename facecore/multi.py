@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from facecore.stages import stage_batching
-from facecore.types import Face
+from facecore.types import DecodedImage, Face
 
 __all__ = ["ImageResult", "analyze_many", "run_stages"]
 
@@ -71,9 +71,11 @@ def analyze_many(
     stages, options
         As for :meth:`FaceAnalyzer.analyze`. An invalid choice raises (it concerns every image).
     decoded : sequence, optional
-        Images already decoded by ``analyzer.load_image``, the exception decoding raised, or a
-        :class:`~concurrent.futures.Future` of either (decoding in another thread), in the
-        order of ``images``; ``None`` entries are decoded here.
+        Images already decoded by ``analyzer.decode`` (a :class:`~facecore.types.DecodedImage`)
+        or ``analyzer.load_image`` (an array), the exception decoding raised, or a
+        :class:`~concurrent.futures.Future` of any of these (decoding in another thread), in
+        the order of ``images``; ``None`` entries are decoded here. Detection runs on the
+        reduced copy of a large image, the stages on its full-resolution pixels.
     on_step : callable, optional
         Timing hook, see :data:`StepHook`.
     group : bool, default True
@@ -92,8 +94,10 @@ def analyze_many(
                 pre = pre.result()  # raises what decoding raised
             if isinstance(pre, BaseException):
                 raise pre
-            rgb = pre if pre is not None else timed("decode", 0, analyzer.load_image, image)
-            found = timed("detect", 0, analyzer.detect_loaded, rgb)
+            if pre is None:
+                pre = timed("decode", 0, analyzer.decode, image)
+            found = timed("detect", 0, analyzer.detect_loaded, pre)
+            rgb = pre.pixels if isinstance(pre, DecodedImage) else pre
         except Exception as e:  # one bad image fails alone
             errors[i] = e
             rgb, found = None, []

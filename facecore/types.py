@@ -13,6 +13,8 @@ input image as floats, origin at the top-left corner, x to the right, y down. A 
 * :class:`Face` - one face and everything the stages have added to it. Frozen: a stage returns
   an evolved copy. Aligned crops are cached on the face by alignment spec
   (:func:`facecore.align.face_crop`), so no stage aligns a face twice.
+* :class:`DecodedImage` - one decoded image: its full-resolution pixels, which the stages read,
+  and the reduced copy a detector runs on, with the factor between their coordinates.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Box", "Face", "FaceWarning", "Prediction"]
+__all__ = ["Box", "DecodedImage", "Face", "FaceWarning", "Prediction"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,3 +278,44 @@ class Face:
     def with_features(self, **arrays: np.ndarray) -> Face:
         """A copy with ``features`` extended (keys with dots need ``**{"a.b": x}``)."""
         return self.evolve(features={**self.features, **arrays})
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """One decoded image: the full-resolution pixels and the reduced copy detection runs on.
+
+    A detector's cost grows with the pixel count, while a face in a large photo stays large
+    enough to be found in a reduced copy; the landmarks and every head's aligned crop are read
+    from the full-resolution pixels, so they are as accurate as the photo allows.
+    :meth:`FaceAnalyzer.decode <facecore.analyzer.FaceAnalyzer.decode>` makes one.
+
+    Attributes
+    ----------
+    pixels : ndarray of shape (H, W, 3), uint8
+        The image at full resolution, RGB, as :func:`facecore.io.load_image` returns it.
+    view : ndarray of shape (h, w, 3), uint8
+        What the detector sees: ``pixels`` itself (not a copy) when the image is small, else a
+        reduced copy (:func:`facecore.detect.base.downscale_for_detection`).
+    scale : float
+        Full-resolution coordinate = ``view`` coordinate * ``scale`` (1.0 when ``view`` is
+        ``pixels``).
+    """
+
+    pixels: np.ndarray
+    view: np.ndarray
+    scale: float = 1.0
+
+    def to_full(self, faces: Sequence[Face]) -> list[Face]:
+        """Faces found in :attr:`view` with their box and keypoints in full-resolution pixels
+        (boxes clipped to the image); the faces themselves when ``scale`` is 1."""
+        if self.scale == 1.0:
+            return list(faces)
+        height, width = self.pixels.shape[:2]
+        s = self.scale
+        return [
+            f.evolve(
+                box=Box(f.box.x1 * s, f.box.y1 * s, f.box.x2 * s, f.box.y2 * s).clip(width, height),
+                keypoints=None if f.keypoints is None else f.keypoints * np.float32(s),
+            )
+            for f in faces
+        ]

@@ -70,6 +70,23 @@ def test_decoded_futures(analyzer, photos):
     assert isinstance(results[1].error, UndecodableImageError)
 
 
+def test_decoded_images_with_their_reduced_copy(analyzer, photos):
+    """``analyzer.decode`` in a decoding thread (the batch runner's way): the same faces as the
+    arrays of ``analyzer.load_image``, whose reduced copy is made in the loop instead."""
+    with ThreadPoolExecutor(1) as pool:
+        decoded = [pool.submit(analyzer.decode, p) for p in photos]
+        arrays = [pool.submit(analyzer.load_image, p) for p in photos]
+        results = analyze_many(analyzer, photos, ("landmarks",), decoded=decoded)
+        reference = analyze_many(analyzer, photos, ("landmarks",), decoded=arrays)
+    assert [len(r.faces) for r in results] == [1, 0, 2, 0, 1]
+    assert isinstance(results[1].error, UndecodableImageError)
+    for res, ref in zip(results, reference, strict=True):
+        assert (res.width, res.height) == (ref.width, ref.height)
+        for f, g in zip(res.faces, ref.faces, strict=True):
+            assert f.box == g.box
+            np.testing.assert_array_equal(f.landmarks, g.landmarks)
+
+
 def test_which_stages_group(analyzer):
     assert stage_batching(analyzer.stage("trunk")) == "faces"
     assert stage_batching(analyzer.stage("age")) == "faces"

@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from facecore.types import Box, Face, FaceWarning, Prediction
+from facecore.types import Box, DecodedImage, Face, FaceWarning, Prediction
 
 
 def test_box_geometry():
@@ -95,3 +95,20 @@ def test_prediction_validation():
         Prediction(1.0, "m", bins=(2.0, 1.0), probabilities=np.array([0.5, 0.5]))
     with pytest.raises(ValueError, match="shape"):
         Prediction(1.0, "m", bins=(1.0, 2.0), probabilities=np.array([1.0]))
+
+
+def test_decoded_image_maps_faces_from_the_view_to_full_resolution():
+    pixels = np.zeros((400, 300, 3), np.uint8)
+    view = np.zeros((200, 150, 3), np.uint8)
+    points = np.array([[10, 20], [30, 20], [20, 30], [12, 40], [28, 40]], np.float32)
+    found = [
+        Face(box=Box(10, 20, 50, 60), detector_score=0.9, detector="mtcnn", keypoints=points),
+        Face(box=Box(120, 180, 160, 210), detector_score=0.5, detector="hog"),
+    ]
+    a, b = DecodedImage(pixels, view, 2.0).to_full(found)
+    assert a.box == Box(20, 40, 100, 120) and a.detector_score == 0.9 and a.detector == "mtcnn"
+    np.testing.assert_array_equal(a.keypoints, points * 2)
+    assert a.keypoints.dtype == np.float32
+    assert b.box == Box(240, 360, 300, 400) and b.keypoints is None  # clipped to 300 x 400
+    same = DecodedImage(pixels, pixels).to_full(found)  # a small image: its own view
+    assert same[0] is found[0] and same[1] is found[1]

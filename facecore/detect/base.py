@@ -39,12 +39,23 @@ def downscale_for_detection(image: np.ndarray, max_side: int | None) -> tuple[np
     Returns the (possibly) shrunk image and the factor that maps its coordinates back to the
     original's (multiply by it). Detection cost grows with pixel count; faces that matter in a
     large photo stay large enough after shrinking.
+
+    The image is area-averaged: halved (2x2 pixel means, OpenCV's fast path for an exact factor
+    of 2; an odd last row or column is left out) while it is at least twice the target size,
+    then area-resized to the target. For a 12 Mpx phone photo this reads the full-size pixels
+    once, at the cost of one pass, instead of a general area resize over all of them.
     """
     h, w = image.shape[:2]
     if not max_side or max(h, w) <= max_side:
         return image, 1.0
     scale = max_side / float(max(h, w))
-    small = cv2.resize(
-        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-    )
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = image
+    while small.shape[1] >= 2 * size[0] and small.shape[0] >= 2 * size[1]:
+        half_h, half_w = small.shape[0] // 2, small.shape[1] // 2
+        small = cv2.resize(
+            small[: 2 * half_h, : 2 * half_w], (half_w, half_h), interpolation=cv2.INTER_AREA
+        )
+    if (small.shape[1], small.shape[0]) != size:
+        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
     return small, 1.0 / scale
