@@ -272,6 +272,9 @@ class CpuMonitor:
         The CPUs this process may run on (None: all).
     ticks : int, optional
         Jiffies per second of ``/proc/stat`` (``SC_CLK_TCK``).
+    min_window, max_window : float
+        Seconds: the window over which the others' CPU time is averaged (default
+        :data:`MIN_WINDOW`, :data:`MAX_WINDOW`); outside it, the runnable tasks are counted.
     """
 
     def __init__(
@@ -281,12 +284,15 @@ class CpuMonitor:
         own_cpu: Callable[[], float] = time.process_time,
         affinity: Callable[[], frozenset[int] | None] = _affinity,
         ticks: int | None = None,
+        min_window: float = MIN_WINDOW,
+        max_window: float = MAX_WINDOW,
     ) -> None:
         self.read_stat = read_stat
         self.clock = clock
         self.own_cpu = own_cpu
         self.affinity = affinity
         self.ticks = ticks or _clock_ticks()
+        self.min_window, self.max_window = min_window, max_window
         self._samples: deque[CpuSample] = deque()
         self._lock = threading.Lock()
 
@@ -304,13 +310,13 @@ class CpuMonitor:
         now = CpuSample(self.clock(), reading.busy, self.own_cpu())
         with self._lock:
             samples = self._samples
-            # Keep as the oldest sample the newest one at least MIN_WINDOW old.
-            while len(samples) >= 2 and samples[1].time <= now.time - MIN_WINDOW:
+            # Keep as the oldest sample the newest one at least min_window old.
+            while len(samples) >= 2 and samples[1].time <= now.time - self.min_window:
                 samples.popleft()
             ref = samples[0] if samples else None
-            if not samples or now.time - samples[-1].time >= MIN_WINDOW / 4:
+            if not samples or now.time - samples[-1].time >= self.min_window / 4:
                 samples.append(now)
-        if ref is not None and MIN_WINDOW <= now.time - ref.time <= MAX_WINDOW:
+        if ref is not None and self.min_window <= now.time - ref.time <= self.max_window:
             window = now.time - ref.time
             others = ((now.busy - ref.busy) / self.ticks - (now.own - ref.own)) / window
             return reading.cpus - max(0.0, others)
