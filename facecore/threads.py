@@ -16,14 +16,14 @@ threads it has (torch's default: the cores) while the cores are free, and fewer 
 processes use them.
 
 How ``auto`` decides (:class:`CpuMonitor`, :func:`choose_threads`), per call, from one read of
-``/proc/stat`` (about 20 us) and this process's CPU time:
+``/proc/stat`` and this process's CPU time (about 45 us in all on 2 CPUs here):
 
 * the CPU time the *other* processes used: the busy jiffies of the CPUs this process may run on
   (its affinity) minus this process's own CPU time, over the window since the newest earlier
   sample at least :data:`MIN_WINDOW` s old (jiffies are 10 ms: a shorter window is noise);
-* where no such sample is at most :data:`MAX_WINDOW` s old (the first call, or the first after
-  a pause), the number of runnable tasks now (``procs_running``) minus this process's calls in
-  flight;
+* where there is no sample between :data:`MIN_WINDOW` and :data:`MAX_WINDOW` s old (the first
+  calls, or the first after a pause), the number of runnable tasks now (``procs_running``)
+  minus this process's calls in flight;
 * the free cores, shared among this process's calls in flight, give the threads: at most the
   calling thread's current count and the usable cores (affinity, cgroup CPU quota), at least 1.
   :data:`SLACK` core of others' use is tolerated before a thread is dropped.
