@@ -44,6 +44,7 @@ This module implements no paper.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import math
 import os
@@ -184,9 +185,18 @@ def parse_proc_stat(text: str, cpus: frozenset[int] | None = None) -> StatReadin
     return StatReading(sum(mine), len(mine), running, n_total)
 
 
-def cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
-    """Cores this process's cgroup may use (``cpu.max`` of cgroup v2, or v1's CFS quota), or
-    None when there is no quota."""
+def cpu_quota(root: str = "/sys/fs/cgroup", cgroups: str = "/proc/self/cgroup") -> float | None:
+    """Cores this process's cgroups may use: the smallest CPU quota of its cgroup and their
+    ancestors (``cpu.max`` of cgroup v2, ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` of v1), or
+    None when there is none.
+
+    Parameters
+    ----------
+    root : str
+        Where the cgroup file systems are mounted.
+    cgroups : str
+        This process's cgroup membership (``/proc/self/cgroup``: ``id:controllers:path``).
+    """
 
     def read(path: str) -> str | None:
         try:
@@ -195,21 +205,38 @@ def cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
         except OSError:
             return None
 
-    v2 = read(os.path.join(root, "cpu.max"))
-    if v2 is not None:
-        quota, _, period = v2.partition(" ")
-        if quota == "max" or not period:
-            return None
-        return int(quota) / int(period)
-    for folder in ("cpu", "cpu,cpuacct"):
-        quota = read(os.path.join(root, folder, "cpu.cfs_quota_us"))
-        period = read(os.path.join(root, folder, "cpu.cfs_period_us"))
-        if quota is not None and period is not None:
-            return None if int(quota) <= 0 else int(quota) / int(period)
-    return None
+    def upward(base: str, rel: str) -> list[str]:
+        """``base/rel``, its parents, up to ``base`` (in a container ``rel`` may not exist)."""
+        parts = [p for p in rel.split("/") if p]
+        return [os.path.join(base, *parts[:i]) for i in range(len(parts), -1, -1)]
+
+    v2_rel, cpu_rel = "/", "/"
+    for line in (read(cgroups) or "").splitlines():
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":
+            v2_rel = path or "/"
+        elif "cpu" in controllers.split(","):
+            cpu_rel = path or "/"
+    found = []
+    for folder in upward(root, v2_rel):
+        quota, _, period = (read(os.path.join(folder, "cpu.max")) or "max").partition(" ")
+        if quota != "max" and period:
+            found.append(int(quota) / int(period))
+    for controller in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        for folder in upward(os.path.join(root, controller), cpu_rel):
+            quota = read(os.path.join(folder, "cpu.cfs_quota_us"))
+            period = read(os.path.join(folder, "cpu.cfs_period_us"))
+            if quota is not None and period is not None and int(quota) > 0:
+                found.append(int(quota) / int(period))
+    return min(found) if found else None
 
 
-_quota: list[float | None] = []
+@functools.lru_cache(maxsize=1)
+def _own_quota() -> float | None:
+    try:
+        return cpu_quota()
+    except (ValueError, OSError):  # an unexpected format: no quota known
+        return None
 
 
 def _affinity() -> frozenset[int] | None:
@@ -220,19 +247,14 @@ def _affinity() -> frozenset[int] | None:
 
 
 def usable_cores(affinity: frozenset[int] | None = None, quota: float | None = None) -> int:
-    """Cores this process may use: its CPU affinity, capped by the cgroup quota (read once)."""
+    """Cores this process may use: its CPU affinity (default: read now), capped by a cgroup
+    quota in cores (default: this process's, read once; ``math.inf`` for none)."""
     if affinity is None:
         affinity = _affinity()
     cores = len(affinity) if affinity else (os.cpu_count() or 1)
-    if quota is None:
-        if not _quota:
-            try:
-                _quota.append(cpu_quota())
-            except (ValueError, OSError):
-                _quota.append(None)
-        quota = _quota[0]
-    if quota is not None:
-        cores = min(cores, max(1, math.floor(quota)))
+    quota = _own_quota() if quota is None else quota
+    if quota is not None and quota < cores:
+        cores = math.floor(quota)
     return max(1, cores)
 
 

@@ -3,6 +3,7 @@ per-process limit."""
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -72,23 +73,38 @@ def test_parse_proc_stat_busy_jiffies_and_runnable_tasks():
     assert parse_proc_stat(stat(10), frozenset({7})) is None  # no line for the CPU
 
 
-def test_cpu_quota_cgroup_v2_v1_and_none(tmp_path):
-    assert cpu_quota(str(tmp_path)) is None
+def test_cpu_quota_cgroup_v2_smallest_of_the_process_cgroup_and_its_ancestors(tmp_path):
+    member = tmp_path / "cgroup"
+    member.write_text("0::/a/b\n")
+    assert cpu_quota(str(tmp_path), str(member)) is None  # no cgroup files at all
     (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert cpu_quota(str(tmp_path)) is None
-    (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert cpu_quota(str(tmp_path)) == 1.5
-    v1 = tmp_path / "v1"
-    (v1 / "cpu,cpuacct").mkdir(parents=True)
-    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")
-    (v1 / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
-    assert cpu_quota(str(v1)) is None
-    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("300000\n")
-    assert cpu_quota(str(v1)) == 3.0
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(str(tmp_path), str(member)) is None
+    (tmp_path / "a" / "b" / "cpu.max").write_text("250000 100000\n")
+    assert cpu_quota(str(tmp_path), str(member)) == 2.5
+    (tmp_path / "a" / "cpu.max").write_text("150000 100000\n")  # the parent's is smaller
+    assert cpu_quota(str(tmp_path), str(member)) == 1.5
+    member.write_text("0::/elsewhere\n")  # a container's path that is not mounted: the root's
+    (tmp_path / "cpu.max").write_text("300000 100000\n")
+    assert cpu_quota(str(tmp_path), str(member)) == 3.0
+
+
+def test_cpu_quota_cgroup_v1(tmp_path):
+    member = tmp_path / "cgroup"
+    member.write_text("4:memory:/x\n2:cpu,cpuacct:/x\n0::/\n")
+    folder = tmp_path / "cpu,cpuacct" / "x"
+    folder.mkdir(parents=True)
+    (folder / "cpu.cfs_quota_us").write_text("-1\n")
+    (folder / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_quota(str(tmp_path), str(member)) is None
+    (folder / "cpu.cfs_quota_us").write_text("300000\n")
+    assert cpu_quota(str(tmp_path), str(member)) == 3.0
 
 
 def test_usable_cores_affinity_capped_by_the_quota():
     four = frozenset({0, 1, 2, 3})
+    assert usable_cores(four, quota=math.inf) == 4
     assert usable_cores(four, quota=8.0) == 4
     assert usable_cores(four, quota=2.5) == 2
     assert usable_cores(four, quota=0.5) == 1
