@@ -385,10 +385,11 @@ _in_flight_lock = threading.Lock()
 def call_threads(setting: int | str) -> Iterator[int | None]:
     """Run the body with torch's intra-op threads of the calling thread set to ``setting``.
 
-    ``setting`` is a positive int, or ``"auto"`` (chosen from the load, see the module's
-    docstring). The count is restored when the body ends, however it ends. Yields the count
-    used, or None when nothing was set (``"auto"`` while torch is not imported yet: the call
-    imports it, if it needs it, with its defaults).
+    ``setting`` is a positive int (torch is imported if it is not yet), or ``"auto"`` (chosen
+    from the load, see the module's docstring). The count is restored when the body ends,
+    however it ends, and only where it was changed. Yields the count the body runs with, or
+    None for ``"auto"`` while torch is not imported yet (nothing is set: the body imports torch,
+    if it needs it, with its defaults).
     """
     global _in_flight
     setting = check_threads(setting)
