@@ -133,6 +133,10 @@ RUN python /usr/local/share/facecore/check_image.py --extras "$EXTRAS" ${TORCH_I
 #   FACECORE_ANALYZER__LIMITS__MAX_BYTES=20971520    largest image file, bytes
 #   FACECORE_ANALYZER__LIMITS__MAX_PIXELS=40000000   largest width x height
 #   FACECORE_ANALYZER__LIMITS__MIN_SIDE=16           smallest width and height, px
+#   FACECORE_ANALYZER__THREADS=auto                  torch threads of a beautify/average call: auto (at
+#                                                    most FACECORE_WORKER_THREADS, fewer while other
+#                                                    processes use the cores) or N; analysis runs
+#                                                    with FACECORE_WORKER_THREADS
 #   FACECORE_MODELS_DIR=/models                      another models folder (unset: the bundled one)
 
 # Most images in one request.

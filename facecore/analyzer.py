@@ -10,6 +10,13 @@ stage instances (a test's fake). One image goes through the same stage loop as s
 (:func:`facecore.multi.analyze_many`, :func:`facecore.multi.run_stages`). Each stage's model
 loads once, lazily (or all at once with :meth:`FaceAnalyzer.load`), and one analyzer may be
 called from several threads at once.
+
+Each call of :meth:`FaceAnalyzer.analyze`, :meth:`~FaceAnalyzer.analyze_image` and
+:meth:`~FaceAnalyzer.run_stages` runs with torch's intra-op threads of the calling thread set
+from ``AnalyzerConfig.threads`` and restored afterwards (:func:`facecore.threads.call_threads`;
+``"auto"``: fewer while other processes keep the cores busy, never more than the thread has).
+The batch runner and the service's workers run :func:`facecore.multi.analyze_many` directly,
+with the thread counts they set for themselves.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from facecore.stages import (
     parse_stage_list,
     resolve_order,
 )
+from facecore.threads import AUTO, call_threads, check_threads
 from facecore.types import DecodedImage, Face
 
 __all__ = ["AnalyzerConfig", "FaceAnalyzer", "StageOptions", "get_default_analyzer"]
@@ -66,6 +74,11 @@ class AnalyzerConfig:
         JSON object string is accepted.
     limits : ImageLimits
         Byte and pixel limits checked before an image is decoded.
+    threads : int or "auto"
+        torch's intra-op threads for each call, set in the calling thread and restored after
+        it. ``"auto"`` (default) keeps the thread's count while the cores are free and uses
+        fewer while other processes use them (:mod:`facecore.threads`); it never uses more than
+        the thread's count. An int is used as given. A numeric string is accepted.
     """
 
     detector: DetectorConfig | str = field(default_factory=DetectorConfig)
@@ -73,8 +86,10 @@ class AnalyzerConfig:
     stages: tuple[str, ...] | str | None = None
     stage_options: dict[str, dict[str, Any]] | str = field(default_factory=dict)
     limits: ImageLimits = field(default_factory=ImageLimits)
+    threads: int | str = AUTO
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "threads", check_threads(self.threads))
         object.__setattr__(self, "detector", DetectorConfig.of(self.detector))
         stages = self.stages
         if isinstance(stages, str):
@@ -278,8 +293,9 @@ class FaceAnalyzer:
         options: StageOptions | None = None,
     ) -> tuple[np.ndarray, list[Face]]:
         """Like :meth:`analyze`, and also return the decoded RGB image (e.g. for its size)."""
-        decoded = self.decode(image)
-        (result,) = multi.analyze_many(self, [image], stages, options, decoded=[decoded])
+        with call_threads(self.config.threads):
+            decoded = self.decode(image)
+            (result,) = multi.analyze_many(self, [image], stages, options, decoded=[decoded])
         return decoded.pixels, _faces_or_raise(result)
 
     def run_stages(
@@ -290,7 +306,8 @@ class FaceAnalyzer:
         options: StageOptions | None = None,
     ) -> list[Face]:
         """Run stages on faces that were already detected in ``image``."""
-        (result,) = multi.run_stages(self, [image], [faces], stages, options)
+        with call_threads(self.config.threads):
+            (result,) = multi.run_stages(self, [image], [faces], stages, options)
         return _faces_or_raise(result)
 
 

@@ -75,6 +75,7 @@ def _make_analyzer(
     stages: tuple[str, ...] | None = None,
     models: list[str] | None = None,
     stage_options: dict[str, dict[str, Any]] | None = None,
+    threads: str = "auto",
 ) -> Any:
     """The analyzer of a command: ``--model`` choices merged into ``stage_options``."""
     from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
@@ -86,6 +87,7 @@ def _make_analyzer(
             max_faces=max_faces,
             stages=stages,
             stage_options=_merge_options(stage_options or {}, parse_models(models)),
+            threads=threads,
         )
         return FaceAnalyzer(config)
     except ModelFileError as e:
@@ -166,6 +168,13 @@ ModelOpt = Annotated[
         "E.g. --model attractiveness=attractiveness_scut",
     ),
 ]
+ThreadsOpt = Annotated[
+    str,
+    typer.Option(
+        help="torch threads per image: N, or auto (the thread count while the cores are free, "
+        "fewer while other processes use them)."
+    ),
+]
 StagesOpt = Annotated[
     str | None,
     typer.Option(
@@ -182,11 +191,12 @@ def detect(
     upsample: Annotated[int, typer.Option(help="HOG upsampling steps (small faces).")] = 0,
     max_faces: MaxFacesOpt = 20,
     landmarks: Annotated[bool, typer.Option(help="Also predict 68 landmarks.")] = True,
+    threads: ThreadsOpt = "auto",
 ) -> None:
     """Detect faces (largest first) and print boxes, detector scores and landmarks."""
     stages = ("landmarks",) if landmarks else ()
     analyzer = _make_analyzer(
-        detector=detector, upsample=upsample, max_faces=max_faces, stages=stages
+        detector=detector, upsample=upsample, max_faces=max_faces, stages=stages, threads=threads
     )
     _run_images(analyzer, images, as_json, lambda f: FaceOut.from_face(f))
 
@@ -209,6 +219,7 @@ def analyze(
             "model's recommended threshold).",
         ),
     ] = None,
+    threads: ThreadsOpt = "auto",
 ) -> None:
     """Every face with every prediction of the chosen stages (as POST /v1/analyze)."""
     warn = {} if quality_threshold is None else {"quality": {"warn_below": quality_threshold}}
@@ -218,6 +229,7 @@ def analyze(
         stages=parse_stage_list(stages),
         models=model,
         stage_options=warn,
+        threads=threads,
     )
     _run_images(analyzer, images, as_json, lambda f: FaceOut.from_face(f, embedding=descriptor))
 
@@ -228,10 +240,13 @@ def score(
     as_json: AsJson = False,
     detector: DetectorOpt = "auto",
     model: Annotated[str | None, typer.Option(help="Attractiveness model (manifest name).")] = None,
+    threads: ThreadsOpt = "auto",
 ) -> None:
     """Attractiveness of every face (default model: 1 (low) to 5 (high), SCUT-FBP5500's scale)."""
     models = [f"attractiveness={model}"] if model else None
-    analyzer = _make_analyzer(detector=detector, stages=("attractiveness",), models=models)
+    analyzer = _make_analyzer(
+        detector=detector, stages=("attractiveness",), models=models, threads=threads
+    )
     _run_images(
         analyzer,
         images,

@@ -18,15 +18,26 @@ the timing of a fine-tuned head, not a model), in int8 as the shipped tops run
 (:mod:`facecore.nn.quantize`) and in float32, and reports its cost as a share of one trunk
 forward.
 
+The busy-core case (first, before the app limits this process's threads) times
+``FaceAnalyzer.analyze`` with the default heads on the first ``--busy-photos`` (30)
+SCUT-FBP5500 photos (sorted by name), idle and while a child process spins one core, with
+``threads`` ``auto``, 1 and torch's default count, and reports the median and p90 of each and the
+busy/idle p90 ratio (target: at most 1.5 for ``auto``; its idle median within 5% of the
+default's). ``--busy-only`` runs it alone.
+
     .venv/bin/python scripts/bench.py [--repeat 30] [--image PATH] [--out bench.json]
+        [--busy-photos 30] [--busy-passes 1] [--busy-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -229,17 +240,111 @@ def large_photo_case(repeat: int) -> dict[str, object]:
     }
 
 
+SCUT_IMAGES = ROOT.parent / "shared" / "data" / "scut-fbp5500" / "images"
+
+
+def spin_one_core() -> subprocess.Popen[bytes]:
+    """A child process that keeps one core busy until it is terminated."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def busy_core(photos: list[bytes], passes: int) -> dict[str, object]:
+    """``analyze`` per photo, idle and with one core busy, for threads auto, 1 and the default.
+
+    Returns, per setting, the idle and busy median/p90 (ms) and the busy/idle p90 ratio.
+    """
+    import torch
+
+    from facecore.analyzer import FaceAnalyzer
+    from facecore.threads import CpuMonitor
+
+    default = torch.get_num_threads()
+    settings: list[int | str] = ["auto", 1, default] if default != 1 else ["auto", 1]
+    analyzers = {str(s): FaceAnalyzer(threads=s).load() for s in settings}
+    others: dict[str, float | None] = {}
+
+    def run(state: str) -> dict[str, dict[str, float]]:
+        # The other processes' CPU use over the phase (this process's own subtracted), to tell
+        # an idle machine from one that is not.
+        load = CpuMonitor(max_window=math.inf)
+        load.free_cores()
+        out: dict[str, dict[str, float]] = {}
+        for name, analyzer in analyzers.items():
+            for data in photos[:2]:  # warm-up; auto's load window sees the spinner
+                analyzer.analyze(data)
+            times = []
+            for _ in range(passes):
+                for data in photos:
+                    t = time.perf_counter()
+                    analyzer.analyze(data)
+                    times.append((time.perf_counter() - t) * 1000.0)
+            times.sort()
+            out[name] = {
+                "median_ms": round(statistics.median(times), 3),
+                "p90_ms": round(times[int(0.9 * (len(times) - 1))], 3),
+                "n": len(times),
+            }
+            print(f"busy-core {state:<5} threads={name:<5} {out[name]}", flush=True)
+        free = load.free_cores()
+        others[state] = None if free is None else round(len(os.sched_getaffinity(0)) - free, 2)
+        print(f"busy-core {state}: other processes used {others[state]} cores", flush=True)
+        return out
+
+    idle = run("idle")
+    spinner = spin_one_core()
+    try:
+        time.sleep(1.0)  # the spinner runs; auto's 0.2-2 s window covers it
+        busy = run("busy")
+    finally:
+        spinner.terminate()
+        spinner.wait()
+    return {
+        "photos": len(photos),
+        "passes": passes,
+        "default_threads": default,
+        "other_processes_cores": others,
+        "settings": {
+            name: {
+                "idle": idle[name],
+                "busy": busy[name],
+                "busy_p90_over_idle_p90": round(busy[name]["p90_ms"] / idle[name]["p90_ms"], 3),
+            }
+            for name in analyzers
+        },
+        "auto_idle_median_over_default": round(
+            idle["auto"]["median_ms"] / idle[str(default)]["median_ms"], 3
+        ),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", type=Path, default=None)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--out", type=Path, default=ROOT / "bench.json")
+    ap.add_argument("--busy-photos", type=int, default=30)
+    ap.add_argument("--busy-passes", type=int, default=1)
+    ap.add_argument("--busy-only", action="store_true")
     args = ap.parse_args(argv)
     image = args.image or next(p for p in DEFAULT_IMAGES if p.exists())
     data = image.read_bytes()
 
     import torch
     from PIL import Image
+
+    busy = None
+    if SCUT_IMAGES.is_dir():
+        paths = sorted(SCUT_IMAGES.glob("*.jpg"))[: args.busy_photos]
+        busy = busy_core([p.read_bytes() for p in paths], args.busy_passes)
+        for name, r in busy["settings"].items():
+            print(f"busy core, threads={name}: busy/idle p90 = {r['busy_p90_over_idle_p90']:.2f}")
+        print(f"auto idle median / default = {busy['auto_idle_median_over_default']:.3f}")
+    else:
+        print(f"busy-core case skipped: {SCUT_IMAGES} is missing")
+    if args.busy_only:
+        args.out.write_text(json.dumps({"busy_core": busy}, indent=2))
+        print(f"wrote {args.out}")
+        return 0
 
     # Before the app's thread workers change this process's thread count (pipeline_stages).
     large = large_photo_case(args.repeat)
@@ -260,12 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "image_size": [w, h],
         "machine": {
-            "cpu_count": __import__("os").cpu_count(),
+            "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(),
         },
         "stages": results,
         "large_photo": large,
+        "busy_core": busy,
         "stub_top_head_share_of_trunk": round(top_share, 3),
         "stub_top_head_share_of_trunk_batch8": round(top_share8, 3),
         "stub_top_head_float32_share_of_trunk": round(float_share, 3),

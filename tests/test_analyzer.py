@@ -107,6 +107,49 @@ def test_config_from_strings():
         AnalyzerConfig(stage_options="{nope")
 
 
+def test_threads_setting_is_validated():
+    assert AnalyzerConfig().threads == "auto"
+    assert AnalyzerConfig(threads="2").threads == 2  # e.g. from an environment variable
+    with pytest.raises(ValueError, match="threads must be 'auto' or a positive integer"):
+        AnalyzerConfig(threads=0)
+
+
+class ThreadsSeen:
+    """A test stage that records torch's thread count of the thread that runs it."""
+
+    name = "threads_seen"
+    requires = ()
+    provides = ()
+
+    def __init__(self):
+        self.seen = []
+
+    def load(self):
+        pass
+
+    def __call__(self, image, faces):
+        import torch
+
+        self.seen.append(torch.get_num_threads())
+        return faces
+
+
+def test_each_call_runs_with_the_analyzers_threads_then_restores():
+    import torch
+
+    from facecore.types import Box, Face
+
+    before = torch.get_num_threads()
+    stage = ThreadsSeen()
+    analyzer = FaceAnalyzer(stages=[stage], threads=1)
+    face = Face(box=Box(0, 0, 10, 10), detector_score=1, detector="fake")
+    analyzer.detect_loaded = lambda rgb: [face]
+    image = np.zeros((32, 32, 3), np.uint8)
+    analyzer.analyze(image)
+    analyzer.run_stages(image, [face])
+    assert stage.seen == [1, 1] and torch.get_num_threads() == before
+
+
 def test_default_stages_are_the_default_heads():
     a = FaceAnalyzer()
     assert a.stages == ("landmarks", "trunk", "attractiveness", "age", "quality")

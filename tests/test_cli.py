@@ -105,6 +105,27 @@ def test_analyze_stages_option(one_face_photo, capsys):
     assert "unknown stage 'gender'" in capsys.readouterr().err
 
 
+def test_threads_option(one_face_photo, monkeypatch, capsys):
+    import contextlib
+
+    import facecore.analyzer
+
+    used = []
+
+    @contextlib.contextmanager
+    def record(setting):
+        used.append(setting)
+        yield
+
+    monkeypatch.setattr(facecore.analyzer, "call_threads", record)
+    args = ["--stages", "landmarks", str(one_face_photo)]
+    assert main(["analyze", "--threads", "1", *args]) == EXIT_OK
+    assert main(["analyze", *args]) == EXIT_OK
+    assert used == [1, "auto"]
+    assert main(["analyze", "--threads", "0", *args]) == EXIT_USAGE
+    assert "threads must be 'auto' or a positive integer" in capsys.readouterr().err
+
+
 def test_analyze_lists_the_warnings_the_quality_stage_made(one_face_photo, capsys):
     """``--quality-threshold`` is the quality stage's threshold; the warnings are the ones it
     put on the faces (the sharp photo is above the model's own threshold)."""

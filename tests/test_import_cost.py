@@ -6,7 +6,9 @@ Measured in a fresh interpreter: ``import facecore`` imports no third-party pack
 decoder and the detectors' image helpers) but none of torch, torchvision, scikit-learn,
 scikit-image, scipy, dlib, facenet-pytorch, joblib or the service's packages. Analysing a photo
 with the default heads imports none of the research networks of :mod:`facecore.nn` (they
-register lazily; ``scripts/import_cost.py`` reports the seconds and memory).
+register lazily; ``scripts/import_cost.py`` reports the seconds and memory). Neither importing
+facecore nor analysing a photo changes torch's thread count (a call sets its own thread's count
+for its duration, :mod:`facecore.threads`, and restores it).
 """
 
 from __future__ import annotations
@@ -76,3 +78,17 @@ def test_analyze_imports_none_of_the_research_networks(fixtures) -> None:
     assert n_faces == 1 and {"attractiveness", "age", "quality"} <= set(predictions)
     assert "facecore.nn.dlib_resnet" in loaded  # the trunk ran
     assert not set(RESEARCH_ZOO) & set(loaded), loaded
+
+
+def test_import_and_analyze_keep_torchs_thread_count(fixtures) -> None:
+    photo = str(fixtures / "obama.jpg")
+    code = (
+        "import json, torch; torch.set_num_threads(3); import facecore, facecore.analyzer; "
+        "counts = [torch.get_num_threads()]; "
+        f"facecore.analyze({photo!r}); "
+        f"facecore.FaceAnalyzer(threads=1).analyze({photo!r}); "
+        "counts.append(torch.get_num_threads()); print(json.dumps(counts))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [3, 3]

@@ -8,7 +8,7 @@ import pytest
 
 from facecore.analyzer import FaceAnalyzer
 from facecore.errors import UndecodableImageError
-from facecore.multi import analyze_many
+from facecore.multi import analyze_many, run_stages
 from facecore.stages import stage_batching
 from facecore.types import Box, Face
 
@@ -140,3 +140,25 @@ def test_the_declaration_alone_decides_the_grouping():
     assert together.calls == [3, 1] and alone.calls == [1, 1, 1, 1]
     with pytest.raises(ValueError, match="batching must be one of"):
         stage_batching(Recorder("odd", "pixels"))
+
+
+def test_the_loop_keeps_the_callers_threads():
+    """The batch runner and the service's workers set their own thread counts: the loop itself
+    sets none, whatever the analyzer's ``threads`` (only FaceAnalyzer's calls apply it)."""
+    import torch
+
+    seen = []
+
+    class ThreadsSeen(Recorder):
+        def __call__(self, image, faces):
+            seen.append(torch.get_num_threads())
+            return faces
+
+    current = torch.get_num_threads()
+    analyzer = FaceAnalyzer(stages=[ThreadsSeen("threads_seen")], threads=current + 1)
+    face = Face(box=Box(0, 0, 10, 10), detector_score=1, detector="fake")
+    analyzer.detect_loaded = lambda rgb: [face]
+    image = np.zeros((32, 32, 3), np.uint8)
+    analyze_many(analyzer, [image])
+    run_stages(analyzer, [image], [[face]])
+    assert seen == [current, current]
