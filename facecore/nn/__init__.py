@@ -7,7 +7,9 @@ Modules: :mod:`~facecore.nn.resnet` (ResNet / SE / EraseReLU / DRN backbones),
 :mod:`~facecore.nn.ensembles` (coupled ensembles), :mod:`~facecore.nn.binary` (binarized
 networks), :mod:`~facecore.nn.orn` (oriented response convolutions),
 :mod:`~facecore.nn.regularizers`, :mod:`~facecore.nn.losses`, :mod:`~facecore.nn.optim` and
-:mod:`~facecore.nn.vggface` (VGG-Face with a loader for the original published weights).
+:mod:`~facecore.nn.vggface` (VGG-Face with a loader for the original published weights),
+:mod:`~facecore.nn.faceres` (HSE-FaceRes, a MobileNet v1 ported from a TF.js graph read by
+:mod:`~facecore.nn.tfjs`).
 
 Pretrained weights are entries of the model manifest (:mod:`facecore.model_store`), named by
 ``create_model(name, pretrained=True | "<entry>" | spec)`` and sha256-checked when resolved. This
@@ -20,6 +22,7 @@ from facecore.nn import (
     binary,
     dlib_resnet,
     ensembles,
+    faceres,
     losses,
     optim,
     orn,
@@ -43,6 +46,7 @@ __all__ = [
     "default_weights",
     "dlib_resnet",
     "ensembles",
+    "faceres",
     "is_model",
     "list_models",
     "losses",
