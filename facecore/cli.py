@@ -158,7 +158,9 @@ def _run_images(
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (one document).")]
-DetectorOpt = Annotated[str, typer.Option(help="hog, mtcnn or auto.")]
+DetectorOpt = Annotated[
+    str, typer.Option(help="hog, mtcnn, auto, blazeface_back or blazeface_short.")
+]
 MaxFacesOpt = Annotated[int, typer.Option(help="At most this many faces per image.")]
 ModelOpt = Annotated[
     list[str] | None,

@@ -63,6 +63,7 @@ LOADER_MODULES: dict[str, str] = {
     "knn_shape_reference": "facecore.beauty.shape",
     "dlib_face_resnet_top": "facecore.heads.distribution",
     "quality_map_head": "facecore.quality.model",
+    "blazeface": "facecore.detect.blazeface",
 }
 
 _loaders: dict[str, Loader] = {}

@@ -1,4 +1,5 @@
-"""Face detection: dlib HOG, MTCNN, and ``auto`` (HOG, then MTCNN when HOG finds nothing)."""
+"""Face detection: dlib HOG, MTCNN, ``auto`` (HOG, then MTCNN when HOG finds nothing) and the
+named BlazeFace detectors (``blazeface_back``, ``blazeface_short``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from facecore.detect.base import FaceDetector, order_and_cap
+from facecore.detect.blazeface import BlazeFaceDetector
 from facecore.detect.hog import HogDetector
 from facecore.detect.mtcnn import MtcnnDetector
 from facecore.types import Face
@@ -16,6 +18,7 @@ from facecore.types import Face
 __all__ = [
     "DETECTORS",
     "AutoDetector",
+    "BlazeFaceDetector",
     "DetectorConfig",
     "FaceDetector",
     "HogDetector",
@@ -44,7 +47,7 @@ class AutoDetector:
         return self.hog.detect(image) or self.mtcnn.detect(image)
 
 
-DETECTORS = ("hog", "mtcnn", "auto")
+DETECTORS = ("hog", "mtcnn", "auto", "blazeface_back", "blazeface_short")
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,9 @@ class DetectorConfig:
 
     Attributes
     ----------
-    name : {"auto", "hog", "mtcnn"}
-        ``auto``: HOG, then MTCNN on images where HOG finds nothing.
+    name : {"auto", "hog", "mtcnn", "blazeface_back", "blazeface_short"}
+        ``auto``: HOG, then MTCNN on images where HOG finds nothing; ``blazeface_*``: MediaPipe's
+        BlazeFace, 256x256 (``back``) or short-range 128x128 (``short``) input.
     hog_upsample : int
         HOG upsampling steps (0..3; each finds faces half as large, about 4x slower).
     hog_threshold : float
@@ -63,15 +67,19 @@ class DetectorConfig:
         Minimum MTCNN face probability.
     mtcnn_min_face_size : int
         Smallest face side MTCNN searches for, in pixels.
+    blazeface_threshold : float
+        Minimum BlazeFace face probability.
     max_side : int or None
-        Longer image side above which the image is shrunk for detection (boxes map back).
+        Longer image side above which the image is shrunk for detection (boxes map back; HOG
+        and MTCNN: BlazeFace always letterboxes the image to its input size).
     """
 
-    name: Literal["auto", "hog", "mtcnn"] = "auto"
+    name: Literal["auto", "hog", "mtcnn", "blazeface_back", "blazeface_short"] = "auto"
     hog_upsample: int = 0
     hog_threshold: float = 0.0
     mtcnn_threshold: float = 0.9
     mtcnn_min_face_size: int = 20
+    blazeface_threshold: float = 0.65
     max_side: int | None = 1280
 
     def __post_init__(self) -> None:
@@ -98,6 +106,10 @@ class DetectorConfig:
             return HogDetector(**hog)
         if self.name == "mtcnn":
             return MtcnnDetector(**mtcnn)
+        if self.name.startswith("blazeface_"):
+            return BlazeFaceDetector(
+                self.name.removeprefix("blazeface_"), threshold=self.blazeface_threshold
+            )
         return AutoDetector(HogDetector(**hog), MtcnnDetector(**mtcnn))
 
     @classmethod
@@ -146,7 +158,8 @@ def detect_faces(
     ----------
     image : path, bytes, file object, ndarray or PIL image
         Anything :func:`facecore.io.load_image` accepts.
-    detector : {"auto", "hog", "mtcnn"}, DetectorConfig or a detector object
+    detector : {"auto", "hog", "mtcnn", "blazeface_back", "blazeface_short"}, DetectorConfig or a
+        detector object
         Which detector to use; a name gets the default settings, as a default ``FaceAnalyzer``.
     max_faces : int or None
         Keep at most this many faces (the largest).
@@ -154,7 +167,8 @@ def detect_faces(
     Returns
     -------
     list of Face
-        ``keypoints`` holds MTCNN's 5 points for faces MTCNN found; ``None`` for HOG's.
+        ``keypoints`` holds MTCNN's 5 points for faces MTCNN found; ``None`` for HOG's and
+        BlazeFace's (BlazeFace's 6 points: :meth:`BlazeFaceDetector.detections`).
     """
     from facecore.io import load_image
 

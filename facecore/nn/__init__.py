@@ -12,7 +12,10 @@ fine-tuned copy of its last stages), :mod:`~facecore.nn.quantize` (int8 tops),
 :mod:`~facecore.nn.ensembles` (coupled ensembles), :mod:`~facecore.nn.binary` (binarized
 networks), :mod:`~facecore.nn.orn` (oriented response convolutions),
 :mod:`~facecore.nn.regularizers`, :mod:`~facecore.nn.losses`, :mod:`~facecore.nn.optim` and
-:mod:`~facecore.nn.vggface` (VGG-Face with a loader for the original published weights).
+:mod:`~facecore.nn.vggface` (VGG-Face with a loader for the original published weights),
+:mod:`~facecore.nn.faceres` (HSE-FaceRes, a MobileNet v1 ported from a TF.js graph read by
+:mod:`~facecore.nn.tfjs`). :mod:`~facecore.nn.blazeface` (the BlazeFace detector network, also
+ported from TF.js) is not a registered backbone: :mod:`facecore.detect.blazeface` loads it.
 
 Pretrained weights are entries of the model manifest (:mod:`facecore.model_store`), named by
 ``create_model(name, pretrained=True | "<entry>" | spec)`` and sha256-checked when resolved. This

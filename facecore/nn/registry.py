@@ -72,6 +72,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "coupled_ensemble": "facecore.nn.ensembles",
     "hierarchical_binary_resnet": "facecore.nn.binary",
     "vgg_face": "facecore.nn.vggface",
+    "faceres": "facecore.nn.faceres",
 }
 
 _MODELS: dict[str, Callable[..., Any]] = {}
