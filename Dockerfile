@@ -120,11 +120,12 @@ RUN python /usr/local/share/facecore/check_image.py --extras "$EXTRAS" ${TORCH_I
 # written-out default would clash with its alternatives (FACECORE_ANALYZER__DETECTOR=hog next to
 # an ENV FACECORE_ANALYZER__DETECTOR__NAME=auto, or STAGE_OPTIONS as one JSON object next to its
 # nested keys). Unset, each is AnalyzerConfig's default:
-#   FACECORE_ANALYZER__DETECTOR__NAME=auto           auto, hog or mtcnn (also FACECORE_ANALYZER__DETECTOR=hog)
+#   FACECORE_ANALYZER__DETECTOR__NAME=auto           auto, hog, mtcnn, blazeface_back or blazeface_short (also FACECORE_ANALYZER__DETECTOR=hog)
 #   FACECORE_ANALYZER__DETECTOR__HOG_UPSAMPLE=0      HOG upsampling steps, 0..3
 #   FACECORE_ANALYZER__DETECTOR__HOG_THRESHOLD=0.0   least HOG SVM margin
 #   FACECORE_ANALYZER__DETECTOR__MTCNN_THRESHOLD=0.9 least MTCNN face probability
 #   FACECORE_ANALYZER__DETECTOR__MTCNN_MIN_FACE_SIZE=20  smallest face side MTCNN looks for, px
+#   FACECORE_ANALYZER__DETECTOR__BLAZEFACE_THRESHOLD=0.65 least BlazeFace face probability
 #   FACECORE_ANALYZER__DETECTOR__MAX_SIDE=1280       images are shrunk to this longer side to detect
 #   FACECORE_ANALYZER__MAX_FACES=20                  faces kept per image (the largest)
 #   FACECORE_ANALYZER__STAGES=landmarks,attractiveness   stages to run (unset: every default head)

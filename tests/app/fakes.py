@@ -8,7 +8,7 @@ import numpy as np
 from facecore.analyzer import AnalyzerConfig, FaceAnalyzer
 from facecore.quality.warnings import low_quality_warning
 from facecore.stages import Output
-from facecore.types import Box, Face, Prediction
+from facecore.types import Box, DecodedImage, Face, Prediction
 
 MIB = 1024 * 1024
 
@@ -155,7 +155,8 @@ class FakeAnalyzer(FaceAnalyzer):
         self.detected: list[tuple[int, ...]] = []
         self.loaded = False
 
-    def detect_loaded(self, rgb: np.ndarray) -> list[Face]:
+    def detect_loaded(self, image: DecodedImage | np.ndarray) -> list[Face]:
+        rgb = image.pixels if isinstance(image, DecodedImage) else image
         self.detected.append(rgb.shape)
         return list(self.faces)
 
