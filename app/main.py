@@ -2,13 +2,14 @@
 
 Requests pass, outermost first: :class:`~app.core.middleware.RequestContext` (request id, access
 log, metrics, time limit, draining, 500s), CORS (when origins are set),
-:class:`~app.core.auth.ApiKeyAuth` (when keys are set), :class:`~app.core.limits.BodySizeLimit`
-(size and time of the body), then the routes. Every image route's work (analysis, beautify,
-average) runs on the workers (:mod:`app.core.workers`) behind the bounded queue of
-:class:`~app.core.engine.Engine`; in process mode this process loads no model. On SIGTERM the
-server drains: new ``/v1`` requests get 503, the ones in flight finish (up to
-``shutdown_timeout_s``), then uvicorn stops. ``/`` serves the web page
-(:mod:`app.api.routes.web`, files in ``app/static/``).
+:class:`~app.core.auth.ApiKeyAuth` (when keys are set), :class:`~app.core.admission.Admission` (a
+503 ``overloaded`` before the body is read while the queue is full, for the routes that queue
+images), :class:`~app.core.limits.BodySizeLimit` (size and time of the body), then the routes. Every
+image route's work (analysis, beautify, average) runs on the workers (:mod:`app.core.workers`)
+behind the bounded queue of :class:`~app.core.engine.Engine`; in process mode this process loads no
+model. On SIGTERM the server drains: new ``/v1`` requests get 503, the ones in flight finish (up to
+``shutdown_timeout_s``), then uvicorn stops. ``/`` serves the web page (:mod:`app.api.routes.web`,
+files in ``app/static/``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import facecore
+from app.api.deps import queued_routes
 from app.api.routes import age, analyze, beautify, compare, faces, health, score, stages, web
+from app.core.admission import Admission
 from app.core.auth import ApiKeyAuth
 from app.core.config import Settings, get_settings, unknown_variables
 from app.core.engine import Engine
@@ -159,11 +162,23 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
     app.state.lifecycle = lifecycle
     install_error_handlers(app)
     install_openapi(app, settings)
+    routers = [
+        m.router for m in (health, analyze, faces, score, age, compare, beautify, stages, web)
+    ]
+    for router in routers:
+        app.include_router(router)
     # add_middleware puts each one outside the ones added before it.
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.request_limit,
         body_timeout_s=settings.body_timeout_s,
+        metrics=metrics,
+    )
+    # Inside the key check (a wrong key is a 401 whatever the load), before the body is read.
+    app.add_middleware(
+        Admission,
+        state=app.state,
+        routes=queued_routes(r for router in routers for r in router.routes),
         metrics=metrics,
     )
     app.add_middleware(ApiKeyAuth, keys=settings.keys, metrics=metrics)
@@ -183,8 +198,6 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
         timeout_s=settings.request_timeout_s,
         retry_after_s=settings.retry_after_s,
     )
-    for module in (health, analyze, faces, score, age, compare, beautify, stages, web):
-        app.include_router(module.router)
     return app
 
 

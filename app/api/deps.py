@@ -8,9 +8,12 @@ once; reading the body is :mod:`app.api.uploads`, the work is
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from app.api.uploads import Upload, read_upload
 from app.core.engine import Engine
@@ -29,6 +32,7 @@ __all__ = [
     "get_service",
     "image_bytes",
     "images_upload",
+    "queued_routes",
 ]
 
 
@@ -77,3 +81,15 @@ async def images_upload(request: Request) -> Upload:
 ServiceDep = Annotated[AnalysisService, Depends(get_service)]
 ImageBytes = Annotated[bytes, Depends(image_bytes)]
 Images = Annotated[Upload, Depends(images_upload)]
+
+
+def _needs(dependant: Dependant, call: Any) -> bool:
+    return any(d.call is call or _needs(d, call) for d in dependant.dependencies)
+
+
+def queued_routes(routes: Iterable[Any]) -> dict[str, APIRoute]:
+    """The routes that queue images on the workers (they depend on :func:`get_service`), by
+    path: the ones :class:`app.core.admission.Admission` refuses while the queue is full."""
+    return {
+        r.path: r for r in routes if isinstance(r, APIRoute) and _needs(r.dependant, get_service)
+    }

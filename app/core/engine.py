@@ -1,15 +1,16 @@
 """Where the work of a request waits: a bounded queue in front of a fixed set of workers.
 
 Requests never run CPU work on the event loop. Each item a request sends (an image to analyse or
-beautify, the files of an average) becomes a job of its kind (:mod:`app.core.tasks`) in one
-queue (at most ``queue_size`` waiting: a request that does not fit is a 503 ``overloaded`` with
-``Retry-After``). One dispatcher task per worker takes jobs from the queue, several at a time when
-several are waiting (``batch_max``; they must be of the same kind with the same parameters, e.g.
-the same stages and options), and hands them to its worker as one :class:`~app.core.tasks.Task`
-(for an analysis, :func:`app.core.pipeline.run_batch`: one trunk forward over the faces of every
-image of the task). A request waits for its jobs; if it is cancelled (its time limit, the client
-gone) its waiting jobs are dropped. The workers, threads or supervised processes, are
-:mod:`app.core.workers`.
+beautify, the files of an average) becomes a job of its kind (:mod:`app.core.tasks`) in one queue
+(at most ``queue_size`` waiting: a request that does not fit is a 503 ``overloaded`` with ``Retry-
+After``; :meth:`Engine.would_accept` tells it before the body is read, so that
+:class:`app.core.admission.Admission` refuses it without reading, parsing or decoding it). One
+dispatcher task per worker takes jobs from the queue, several at a time when several are waiting
+(``batch_max``; they must be of the same kind with the same parameters, e.g. the same stages and
+options), and hands them to its worker as one :class:`~app.core.tasks.Task` (for an analysis,
+:func:`app.core.pipeline.run_batch`: one trunk forward over the faces of every image of the task). A
+request waits for its jobs; if it is cancelled (its time limit, the client gone) its waiting jobs
+are dropped. The workers, threads or supervised processes, are :mod:`app.core.workers`.
 """
 
 from __future__ import annotations
@@ -92,6 +93,30 @@ class Engine:
     def queued(self) -> int:
         return len(self._pending)
 
+    def would_accept(self, n: int = 1) -> bool:
+        """Whether ``n`` more images fit in the queue now (what :meth:`submit` checks).
+
+        Cheap and safe from any thread: one length read of the queue, no lock (the queue only
+        changes on the event loop; a reader elsewhere sees a value at most one change old).
+        An empty queue takes a request of any size.
+        """
+        waiting = len(self._pending)
+        return not waiting or waiting + n <= self.queue_size
+
+    @property
+    def full(self) -> bool:
+        """Whether the queue cannot take even one more image."""
+        return not self.would_accept(1)
+
+    def overloaded(self) -> ApiError:
+        """The 503 ``overloaded`` (with ``Retry-After``) of a request the queue cannot take."""
+        return ApiError(
+            503,
+            "overloaded",
+            f"the server is busy ({len(self._pending)} images waiting); try again shortly",
+            {"Retry-After": str(self.retry_after_s)},
+        )
+
     def update_gauges(self) -> None:
         m = self.metrics
         m.queue.set(len(self._pending))
@@ -159,15 +184,9 @@ class Engine:
                 "the server is shutting down",
                 {"Retry-After": str(self.retry_after_s)},
             )
-        n = len(items)
-        if self._pending and len(self._pending) + n > self.queue_size:
+        if not self.would_accept(len(items)):
             self.metrics.rejected.labels("overloaded").inc()
-            raise ApiError(
-                503,
-                "overloaded",
-                f"the server is busy ({len(self._pending)} images waiting); try again shortly",
-                {"Retry-After": str(self.retry_after_s)},
-            )
+            raise self.overloaded()
         loop = asyncio.get_running_loop()
         shared = dict(params)
         key = (kind, repr(sorted((k, _canonical(v)) for k, v in shared.items())))
