@@ -418,10 +418,6 @@ def _fmt(v: Any, f: str = "{:.3f}") -> Any:
     return "-" if v is None else (f.format(v) if isinstance(v, float) else v)
 
 
-def _fmt(v: Any, f: str = "{:.3f}") -> Any:
-    return "-" if v is None else (f.format(v) if isinstance(v, float) else v)
-
-
 def _card(out: Path, cv: dict[str, Any]) -> Any:
     """The card of the model whose training document is ``cv``."""
     from facecore.training.card import CardTable, ModelCard, package_versions
