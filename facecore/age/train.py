@@ -37,6 +37,7 @@ from facecore.training.runner import (
     OutOfFold,
     Recipe,
     Run,
+    config_tag,
     group_rows,
     out_of_fold,
 )
@@ -112,7 +113,7 @@ class AgeRecipe(Recipe):
     @property
     def fold_dir(self) -> Path:
         """The top's fold results and checkpoints (keyed by its recipe)."""
-        tag = _tag(self.top.to_dict())
+        tag = config_tag(self.top.to_dict())
         return Path(self.work_dir) / f"cv-{self.folds}f-s{self.seed}-sigma{self.sigma}-{tag}"
 
     @property
@@ -559,10 +560,3 @@ def _band_png(path: Path, table: list[list[Any]], names: list[str]) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def _tag(doc: dict[str, Any]) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]

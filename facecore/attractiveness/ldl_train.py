@@ -41,8 +41,6 @@ runner (:func:`facecore.training.runner.train`) cross-validates and publishes it
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +50,7 @@ import numpy as np
 
 from facecore.training.learners import _Combiner
 from facecore.training.publish import rounded
-from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run
+from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run, config_tag
 from facecore.training.tops import TopRecipe
 
 __all__ = [
@@ -244,8 +242,7 @@ class LdlRecipe(Recipe):
     def fold_dir(self, top: TopRecipe, target_rule: str) -> Path:
         """Where the CV of ``top`` keeps its folds and checkpoints (keyed by it and the
         targets' rule)."""
-        doc = json.dumps({"recipe": top.to_dict(), "targets": target_rule}, sort_keys=True)
-        tag = hashlib.sha256(doc.encode()).hexdigest()[:8]
+        tag = config_tag({"recipe": top.to_dict(), "targets": target_rule})
         return Path(self.work_dir) / f"{self.dataset}-cv-{self.folds}f-s{self.seed}-{tag}"
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:

@@ -28,7 +28,6 @@ card ``<out>.md``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -40,7 +39,7 @@ import numpy as np
 
 from facecore.atomic import atomic_path
 from facecore.quality.distortions import LEVELS, N_LEVELS, distort, distortion_kinds
-from facecore.training.runner import Data, Recipe, Run
+from facecore.training.runner import Data, Recipe, Run, config_tag
 
 __all__ = [
     "LICENCE",
@@ -389,21 +388,12 @@ def _ms_per_face(net: Any, sample: np.ndarray, repeats: int = 50) -> float:
     return float(np.median(t) * 1000.0)
 
 
-def _ranker_tag(cfg: QualityRecipe) -> str:
-    """Keys a ranker's checkpoint folder by every setting of the run."""
-    import hashlib
-
-    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-
-
 def _config_tag(cfg: QualityRecipe) -> str:
-    import hashlib
-
+    """Keys the run's data folder (neither the number of steps nor the candidates change it)."""
     d = cfg.to_dict()
-    # Neither the number of steps nor the candidates change the data.
     for k in ("steps", "architectures", "lr", "weight_decay", "margin", "groups"):
         d.pop(k)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+    return config_tag(d)
 
 
 _ARCH_TEXT = {
@@ -412,10 +402,6 @@ _ARCH_TEXT = {
     "quality_chip_net": "a small network of its own on the 150x150 chip (four stride-2 3x3 "
     "convolutions, mean and standard-deviation pooling, a two-layer MLP)",
 }
-
-
-def _fmt(v: Any, f: str = "{:.3f}") -> Any:
-    return "-" if v is None else (f.format(v) if isinstance(v, float) else v)
 
 
 def _fmt(v: Any, f: str = "{:.3f}") -> Any:
@@ -732,7 +718,7 @@ class QualityRecipe(Recipe):
         nets: dict[str, Any] = {}
         for arch in self.architectures:
             sets = x["inputs"][ARCHITECTURES[arch].input_node]
-            tag = _ranker_tag(self)
+            tag = config_tag(self.to_dict())  # every setting of the run
             net, hist = train_ranker(arch, sets["train"], self, x["work"] / f"ckpt-{arch}-{tag}")
             table = ranking_table(_scores(net, sets["eval"]))
             run.table[arch] = {

@@ -8,12 +8,11 @@ file, ``cv.json``, manifest entry, card, figures). Importing this package is lig
 only). It exports the folds and the model card writer (the metrics are :mod:`facecore.metrics`);
 the other parts are imported explicitly:
 
-* :mod:`~facecore.training.folds` - seeded K-fold (plain, stratified on binned targets, grouped)
-  and an inner validation split for early stopping;
+* :mod:`~facecore.training.folds` - seeded K-fold (plain, stratified on binned targets, grouped);
 * :mod:`~facecore.training.card` - :class:`ModelCard`, :func:`render_card`, :func:`write_card`,
   :func:`package_versions`;
 * :mod:`~facecore.training.fit` (``import facecore.training.fit``; imports torch) - a resumable,
-  checkpointed fit loop for heads (KL / CE / L1, one-cycle, hflip, early stopping);
+  checkpointed fit loop for heads (KL / CE / L1 or a custom loss, one-cycle or cosine);
 * :mod:`~facecore.training.chips` (``import facecore.training.chips``) - aligned chips of a
   dataset and frozen maps of dlib's face ResNet, cached on disk, resumable.
 """
@@ -27,14 +26,13 @@ from facecore.training.card import (
     render_card,
     write_card,
 )
-from facecore.training.folds import bin_targets, inner_split, kfold_splits
+from facecore.training.folds import bin_targets, kfold_splits
 
 __all__ = [
     "CardFigure",
     "CardTable",
     "ModelCard",
     "bin_targets",
-    "inner_split",
     "kfold_splits",
     "markdown_table",
     "package_versions",

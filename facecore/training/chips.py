@@ -6,8 +6,8 @@ are computed once per dataset and reused across folds, epochs and reruns:
 
 * :func:`extract_dataset_chips` runs a face analyzer (by default
   ``FaceAnalyzer(stages=("landmarks",), max_faces=1)``: the largest face) on every photo, cuts
-  an aligned chip of that face with a crop function (by default dlib's 150x150 recognition chip,
-  :func:`facecore.descriptor.face_chips`) and stores the chips (uint8), a has-face mask, the
+  dlib's 150x150 aligned recognition chip of that face (:func:`facecore.descriptor.face_chips`)
+  and stores the chips (uint8), a has-face mask, the
   detector's name and the 68 landmarks in one ``.npz`` per (dataset, key). The work is done in
   chunks, each written atomically as soon as it is done, so an interrupted run resumes at the
   first missing chunk; the chunks are then merged into the final file.
@@ -27,7 +27,6 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -62,7 +61,6 @@ DLIB_CHIP_SIZE = 150
 FACE_RESNET_MODEL = "dlib_face_recognition_resnet"
 
 _N_LANDMARKS = 68
-CropFn = Callable[[np.ndarray, Any], np.ndarray]
 
 
 @dataclass
@@ -157,14 +155,12 @@ def _compute_chunk(
     start: int,
     stop: int,
     analyzer: Any,
-    crop: CropFn,
-    chip_size: int,
     bar: Any,
 ) -> dict[str, np.ndarray]:
     from facecore.datasets import iter_images
 
     n = stop - start
-    chips = np.zeros((n, chip_size, chip_size, 3), np.uint8)
+    chips = np.zeros((n, DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3), np.uint8)
     has_face = np.zeros(n, bool)
     detector = np.full(n, "", dtype="<U16")
     landmarks = np.full((n, _N_LANDMARKS, 2), np.nan, np.float32)
@@ -177,12 +173,7 @@ def _compute_chunk(
             logger.warning("no face found in %s", dataset.relative_paths[start + j])
             continue
         face = faces[0]
-        chip = np.asarray(crop(image, face))
-        if chip.shape != (chip_size, chip_size, 3) or chip.dtype != np.uint8:
-            raise ValueError(
-                f"crop_fn gave {chip.dtype} {chip.shape}, expected uint8 "
-                f"({chip_size}, {chip_size}, 3)"
-            )
+        chip = _default_crop(image, face)
         chips[j] = chip
         has_face[j] = True
         detector[j] = str(face.detector)
@@ -232,9 +223,6 @@ def _read_merged(path: Path, key: str) -> DatasetChips | None:
 def extract_dataset_chips(
     dataset: Any,
     *,
-    key: str | None = None,
-    crop_fn: CropFn | None = None,
-    chip_size: int = DLIB_CHIP_SIZE,
     analyzer: Any = None,
     cache_dir: str | os.PathLike[str] | None = ".cache/chips",
     chunk_size: int = 500,
@@ -246,15 +234,6 @@ def extract_dataset_chips(
     ----------
     dataset : FaceDataset
         Its ``paths`` are read in row order (:func:`facecore.datasets.iter_images`).
-    key : str, optional
-        Names the crop ``crop_fn`` cuts (method, size, padding, version); the analyzer's
-        ``repr(config)`` is added to it. Required with ``crop_fn``; default
-        :func:`default_chip_key`.
-    crop_fn : callable, optional
-        ``crop_fn(image, face) -> uint8 (chip_size, chip_size, 3)``; default
-        ``facecore.descriptor.face_chips(image, [face])[0]`` (dlib's 150x150 chip).
-    chip_size : int, default 150
-        Side of the chips ``crop_fn`` returns (checked).
     analyzer : FaceAnalyzer, optional
         Default ``FaceAnalyzer(stages=("landmarks",), max_faces=1)``; ``analyze(image)`` must
         return faces largest first. Loaded only if something has to be computed.
@@ -271,12 +250,9 @@ def extract_dataset_chips(
     """
     from facecore.analyzer import FaceAnalyzer
 
-    if crop_fn is not None and key is None:
-        raise ValueError("a custom crop_fn needs a key naming the crop")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    key = default_chip_key() if key is None else key
-    crop = _default_crop if crop_fn is None else crop_fn
+    key = default_chip_key()
     if analyzer is None:
         analyzer = FaceAnalyzer(stages=("landmarks",), max_faces=1)
     full_key = f"{key}|analyzer={_analyzer_repr(analyzer)}"
@@ -313,7 +289,7 @@ def extract_dataset_chips(
                 if not loaded:
                     analyzer.load()
                     loaded = True
-                chunk = _compute_chunk(dataset, start, stop, analyzer, crop, chip_size, bar)
+                chunk = _compute_chunk(dataset, start, stop, analyzer, bar)
                 if chunk_path is not None:
                     _save_npz_atomic(chunk_path, key=np.str_(full_key), **chunk)
                 logger.info("chips %d-%d of %d done", start, stop, n)
@@ -326,7 +302,7 @@ def extract_dataset_chips(
         return np.concatenate([c[name] for c in chunks]) if chunks else empty
 
     result = DatasetChips(
-        chips=cat("chips", np.zeros((0, chip_size, chip_size, 3), np.uint8)),
+        chips=cat("chips", np.zeros((0, DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3), np.uint8)),
         has_face=cat("has_face", np.zeros(0, bool)),
         detector=cat("detector", np.zeros(0, "<U16")),
         landmarks=cat("landmarks", np.zeros((0, _N_LANDMARKS, 2), np.float32)),

@@ -12,14 +12,8 @@ N. Topin, "Super-Convergence: Very Fast Training of Neural Networks Using Large 
 * ``"ce"`` - cross-entropy on logits, targets class indices ``(N,)`` or distributions ``(N, L)``;
 * ``"l1"`` - mean absolute error of the outputs (reshaped to the targets' shape).
 
-Optional horizontal-flip augmentation flips each training sample of an ``(N, C, H, W)`` input
-with probability 1/2 (``torch.flip(x, dims=[3])``; for a feature map of a mirrored face this is
-an approximation: the bottom of the network is not exactly mirror-equivariant). Early stopping
-watches a validation split (the val loss, or a metric callback), and the best epoch's weights
-are restored at the end.
-
-Every epoch can be checkpointed (model, optimiser, scheduler, epoch, history, best weights and
-every random state) atomically to ``checkpoint_dir/last.pt``; ``fit(..., resume=True)``
+Every epoch can be checkpointed (model, optimiser, scheduler, epoch, history and every random
+state) atomically to ``checkpoint_dir/last.pt``; ``fit(..., resume=True)``
 continues from it and, on the CPU, ends with the same weights an uninterrupted run gives.
 
 It is the one fit loop of the project: a top on cached maps gives ``(X, Y)`` and the loop
@@ -54,9 +48,7 @@ __all__ = [
     "FitResult",
     "SampleBatches",
     "fit",
-    "history_table",
     "predict",
-    "random_hflip",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,12 +57,11 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_NAME = "last.pt"
 
 _LOSSES = ("kl", "ce", "l1", "custom")
-_SCHEDULES = ("one-cycle", "cosine", "constant")
+_SCHEDULES = ("one-cycle", "cosine")
 # Config fields a resumed run may change (they do not change the result).
 _RESUMABLE_CHANGES = ("device", "checkpoint_dir")
 
 ArrayLike = np.ndarray | Tensor
-Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
 @dataclass(frozen=True)
@@ -80,26 +71,18 @@ class FitConfig:
     Attributes
     ----------
     epochs : int, default 30
-        Maximum number of passes over the training data.
+        Passes over the training data.
     batch_size : int, default 64
     lr : float, default 1e-3
-        Peak learning rate of the one-cycle schedule (the constant rate otherwise).
+        Peak learning rate of the one-cycle schedule (the cosine schedule's first rate).
     weight_decay : float, default 1e-4
         AdamW's decoupled weight decay.
     loss : {"kl", "ce", "l1", "custom"}, default "kl"
         "custom": the ``loss_fn`` given to :func:`fit`.
-    schedule : {"one-cycle", "cosine", "constant"}, default "one-cycle"
+    schedule : {"one-cycle", "cosine"}, default "one-cycle"
         "cosine": ``CosineAnnealingLR`` over every step.
     pct_start : float, default 0.3
         Share of the steps in which the one-cycle rate rises.
-    hflip : bool, default False
-        Flip each training sample of an (N, C, H, W) input horizontally with probability 1/2.
-    patience : int or None, default None
-        Stop when the validation score has not improved for this many epochs (needs ``val``).
-    higher_is_better : bool, default False
-        Direction of the ``metric`` callback (the val loss is always lower-is-better).
-    max_grad_norm : float or None, default None
-        Clip the gradient norm to this value.
     seed : int, default 0
         Seeds the batch order, the flips and torch's global generator during the fit (the
         caller's global random state is restored afterwards).
@@ -121,12 +104,8 @@ class FitConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     loss: Literal["kl", "ce", "l1", "custom"] = "kl"
-    schedule: Literal["one-cycle", "cosine", "constant"] = "one-cycle"
+    schedule: Literal["one-cycle", "cosine"] = "one-cycle"
     pct_start: float = 0.3
-    hflip: bool = False
-    patience: int | None = None
-    higher_is_better: bool = False
-    max_grad_norm: float | None = None
     seed: int = 0
     device: str = "cpu"
     checkpoint_dir: str | os.PathLike[str] | None = None
@@ -150,8 +129,6 @@ class FitConfig:
             raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
         if not 0.0 < self.pct_start < 1.0:
             raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (``checkpoint_dir`` as a string)."""
@@ -171,8 +148,6 @@ class EpochRecord:
         1-based.
     loss : float
         Mean training loss over the epoch's samples.
-    val_loss, val_metric : float or None
-        On the validation split (None without one / without a metric).
     lr : float
         Learning rate after the epoch's last step.
     seconds : float
@@ -180,8 +155,6 @@ class EpochRecord:
 
     epoch: int
     loss: float
-    val_loss: float | None
-    val_metric: float | None
     lr: float
     seconds: float
 
@@ -194,20 +167,12 @@ class FitResult:
     ----------
     history : list of EpochRecord
         Every epoch run, including those before a resume.
-    best_epoch : int
-        1-based epoch whose weights the model holds now (the last one without validation).
-    best_score : float or None
-        Its validation score (metric, or val loss without a metric).
-    stopped_early : bool
     resumed_from : int
         Epochs that were read from a checkpoint (0: a fresh fit).
     checkpoint_path : Path or None
     """
 
     history: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int = 0
-    best_score: float | None = None
-    stopped_early: bool = False
     resumed_from: int = 0
     checkpoint_path: Path | None = None
 
@@ -238,7 +203,7 @@ class SampleBatches:
     X : ndarray or Tensor of shape (N, ...)
     Y : ndarray or Tensor of shape (N, ...)
     batch_size : int
-    X_flipped, X_views, hflip
+    X_flipped, X_views
         As in :func:`fit`.
     """
 
@@ -250,13 +215,10 @@ class SampleBatches:
         *,
         X_flipped: ArrayLike | None = None,
         X_views: Sequence[ArrayLike] | None = None,
-        hflip: bool = False,
     ) -> None:
         n = len(X)
         if n == 0 or len(Y) != n:
             raise ValueError(f"X and Y must have the same non-zero length, got {n} and {len(Y)}")
-        if hflip and len(X.shape) != 4:
-            raise ValueError(f"hflip needs (N, C, H, W) input, got shape {tuple(X.shape)}")
         if X_flipped is not None and tuple(X_flipped.shape) != tuple(X.shape):
             raise ValueError(f"X_flipped must have X's shape {tuple(X.shape)}")
         views = list(X_views or ())
@@ -265,7 +227,7 @@ class SampleBatches:
         if any(tuple(v.shape) != tuple(X.shape) for v in views):
             raise ValueError(f"every view in X_views must have X's shape {tuple(X.shape)}")
         self.X, self.Y, self.batch_size = X, Y, batch_size
-        self.X_flipped, self.views, self.hflip = X_flipped, views, hflip
+        self.X_flipped, self.views = X_flipped, views
 
     def __len__(self) -> int:
         return math.ceil(len(self.X) / self.batch_size)
@@ -286,8 +248,6 @@ class SampleBatches:
                     sel = pick == v
                     if bool(sel.any()):
                         xb[sel] = _take(view, idx[sel]).to(xb.dtype)
-            if self.hflip:
-                xb = random_hflip(xb, gen)
             yield xb, _take(self.Y, idx), float(len(idx))
 
     def state_dict(self) -> Any:
@@ -305,31 +265,6 @@ def _device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available")
     return dev
-
-
-def random_hflip(x: Tensor, generator: torch.Generator, p: float = 0.5) -> Tensor:
-    """Flip each sample of a batch of maps horizontally with probability ``p``.
-
-    Parameters
-    ----------
-    x : Tensor of shape (N, C, H, W)
-    generator : torch.Generator
-        Draws the N coin flips (always N draws, whatever the outcome).
-    p : float, default 0.5
-
-    Returns
-    -------
-    Tensor of shape (N, C, H, W)
-        A new tensor where a sample was flipped (``torch.flip(x, dims=[3])``), else ``x``.
-    """
-    if x.ndim != 4:
-        raise ValueError(f"hflip needs (N, C, H, W) input, got shape {tuple(x.shape)}")
-    mask = torch.rand(x.shape[0], generator=generator) < p
-    if not bool(mask.any()):
-        return x
-    x = x.clone()
-    x[mask] = torch.flip(x[mask], dims=[3])
-    return x
 
 
 def _take(a: ArrayLike, idx: Tensor) -> Tensor:
@@ -413,37 +348,6 @@ def predict(
     return torch.cat(outs).numpy()
 
 
-def _evaluate(
-    model: nn.Module,
-    X: ArrayLike,
-    Y: ArrayLike,
-    config: FitConfig,
-    device: torch.device,
-    metric: Metric | None,
-    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
-) -> tuple[float, float | None]:
-    model.eval()
-    total, outs = 0.0, []
-    with torch.inference_mode():
-        for s in range(0, len(X), config.batch_size):
-            idx = torch.arange(s, min(s + config.batch_size, len(X)))
-            out = model(_to(_take(X, idx), device))
-            target = _to(_take(Y, idx), device)
-            total += float(
-                _loss(config.loss, out, target, _expectation(config, device), loss_fn)
-            ) * len(idx)
-            if metric is not None:
-                outs.append(_as_prediction(config.loss, out).float().cpu())
-    score = None
-    if metric is not None:
-        pred = torch.cat(outs).numpy()
-        y = Y.numpy() if isinstance(Y, Tensor) else np.asarray(Y)
-        if config.loss == "l1" and pred.size == y.size:
-            pred = pred.reshape(y.shape)
-        score = float(metric(y, pred))
-    return total / len(X), score
-
-
 def _rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
     state = {"data": gen.get_state(), "torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -461,10 +365,6 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator, device: torch.de
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def _state_copy(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _check_resumable(saved: dict[str, Any], config: FitConfig, path: Path) -> None:
@@ -485,15 +385,13 @@ def fit(
     Y: ArrayLike | None = None,
     config: FitConfig | None = None,
     *,
-    val: tuple[ArrayLike, ArrayLike] | None = None,
-    metric: Metric | None = None,
     progress: Callable[[EpochRecord], None] | None = None,
     resume: bool = False,
     X_flipped: ArrayLike | None = None,
     X_views: Sequence[ArrayLike] | None = None,
     loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``(X, Y)`` (or on a :class:`Batches` source) and keep its best epoch.
+    """Train ``model`` on ``(X, Y)`` (or on a :class:`Batches` source) for ``config.epochs``.
 
     Parameters
     ----------
@@ -507,13 +405,6 @@ def fit(
         Targets: distributions (N, L) for "kl", class indices (N,) or distributions for "ce",
         values of the outputs' shape for "l1".
     config : FitConfig, optional
-    val : (X_val, Y_val), optional
-        Validation split (e.g. from :func:`~facecore.training.folds.inner_split`); needed for
-        early stopping and ``metric``.
-    metric : callable, optional
-        ``metric(Y_val, pred) -> float`` with ``pred`` the softmax probabilities (N, L) for "kl"
-        and "ce", the outputs for "l1"; chooses the best epoch (direction:
-        ``config.higher_is_better``). Default: the validation loss.
     progress : callable, optional
         Called with each epoch's :class:`EpochRecord` (after the checkpoint is written).
     resume : bool, default False
@@ -521,8 +412,7 @@ def fit(
         ``device`` and ``checkpoint_dir``); a finished fit is then only restored.
     X_flipped : ndarray or Tensor of the shape of X, optional
         Inputs of the mirrored images (e.g. frozen maps of the mirrored chips): each training
-        sample is taken from it with probability 1/2 - the exact flip augmentation for cached
-        feature maps, where ``config.hflip`` (flipping the map itself) is an approximation.
+        sample is taken from it with probability 1/2 (the flip augmentation for cached maps).
     X_views : sequence of ndarrays or Tensors of the shape of X, optional
         Other versions of the inputs (e.g. the maps of mirrored and jittered chips,
         :func:`facecore.training.tops.dataset_views`): each training sample is drawn uniformly
@@ -537,7 +427,7 @@ def fit(
 
     Notes
     -----
-    Progress (epoch, loss, val loss and metric, learning rate) is logged at INFO level.
+    Progress (epoch, loss, learning rate) is logged at INFO level.
     """
     config = config or FitConfig()
     device = _device(config.device)
@@ -550,13 +440,7 @@ def fit(
     else:
         if Y is None:
             raise ValueError("fit needs the targets Y")
-        batches = SampleBatches(
-            X, Y, config.batch_size, X_flipped=X_flipped, X_views=X_views, hflip=config.hflip
-        )
-    if val is None and (metric is not None or config.patience is not None):
-        raise ValueError("metric and patience need a validation split (val=)")
-    if val is not None and (len(val[0]) == 0 or len(val[0]) != len(val[1])):
-        raise ValueError("val must be (X_val, Y_val) of the same non-zero length")
+        batches = SampleBatches(X, Y, config.batch_size, X_flipped=X_flipped, X_views=X_views)
 
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -573,7 +457,6 @@ def fit(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     ckpt = None if config.checkpoint_dir is None else Path(config.checkpoint_dir) / CHECKPOINT_NAME
     result = FitResult(checkpoint_path=ckpt)
-    best_state: dict[str, Tensor] | None = None
     gen = torch.Generator().manual_seed(config.seed)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
 
@@ -588,20 +471,15 @@ def fit(
                 sched.load_state_dict(saved["scheduler"])
             _set_rng_state(saved["rng"], gen, device)
             batches.load_state_dict(saved.get("batches"))
-            result.history = [EpochRecord(**h) for h in saved["history"]]
-            result.best_epoch = saved["best_epoch"]
-            result.best_score = saved["best_score"]
-            result.stopped_early = saved["stopped_early"]
+            keys = EpochRecord.__dataclass_fields__  # older checkpoints hold more
+            result.history = [EpochRecord(**{k: h[k] for k in keys}) for h in saved["history"]]
             result.resumed_from = saved["epoch"]
-            best_state = saved["best_state"]
             logger.info("resuming from %s after epoch %d", ckpt, saved["epoch"])
         elif resume:
             logger.info("no checkpoint at %s; starting a fresh fit", ckpt)
 
         expectation = _expectation(config, device)
         for epoch in range(result.resumed_from + 1, config.epochs + 1):
-            if result.stopped_early:
-                break
             t0 = time.perf_counter()
             model.train()
             total = weights = 0.0
@@ -610,37 +488,14 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 loss = _loss(config.loss, model(xb), yb, expectation, loss_fn)
                 loss.backward()
-                if config.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(params, config.max_grad_norm)
                 opt.step()
                 if sched is not None:
                     sched.step()
                 total += float(loss.detach()) * weight
                 weights += weight
-            val_loss = val_metric = None
-            if val is not None:
-                val_loss, val_metric = _evaluate(
-                    model, val[0], val[1], config, device, metric, loss_fn
-                )
-                score = val_metric if metric is not None else val_loss
-                assert score is not None
-                better = result.best_score is None or (
-                    score > result.best_score
-                    if config.higher_is_better
-                    else score < result.best_score
-                )
-                if better:
-                    result.best_epoch, result.best_score = epoch, score
-                    best_state = _state_copy(model)
-                elif config.patience is not None and epoch - result.best_epoch >= config.patience:
-                    result.stopped_early = True
-            else:
-                result.best_epoch = epoch
             record = EpochRecord(
                 epoch=epoch,
                 loss=total / weights,
-                val_loss=val_loss,
-                val_metric=val_metric,
                 lr=float(opt.param_groups[0]["lr"]),
                 seconds=time.perf_counter() - t0,
             )
@@ -655,37 +510,20 @@ def fit(
                         "rng": _rng_state(gen, device),
                         "batches": batches.state_dict(),
                         "history": [asdict(h) for h in result.history],
-                        "best_epoch": result.best_epoch,
-                        "best_score": result.best_score,
-                        "best_state": best_state,
-                        "stopped_early": result.stopped_early,
                         "config": config.to_dict(),
                     },
                     ckpt,
                 )
             logger.info(
-                "epoch %d/%d: loss %.5f, val loss %s, val metric %s, lr %.2e (%.1f s)%s",
+                "epoch %d/%d: loss %.5f, lr %.2e (%.1f s)",
                 epoch,
                 config.epochs,
                 record.loss,
-                "-" if val_loss is None else f"{val_loss:.5f}",
-                "-" if val_metric is None else f"{val_metric:.5f}",
                 record.lr,
                 record.seconds,
-                "; stopping early" if result.stopped_early else "",
             )
             if progress is not None:
                 progress(record)
 
-    if val is not None and best_state is not None:
-        model.load_state_dict(best_state)
-        logger.info(
-            "restored the weights of epoch %d (score %.5f)", result.best_epoch, result.best_score
-        )
     model.eval()
     return result
-
-
-def history_table(history: Sequence[EpochRecord]) -> list[dict[str, Any]]:
-    """The history as a list of plain dicts (e.g. for JSON)."""
-    return [asdict(h) for h in history]

@@ -1,10 +1,9 @@
-"""Cross-validation folds with fixed seeds, and an inner split for early stopping.
+"""Cross-validation folds with fixed seeds.
 
 :func:`kfold_splits` gives the outer folds every training script of facecore uses: shuffled
 K-fold by default (exactly ``KFold(k, shuffle=True, random_state=seed)``, so a cross-validation
 table is reproducible from its seed), stratified on binned targets when ``stratify`` is given,
-grouped (no group in two folds) when ``groups`` is given, or both. :func:`inner_split` carves a
-seeded validation share out of a training fold (for early stopping; never a test fold).
+grouped (no group in two folds) when ``groups`` is given, or both.
 
 This module implements no paper; it wraps scikit-learn's splitters.
 """
@@ -13,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bin_targets", "inner_split", "kfold_splits"]
+__all__ = ["bin_targets", "kfold_splits"]
 
 
 def bin_targets(values: np.ndarray, n_bins: int = 10) -> np.ndarray:
@@ -110,33 +109,3 @@ def kfold_splits(
     else:
         splits = KFold(k, shuffle=True, random_state=seed).split(index)
     return [(np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)) for tr, te in splits]
-
-
-def inner_split(
-    train_idx: np.ndarray, fraction: float = 0.1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split a training fold into a fitting part and a validation part (for early stopping).
-
-    Parameters
-    ----------
-    train_idx : array-like of int, shape (M,)
-        Indices of a training fold.
-    fraction : float, default 0.1
-        Share of ``train_idx`` that goes to validation (rounded, at least 1, at most M - 1).
-    seed : int, default 0
-        Seeds the draw.
-
-    Returns
-    -------
-    fit_idx : ndarray of shape (M - V,), int64, sorted
-    val_idx : ndarray of shape (V,), int64, sorted
-        A partition of ``train_idx``.
-    """
-    idx = np.asarray(train_idx, dtype=np.int64).ravel()
-    if len(idx) < 2:
-        raise ValueError("train_idx needs at least 2 indices")
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    n_val = min(max(1, round(fraction * len(idx))), len(idx) - 1)
-    perm = np.random.default_rng(seed).permutation(len(idx))
-    return np.sort(idx[perm[n_val:]]), np.sort(idx[perm[:n_val]])

@@ -333,7 +333,7 @@ class Int8Top(TopRegressor):
             raise ValueError(f"{ckpt} stopped at epoch {saved['epoch']} of {self.recipe.epochs}")
         backbone = load_face_resnet() if self.backbone is None else _backbone(self.backbone)
         top = new_top(self.recipe, np.asarray(D).shape[1], backbone)
-        top.load_state_dict(saved["best_state"] or saved["model"])
+        top.load_state_dict(saved["model"])
         rows = np.asarray(X).ravel()
         self.top_ = quantize_top(top.eval(), calibration_maps(self.maps, rows, seed=self.seed))
         return self

@@ -42,6 +42,7 @@ __all__ = [
     "OutOfFold",
     "Recipe",
     "Run",
+    "config_tag",
     "cross_validate",
     "fold_estimators",
     "group_rows",
@@ -371,6 +372,15 @@ def fold_estimators(
         _prepare(made, k, folder).fit(X[tr], target[tr]) for k, (tr, _) in enumerate(run.folds)
     ]
     return run.folds, fitted
+
+
+def config_tag(doc: dict[str, Any]) -> str:
+    """Eight hex digits of the sha256 of ``doc`` as sorted JSON: names a cache or fold folder
+    by the settings that made it."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def group_rows(

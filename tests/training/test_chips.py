@@ -120,25 +120,6 @@ def test_interrupted_run_resumes_at_the_first_missing_chunk(
         np.testing.assert_array_equal(getattr(res, name), getattr(built, name))
 
 
-def test_custom_crop_needs_a_key_and_is_checked(dataset: FaceDataset, tmp_path: Path) -> None:
-    small = dataset.subset([0, 3])
-
-    def thumb(image: np.ndarray, face) -> np.ndarray:
-        return np.ascontiguousarray(face_chips(image, [face])[0][::5, ::5])
-
-    with pytest.raises(ValueError, match="key"):
-        extract_dataset_chips(small, crop_fn=thumb, cache_dir=tmp_path)
-    res = extract_dataset_chips(
-        small, crop_fn=thumb, key="thumb30", chip_size=30, cache_dir=tmp_path
-    )
-    assert res.chips.shape == (2, 30, 30, 3) and res.has_face.tolist() == [True, False]
-    assert res.cache_path != chip_cache_path(
-        small, default_chip_key(), FaceAnalyzer(stages=("landmarks",), max_faces=1), tmp_path
-    )
-    with pytest.raises(ValueError, match="expected uint8"):
-        extract_dataset_chips(small, crop_fn=thumb, key="thumb-wrong", cache_dir=None)
-
-
 def test_frozen_maps_equal_the_networks_nodes(
     built: DatasetChips, resnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
-from facecore.training.folds import bin_targets, inner_split, kfold_splits
+from facecore.training.folds import bin_targets, kfold_splits
 
 
 def _check_partition(folds: list[tuple[np.ndarray, np.ndarray]], n: int) -> None:
@@ -80,16 +80,3 @@ def test_bad_arguments() -> None:
         kfold_splits(10, 1)
     with pytest.raises(ValueError):
         kfold_splits(10, 2, groups=np.arange(9))
-
-
-def test_inner_split_partitions_the_training_fold() -> None:
-    train = np.arange(0, 200, 2)  # 100 even indices
-    fit_idx, val_idx = inner_split(train, 0.1, seed=3)
-    assert len(val_idx) == 10 and len(fit_idx) == 90
-    assert np.array_equal(np.sort(np.concatenate([fit_idx, val_idx])), train)
-    again = inner_split(train, 0.1, seed=3)
-    assert np.array_equal(again[1], val_idx)
-    assert not np.array_equal(inner_split(train, 0.1, seed=4)[1], val_idx)
-    assert len(inner_split(np.arange(3), 0.01)[1]) == 1
-    with pytest.raises(ValueError):
-        inner_split(np.arange(5), 1.0)
