@@ -73,13 +73,13 @@ def test_the_runner_and_publisher_write_every_artefact(demo):
     assert [r["name"] for r in cv["rows"]] == ["average", "top", "top + correction"]
     assert cv["chosen"] in ("top", "top + correction") and cv["n_photos"] == 24
     # Three epochs on 16 photos per fold: the top is barely better than the average
-    # distribution (measured: 25.10 and 25.82 against 27.33 years; the correction, fitted on
+    # distribution (measured: 23.80, 25.10 and 25.82 against 27.33 years; the correction, fitted on
     # 16 out-of-fold predictions, overfits: 28.46). The rule ships the lower of the two tops.
     # The top's new output layer draws from torch's global generator, seeded above, but how
     # many draws came before depends on what the session loaded already: hence the range.
     mae = {k: v["mae"] for k, v in cv["learners"].items()}
     assert mae["average"] == pytest.approx(27.33, abs=0.01)
-    assert mae["top"] == pytest.approx(25.5, abs=1.0)
+    assert 23.0 < mae["top"] < 26.5  # below the average distribution's 27.33
     assert cv["chosen"] == min(("top", "top + correction"), key=mae.get)
     spec = model_store.get_spec("demo_age", models)
     assert spec.sha256 == model_store.sha256_file(published.model_path)
