@@ -41,7 +41,10 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "def test_needs_data(shared):\n    shared('scut-fbp5500')\n"
     )
     (repo / "tests" / "test_threads.py").write_text(
-        "import torch\ntorch.set_num_threads(1)\n\ndef test_nothing():\n    pass\n"
+        # one more thread than the count it finds (an inherited OMP_NUM_THREADS=1 would make
+        # a fixed 1 no change at all)
+        "import torch\ntorch.set_num_threads(torch.get_num_threads() + 1)\n\n"
+        "def test_nothing():\n    pass\n"
     )
     return repo
 
