@@ -42,7 +42,3 @@ def get_recipe(name: str, **changes: Any) -> Any:
         raise KeyError(f"no recipe for {name!r}; known: {sorted(RECIPES)}")
     module, cls, kwargs = RECIPES[name]
     return getattr(importlib.import_module(module), cls)(**{**kwargs, **changes})
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print("\n".join(sorted(RECIPES)))
