@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +223,25 @@ def test_views_are_drawn_uniformly_with_the_plain_inputs():
         fit(Probe(), X, Y, FitConfig(epochs=1, loss="l1"), X_views=[views[0][:10]])
     with pytest.raises(ValueError, match="either"):
         fit(Probe(), X, Y, FitConfig(epochs=1, loss="l1"), X_flipped=views[0], X_views=views)
+
+
+def test_gradient_clipping_bounds_each_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, T = softmax_task()
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        FitConfig(max_grad_norm=0.0)
+    norms: list[float] = []
+    real = nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm):  # noqa: ANN001, ANN202
+        norms.append(float(real(params, max_norm)))
+        return norms[-1]
+
+    monkeypatch.setattr(nn.utils, "clip_grad_norm_", spy)
+    base = dict(epochs=2, batch_size=64, lr=0.05, weight_decay=0.0)
+    fit(linear(), X, T, FitConfig(**base))
+    assert norms == []  # off by default
+    model = linear()
+    fit(model, X, T, FitConfig(**base, max_grad_norm=1e-3))
+    assert len(norms) == 2 * math.ceil(len(X) / 64)  # every step
+    assert max(norms) > 1e-3  # the norms before clipping: each step was clipped
+    assert all(p.grad is None or p.grad.norm() <= 1e-3 * 1.001 for p in model.parameters())

@@ -76,3 +76,22 @@ def test_calibration_maps_are_a_seeded_sample_of_the_rows(toy):
     assert a.shape == (10, *maps.shape[1:]) and a.dtype == np.float32
     np.testing.assert_array_equal(a, tops.calibration_maps(maps, np.arange(30), size=10))
     assert len(tops.calibration_maps(maps, np.arange(5), size=10)) == 5  # fewer rows: all
+
+
+def test_new_top_is_seeded_by_the_recipe_whatever_the_global_generator():
+    import torch
+
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = new_top(TopRecipe(start="stage5"), 3).fc.weight.detach().clone()
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is left alone
+    torch.rand(1000)  # the process did other work before the next fold
+    b = new_top(TopRecipe(start="stage5"), 3).fc.weight.detach().clone()
+    c = new_top(TopRecipe(start="stage5", seed=1), 3).fc.weight.detach().clone()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_gradient_clipping_is_on_for_tops_and_left_out_of_old_keys():
+    assert TopRecipe().max_grad_norm == 1.0
+    assert "max_grad_norm" in TopRecipe().to_dict()
+    assert "max_grad_norm" not in TopRecipe(max_grad_norm=None).to_dict()
