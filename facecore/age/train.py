@@ -111,7 +111,7 @@ class AgeRecipe(Recipe):
         "Learners (MAE, RMSE in years; CS(5): share within 5 years; coverage of the 90% interval)"
     )
     table_format = "{:.3f}"
-    groups = (
+    group_tables = (
         GroupTable("bands", "band", "MAE by true age band", BAND_NAMES, entry=True),
         GroupTable("gender", "gender", "MAE by gender", ("female", "male")),
         GroupTable(

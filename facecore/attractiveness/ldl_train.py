@@ -225,7 +225,7 @@ class LdlRecipe(Recipe):
         for c in ("pc", "mae", "rmse", "chebyshev", "clark", "canberra", "kl", "cosine")
     ) + (("intersection", "intersection"),)
     table_title = "Learners in the same folds"
-    groups = (
+    group_tables = (
         GroupTable(
             "per_group", "group", "Shipped learner ({chosen}) per group", None, "shipped", True
         ),

@@ -142,7 +142,7 @@ def group_docs(run: Any) -> dict[str, dict[str, Any]]:
     from facecore.metrics import regression_metrics
 
     y, out = run.data.y, {}
-    for gt in run.recipe.groups:
+    for gt in run.recipe.group_tables:
         key = run.data.groups[gt.key]
         order = gt.order or sorted(set(key.tolist()))
         doc = {}
@@ -225,7 +225,7 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
         }
         entry["metrics"] = {
             "cv": summary,
-            **{g.name: groups[g.name] for g in recipe.groups if g.entry},
+            **{g.name: groups[g.name] for g in recipe.group_tables if g.entry},
         }
     manifest_path = write_manifest_entry(entry, out.parent)
     cv |= shipped.cv(model_path) if callable(shipped.cv) else shipped.cv
@@ -258,7 +258,7 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
             ]
             head = ["learner", *(h for h, _ in recipe.columns)]
             tables.append(CardTable(recipe.table_title, head, rows, recipe.table_format))
-        tables += [_group_table(g, groups[g.name], fields) for g in recipe.groups]
+        tables += [_group_table(g, groups[g.name], fields) for g in recipe.group_tables]
         card = make_card(recipe, fields, tables + list(shipped.tables), figures)
     card_path = write_card(card, out.with_name(out.name + ".md"))
     return Published(cv, model_path, cv_path, card_path, manifest_path, dict(run.seconds))

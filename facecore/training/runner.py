@@ -260,7 +260,7 @@ class Recipe:
     The card and the tables (class attributes; strings are templates of :meth:`fields`,
     :func:`facecore.training.publish.fill`): ``licence``, ``rebuild``, ``protocol``;
     ``columns`` (``(header, metric)`` of the learners' table, with ``table_title`` and
-    ``table_format``); ``groups`` (:class:`~facecore.training.publish.GroupTable`);
+    ``table_format``); ``group_tables`` (:class:`~facecore.training.publish.GroupTable`);
     ``figures`` (:class:`~facecore.training.publish.Figure`); ``card_text`` (the
     :class:`~facecore.training.card.ModelCard` fields: summary, model, training_data,
     evaluation, evaluation_notes, limitations, rebuild_note).
@@ -279,7 +279,7 @@ class Recipe:
     columns: ClassVar[tuple[tuple[str, str], ...]] = ()
     table_title = "Learners"
     table_format = "{:.4f}"
-    groups: ClassVar[tuple[Any, ...]] = ()
+    group_tables: ClassVar[tuple[Any, ...]] = ()
     figures: ClassVar[tuple[Any, ...]] = ()
     card_text: ClassVar[dict[str, Any]] = {}
 

@@ -136,7 +136,7 @@ def test_group_docs_and_their_card_tables():
 
     y = np.array([1.0, 2.0, 3.0, 4.0])
     recipe = Recipe()
-    recipe.groups = (
+    recipe.group_tables = (
         GroupTable("by_g", "g", "MAE by g", ("c", "a", "z")),
         GroupTable("per_group", "g", "{chosen} per g", of="shipped"),
     )
@@ -148,6 +148,9 @@ def test_group_docs_and_their_card_tables():
     assert docs["by_g"] == {"c": {"n": 1, "p": 0.5}, "a": {"n": 2, "p": 1.0}}
     assert list(docs["per_group"]) == ["a", "b", "c"]
     assert docs["per_group"]["a"]["mae"] == 1.0 and docs["per_group"]["a"]["n"] == 2
-    table = _group_table(recipe.groups[1], docs["per_group"], {"chosen": "p"})
+    table = _group_table(recipe.group_tables[1], docs["per_group"], {"chosen": "p"})
     assert table.title == "p per g" and table.header == ["g", "n", "PC", "MAE", "RMSE"]
-    assert _group_table(recipe.groups[0], docs["by_g"], {}).rows == [["c", 1, 0.5], ["a", 2, 1.0]]
+    assert _group_table(recipe.group_tables[0], docs["by_g"], {}).rows == [
+        ["c", 1, 0.5],
+        ["a", 2, 1.0],
+    ]
