@@ -278,18 +278,12 @@ def choose_threshold(
 
 
 # -- data ---------------------------------------------------------------------------------------
-@dataclass
-class _Source:
-    name: str
-    chips: np.ndarray  # (N_with_face, 150, 150, 3) of the photos with a face
-    photo: np.ndarray  # dataset index of each chip
-
-
-def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> list[_Source]:
-    from facecore.datasets import load_mebeauty, load_scut_fbp5500, load_utkface
+def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> dict[str, Any]:
+    """Per dataset: the chips of its photos with a face, their dataset indices, its sha256."""
+    from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
     from facecore.training.chips import extract_dataset_chips
 
-    out = []
+    out = {}
     for name, load in (
         ("scut-fbp5500", load_scut_fbp5500),
         ("mebeauty", load_mebeauty),
@@ -297,19 +291,8 @@ def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> list[_Sou
     ):
         ds = load(data_root)
         chips = extract_dataset_chips(ds, cache_dir=Path(cfg.chip_dirs[name]), progress=False)
-        rows = np.flatnonzero(chips.has_face)
-        out.append(_Source(name, chips.chips, rows))
+        out[name] = (chips.chips, np.flatnonzero(chips.has_face), dataset_hash(ds))
     return out
-
-
-def _split(n: int, cfg: QualityRecipe, salt: int) -> dict[str, np.ndarray]:
-    perm = np.random.default_rng([cfg.seed, salt]).permutation(n)
-    a, b = cfg.n_train, cfg.n_train + cfg.n_calib
-    return {
-        "train": np.sort(perm[:a]),
-        "calib": np.sort(perm[a:b]),
-        "eval": np.sort(perm[b : b + cfg.n_eval]),
-    }
 
 
 def _cached(path: Path, make: Any) -> np.ndarray:
@@ -613,7 +596,6 @@ class QualityRecipe(Recipe):
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         """The photos' versions, their maps and descriptors (cached under the work folder)."""
-        from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
         from facecore.training.chips import FACE_RESNET_MODEL, frozen_maps, load_face_resnet
 
         cfg, t0 = self, time.perf_counter()
@@ -622,25 +604,29 @@ class QualityRecipe(Recipe):
         seconds: dict[str, float] = {}
         sources = _sources(data_root, cfg)
         sets: dict[str, dict[str, np.ndarray]] = {"train": {}, "calib": {}, "eval": {}}
-        for salt, src in enumerate(sources):
-            for part, idx in _split(len(src.photo), cfg, salt).items():
-                sets[part][src.name] = idx
+        a, b = cfg.n_train, cfg.n_train + cfg.n_calib
+        for salt, (name, (_, photo, _)) in enumerate(sources.items()):
+            perm = np.random.default_rng([cfg.seed, salt]).permutation(len(photo))
+            for part, idx in (
+                ("train", perm[:a]),
+                ("calib", perm[a:b]),
+                ("eval", perm[b:][: cfg.n_eval]),
+            ):
+                sets[part][name] = np.sort(idx)
         counts = {p: {n: int(len(i)) for n, i in d.items()} for p, d in sets.items()}
         logger.info("photos per set: %s", counts)
 
         def versions_of(part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            chips, photos, names = [], [], []
-            for src in sources:
-                idx = sets[part][src.name]
-                chips.append(np.asarray(src.chips[idx]))
-                photos.append(src.photo[idx])
-                names += [src.name] * len(idx)
-            chips_a, photo_a = np.concatenate(chips), np.concatenate(photos)
-            ids = photo_a + 10_000_000 * np.array(
-                [[s.name for s in sources].index(n) for n in names]
-            )
+            chips, photos, ids, names = [], [], [], []
+            for k, (name, (src_chips, photo, _)) in enumerate(sources.items()):
+                idx = sets[part][name]
+                chips.append(np.asarray(src_chips[idx]))
+                photos.append(photo[idx])
+                ids.append(photo[idx] + 10_000_000 * k)
+                names += [name] * len(idx)
+            chips_a, photo_a, ids_a = (np.concatenate(c) for c in (chips, photos, ids))
             versions = _cached(
-                work / f"{part}-versions.npy", lambda: make_versions(chips_a, ids, cfg.seed)
+                work / f"{part}-versions.npy", lambda: make_versions(chips_a, ids_a, cfg.seed)
             )
             return versions, photo_a, np.asarray(names)
 
@@ -678,11 +664,7 @@ class QualityRecipe(Recipe):
             ).reshape(*calib_v.shape[:2], 64, 17, 17),
         )
         seconds["eval_trunk"] = time.perf_counter() - t0
-        hashes = {
-            "scut-fbp5500": dataset_hash(load_scut_fbp5500(data_root)),
-            "mebeauty": dataset_hash(load_mebeauty(data_root)),
-            "utkface": dataset_hash(load_utkface(data_root)),
-        }
+        hashes = {name: h for name, (_, _, h) in sources.items()}
         inputs = {
             "chip": {"train": train_v, "calib": calib_v, "eval": eval_v},
             "stage2": {"train": train_maps, "calib": calib_maps, "eval": eval_maps},
