@@ -20,7 +20,6 @@ predictions). What ships: the served variant with the lowest CV MAE, fitted on e
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,18 +29,9 @@ import numpy as np
 
 from facecore.metrics import cs_at, regression_metrics
 from facecore.training.learners import central_intervals, coverage
-from facecore.training.publish import rounded
-from facecore.training.runner import (
-    Data,
-    Learner,
-    OutOfFold,
-    Recipe,
-    Run,
-    config_tag,
-    group_rows,
-    out_of_fold,
-)
-from facecore.training.tops import TopRecipe
+from facecore.training.publish import Figure, GroupTable
+from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run, config_tag, out_of_fold
+from facecore.training.tops import FILE_LINE, TopRecipe
 
 __all__ = [
     "AGE_BINS",
@@ -65,16 +55,17 @@ BANDS: tuple[tuple[int, int | None], ...] = (
     (60, 79),
     (80, None),
 )
+BAND_NAMES = tuple(f"{lo}+" if hi is None else f"{lo}-{hi}" for lo, hi in BANDS)
 LICENCE = "trained on UTKFace: non-commercial research use only"
 REBUILD = ".venv/bin/python scripts/train_age.py --data ../shared/data --out models/age_utkface"
 
 
 def band_of(age: float) -> str:
     """The band label of an age (``"0-9"``, ..., ``"80+"``)."""
-    for lo, hi in BANDS:
+    for (lo, hi), name in zip(BANDS, BAND_NAMES, strict=True):
         if age >= lo and (hi is None or age < hi + 1):
-            return f"{lo}+" if hi is None else f"{lo}-{hi}"
-    return f"{BANDS[-1][0]}+"
+            return name
+    return BAND_NAMES[-1]
 
 
 def age_metrics(
@@ -109,6 +100,90 @@ class AgeRecipe(Recipe):
     stack: bool = True
     #: The learner that is the float fine-tuned top (what other recipes read per fold).
     top_learner = "top-ldl"
+    licence, rebuild, bins = LICENCE, REBUILD, AGE_BINS
+    protocol = (
+        "{folds}-fold StratifiedKFold by age (seed {seed}) on the {n} photos with a face "
+        "(UTKFace, {n_photos} photos, {n_without} without a face); the correction (and the SVR "
+        "stack) of each fold fitted on the other folds' out-of-fold predictions"
+    )
+    columns = (("MAE", "mae"), ("RMSE", "rmse"), ("CS(5)", "cs5"), ("90% coverage", "coverage90"))
+    table_title = (
+        "Learners (MAE, RMSE in years; CS(5): share within 5 years; coverage of the 90% interval)"
+    )
+    table_format = "{:.3f}"
+    group_tables = (
+        GroupTable("bands", "band", "MAE by true age band", BAND_NAMES, entry=True),
+        GroupTable("gender", "gender", "MAE by gender", ("female", "male")),
+        GroupTable(
+            "race",
+            "race",
+            "MAE by race group (UTKFace's own categories)",
+            ("white", "black", "asian", "indian", "other"),
+        ),
+    )
+    figures = (
+        Figure(
+            "scatter",
+            "scatter",
+            "Out-of-fold predicted against true age (shipped learner).",
+            {
+                "title": "{name}: out-of-fold predictions ({chosen}), n={n}",
+                "labels": ("true age (years)", "predicted age (years)"),
+                "limits": (0, 100),
+            },
+        ),
+        Figure(
+            "bands",
+            "group_bars",
+            "MAE by true age band, every learner.",
+            {"table": "bands", "xlabel": "true age band", "ylabel": "MAE (years)"},
+        ),
+    )
+    card_text = {
+        "summary": (
+            "Estimates a face's age in years (0-100) as a distribution over whole years; the "
+            "value is made from its expectation (see Model) and the API gives its central 90% "
+            "interval. Age is the only demographic estimate facecore makes."
+        ),
+        "model": (
+            "Transfer from face recognition (Qawaqneh et al. 2017): a fine-tuned copy of stages "
+            "{first_stage}-5 of dlib's face ResNet, run from the trunk's shared stage-2 map, "
+            "with a softmax over ages 0..100.",
+            "Trained with KL divergence to a discretised Gaussian (sigma {recipe.sigma} years) "
+            "around the true age (deep label-distribution learning, Gao et al. 2017): a label "
+            "distribution says that neighbouring ages look alike and gives the interval.",
+            "Recipe: {recipe.top.epochs} epochs, batch {recipe.top.batch_size}, one-cycle AdamW "
+            "(peak lr {recipe.top.lr}, weight decay {recipe.top.weight_decay}), exact flip "
+            "augmentation from the mirrored chips' maps{jitter}",
+            "{value_note}",
+            FILE_LINE,
+        ),
+        "training_data": (
+            "UTKFace in `../shared/data/utkface` ({n_photos} photos).\nDataset sha256 "
+            "`{data_hash}`. {n} with a face found by facecore's detector, {n_without} without "
+            "(left out). Part of UTKFace is held back by the data's owners for an independent "
+            "evaluation."
+        ),
+        "evaluation": "{protocol}.",
+        "evaluation_notes": (
+            "Training on this project's 2-core CPU: one CV fold of the top {fold_min:.1f} min, "
+            "the shipped model {final_min:.1f} min; the SVR baseline's 5 folds {svr_s:.0f} s. "
+            "Chips and maps are cached once (`.cache/age`)."
+        ),
+        "limitations": (
+            "UTKFace's ages are partly estimated by its annotators; the photos are frontal "
+            "crops, so the error on in-the-wild photos is larger.",
+            "Error grows with age: see the band table. The correction and the SVR stack are "
+            "fitted to the overall error, not per band; their effect on each band is in the "
+            "same table.",
+            "Race and gender appear only to report the error per group; the model does not "
+            "estimate them and facecore never serves them.",
+        ),
+        "rebuild_note": (
+            "Deterministic on the CPU for a given seed; a run interrupted mid-fold resumes from "
+            "the last finished epoch."
+        ),
+    }
 
     @property
     def fold_dir(self) -> Path:
@@ -228,30 +303,18 @@ class AgeRecipe(Recipe):
         return min(names, key=lambda k: (run.table[k]["mae"], names.index(k)))
 
     def ship(self, run: Run, out: Path) -> Any:
-        from facecore.heads.distribution import TopDistributionModel
-        from facecore.ldl.stack import RbfSvr
-        from facecore.nn.dlib_resnet import for_inference
+        from facecore.training.card import CardTable
         from facecore.training.learners import (
             IsotonicCorrection,
             SvrStack,
+            final_stack,
             log_target_svr,
         )
-        from facecore.training.publish import Shipped, scatter_png, top_entry
-        from facecore.training.tops import calibration_maps, train_top
+        from facecore.training.publish import Shipped, top_entry
+        from facecore.training.tops import INT8_CARD_NOTE, calibration_maps, final_model
 
         data, x, chosen, suffix = run.data, run.data.extra, run.chosen, self.suffix
         y, served = data.y, run.oof[f"top-ldl{suffix}"].distributions
-        top, final = train_top(
-            x["maps"],
-            data.targets,
-            self.top,
-            maps_flipped=x["flipped"],
-            maps_views=x["views"],
-            checkpoint_dir=self.fold_dir / "ckpt-final",
-            device=run.device,
-            bins=AGE_BINS,
-        )
-        run.seconds["final_fit"] = float(sum(r.seconds for r in final.history))
         temperature, knots, extras = 1.0, None, {}
         temps = [e.temperature_ for e in run.oof[f"top-ldl + correction{suffix}"].estimators if e]
         if chosen == f"top-ldl + correction{suffix}":
@@ -260,56 +323,20 @@ class AgeRecipe(Recipe):
         elif chosen == f"top-ldl + svr stack{suffix}":
             svr = log_target_svr(self.svr_c, self.svr_epsilon).fit(data.features["feats"], y)
             inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
-            stack = SvrStack(AGE_BINS).fit(inputs, y).stack_
-            stack = dataclasses.replace(stack, svr=RbfSvr.from_pipeline(svr.regressor_))
-            extras = {"stack": stack.to_doc()}
+            extras = {"stack": final_stack(SvrStack(AGE_BINS), inputs, y, svr.regressor_, True)}
             temps = [e.stack_.temperature for e in run.oof[chosen].estimators if e]
-        preds = run.predictions()
-        band_names = [f"{lo}+" if hi is None else f"{lo}-{hi}" for lo, hi in BANDS]
-        orders = {
-            "bands": ("band", band_names),
-            "gender": ("gender", ["female", "male"]),
-            "race": ("race", ["white", "black", "asian", "indian", "other"]),
-        }
-        tables = {t: group_rows(data.groups[g], y, preds, o) for t, (g, o) in orders.items()}
-        shipped_probs = run.oof[chosen].distributions
-        bands = data.groups["band"]
-        cover = {
-            b: round(coverage(shipped_probs[bands == b], AGE_BINS, y[bands == b]), 3)
-            for b in band_names
-        }
-        n = len(y)
-        protocol = (
-            f"{self.folds}-fold StratifiedKFold by age (seed {self.seed}) on the {n} photos with "
-            f"a face (UTKFace, {data.n_photos} photos, {data.n_photos - n} without a face); the "
-            "correction (and the SVR stack) of each fold fitted on the other folds' out-of-fold "
-            "predictions"
-        )
-        keys = ["n", *preds]
-        cv = {
-            "protocol": protocol,
-            "learners": {k: rounded(v) for k, v in run.table.items()},
-            **{t: {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
-               for t, rows in tables.items()},
-            "coverage90_by_band": cover,
-            "fold_temperatures": temps,
-            "temperature": temperature,
-            "stack": {k: v for k, v in extras["stack"].items() if k != "svr"} if extras else None,
-            "sigma": self.sigma,
-            "recipe": self.top.to_dict(),
-            "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
-            "shipped": chosen,
-        }  # fmt: skip
-        summary = {"protocol": protocol, **cv["learners"][chosen]}
-        model = TopDistributionModel(
-            top=for_inference(top),
-            bins=tuple(float(b) for b in AGE_BINS),
+        summary = self.summary(run)
+        model = final_model(
+            run,
+            [(self.top, x["maps"], x["flipped"], x["views"], self.fold_dir)],
+            AGE_BINS,
+            calibration_maps(x["maps"], seed=self.seed) if self.int8 else None,
             calibration=knots,
             temperature=temperature,
             metadata={
                 "name": out.name,
                 "task": "age",
-                "training_data": f"UTKFace ({data.n_photos} photos, {n} with a face)",
+                "training_data": f"UTKFace ({data.n_photos} photos, {len(y)} with a face)",
                 "dataset_sha256": data.data_hash,
                 "cv": summary,
                 "licence": LICENCE,
@@ -318,8 +345,21 @@ class AgeRecipe(Recipe):
             },
             extras=extras,
         )
-        if self.int8:
-            model = model.with_int8(calibration_maps(x["maps"], seed=self.seed))
+        bands, probs = data.groups["band"], run.oof[chosen].distributions
+        cover = {
+            b: round(coverage(probs[bands == b], AGE_BINS, y[bands == b]), 3) for b in BAND_NAMES
+        }
+        cv = {
+            "coverage90_by_band": cover,
+            "fold_temperatures": temps,
+            "temperature": temperature,
+            "stack": {k: v for k, v in extras["stack"].items() if k != "svr"} if extras else None,
+            "sigma": self.sigma,
+            "recipe": self.top.to_dict(),
+            "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
+            "shipped": chosen,
+        }
+        first = self.top.start[-1]
         entry = top_entry(
             "age",
             {"name": "age", "kind": "distribution", "scale": [0, 100],
@@ -330,41 +370,69 @@ class AgeRecipe(Recipe):
                 "expectation"
             ),
             source=(
-                "facecore.age.train (scripts/train_age.py): fine-tuned copy of stages "
-                f"{self.top.start[-1]}-5 of dlib's face ResNet, Gaussian label distribution "
-                f"(sigma {self.sigma}) and KL loss (Qawaqneh et al. 2017; Gao et al. 2017)"
+                f"facecore.age.train (scripts/train_age.py): fine-tuned copy of stages {first}-5 "
+                f"of dlib's face ResNet, Gaussian label distribution (sigma {self.sigma}) and KL "
+                "loss (Qawaqneh et al. 2017; Gao et al. 2017)"
             ),
             training_data=(
                 f"UTKFace, {data.n_photos} photos of shared/data (dataset sha256 "
-                f"{data.data_hash}), {n} with a face"
+                f"{data.data_hash}), {len(y)} with a face"
             ),
             licence=LICENCE,
-            metrics={"cv": summary, "bands": cv["bands"]},
             card=out.name + ".md",
             rebuild=REBUILD,
         )  # fmt: skip
-        figures = {
-            "scatter": (
-                lambda p: scatter_png(
-                    p, y, preds[chosen],
-                    f"{out.name}: out-of-fold predictions ({chosen}), n={n}",
-                    labels=("true age (years)", "predicted age (years)"), limits=(0, 100),
-                ),
-                "Out-of-fold predicted against true age (shipped learner).",
-            ),
-            "bands": (
-                lambda p: _band_png(p, tables["bands"], list(preds)),
-                "MAE by true age band, every learner.",
-            ),
-        }  # fmt: skip
-        return Shipped(
-            model,
-            ".pt",
-            cv,
-            lambda path: entry,
-            lambda path, figs: _card(self, run, path, figs, cv, tables, extras),
-            figures,
+        if extras:
+            st = extras["stack"]
+            note = VALUE_NOTES["stack"].format(
+                n_support=len(st["svr"]["support"]), c=st["coef"], **st
+            )
+        else:
+            note = VALUE_NOTES["correction" if knots is not None else "none"]
+        fields = {
+            "first_stage": first,
+            "jitter": JITTER_NOTE.format(self.top.jitter) if self.top.jitter else ".",
+            "value_note": note.format(temperature=temperature),
+            "int8_note": f"; {INT8_CARD_NOTE}" if self.int8 else ".",
+            "fold_min": np.mean(run.oof["top-ldl"].seconds) / 60,
+            "final_min": run.seconds["final_fit"] / 60,
+            "svr_s": sum(run.oof["svr-frozen"].seconds),
+        }
+        coverage_table = CardTable(
+            "Coverage of the shipped model's 90% interval by band",
+            ["band", "coverage"],
+            [[b, c] for b, c in cover.items()],
+            "{:.3f}",
         )
+        return Shipped(model, ".pt", cv, lambda path: entry, fields=fields, tables=[coverage_table])
+
+
+#: The card's sentence on jittered views (``{}``: their number).
+JITTER_NOTE = (
+    ", and {} jittered views of every chip (random shift, zoom, rotation, brightness and "
+    "contrast; facecore.training.augment), each with its mirror, a training sample drawn from "
+    "all of them."
+)
+#: The card's sentence on how the served age is made from the top's distribution.
+VALUE_NOTES = {
+    "stack": (
+        "Value: a least-absolute-deviation stack of the distribution's expectation and an "
+        "RBF SVR on the frozen trunk features (log-age; {n_support} support vectors, float16 "
+        "in the file): age = {intercept:.3f} + {c[0]:.3f} x E[top] + {c[1]:.3f} x SVR, weights "
+        "fitted on out-of-fold predictions (facecore.ldl.stack); the distribution is tempered "
+        "by T={temperature:.3f} (90% interval coverage) and translated to that age. The stack "
+        "was chosen because its cross-fitted CV MAE is the lowest of the served variants below."
+    ),
+    "correction": (
+        "Correction: the distribution tempered by T={temperature} and shifted so that its "
+        "expectation follows an isotonic map fitted on out-of-fold predictions (corrects the "
+        "regression to the mean at both ends of the age range)."
+    ),
+    "none": (
+        "No correction: the cross-fitted isotonic correction did not lower the CV MAE, so the "
+        "expectation is served as it is."
+    ),
+}
 
 
 def pilot(
@@ -409,154 +477,3 @@ def pilot(
             "mae_median": round(float(np.mean(np.abs(median - y[test]))), 4),
         }
     return out
-
-
-def _value_note(run: Run, extras: dict[str, Any], temperature: float) -> str:
-    """The card's sentence on how the served age is made from the top's distribution."""
-    if extras:
-        st = extras["stack"]
-        return (
-            "Value: a least-absolute-deviation stack of the distribution's expectation and an "
-            f"RBF SVR on the frozen trunk features (log-age; {len(st['svr']['support'])} support "
-            f"vectors, float16 in the file): age = {st['intercept']:.3f} + {st['coef'][0]:.3f} x "
-            f"E[top] + {st['coef'][1]:.3f} x SVR, weights fitted on out-of-fold predictions "
-            "(facecore.ldl.stack); the distribution is tempered by "
-            f"T={st['temperature']:.3f} (90% interval coverage) and translated to that age. "
-            "The stack was chosen because its cross-fitted CV MAE is the lowest of the served "
-            "variants below."
-        )
-    if "correction" in run.chosen:
-        return (
-            f"Correction: the distribution tempered by T={temperature} and shifted so that "
-            "its expectation follows an isotonic map fitted on out-of-fold predictions "
-            "(corrects the regression to the mean at both ends of the age range)."
-        )
-    return (
-        "No correction: the cross-fitted isotonic correction did not lower the CV MAE, so the "
-        "expectation is served as it is."
-    )
-
-
-def _card(
-    recipe: AgeRecipe,
-    run: Run,
-    model_path: Path,
-    figures: list[tuple[Path, str]],
-    cv: dict[str, Any],
-    tables: dict[str, list[list[Any]]],
-    extras: dict[str, Any],
-) -> Any:
-    from facecore.training.card import CardTable, ModelCard, package_versions
-    from facecore.training.tops import INT8_CARD_NOTE
-
-    top, data, n, sec = recipe.top, run.data, len(run.data.y), run.seconds
-    names = list(run.oof)
-    learner_rows = [
-        [name, *[rounded(m)[c] for c in ("mae", "rmse", "cs5")], rounded(m).get("coverage90", "")]
-        for name, m in run.table.items()
-    ]
-    return ModelCard(
-        name=model_path.stem,
-        summary=(
-            "Estimates a face's age in years (0-100) as a distribution over whole years; the "
-            "value is made from its expectation (see Model) and the API gives its central 90% "
-            "interval. Age is the only demographic estimate facecore makes."
-        ),
-        licence=LICENCE,
-        model=[
-            "Transfer from face recognition (Qawaqneh et al. 2017): a fine-tuned copy of stages "
-            f"{top.start[-1]}-5 of dlib's face ResNet, run from the trunk's shared stage-2 map, "
-            "with a softmax over ages 0..100.",
-            f"Trained with KL divergence to a discretised Gaussian (sigma {recipe.sigma} years) "
-            "around the true age (deep label-distribution learning, Gao et al. 2017): a label "
-            "distribution says that neighbouring ages look alike and gives the interval.",
-            f"Recipe: {top.epochs} epochs, batch {top.batch_size}, one-cycle AdamW (peak lr "
-            f"{top.lr}, weight decay {top.weight_decay}), exact flip augmentation from the "
-            "mirrored chips' maps"
-            + (
-                f", and {top.jitter} jittered views of every chip (random shift, zoom, "
-                "rotation, brightness and contrast; facecore.training.augment), each with its "
-                "mirror, a training sample drawn from all of them."
-                if top.jitter
-                else "."
-            ),
-            _value_note(run, extras, cv["temperature"]),
-            f"File: `{model_path.name}` (float16 weights, "
-            f"{model_path.stat().st_size / 1e6:.1f} MB)"
-            + (f"; {INT8_CARD_NOTE}" if recipe.int8 else "."),
-        ],
-        training_data=(
-            f"UTKFace in `../shared/data/utkface` ({data.n_photos} photos).\nDataset sha256 "
-            f"`{data.data_hash}`. {n} with a face found by facecore's detector, "
-            f"{data.n_photos - n} without (left out). Part of UTKFace is held back by the "
-            "data's owners for an independent evaluation."
-        ),
-        evaluation=cv["protocol"] + ".",
-        tables=[
-            CardTable(
-                "Learners (MAE, RMSE in years; CS(5): share within 5 years; coverage of the 90% "
-                "interval)",
-                ["learner", "MAE", "RMSE", "CS(5)", "90% coverage"],
-                learner_rows,
-                "{:.3f}",
-            ),
-            CardTable("MAE by true age band", ["band", "n", *names], tables["bands"], "{:.2f}"),
-            CardTable("MAE by gender", ["gender", "n", *names], tables["gender"], "{:.2f}"),
-            CardTable(
-                "MAE by race group (UTKFace's own categories)",
-                ["race", "n", *names],
-                tables["race"],
-                "{:.2f}",
-            ),
-            CardTable(
-                "Coverage of the shipped model's 90% interval by band",
-                ["band", "coverage"],
-                [[b, c] for b, c in cv["coverage90_by_band"].items()],
-                "{:.3f}",
-            ),
-        ],
-        figures=figures,
-        evaluation_notes=(
-            f"Training on this project's 2-core CPU: one CV fold of the top "
-            f"{np.mean(run.oof['top-ldl'].seconds) / 60:.1f} min, the shipped model "
-            f"{sec['final_fit'] / 60:.1f} min; the SVR baseline's 5 folds "
-            f"{sum(run.oof['svr-frozen'].seconds):.0f} s. Chips and maps are cached once "
-            "(`.cache/age`)."
-        ),
-        limitations=[
-            "UTKFace's ages are partly estimated by its annotators; the photos are frontal "
-            "crops, so the error on in-the-wild photos is larger.",
-            "Error grows with age: see the band table. The correction and the SVR stack are "
-            "fitted to the overall error, not per band; their effect on each band is in the "
-            "same table.",
-            "Race and gender appear only to report the error per group; the model does not "
-            "estimate them and facecore never serves them.",
-        ],
-        rebuild=REBUILD,
-        rebuild_note=(
-            "Deterministic on the CPU for a given seed; a run interrupted mid-fold resumes from "
-            "the last finished epoch."
-        ),
-        packages=package_versions(),
-    )
-
-
-def _band_png(path: Path, table: list[list[Any]], names: list[str]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    x = np.arange(len(table))
-    w = 0.8 / len(names)
-    for j, name in enumerate(names):
-        ax.bar(x + j * w, [row[2 + j] for row in table], w, label=name)
-    ax.set_xticks(x + w * (len(names) - 1) / 2, [row[0] for row in table])
-    ax.set_ylabel("MAE (years)")
-    ax.set_xlabel("true age band")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path

@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 
 from facecore.training.learners import _Combiner
-from facecore.training.publish import rounded
+from facecore.training.publish import Figure, GroupTable, rounded
 from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run, config_tag
-from facecore.training.tops import TopRecipe
+from facecore.training.tops import FILE_LINE, TopRecipe
 
 __all__ = [
     "DATASETS",
@@ -145,7 +145,6 @@ SVR_EPSILON = 0.05
 #: standardised features). gamma 0.5/D won every inner CV of a wider grid (C 1, 2, 4 x gamma
 #: 0.5/D, 1/D) on SCUT-FBP5500; the grid keeps only it, to keep the fits few.
 SVR_GRID = tuple((c, 0.5) for c in (1.0, 2.0, 4.0))
-SVR_INNER_FOLDS = 3
 
 
 class GeometricFusion(_Combiner):
@@ -217,6 +216,70 @@ class LdlRecipe(Recipe):
     #: Ship the top in int8 (facecore.nn.quantize); the shipped figures are the int8 folds'.
     int8: bool = True
     members: tuple[TopRecipe, ...] | None = None
+    protocol = (
+        "{folds}-fold KFold(shuffle=True, random_state={seed}) on the {n} photos with a face "
+        "({title}, {n_photos} photos); targets: {extra[rule]}"
+    )
+    columns = tuple(
+        (c.upper() if c in ("pc", "mae", "rmse") else c, c)
+        for c in ("pc", "mae", "rmse", "chebyshev", "clark", "canberra", "kl", "cosine")
+    ) + (("intersection", "intersection"),)
+    table_title = "Learners in the same folds"
+    group_tables = (
+        GroupTable(
+            "per_group", "group", "Shipped learner ({chosen}) per group", None, "shipped", True
+        ),
+    )
+    figures = (
+        Figure(
+            "scatter",
+            "scatter",
+            "Out-of-fold predicted against rated score, per group.",
+            {"title": "{name}: out-of-fold predictions ({chosen})", "by": "group"},
+        ),
+        Figure(
+            "distributions",
+            "distributions",
+            "Five faces across the range: target distribution against the out-of-fold prediction.",
+        ),
+    )
+    card_text = {
+        "summary": (
+            "Attractiveness on {title}'s rating scale ({lo:g}-{hi:g}) as a distribution over its "
+            "rating values; the value is the expectation{fused}. It says how the raters of this "
+            "dataset would rate a face, nothing more."
+        ),
+        "model": (
+            "{tops} of dlib's face ResNet over the trunk's shared maps, softmax over the rating "
+            "values, KL loss on rating distributions (Fan et al., IEEE TMM 2018){ensemble}",
+            "Targets: {extra[rule]}.",
+            "Recipe: {recipe.top.epochs} epochs, batch {recipe.top.batch_size}, one-cycle AdamW "
+            "(peak lr {recipe.top.lr}), exact flip augmentation.",
+            "{value_note}",
+            FILE_LINE,
+        ),
+        "training_data": (
+            "{title} in `../shared/data` ({n_photos} photos).\nDataset sha256 `{data_hash}`. "
+            "{n} with a face and a target. Part of the set is held back by the data's owners "
+            "for an independent evaluation."
+        ),
+        "evaluation": (
+            "{protocol}. PC, MAE and RMSE compare the predicted value with the published mean "
+            "score; the six LDL measures compare the predicted distribution with the target "
+            "distribution. The learners on trunk features are standardised per training fold."
+        ),
+        "evaluation_notes": (
+            "Training on this project's 2-core CPU: the top's {folds} CV folds {top_min:.1f} min "
+            "in all, the shipped model {final_min:.1f} min (chips and maps cached once)."
+        ),
+        "limitations": (
+            "A rating is a judgement of the dataset's raters about its photos: it is not a "
+            "property of the person, and it does not transfer to other populations or photo "
+            "styles without a drop in agreement.",
+            "Never use it to make decisions about people.",
+        ),
+        "rebuild_note": "Deterministic on the CPU for a given seed; interrupted runs resume.",
+    }
 
     @property
     def top_learner(self) -> str:
@@ -232,6 +295,18 @@ class LdlRecipe(Recipe):
     @property
     def name(self) -> str:  # type: ignore[override]
         return Path(self.spec.default_out).name
+
+    @property
+    def bins(self) -> tuple[float, ...]:
+        return self.spec.bins
+
+    @property
+    def licence(self) -> str:  # type: ignore[override]
+        return self.spec.licence
+
+    @property
+    def rebuild(self) -> str:  # type: ignore[override]
+        return self.spec.rebuild
 
     def recipes(self) -> tuple[TopRecipe, ...]:
         """The main top's recipe, then the members' (this recipe's, or the dataset's)."""
@@ -289,6 +364,7 @@ class LdlRecipe(Recipe):
                 "dataset": ds,
                 "rows": rows,
                 "chips": chips,
+                "names": [Path(ds.relative_paths[i]).name[:24] for i in rows],
             },
         )
 
@@ -418,37 +494,14 @@ class LdlRecipe(Recipe):
 
     def ship(self, run: Run, out: Path) -> Any:
         """The tops trained on every face, with the chosen fusion or stack."""
-        from facecore.heads.distribution import TopDistributionModel
-        from facecore.ldl.stack import RbfSvr
-        from facecore.metrics import regression_metrics
-        from facecore.nn.dlib_resnet import for_inference
-        from facecore.training.learners import SvrStack, svr_search
-        from facecore.training.publish import Shipped, scatter_png, top_entry
-        from facecore.training.tops import calibration_maps, train_top
+        from facecore.training.learners import SvrStack, final_stack, svr_search
+        from facecore.training.publish import Shipped, top_entry
+        from facecore.training.tops import INT8_CARD_NOTE, calibration_maps, final_model
 
         spec, data, x, chosen = self.spec, run.data, run.data.extra, run.chosen
-        y, D, recipes, suffix = data.y, data.targets, self.recipes(), ", int8" if self.int8 else ""
-        groups, feats = data.groups["group"], data.features["feats"]
-        per_group = {}
-        for g in sorted(set(groups.tolist())):
-            sel = groups == g
-            m = regression_metrics(y[sel], run.oof[chosen].values[sel])
-            per_group[g] = {k: round(float(v), 4) for k, v in m.items()} | {"n": int(sel.sum())}
-        tops, final_fit = [], 0.0
-        for r in recipes:
-            m, f = x["maps"][r.input_node]
-            top, final = train_top(
-                m,
-                D,
-                r,
-                maps_flipped=f,
-                checkpoint_dir=self.fold_dir(r, x["rule"]) / "ckpt-final",
-                device=run.device,
-                bins=np.asarray(spec.bins),
-            )
-            tops.append(for_inference(top))
-            final_fit += float(sum(h.seconds for h in final.history))
-        run.seconds["final_fit"] = final_fit
+        y, recipes, suffix = data.y, self.recipes(), ", int8" if self.int8 else ""
+        feats = data.features["feats"]
+        specs = [(r, *x["maps"][r.input_node], None, self.fold_dir(r, x["rule"])) for r in recipes]
         fusion = extras = svr_params = None
         if "geometric" in chosen:
             inputs = run.inputs((f"top-ldl{suffix}", "geo"))
@@ -456,31 +509,41 @@ class LdlRecipe(Recipe):
         elif "stack" in chosen:
             search = svr_search(feats.shape[1], SVR_GRID, SVR_EPSILON, seed=self.seed)
             svr = search.fit(feats, y).best_estimator_
-            svr_params = {
-                "C": search.best_params_["svr__C"],
-                "gamma": search.best_params_["svr__gamma"],
-            }
+            svr_params = {k: search.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
             inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
-            stack = SvrStack(spec.bins, temper_for_coverage=False).fit(inputs, y).stack_
-            stack = dataclasses.replace(stack, svr=RbfSvr.from_pipeline(svr, False))
-            extras = {"stack": stack.to_doc()}
+            stack = SvrStack(spec.bins, temper_for_coverage=False)
+            extras = {"stack": final_stack(stack, inputs, y, svr, False)}
         gain, stack_gain = self.gains(run)
-        protocol = (
-            f"{self.folds}-fold KFold(shuffle=True, random_state={self.seed}) on the {len(y)} "
-            f"photos with a face ({spec.title}, {data.n_photos} photos); targets: {x['rule']}"
+        model = final_model(
+            run,
+            specs,
+            spec.bins,
+            {n: calibration_maps(m, seed=self.seed) for n, (m, _) in x["maps"].items()}
+            if self.int8
+            else None,
+            metadata={
+                "name": out.name,
+                "task": "attractiveness",
+                "dataset": spec.title,
+                "training_data": f"{spec.title} ({data.n_photos} photos, {len(y)} with a face)",
+                "dataset_sha256": data.data_hash,
+                "targets": x["rule"],
+                "cv": self.summary(run),
+                "licence": spec.licence,
+                "recipe": self.top.to_dict(),
+                "members": [r.to_dict() for r in recipes[1:]],
+                "fusion": fusion,
+            },
+            extras=extras or {},
         )
-        table = {k: rounded(v) for k, v in run.table.items()}
-        summary = {"protocol": protocol, **table[chosen]}
         svr_folds = [
-            {"C": e.best_params_["svr__C"], "gamma": e.best_params_["svr__gamma"]}
+            {k: e.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
             for e in run.oof["svr-frozen"].estimators
         ]
-        tops_s = sum(sum(run.oof[f"top {i}"].seconds) for i in range(len(recipes))
-                     if f"top {i}" in run.oof)  # fmt: skip
-        run.seconds["top-ldl"] = tops_s
+        run.seconds["top-ldl"] = sum(
+            sum(run.oof[f"top {i}"].seconds) for i in range(len(recipes)) if f"top {i}" in run.oof
+        )
         cv = {
-            "protocol": protocol,
-            "learners": table,
             "shipped": chosen,
             "fusion_gain_pc": round(gain, 4),
             "stack_gain_pc": round(stack_gain, 4),
@@ -490,35 +553,11 @@ class LdlRecipe(Recipe):
                 "folds": svr_folds,
                 "shipped": svr_params,
             },
-            "per_group": per_group,
             "label_sigma": x["sigma"],
             "recipe": self.top.to_dict(),
             "members": [r.to_dict() for r in recipes[1:]],
             "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
         }
-        model = TopDistributionModel(
-            top=tops[0],
-            members=tuple(tops[1:]),
-            bins=spec.bins,
-            metadata={
-                "name": out.name,
-                "task": "attractiveness",
-                "dataset": spec.title,
-                "training_data": f"{spec.title} ({data.n_photos} photos, {len(y)} with a face)",
-                "dataset_sha256": data.data_hash,
-                "targets": x["rule"],
-                "cv": summary,
-                "licence": spec.licence,
-                "recipe": self.top.to_dict(),
-                "members": [r.to_dict() for r in recipes[1:]],
-                "fusion": fusion,
-            },
-            extras=extras or {},
-        )
-        if self.int8:
-            model = model.with_int8(
-                {node: calibration_maps(m, seed=self.seed) for node, (m, _) in x["maps"].items()}
-            )
         rebuild = spec.rebuild if out.as_posix() == spec.default_out else (
             spec.rebuild.replace(spec.default_out, out.as_posix()))  # fmt: skip
         nodes = " and ".join(f"features['trunk.{node}']" for node in x["maps"])
@@ -543,177 +582,53 @@ class LdlRecipe(Recipe):
                 f"{data.data_hash}), {len(y)} with a face"
             ),
             licence=spec.licence,
-            metrics={"cv": summary, "per_group": per_group},
             card=out.name + ".md",
             rebuild=rebuild,
         )  # fmt: skip
-        pick = np.argsort(y)[np.linspace(0, len(y) - 1, 5).round().astype(int)]
-        names = [Path(x["dataset"].relative_paths[x["rows"][i]]).name[:24] for i in pick]
-        figures = {
-            "scatter": (
-                lambda p: scatter_png(p, y, run.oof[chosen].values,
-                                      f"{out.name}: out-of-fold predictions ({chosen})",
-                                      groups=groups),
-                "Out-of-fold predicted against rated score, per group.",
-            ),
-            "distributions": (
-                lambda p: _distributions_png(p, np.asarray(spec.bins), D[pick],
-                                             run.oof[chosen].distributions[pick], names),
-                "Five faces across the range: target distribution against the out-of-fold "
-                "prediction.",
-            ),
-        }  # fmt: skip
-        note = _combination_note(chosen, extras or {}, fusion, gain, stack_gain, svr_params)
-        return Shipped(
-            model,
-            ".pt",
-            cv,
-            lambda path: entry,
-            lambda path, figs: self._card(run, path, figs, cv, note, rebuild),
-            figures,
-        )
-
-    def _card(
-        self,
-        run: Run,
-        model_path: Path,
-        figures: list[tuple[Path, str]],
-        cv: dict[str, Any],
-        note: str,
-        rebuild: str,
-    ) -> Any:
-        from facecore.training.card import CardTable, ModelCard, package_versions
-        from facecore.training.tops import INT8_CARD_NOTE
-
-        spec, data, recipes, top = self.spec, run.data, self.recipes(), self.top
-        fusion = "geometric" in run.chosen
-        cols = ["pc", "mae", "rmse", "chebyshev", "clark", "canberra", "kl", "cosine"]
-        cols.append("intersection")
-        rows_table = [
-            [name, *[("" if m.get(c) is None else m[c]) for c in cols]]
-            for name, m in cv["learners"].items()
-        ]
-        per_group = cv["per_group"]
-        return ModelCard(
-            name=model_path.stem,
-            summary=(
-                f"Attractiveness on {spec.title}'s rating scale "
-                f"({spec.bins[0]:g}-{spec.bins[-1]:g}) as a distribution over its rating "
-                "values; the value is the expectation"
-                + (" fused with geometric features" if fusion else "")
-                + ". It says how the raters of this dataset would rate a face, nothing more."
-            ),
-            licence=spec.licence,
-            model=[
-                f"{_describe_all(recipes).capitalize()} of dlib's face ResNet over the trunk's "
-                "shared maps, softmax over the rating values, KL loss on rating distributions "
-                "(Fan et al., IEEE TMM 2018)"
-                + (
-                    "; the distribution is the average of the tops' softmax outputs."
-                    if len(recipes) > 1
-                    else "."
-                ),
-                f"Targets: {data.extra['rule']}.",
-                f"Recipe: {top.epochs} epochs, batch {top.batch_size}, one-cycle AdamW (peak "
-                f"lr {top.lr}), exact flip augmentation.",
-                note,
-                f"File: `{model_path.name}` (float16 weights, "
-                f"{model_path.stat().st_size / 1e6:.1f} MB)"
-                + (f"; {INT8_CARD_NOTE}" if self.int8 else "."),
-            ],
-            training_data=(
-                f"{spec.title} in `../shared/data` ({data.n_photos} photos).\nDataset sha256 "
-                f"`{data.data_hash}`. {len(data.y)} with a face and a target. Part of the set "
-                "is held back by the data's owners for an independent evaluation."
-            ),
-            evaluation=(
-                cv["protocol"] + ". PC, MAE and RMSE compare the predicted value with the "
-                "published mean score; the six LDL measures compare the predicted distribution "
-                "with the target distribution. The learners on trunk features are standardised "
-                "per training fold."
-            ),
-            tables=[
-                CardTable(
-                    "Learners in the same folds", ["learner", "PC", "MAE", "RMSE", *cols[3:]],
-                    rows_table,
-                ),
-                CardTable(
-                    f"Shipped learner ({run.chosen}) per group",
-                    ["group", "n", "PC", "MAE", "RMSE"],
-                    [[g, m["n"], m["pc"], m["mae"], m["rmse"]] for g, m in per_group.items()],
-                ),
-            ],
-            figures=figures,
-            evaluation_notes=(
-                f"Training on this project's 2-core CPU: the top's {self.folds} CV folds "
-                f"{run.seconds['top-ldl'] / 60:.1f} min in all, the shipped model "
-                f"{run.seconds['final_fit'] / 60:.1f} min (chips and maps cached once)."
-            ),
-            limitations=[
-                "A rating is a judgement of the dataset's raters about its photos: it is not a "
-                "property of the person, and it does not transfer to other populations or "
-                "photo styles without a drop in agreement.",
-                "Never use it to make decisions about people.",
-            ],
-            rebuild=rebuild,
-            rebuild_note="Deterministic on the CPU for a given seed; interrupted runs resume.",
-            packages=package_versions(),
-        )  # fmt: skip
+        if extras:
+            st, svr_params = extras["stack"], svr_params or {"C": np.nan, "gamma": np.nan}
+            note = COMBINATION_NOTES["stack"].format(
+                n_support=len(st["svr"]["support"]), c=st["coef"], **st, **svr_params
+            )
+        else:
+            note = COMBINATION_NOTES["fusion" if fusion else "none"]
+        fields = {
+            "lo": spec.bins[0],
+            "hi": spec.bins[-1],
+            "fused": " fused with geometric features" if fusion else "",
+            "tops": _describe_all(recipes).capitalize(),
+            "ensemble": "; the distribution is the average of the tops' softmax outputs."
+            if len(recipes) > 1
+            else ".",
+            "value_note": note.format(gain=gain, stack_gain=stack_gain, least=FUSION_GAIN),
+            "int8_note": f"; {INT8_CARD_NOTE}" if self.int8 else ".",
+            "top_min": run.seconds["top-ldl"] / 60,
+            "final_min": run.seconds["final_fit"] / 60,
+            "rebuild": rebuild,
+        }
+        return Shipped(model, ".pt", cv, lambda path: entry, fields=fields)
 
 
-def _distributions_png(
-    path: Path, bins: np.ndarray, true: np.ndarray, pred: np.ndarray, names: list[str]
-) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 2.6), dpi=90, squeeze=False)
-    w = 0.4 * float(bins[1] - bins[0])
-    for ax, t, p, name in zip(axes[0], true, pred, names, strict=True):
-        ax.bar(bins - w / 2, t, w, label="target")
-        ax.bar(bins + w / 2, p, w, label="predicted")
-        ax.set_title(name, fontsize=7)
-        ax.set_xticks(bins[:: max(1, len(bins) // 5)])
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _combination_note(
-    shipped: str,
-    extras: dict[str, Any],
-    fusion: Any,
-    gain: float,
-    stack_gain: float,
-    svr: dict[str, float] | None = None,
-) -> str:
-    """The card's sentence on what the served value combines."""
-    if "stack" in shipped:
-        st = extras["stack"]
-        svr = svr or {"C": float("nan"), "gamma": float("nan")}
-        return (
-            "Value: a least-absolute-deviation stack of the distribution's expectation and an "
-            f"RBF SVR on the frozen trunk features ({len(st['svr']['support'])} support "
-            f"vectors, float16 in the file; C {svr['C']:g} and gamma {svr['gamma']:.3g} "
-            f"chosen by an inner 3-fold CV): {st['intercept']:.3f} + {st['coef'][0]:.3f} x "
-            f"E[top] + {st['coef'][1]:.3f} x SVR, weights fitted on out-of-fold predictions "
-            f"(facecore.ldl.stack; CV Pearson gain {stack_gain:+.4f}, the geometric fusion's "
-            f"{gain:+.4f}); the distribution is translated to that value."
-        )
-    if fusion:
-        return (
-            "Fusion: ridge regression of the rating on the deep expectation and the 42 "
-            f"geometric landmark features (CV Pearson gain {gain:+.4f}); the distribution "
-            "is translated to the fused value."
-        )
-    return (
-        f"The top alone: neither the geometric fusion ({gain:+.4f}) nor the SVR stack "
-        f"({stack_gain:+.4f}) raised the CV Pearson by {FUSION_GAIN}."
-    )
+#: The card's sentence on what the served value combines.
+COMBINATION_NOTES = {
+    "stack": (
+        "Value: a least-absolute-deviation stack of the distribution's expectation and an RBF "
+        "SVR on the frozen trunk features ({n_support} support vectors, float16 in the file; C "
+        "{C:g} and gamma {gamma:.3g} chosen by an inner 3-fold CV): {intercept:.3f} + "
+        "{c[0]:.3f} x E[top] + {c[1]:.3f} x SVR, weights fitted on out-of-fold predictions "
+        "(facecore.ldl.stack; CV Pearson gain {{stack_gain:+.4f}}, the geometric fusion's "
+        "{{gain:+.4f}}); the distribution is translated to that value."
+    ),
+    "fusion": (
+        "Fusion: ridge regression of the rating on the deep expectation and the 42 geometric "
+        "landmark features (CV Pearson gain {gain:+.4f}); the distribution is translated to the "
+        "fused value."
+    ),
+    "none": (
+        "The top alone: neither the geometric fusion ({gain:+.4f}) nor the SVR stack "
+        "({stack_gain:+.4f}) raised the CV Pearson by {least}."
+    ),
+}
 
 
 def _describe(recipe: TopRecipe) -> str:

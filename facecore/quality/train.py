@@ -278,18 +278,12 @@ def choose_threshold(
 
 
 # -- data ---------------------------------------------------------------------------------------
-@dataclass
-class _Source:
-    name: str
-    chips: np.ndarray  # (N_with_face, 150, 150, 3) of the photos with a face
-    photo: np.ndarray  # dataset index of each chip
-
-
-def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> list[_Source]:
-    from facecore.datasets import load_mebeauty, load_scut_fbp5500, load_utkface
+def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> dict[str, Any]:
+    """Per dataset: the chips of its photos with a face, their dataset indices, its sha256."""
+    from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
     from facecore.training.chips import extract_dataset_chips
 
-    out = []
+    out = {}
     for name, load in (
         ("scut-fbp5500", load_scut_fbp5500),
         ("mebeauty", load_mebeauty),
@@ -297,19 +291,8 @@ def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> list[_Sou
     ):
         ds = load(data_root)
         chips = extract_dataset_chips(ds, cache_dir=Path(cfg.chip_dirs[name]), progress=False)
-        rows = np.flatnonzero(chips.has_face)
-        out.append(_Source(name, chips.chips, rows))
+        out[name] = (chips.chips, np.flatnonzero(chips.has_face), dataset_hash(ds))
     return out
-
-
-def _split(n: int, cfg: QualityRecipe, salt: int) -> dict[str, np.ndarray]:
-    perm = np.random.default_rng([cfg.seed, salt]).permutation(n)
-    a, b = cfg.n_train, cfg.n_train + cfg.n_calib
-    return {
-        "train": np.sort(perm[:a]),
-        "calib": np.sort(perm[a:b]),
-        "eval": np.sort(perm[b : b + cfg.n_eval]),
-    }
 
 
 def _cached(path: Path, make: Any) -> np.ndarray:
@@ -408,22 +391,16 @@ def _fmt(v: Any, f: str = "{:.3f}") -> Any:
     return "-" if v is None else (f.format(v) if isinstance(v, float) else v)
 
 
-def _card(out: Path, cv: dict[str, Any]) -> Any:
-    """The card of the model whose training document is ``cv``."""
-    from facecore.training.card import CardTable, ModelCard, package_versions
+def card_tables(cv: dict[str, Any]) -> list[Any]:
+    """The card's tables, from the training document ``cv``: the candidates, the ranking per
+    distortion, the error by quality band and per version."""
+    from facecore.training.card import CardTable
 
-    chosen = cv["chosen"]
-    cands = cv["candidates"]
-    photos = cv["photos"]
-    n_eval = sum(photos["eval"].values())
-    kinds = [r["kind"] for r in cands[chosen]["ranking"]]
-    rank_rows = []
-    for i, kind in enumerate(kinds):
-        row: list[Any] = [kind]
-        for arch in cands:
-            r = cands[arch]["ranking"][i]
-            row += [r["pair_accuracy"], r["spearman"], r["spearman_per_photo"]]
-        rank_rows.append(row)
+    chosen, cands = cv["chosen"], cv["candidates"]
+    rank_rows = [
+        [kind] + [c["ranking"][i][k] for c in cands.values() for k in _RANK_KEYS]
+        for i, kind in enumerate(r["kind"] for r in cands[chosen]["ranking"])
+    ]
     rank_header = ["distortion"]
     for arch in cands:
         rank_header += [f"{arch}: pair acc.", "Spearman", "per photo"]
@@ -457,108 +434,45 @@ def _card(out: Path, cv: dict[str, Any]) -> Any:
         ]
         for r in cv["error_by_version"]
     ]
-    cal = cv["calibration"]
-    levels = "; ".join(
-        f"{k} {', '.join(f'{x:g}' for x in v)}" for k, v in cv["distortions"].items()
-    )
-    card = ModelCard(
-        name=out.name,
-        summary=(
-            "Quality of a face crop in [0, 1] (higher: better): how far blur, noise, JPEG "
-            "compression, low resolution, under- or over-exposure or motion blur have moved the "
-            "face, as the other heads see it, from a clean photo of it. Responses carry a warning "
-            f"for faces below {cv['warn_below']:.2f} (the service's default threshold, chosen "
-            "from the error table below)."
+    return [
+        CardTable(
+            "Candidates (held-out pairwise accuracy, mean of the kinds; milliseconds per face "
+            "at batch 1 on this CPU, network alone)",
+            ["network", "pair accuracy", "ms per face", "parameters", "training min"],
+            cand_rows,
+            "{:.3f}",
         ),
-        licence=LICENCE,
-        model=[
-            "RankIQA (Liu, van de Weijer, Bagdanov, ICCV 2017) without human quality labels: "
-            "each training chip is distorted at four graded levels of seven kinds, and the "
-            "network learns, by a pairwise hinge (margin "
-            f"{cv['config']['margin']}), that the less distorted version of a pair scores higher.",
-            f"Network: {_ARCH_TEXT.get(chosen, chosen)}; chosen over the other candidate by "
-            "held-out pairwise ranking accuracy (table below).",
-            "Calibration: isotonic regression, on the calibration photos, of the raw score onto "
-            "the agreement max(0, 1 - d/0.6), where d is the distance between the 128-D dlib "
-            "descriptor of the version and of the clean chip (0.6 is dlib's same-person "
-            "distance). So 1 means the heads see the face as in the clean photo; 0 that the "
-            "distortion moved it as far as a change of person.",
-            f"Training: {cv['config']['steps']} steps of {cv['config']['groups']} (photo, kind) "
-            f"groups of 5 versions, AdamW (lr {cv['config']['lr']}, cosine decay).",
-            f"Distortion levels 1-4: {levels}.",
-        ],
-        training_data=(
-            "Face chips (largest face, dlib 150x150) of three sets in `../shared/data`, drawn per "
-            f"set with seed {cv['config']['seed']} into disjoint parts: ranking "
-            f"{photos['train']}, calibration {photos['calib']}, evaluation {photos['eval']} "
-            f"photos; {cv['versions_per_photo']} versions each. Dataset sha256: "
-            + ", ".join(f"{k} `{v}`" for k, v in cv["data_hashes"].items())
-            + "."
+        CardTable("Ranking on held-out photos, per distortion", rank_header, rank_rows, "{:.3f}"),
+        CardTable(
+            "Error by quality band (attractiveness: absolute error on SCUT-FBP5500's 1-5 "
+            f"scale, clean photos {cv['clean_mae']['attractiveness']:.3f}; age: years, "
+            f"clean photos {cv['clean_mae']['age']:.2f})",
+            ["quality", "n (attr.)", "attractiveness MAE", "n (age)", "age MAE"],
+            band_rows,
         ),
-        evaluation=(
-            f"On the {n_eval} evaluation photos (not used for ranking or calibration): pairwise "
-            "accuracy over the 10 pairs of each photo's five versions of a kind (clean and "
-            "levels 1-4), Spearman correlation of the score with the level (pooled, and the mean "
-            "per photo). The error tables use the evaluation photos of SCUT-FBP5500 "
-            f"({photos['eval']['scut-fbp5500']}) and UTKFace ({photos['eval']['utkface']}) in "
-            "every version, each rated and aged by the cross-validation fold model of "
-            "`attractiveness_scut` and `age_utkface` that did not see it (raw expectations, "
-            "before those models' calibration)."
+        CardTable(
+            "Per version: median quality, median descriptor agreement, errors",
+            ["version", "quality", "agreement", "attractiveness MAE", "age MAE"],
+            version_rows,
+            "{:.3f}",
         ),
-        tables=[
-            CardTable(
-                "Candidates (held-out pairwise accuracy, mean of the kinds; milliseconds per face "
-                "at batch 1 on this CPU, network alone)",
-                ["network", "pair accuracy", "ms per face", "parameters", "training min"],
-                cand_rows,
-                "{:.3f}",
-            ),
-            CardTable(
-                "Ranking on held-out photos, per distortion", rank_header, rank_rows, "{:.3f}"
-            ),
-            CardTable(
-                "Error by quality band (attractiveness: absolute error on SCUT-FBP5500's 1-5 "
-                f"scale, clean photos {cv['clean_mae']['attractiveness']:.3f}; age: years, "
-                f"clean photos {cv['clean_mae']['age']:.2f})",
-                ["quality", "n (attr.)", "attractiveness MAE", "n (age)", "age MAE"],
-                band_rows,
-            ),
-            CardTable(
-                "Per version: median quality, median descriptor agreement, errors",
-                ["version", "quality", "agreement", "attractiveness MAE", "age MAE"],
-                version_rows,
-                "{:.3f}",
-            ),
-        ],
-        evaluation_notes=(
-            f"Calibration on held-out photos: Spearman of quality with descriptor agreement "
-            f"{cal['spearman_quality_vs_agreement']:.3f}, mean absolute difference "
-            f"{cal['mae_quality_vs_agreement']:.3f}; clean chips' quality median "
-            f"{cal['clean_quality_median']:.3f} (5th percentile "
-            f"{cal['clean_quality_p05']:.3f}).\n\n"
-            f"Warning threshold: {cv['warn_below']:.2f}, the lowest band edge above which every "
-            f"band with at least 30 faces errs at most {cv['tolerance']}x as much as the clean "
-            "photos, for attractiveness and for age (the stricter of the two). At it, "
-            f"{100 * cal.get('clean_below_threshold', float('nan')):.1f}% of the clean "
-            "evaluation photos are warned about (their own crops score low)."
+    ]
+
+
+def card_fields(cv: dict[str, Any]) -> dict[str, Any]:
+    """The card's template fields that ``cv`` does not hold as they are written."""
+    return {
+        "network": _ARCH_TEXT.get(cv["chosen"], cv["chosen"]),
+        "levels": "; ".join(
+            f"{k} {', '.join(f'{x:g}' for x in v)}" for k, v in cv["distortions"].items()
         ),
-        limitations=[
-            "Distortions are applied to the aligned chip, not to the whole photo; a face that is "
-            "small in a large photo behaves like the downscale levels.",
-            "Quality says how far the face is from a clean version of itself; it does not judge "
-            "pose, occlusion, or whether the face is a face at all.",
-            "The clean photos of the three sets are studio or web crops; real photos may have "
-            "mixtures of distortions the training never saw.",
-        ],
-        rebuild=REBUILD,
-        rebuild_note=(
-            "Deterministic given the seed and the chip caches; the error tables need the fold "
-            "checkpoints of `make train-age` and `make train-scut-ldl` (reused from their "
-            "caches, or trained first)."
-        ),
-        packages=package_versions(),
-    )
-    return card
+        "hashes": ", ".join(f"{k} `{v}`" for k, v in cv["data_hashes"].items()),
+        "n_eval": sum(cv["photos"]["eval"].values()),
+        "clean_pct": 100 * cv["calibration"]["clean_below_threshold"],
+    }
+
+
+_RANK_KEYS = ("pair_accuracy", "spearman", "spearman_per_photo")
 
 
 @dataclass(frozen=True)
@@ -604,6 +518,73 @@ class QualityRecipe(Recipe):
         }
     )
 
+    licence, rebuild = LICENCE, REBUILD
+    card_text = {
+        "summary": (
+            "Quality of a face crop in [0, 1] (higher: better): how far blur, noise, JPEG "
+            "compression, low resolution, under- or over-exposure or motion blur have moved the "
+            "face, as the other heads see it, from a clean photo of it. Responses carry a warning "
+            "for faces below {warn_below:.2f} (the service's default threshold, chosen from the "
+            "error table below)."
+        ),
+        "model": (
+            "RankIQA (Liu, van de Weijer, Bagdanov, ICCV 2017) without human quality labels: "
+            "each training chip is distorted at four graded levels of seven kinds, and the "
+            "network learns, by a pairwise hinge (margin {config[margin]}), that the less "
+            "distorted version of a pair scores higher.",
+            "Network: {network}; chosen over the other candidate by held-out pairwise ranking "
+            "accuracy (table below).",
+            "Calibration: isotonic regression, on the calibration photos, of the raw score onto "
+            "the agreement max(0, 1 - d/0.6), where d is the distance between the 128-D dlib "
+            "descriptor of the version and of the clean chip (0.6 is dlib's same-person "
+            "distance). So 1 means the heads see the face as in the clean photo; 0 that the "
+            "distortion moved it as far as a change of person.",
+            "Training: {config[steps]} steps of {config[groups]} (photo, kind) groups of 5 "
+            "versions, AdamW (lr {config[lr]}, cosine decay).",
+            "Distortion levels 1-4: {levels}.",
+        ),
+        "training_data": (
+            "Face chips (largest face, dlib 150x150) of three sets in `../shared/data`, drawn per "
+            "set with seed {config[seed]} into disjoint parts: ranking {photos[train]}, "
+            "calibration {photos[calib]}, evaluation {photos[eval]} photos; "
+            "{versions_per_photo} versions each. Dataset sha256: {hashes}."
+        ),
+        "evaluation": (
+            "On the {n_eval} evaluation photos (not used for ranking or calibration): pairwise "
+            "accuracy over the 10 pairs of each photo's five versions of a kind (clean and "
+            "levels 1-4), Spearman correlation of the score with the level (pooled, and the mean "
+            "per photo). The error tables use the evaluation photos of SCUT-FBP5500 "
+            "({photos[eval][scut-fbp5500]}) and UTKFace ({photos[eval][utkface]}) in every "
+            "version, each rated and aged by the cross-validation fold model of "
+            "`attractiveness_scut` and `age_utkface` that did not see it (raw expectations, "
+            "before those models' calibration)."
+        ),
+        "evaluation_notes": (
+            "Calibration on held-out photos: Spearman of quality with descriptor agreement "
+            "{calibration[spearman_quality_vs_agreement]:.3f}, mean absolute difference "
+            "{calibration[mae_quality_vs_agreement]:.3f}; clean chips' quality median "
+            "{calibration[clean_quality_median]:.3f} (5th percentile "
+            "{calibration[clean_quality_p05]:.3f}).\n\n"
+            "Warning threshold: {warn_below:.2f}, the lowest band edge above which every band "
+            "with at least 30 faces errs at most {tolerance}x as much as the clean photos, for "
+            "attractiveness and for age (the stricter of the two). At it, {clean_pct:.1f}% of "
+            "the clean evaluation photos are warned about (their own crops score low)."
+        ),
+        "limitations": (
+            "Distortions are applied to the aligned chip, not to the whole photo; a face that is "
+            "small in a large photo behaves like the downscale levels.",
+            "Quality says how far the face is from a clean version of itself; it does not judge "
+            "pose, occlusion, or whether the face is a face at all.",
+            "The clean photos of the three sets are studio or web crops; real photos may have "
+            "mixtures of distortions the training never saw.",
+        ),
+        "rebuild_note": (
+            "Deterministic given the seed and the chip caches; the error tables need the fold "
+            "checkpoints of `make train-age` and `make train-scut-ldl` (reused from their "
+            "caches, or trained first)."
+        ),
+    }
+
     def __post_init__(self) -> None:
         if self.steps < 1 or self.steps % 100:
             raise ValueError(f"steps must be a positive multiple of 100, got {self.steps}")
@@ -615,7 +596,6 @@ class QualityRecipe(Recipe):
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         """The photos' versions, their maps and descriptors (cached under the work folder)."""
-        from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
         from facecore.training.chips import FACE_RESNET_MODEL, frozen_maps, load_face_resnet
 
         cfg, t0 = self, time.perf_counter()
@@ -624,25 +604,29 @@ class QualityRecipe(Recipe):
         seconds: dict[str, float] = {}
         sources = _sources(data_root, cfg)
         sets: dict[str, dict[str, np.ndarray]] = {"train": {}, "calib": {}, "eval": {}}
-        for salt, src in enumerate(sources):
-            for part, idx in _split(len(src.photo), cfg, salt).items():
-                sets[part][src.name] = idx
+        a, b = cfg.n_train, cfg.n_train + cfg.n_calib
+        for salt, (name, (_, photo, _)) in enumerate(sources.items()):
+            perm = np.random.default_rng([cfg.seed, salt]).permutation(len(photo))
+            for part, idx in (
+                ("train", perm[:a]),
+                ("calib", perm[a:b]),
+                ("eval", perm[b:][: cfg.n_eval]),
+            ):
+                sets[part][name] = np.sort(idx)
         counts = {p: {n: int(len(i)) for n, i in d.items()} for p, d in sets.items()}
         logger.info("photos per set: %s", counts)
 
         def versions_of(part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            chips, photos, names = [], [], []
-            for src in sources:
-                idx = sets[part][src.name]
-                chips.append(np.asarray(src.chips[idx]))
-                photos.append(src.photo[idx])
-                names += [src.name] * len(idx)
-            chips_a, photo_a = np.concatenate(chips), np.concatenate(photos)
-            ids = photo_a + 10_000_000 * np.array(
-                [[s.name for s in sources].index(n) for n in names]
-            )
+            chips, photos, ids, names = [], [], [], []
+            for k, (name, (src_chips, photo, _)) in enumerate(sources.items()):
+                idx = sets[part][name]
+                chips.append(np.asarray(src_chips[idx]))
+                photos.append(photo[idx])
+                ids.append(photo[idx] + 10_000_000 * k)
+                names += [name] * len(idx)
+            chips_a, photo_a, ids_a = (np.concatenate(c) for c in (chips, photos, ids))
             versions = _cached(
-                work / f"{part}-versions.npy", lambda: make_versions(chips_a, ids, cfg.seed)
+                work / f"{part}-versions.npy", lambda: make_versions(chips_a, ids_a, cfg.seed)
             )
             return versions, photo_a, np.asarray(names)
 
@@ -680,11 +664,7 @@ class QualityRecipe(Recipe):
             ).reshape(*calib_v.shape[:2], 64, 17, 17),
         )
         seconds["eval_trunk"] = time.perf_counter() - t0
-        hashes = {
-            "scut-fbp5500": dataset_hash(load_scut_fbp5500(data_root)),
-            "mebeauty": dataset_hash(load_mebeauty(data_root)),
-            "utkface": dataset_hash(load_utkface(data_root)),
-        }
+        hashes = {name: h for name, (_, _, h) in sources.items()}
         inputs = {
             "chip": {"train": train_v, "calib": calib_v, "eval": eval_v},
             "stage2": {"train": train_maps, "calib": calib_maps, "eval": eval_maps},
@@ -876,4 +856,5 @@ class QualityRecipe(Recipe):
             "card": f"{out.name}.md",
             "rebuild": REBUILD,
         }
-        return Shipped(model, ".pt", cv, lambda path: entry, lambda path, figs: _card(out, cv))
+        fields, tables = card_fields(cv), card_tables(cv)
+        return Shipped(model, ".pt", cv, lambda path: entry, fields=fields, tables=tables)

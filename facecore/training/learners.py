@@ -42,6 +42,7 @@ __all__ = [
     "coverage",
     "coverage_temperature",
     "feature_pipeline",
+    "final_stack",
     "log_target_svr",
     "svr_search",
 ]
@@ -454,3 +455,15 @@ class SvrStack(_Combiner):
     def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probs, svr = self._split(X)
         return self.stack_.apply(probs, self.bins, svr_pred=svr[:, 0])
+
+
+def final_stack(stack: SvrStack, X: np.ndarray, y: np.ndarray, svr: Any, log_target: bool) -> dict:
+    """The shipped stack's document: ``stack`` fitted on every row's out-of-fold ``X``, with the
+    SVR pipeline ``svr`` (fitted on every row; :meth:`facecore.ldl.stack.RbfSvr.from_pipeline`)
+    in it."""
+    import dataclasses
+
+    from facecore.ldl.stack import RbfSvr
+
+    st = stack.fit(X, y).stack_
+    return dataclasses.replace(st, svr=RbfSvr.from_pipeline(svr, log_target)).to_doc()

@@ -4,14 +4,16 @@
 recipe shipped (:class:`Shipped`) and writes, beside ``out``:
 
 * ``<out><suffix>`` - ``Shipped.model.save(path)`` (``.pt`` or ``.joblib``);
-* the manifest entry ``<out>`` in ``<out's folder>/manifest.json``
-  (:func:`facecore.model_store.write_manifest_entry`, the file's sha256 by
-  :func:`facecore.model_store.sha256_file`);
+* the manifest entry ``<out>`` in ``<out's folder>/manifest.json`` (the file's sha256; for a
+  cross-validation its ``metrics``: the shipped row with the protocol, and the recipe's
+  :class:`GroupTable` s marked ``entry``);
 * ``<out>.cv.json`` - for a cross-validation the data's fingerprint, the folds, one row per
-  learner and the chosen one (unless the recipe's ``cv_header`` is False); the file size; and
-  the recipe's own fields (:data:`Shipped.cv`);
-* the figures ``<out>.<name>.png`` and the card ``<out>.md``
-  (:func:`facecore.training.card.write_card`).
+  learner, the chosen one, the protocol, the learners' table and the per-group tables (unless
+  the recipe's ``cv_header`` is False); the recipe's own fields (:data:`Shipped.cv`);
+* the recipe's figures ``<out>.<name>.png`` (:data:`FIGURES`, drawn from the run) and the card
+  ``<out>.md``: the recipe's ``card_text`` (templates filled by :meth:`Recipe.fields
+  <facecore.training.runner.Recipe.fields>` and ``Shipped.fields``), the learners' table of its
+  ``columns``, its per-group tables and ``Shipped.tables`` (:func:`make_card`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,48 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Published", "Shipped", "publish", "rounded", "scatter_png", "top_entry"]
+__all__ = [
+    "FIGURES",
+    "Figure",
+    "GroupTable",
+    "Published",
+    "Shipped",
+    "fill",
+    "group_docs",
+    "make_card",
+    "publish",
+    "rounded",
+    "top_entry",
+]
+
+
+@dataclass(frozen=True)
+class GroupTable:
+    """A per-group table of ``cv.json`` (key ``name``) and of the card.
+
+    ``key`` names ``Data.groups``; ``order`` the groups in order (None: sorted; absent ones are
+    left out). ``of="learners"``: every tabled learner's MAE per group (2 decimals);
+    ``of="shipped"``: the shipped learner's PC, MAE and RMSE (4 decimals). ``title`` is a
+    template (:func:`fill`); ``entry``: also in the manifest entry's metrics.
+    """
+
+    name: str
+    key: str
+    title: str
+    order: tuple[str, ...] | None = None
+    of: str = "learners"
+    entry: bool = False
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the card: ``<out>.<name>.png`` drawn by ``FIGURES[kind](run, path, **options)``
+    (option values that are strings are templates, :func:`fill`)."""
+
+    name: str
+    kind: str
+    caption: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -37,15 +80,19 @@ class Shipped:
     suffix : str
         The model file's suffix (``".pt"``, ``".joblib"``).
     cv : dict or callable
-        The recipe's fields of ``cv.json`` (protocol, per-group tables, settings...), or
-        ``cv(model_path) -> dict``, called once the file and its manifest entry are written
-        (e.g. to time the model served through the model store).
+        The recipe's fields of ``cv.json``, or ``cv(model_path) -> dict``, called once the file
+        and its manifest entry are written (e.g. to time the model served from the store).
     entry : callable
         ``entry(model_path) -> dict``: the manifest entry's fields besides name, file, sha256.
+    card : callable, optional
+        ``card(model_path, figures) -> ModelCard`` (``figures`` a list of (path, caption)); by
+        default :func:`make_card` of the recipe's ``card_text``.
     figures : dict
-        ``name -> (draw(path) -> path, caption)``; drawn to ``<out>.<name>.png``.
-    card : callable
-        ``card(model_path, figures) -> ModelCard``; ``figures`` a list of (path, caption).
+        ``name -> (draw(path) -> path, caption)``, besides the recipe's :class:`Figure` s.
+    fields : dict
+        Values for the card's templates, besides :meth:`Recipe.fields` and ``cv.json``'s.
+    tables : list of CardTable
+        Card tables after the learners' and the per-group ones.
     indent : int
         Indentation of ``cv.json``.
     """
@@ -54,8 +101,10 @@ class Shipped:
     suffix: str
     cv: dict[str, Any] | Callable[[Path], dict[str, Any]]
     entry: Callable[[Path], dict[str, Any]]
-    card: Callable[[Path, list[tuple[Path, str]]], Any]
+    card: Callable[[Path, list[tuple[Path, str]]], Any] | None = None
     figures: dict[str, tuple[Callable[[Path], Path], str]] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    tables: list[Any] = field(default_factory=list)
     #: Indentation of ``cv.json`` (the classical model's has always been 2).
     indent: int = 1
 
@@ -72,48 +121,147 @@ class Published:
     seconds: dict[str, float]
 
 
-def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
-    """Write the model file, ``cv.json``, the manifest entry, the figures and the card."""
-    from facecore.model_store import sha256_file, write_manifest_entry
-    from facecore.training.card import write_card
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model_path = Path(shipped.model.save(out.with_name(out.name + shipped.suffix)))
-    entry = {"name": out.name, "file": model_path.name, "sha256": sha256_file(model_path)}
-    manifest_path = write_manifest_entry({**entry, **shipped.entry(model_path)}, out.parent)
-    data = run.data
-    cv: dict[str, Any] = {}
-    if run.folds and run.recipe.cv_header:  # the data's fingerprint, the folds, the learners
-        cv = {
-            "name": out.name,
-            "dataset": data.title,
-            "dataset_sha256": data.data_hash,
-            "n_photos": data.n_photos,
-            "n_with_face": int(len(data.y)),
-            "folds": run.recipe.folds,
-            "seed": run.recipe.seed,
-            "rows": [{"name": k, "learner": k, **rounded(v)} for k, v in run.table.items()],
-            "chosen": run.chosen,
-            "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
-        }
-    cv |= shipped.cv(model_path) if callable(shipped.cv) else shipped.cv
-    cv_path = out.with_name(out.name + ".cv.json")
-    cv_path.write_text(json.dumps(cv, indent=shipped.indent) + "\n", encoding="utf-8")
-    figures = [
-        (draw(out.with_name(f"{out.name}.{name}.png")).resolve(), caption)
-        for name, (draw, caption) in shipped.figures.items()
-    ]
-    card_path = write_card(shipped.card(model_path, figures), out.with_name(out.name + ".md"))
-    return Published(cv, model_path, cv_path, card_path, manifest_path, dict(run.seconds))
-
-
 def rounded(metrics: dict[str, Any]) -> dict[str, Any]:
     """A table row as ``cv.json`` keeps it: floats to 4 decimals, NaN as None."""
     return {
         k: v if isinstance(v, int) else (None if v != v else round(float(v), 4))
         for k, v in metrics.items()
     }
+
+
+def fill(template: Any, fields: dict[str, Any]) -> Any:
+    """A card template (str, or a sequence of them) with ``fields`` filled in
+    (``str.format``: ``{n}``, ``{extra[rule]}``, ``{calibration[knots]:.3f}``)."""
+    if isinstance(template, str):
+        return template.format(**fields)
+    return [fill(t, fields) for t in template]
+
+
+def group_docs(run: Any) -> dict[str, dict[str, Any]]:
+    """The recipe's per-group tables as ``cv.json`` keeps them: ``{name: {group: {...}}}``."""
+    from facecore.metrics import regression_metrics
+
+    y, out = run.data.y, {}
+    for gt in run.recipe.group_tables:
+        key = run.data.groups[gt.key]
+        order = gt.order or sorted(set(key.tolist()))
+        doc = {}
+        for g in order:
+            sel = key == g
+            if not sel.any():
+                continue
+            if gt.of == "learners":
+                maes = {
+                    k: float(np.mean(np.abs(run.oof[k].values[sel] - y[sel]))) for k in run.table
+                }
+                doc[g] = {"n": int(sel.sum()), **{k: round(v, 2) for k, v in maes.items()}}
+            else:
+                m = regression_metrics(y[sel], run.oof[run.chosen].values[sel])
+                doc[g] = {k: round(float(v), 4) for k, v in m.items()} | {"n": int(sel.sum())}
+        out[gt.name] = doc
+    return out
+
+
+def _group_table(gt: GroupTable, doc: dict[str, Any], fields: dict[str, Any]) -> Any:
+    from facecore.training.card import CardTable
+
+    title = fill(gt.title, fields)
+    if gt.of == "learners":
+        names = [k for k in next(iter(doc.values()), {}) if k != "n"]
+        rows = [[g, d["n"], *(d[k] for k in names)] for g, d in doc.items()]
+        return CardTable(title, [gt.key, "n", *names], rows, "{:.2f}")
+    rows = [[g, m["n"], m["pc"], m["mae"], m["rmse"]] for g, m in doc.items()]
+    return CardTable(title, [gt.key, "n", "PC", "MAE", "RMSE"], rows)
+
+
+def make_card(
+    recipe: Any, fields: dict[str, Any], tables: list[Any], figures: list[tuple[Path, str]]
+) -> Any:
+    """The card of ``recipe``'s ``card_text`` filled with ``fields``, with ``tables``."""
+    from facecore.training.card import ModelCard, package_versions
+
+    text = {k: fill(v, fields) for k, v in recipe.card_text.items()}
+    return ModelCard(
+        name=fields["name"],
+        licence=fields["licence"],
+        rebuild=fields["rebuild"],
+        tables=tables,
+        figures=figures,
+        packages=package_versions(),
+        **text,
+    )
+
+
+def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
+    """Write the model file, ``cv.json``, the manifest entry, the figures and the card."""
+    from facecore.model_store import sha256_file, write_manifest_entry
+    from facecore.training.card import CardTable, write_card
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recipe, data = run.recipe, run.data
+    model_path = Path(shipped.model.save(out.with_name(out.name + shipped.suffix)))
+    entry = {"name": out.name, "file": model_path.name, "sha256": sha256_file(model_path)}
+    entry |= shipped.entry(model_path)
+    cv: dict[str, Any] = {}
+    groups: dict[str, Any] = {}
+    if run.folds and recipe.cv_header:  # the data's fingerprint, the folds, the learners
+        summary = recipe.summary(run)
+        groups = group_docs(run)
+        cv = {
+            "name": out.name,
+            "dataset": data.title,
+            "dataset_sha256": data.data_hash,
+            "n_photos": data.n_photos,
+            "n_with_face": int(len(data.y)),
+            "folds": recipe.folds,
+            "seed": recipe.seed,
+            "rows": [{"name": k, "learner": k, **rounded(v)} for k, v in run.table.items()],
+            "chosen": run.chosen,
+            "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
+            "protocol": summary["protocol"],
+            "learners": {k: rounded(v) for k, v in run.table.items()},
+            **groups,
+        }
+        entry["metrics"] = {
+            "cv": summary,
+            **{g.name: groups[g.name] for g in recipe.group_tables if g.entry},
+        }
+    manifest_path = write_manifest_entry(entry, out.parent)
+    cv |= shipped.cv(model_path) if callable(shipped.cv) else shipped.cv
+    cv_path = out.with_name(out.name + ".cv.json")
+    cv_path.write_text(json.dumps(cv, indent=shipped.indent) + "\n", encoding="utf-8")
+    fields = {
+        **cv,
+        **recipe.fields(run),
+        "name": out.name,
+        "file": model_path.name,
+        "file_mb": model_path.stat().st_size / 1e6,
+        **shipped.fields,
+    }
+    draws = {
+        f.name: (lambda p, f=f: FIGURES[f.kind](run, p, **_options(f.options, fields)), f.caption)
+        for f in recipe.figures
+    } | shipped.figures
+    figures = [
+        (draw(out.with_name(f"{out.name}.{name}.png")).resolve(), caption)
+        for name, (draw, caption) in draws.items()
+    ]
+    if shipped.card is not None:
+        card = shipped.card(model_path, figures)
+    else:
+        tables = []
+        if recipe.columns:
+            rows = [
+                [k, *("" if (v := rounded(m).get(c)) is None else v for _, c in recipe.columns)]
+                for k, m in run.table.items()
+            ]
+            head = ["learner", *(h for h, _ in recipe.columns)]
+            tables.append(CardTable(recipe.table_title, head, rows, recipe.table_format))
+        tables += [_group_table(g, groups[g.name], fields) for g in recipe.group_tables]
+        card = make_card(recipe, fields, tables + list(shipped.tables), figures)
+    card_path = write_card(card, out.with_name(out.name + ".md"))
+    return Published(cv, model_path, cv_path, card_path, manifest_path, dict(run.seconds))
 
 
 def top_entry(task: str, output: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -133,22 +281,41 @@ def top_entry(task: str, output: dict[str, Any], **fields: Any) -> dict[str, Any
     }
 
 
-def scatter_png(
-    path: Path,
-    y: np.ndarray,
-    pred: np.ndarray,
-    title: str,
-    *,
-    groups: np.ndarray | None = None,
-    labels: tuple[str, str] = ("rated", "predicted"),
-    limits: tuple[float, float] | None = None,
-) -> Path:
-    """Out-of-fold predicted against true values, one panel per group (or one panel)."""
+# -- figures ------------------------------------------------------------------------------------
+def _options(options: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: fill(v, fields) if isinstance(v, str) else v for k, v in options.items()}
+
+
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    _plt().close(fig)
+    return path
+
+
+def scatter_png(
+    run: Any,
+    path: Path,
+    *,
+    title: str,
+    by: str | None = None,
+    labels: tuple[str, str] = ("rated", "predicted"),
+    limits: tuple[float, float] | None = None,
+) -> Path:
+    """The shipped learner's out-of-fold values against the true ones, one panel per group of
+    ``Data.groups[by]`` (or one panel)."""
+    plt = _plt()
+    y, pred = run.data.y, run.oof[run.chosen].values
+    groups = None if by is None else run.data.groups[by]
     names = ["all"] if groups is None else sorted(set(groups.tolist()))
     cols = min(len(names), 4)
     rows = int(np.ceil(len(names) / cols))
@@ -172,7 +339,48 @@ def scatter_png(
         ax.axis("off")
     if groups is not None:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def group_bars_png(run: Any, path: Path, *, table: str, xlabel: str, ylabel: str) -> Path:
+    """Every learner's MAE per group of the per-group table ``table`` (``of="learners"``)."""
+    plt = _plt()
+    doc = group_docs(run)[table]
+    names = list(run.table)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    x = np.arange(len(doc))
+    w = 0.8 / len(names)
+    for j, name in enumerate(names):
+        ax.bar(x + j * w, [d[name] for d in doc.values()], w, label=name)
+    ax.set_xticks(x + w * (len(names) - 1) / 2, list(doc))
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def distributions_png(run: Any, path: Path, *, n: int = 5) -> Path:
+    """``n`` faces across the range of ``y``: the target distribution against the shipped
+    learner's out-of-fold one (titled by ``Data.extra["names"]``)."""
+    plt = _plt()
+    y, bins = run.data.y, np.asarray(run.recipe.bins, np.float64)
+    pick = np.argsort(y)[np.linspace(0, len(y) - 1, n).round().astype(int)]
+    true, pred = run.data.targets[pick], run.oof[run.chosen].distributions[pick]
+    names = [run.data.extra["names"][i] for i in pick]
+    fig, axes = plt.subplots(1, n, figsize=(3 * n, 2.6), dpi=90, squeeze=False)
+    w = 0.4 * float(bins[1] - bins[0])
+    for ax, t, p, name in zip(axes[0], true, pred, names, strict=True):
+        ax.bar(bins - w / 2, t, w, label="target")
+        ax.bar(bins + w / 2, p, w, label="predicted")
+        ax.set_title(name, fontsize=7)
+        ax.set_xticks(bins[:: max(1, len(bins) // 5)])
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+#: The figures a recipe may ask for (:class:`Figure` ``kind``).
+FIGURES: dict[str, Callable[..., Path]] = {
+    "scatter": scatter_png,
+    "group_bars": group_bars_png,
+    "distributions": distributions_png,
+}

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,7 +45,6 @@ __all__ = [
     "config_tag",
     "cross_validate",
     "fold_estimators",
-    "group_rows",
     "out_of_fold",
     "train",
 ]
@@ -257,6 +256,14 @@ class Recipe:
         Caches and fold folders.
     cv_header : bool
         Whether ``cv.json`` starts with the runner's header (False: the recipe writes all).
+
+    The card and the tables (class attributes; strings are templates of :meth:`fields`,
+    :func:`facecore.training.publish.fill`): ``licence``, ``rebuild``, ``protocol``;
+    ``columns`` (``(header, metric)`` of the learners' table, with ``table_title`` and
+    ``table_format``); ``group_tables`` (:class:`~facecore.training.publish.GroupTable`);
+    ``figures`` (:class:`~facecore.training.publish.Figure`); ``card_text`` (the
+    :class:`~facecore.training.card.ModelCard` fields: summary, model, training_data,
+    evaluation, evaluation_notes, limitations, rebuild_note).
     """
 
     name: str = ""
@@ -266,6 +273,15 @@ class Recipe:
     work_dir: Path = Path(".cache")
     #: ``cv.json`` starts with the runner's header (data, folds, a row per learner).
     cv_header: bool = True
+    licence = ""
+    rebuild = ""
+    protocol = ""
+    columns: ClassVar[tuple[tuple[str, str], ...]] = ()
+    table_title = "Learners"
+    table_format = "{:.4f}"
+    group_tables: ClassVar[tuple[Any, ...]] = ()
+    figures: ClassVar[tuple[Any, ...]] = ()
+    card_text: ClassVar[dict[str, Any]] = {}
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         """The dataset, its targets and the learners' inputs."""
@@ -297,6 +313,31 @@ class Recipe:
         return kfold_splits(
             len(data.y), self.folds, self.seed, stratify=data.y if self.stratify else None
         )
+
+    def fields(self, run: Run) -> dict[str, Any]:
+        """What the templates may name: the recipe, the data and its size, the chosen learner,
+        the licence and the rebuild command."""
+        d = run.data
+        return {
+            "recipe": self,
+            "title": d.title,
+            "n": len(d.y),
+            "n_photos": d.n_photos,
+            "n_without": d.n_photos - len(d.y),
+            "data_hash": d.data_hash,
+            "extra": d.extra,
+            "chosen": run.chosen,
+            "folds": self.folds,
+            "seed": self.seed,
+            "licence": self.licence,
+            "rebuild": self.rebuild,
+        }
+
+    def summary(self, run: Run) -> dict[str, Any]:
+        """The protocol and the shipped learner's row (the model's and the manifest's ``cv``)."""
+        from facecore.training.publish import fill, rounded
+
+        return {"protocol": fill(self.protocol, self.fields(run)), **rounded(run.table[run.chosen])}
 
 
 @dataclass
@@ -381,19 +422,6 @@ def config_tag(doc: dict[str, Any]) -> str:
     import json
 
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def group_rows(
-    key: np.ndarray, y: np.ndarray, preds: dict[str, np.ndarray], order: Sequence[str]
-) -> list[list[Any]]:
-    """Per group of ``order`` (those present): ``[group, n, MAE of each prediction]``."""
-    rows = []
-    for g in order:
-        sel = key == g
-        if sel.any():
-            mae = [round(float(np.mean(np.abs(p[sel] - y[sel]))), 2) for p in preds.values()]
-            rows.append([g, int(sel.sum()), *mae])
-    return rows
 
 
 def train(

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "FILE_LINE",
     "INT8_CARD_NOTE",
     "TopRecipe",
     "calibration_maps",
     "dataset_maps",
+    "final_model",
     "dataset_views",
     "new_top",
     "train_top",
@@ -284,8 +286,43 @@ def train_top(
     return top.eval(), result
 
 
+def final_model(
+    run: Any, specs: Sequence[tuple[Any, ...]], bins: Any, int8_maps: Any = None, **model: Any
+) -> Any:
+    """What a top recipe ships: each top of ``specs`` (``(recipe, maps, maps_flipped,
+    maps_views, fold folder)``) trained on every row of ``run`` (checkpointed in
+    ``<folder>/ckpt-final``), as a :class:`~facecore.heads.distribution.TopDistributionModel`
+    (the first top the main one, the others its members; ``model`` its other fields), in int8
+    with ``int8_maps``. Sets ``run.seconds["final_fit"]``."""
+    from facecore.heads.distribution import TopDistributionModel
+    from facecore.nn.dlib_resnet import for_inference
+
+    tops, seconds = [], 0.0
+    for recipe, maps, flipped, views, folder in specs:
+        top, result = train_top(
+            maps,
+            run.data.targets,
+            recipe,
+            maps_flipped=flipped,
+            maps_views=views,
+            checkpoint_dir=Path(folder) / "ckpt-final",
+            device=run.device,
+            bins=bins,
+        )
+        tops.append(for_inference(top))
+        seconds += float(sum(r.seconds for r in result.history))
+    run.seconds["final_fit"] = seconds
+    out = TopDistributionModel(
+        top=tops[0], members=tuple(tops[1:]), bins=tuple(float(b) for b in bins), **model
+    )
+    return out if int8_maps is None else out.with_int8(int8_maps)
+
+
 #: Training photos whose maps set a quantized top's activation ranges.
 CALIBRATION_SIZE = 512
+
+#: The card's line on a top's file (fields ``file``, ``file_mb``, ``int8_note``).
+FILE_LINE = "File: `{file}` (float16 weights, {file_mb:.1f} MB){int8_note}"
 
 #: What a model card says of a top served in int8.
 INT8_CARD_NOTE = (

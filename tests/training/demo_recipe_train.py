@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from facecore.training.publish import rounded
+from facecore.training.publish import Figure
 from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run
 from facecore.training.tops import TopRecipe
 
@@ -34,6 +34,23 @@ class DemoAgeRecipe(Recipe):
     n_photos: int = 24
     top: TopRecipe = TopRecipe(start="stage4", epochs=3, batch_size=8, lr=1e-3)
     work_dir: Path = Path(".cache/demo_age")
+    licence, rebuild, bins = LICENCE, "pytest tests/training/test_recipe_head.py", BINS
+    protocol = "{folds}-fold KFold (seed {seed}) on {n} photos"
+    columns = (("MAE", "mae"), ("within 10 y", "within10"))
+    figures = (
+        Figure(
+            "scatter",
+            "scatter",
+            "Out-of-fold predicted against true age.",
+            {"title": "{name}: out-of-fold predictions ({chosen})"},
+        ),
+    )
+    card_text = {
+        "summary": "Age in decades (a demonstration head; never shipped).",
+        "model": ("Fine-tuned stages 4-5 of dlib's face ResNet; shipped: {chosen}.",),
+        "training_data": "{n_photos} UTKFace photos, {n} with a face.",
+        "evaluation": "{protocol}.",
+    }
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         from facecore.datasets import dataset_hash, load_utkface
@@ -82,29 +99,23 @@ class DemoAgeRecipe(Recipe):
         return min(("top", "top + correction"), key=lambda k: run.table[k]["mae"])
 
     def ship(self, run: Run, out: Path) -> Any:
-        from facecore.heads.distribution import TopDistributionModel
-        from facecore.nn.dlib_resnet import for_inference
-        from facecore.training.card import CardTable, ModelCard
         from facecore.training.learners import IsotonicCorrection
-        from facecore.training.publish import Shipped, scatter_png, top_entry
-        from facecore.training.tops import train_top
+        from facecore.training.publish import Shipped, top_entry
+        from facecore.training.tops import final_model
 
         data, x = run.data, run.data.extra
-        top, _ = train_top(
-            x["maps"], data.targets, self.top, maps_flipped=x["flipped"], device=run.device
-        )
         knots, temperature = None, 1.0
         if run.chosen == "top + correction":
             corr = IsotonicCorrection(BINS).fit(run.oof["top"].distributions, data.y)
             knots, temperature = corr.knots_, corr.temperature_
-        table = {k: rounded(v) for k, v in run.table.items()}
-        protocol = f"{self.folds}-fold KFold (seed {self.seed}) on {len(data.y)} photos"
-        model = TopDistributionModel(
-            top=for_inference(top),
-            bins=BINS,
+        summary = self.summary(run)
+        model = final_model(
+            run,
+            [(self.top, x["maps"], x["flipped"], None, Path(self.work_dir) / "cv")],
+            BINS,
             calibration=knots,
             temperature=temperature,
-            metadata={"name": out.name, "task": "demo_age", "cv": table[run.chosen]},
+            metadata={"name": out.name, "task": "demo_age", "cv": summary},
         )
         entry = top_entry(
             "demo_age",
@@ -113,28 +124,7 @@ class DemoAgeRecipe(Recipe):
             source="tests/training/demo_recipe_train.py (never shipped)",
             training_data=f"{data.n_photos} UTKFace photos (sha256 {data.data_hash[:16]})",
             licence=LICENCE,
-            metrics={"cv": {"protocol": protocol, **table[run.chosen]}},
             card=out.name + ".md",
-            rebuild="pytest tests/training/test_recipe_head.py",
+            rebuild=self.rebuild,
         )
-
-        def card(path: Path, figures: list[tuple[Path, str]]) -> ModelCard:
-            rows = [[k, m["mae"], m["within10"]] for k, m in table.items()]
-            return ModelCard(
-                name=out.name,
-                summary="Age in decades (a demonstration head; never shipped).",
-                licence=LICENCE,
-                model=[f"Fine-tuned stages 4-5 of dlib's face ResNet; shipped: {run.chosen}."],
-                training_data=f"{data.n_photos} UTKFace photos, {len(data.y)} with a face.",
-                evaluation=protocol + ".",
-                tables=[CardTable("Learners", ["learner", "MAE", "within 10 y"], rows)],
-                figures=figures,
-                rebuild="pytest tests/training/test_recipe_head.py",
-            )
-
-        scatter = (
-            lambda p: scatter_png(p, data.y, run.oof[run.chosen].values, "demo_age: OOF"),
-            "Out-of-fold predicted against true age.",
-        )
-        cv = {"protocol": protocol, "learners": table, "shipped": run.chosen}
-        return Shipped(model, ".pt", cv, lambda p: entry, card, {"scatter": scatter})
+        return Shipped(model, ".pt", {"shipped": run.chosen}, lambda p: entry)

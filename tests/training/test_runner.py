@@ -4,13 +4,12 @@ on tiny synthetic maps (their load step aside): CV, choice, final fit, every art
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from facecore.ldl.distributions import gaussian_label_distribution
-from facecore.training.runner import Data, cross_validate, group_rows
+from facecore.training.runner import Data, cross_validate
 from facecore.training.tops import TopRecipe
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -105,8 +104,7 @@ def test_ldl_recipe_end_to_end(tmp_path):
             "rule": "tiny",
             "sigma": None,
             "maps": {"stage4": (maps, maps[..., ::-1].copy())},
-            "dataset": SimpleNamespace(relative_paths=[f"p{i}.jpg" for i in range(60)]),
-            "rows": np.arange(60),
+            "names": [f"p{i}.jpg" for i in range(60)],
         },
     )
     recipe = LdlRecipe(dataset="mebeauty", folds=3, top=TINY, work_dir=tmp_path / "w")
@@ -130,7 +128,29 @@ def test_ldl_recipe_end_to_end(tmp_path):
     assert "Learners in the same folds" in res.card_path.read_text()
 
 
-def test_group_rows():
+def test_group_docs_and_their_card_tables():
+    """Per-group tables of every learner's MAE (in the groups' order) and of the shipped
+    learner's metrics (sorted groups)."""
+    from facecore.training.publish import GroupTable, _group_table, group_docs
+    from facecore.training.runner import OutOfFold, Recipe, Run
+
     y = np.array([1.0, 2.0, 3.0, 4.0])
-    rows = group_rows(np.array(["a", "b", "a", "c"]), y, {"p": y + 1}, ["c", "a", "z"])
-    assert rows == [["c", 1, 1.0], ["a", 2, 1.0]]
+    recipe = Recipe()
+    recipe.group_tables = (
+        GroupTable("by_g", "g", "MAE by g", ("c", "a", "z")),
+        GroupTable("per_group", "g", "{chosen} per g", of="shipped"),
+    )
+    data = Data(y=y, features={}, groups={"g": np.array(["a", "b", "a", "c"])})
+    run = Run(recipe, data, [], chosen="p")
+    run.oof = {"p": OutOfFold(y + np.array([1.0, 2.0, -1.0, 0.5]), None, [], [])}
+    run.table = {"p": {}}
+    docs = group_docs(run)
+    assert docs["by_g"] == {"c": {"n": 1, "p": 0.5}, "a": {"n": 2, "p": 1.0}}
+    assert list(docs["per_group"]) == ["a", "b", "c"]
+    assert docs["per_group"]["a"]["mae"] == 1.0 and docs["per_group"]["a"]["n"] == 2
+    table = _group_table(recipe.group_tables[1], docs["per_group"], {"chosen": "p"})
+    assert table.title == "p per g" and table.header == ["g", "n", "PC", "MAE", "RMSE"]
+    assert _group_table(recipe.group_tables[0], docs["by_g"], {}).rows == [
+        ["c", 1, 0.5],
+        ["a", 2, 1.0],
+    ]
