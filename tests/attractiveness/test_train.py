@@ -12,10 +12,7 @@ from facecore.attractiveness.model import AttractivenessModel, AttractivenessSta
 from facecore.attractiveness.train import (
     LICENCE,
     ClassicalRecipe,
-    TableRow,
-    _load_dataset,
     choose_fusion,
-    extract_dataset_features,
     format_table,
     model_card,
 )
@@ -39,7 +36,8 @@ FUSION_ROWS = [
 
 
 def row(name: str, members: tuple[str, ...], pc: float, mae: float, kind: str = "fusion"):
-    return TableRow(name, kind, members, "svr", pc, mae, mae * 1.3, 0.01)
+    return {"name": name, "kind": kind, "members": list(members), "learner": "svr", "pc": pc}| {
+        "mae": mae, "rmse": mae * 1.3, "pc_fold_sd": 0.01}  # fmt: skip
 
 
 def test_licence_names_the_shared_data_licence() -> None:
@@ -61,30 +59,7 @@ def test_card_of_the_shipped_model_is_reproduced() -> None:
     """The card writer, fed the shipped model's cv.json and joblib, gives its card."""
     cv = json.loads(SHIPPED.with_suffix(".cv.json").read_text(encoding="utf-8"))
     model = AttractivenessModel.load(SHIPPED.with_suffix(".joblib"))
-    rows = [
-        TableRow(r["name"], r["kind"], tuple(r["members"]), r["learner"], r["pc"], r["mae"],
-                 r["rmse"], r["pc_fold_sd"])
-        for r in cv["rows"]
-    ]  # fmt: skip
-    card = model_card(
-        cv["name"],
-        n_photos=cv["n_photos"],
-        n_used=cv["n_with_face"],
-        n_no_face=cv["n_no_face"],
-        data_hash=cv["dataset_sha256"],
-        table=rows,
-        chosen=next(r for r in rows if r.name == cv["chosen"]),
-        per_group=cv["per_group"],
-        regressor=model.regressor,
-        blocks=model.blocks,
-        extractor=model.extractor,
-        timings=cv["timings"],
-        size_mb=cv["model_file_mb"],
-        versions=cv["packages"],
-        folds=cv["folds"],
-        inner_folds=cv["inner_folds"],
-        seed=cv["seed"],
-    )
+    card = model_card(cv, model, SHIPPED.with_suffix(".joblib").stat().st_size / 1e6)
     shipped = SHIPPED.with_suffix(".md").read_text(encoding="utf-8")
     # The one format change of the card writer: "Package versions:" starts its own line.
     shipped = shipped.replace("table. Package versions:", "table.\nPackage versions:")
@@ -101,7 +76,7 @@ def test_choose_fusion_rule() -> None:
         row("worse", ("deep", "texture"), 0.89, 0.20),
     ]
     # Feature sets and single members are never chosen; ties go to lower MAE, then fewer members.
-    assert choose_fusion(rows).name == "pair-better-mae"
+    assert choose_fusion(rows)["name"] == "pair-better-mae"
     with pytest.raises(ValueError):
         choose_fusion(rows[:2])
     text = format_table(rows, "pair")
@@ -135,26 +110,29 @@ def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
     assert res.cv_path.read_text().startswith('{\n  "name": "tiny_scut"')  # as shipped: indent 2
 
     # The table: every feature set x learner, every fusion alone and with deep.
-    rows = [TableRow(r["name"], r["kind"], tuple(r["members"]), r["learner"], r["pc"], r["mae"],
-                     r["rmse"], r["pc_fold_sd"]) for r in cv["rows"]]  # fmt: skip
-    names = [r.name for r in rows]
+    rows = cv["rows"]
+    names = [r["name"] for r in rows]
     expected = [f for f in FEATURE_ROWS for _ in ("svr", "rf")]
     expected += [f"fusion: {c}" for c in FUSION_ROWS] + [f"fusion: deep + {c}" for c in FUSION_ROWS]
     assert names == expected
-    assert [r.learner for r in rows[:12]] == ["svr", "rf"] * 6
-    assert all(np.isfinite([r.mae, r.rmse]).all() for r in rows)
-    chosen = next(r for r in rows if r.name == cv["chosen"])
-    assert chosen.kind == "fusion" and len(chosen.members) >= 2
+    assert [r["learner"] for r in rows[:12]] == ["svr", "rf"] * 6
+    assert all(np.isfinite([r["mae"], r["rmse"]]).all() for r in rows)
+    chosen = next(r for r in rows if r["name"] == cv["chosen"])
+    assert chosen["kind"] == "fusion" and len(chosen["members"]) >= 2
     # Learning, not just finite numbers: shuffled labels or a broken feature block give PC ~ 0.
     name, pc, mae = TINY_CHOSEN
-    assert chosen.pc == pytest.approx(pc, abs=0.05) and chosen.mae <= 1.15 * mae
-    deep_svr = next(r for r in rows if (r.name, r.learner) == ("deep896", "svr"))
-    assert deep_svr.pc == pytest.approx(TINY_DEEP_SVR_PC, abs=0.05)
-    assert chosen.name == name
-    assert reported == [format_table(rows, chosen.name)] and "(chosen)" in reported[0]
+    assert chosen["pc"] == pytest.approx(pc, abs=0.05) and chosen["mae"] <= 1.15 * mae
+    deep_svr = next(r for r in rows if (r["name"], r["learner"]) == ("deep896", "svr"))
+    assert deep_svr["pc"] == pytest.approx(TINY_DEEP_SVR_PC, abs=0.05)
+    assert chosen["name"] == name
+    assert reported == [format_table(rows, name)] and "(chosen)" in reported[0]
+    assert [list(r) for r in rows[12:13]] == [
+        ["name", "kind", "members", "learner", "pc", "mae", "rmse", "pc_fold_sd"]
+        + ["mean_weights_and_intercept"]
+    ]
 
     # cv.json, card, manifest entry.
-    assert cv["chosen"] == chosen.name and set(cv["per_group"]) <= {"AF", "AM", "CF", "CM"}
+    assert set(cv["per_group"]) <= {"AF", "AM", "CF", "CM"}
     assert sum(g["n"] for g in cv["per_group"].values()) == 40
     card = res.card_path.read_text()
     assert LICENCE in card and cv["dataset_sha256"] in card and "| group |" in card
@@ -163,7 +141,7 @@ def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
     assert spec.sha256 == sha256_file(res.model_path)
     assert spec.licence == LICENCE
     assert cv["dataset_sha256"] in spec.training_data
-    assert spec.extra["metrics"]["cv"]["pc"] == pytest.approx(chosen.pc, abs=1e-4)
+    assert spec.extra["metrics"]["cv"]["pc"] == chosen["pc"]
     assert spec.inputs and spec.source and spec.extra["rebuild"]
     # The structured fields the shipped entry carries (a rebuild must keep them).
     assert (spec.task, spec.architecture, spec.input_size) == (
@@ -183,20 +161,21 @@ def test_tiny_end_to_end_run(tmp_path: Path, data_root: Path) -> None:
     model = scorer.load()
     assert set(model.blocks) == {
         {"deep": "deep", "geometric": "geometric", "texture": "blbp", "pcanet": "pcanet"}[m]
-        for m in chosen.members
+        for m in chosen["members"]
     }
     from facecore.analyzer import FaceAnalyzer
 
     # Train/serve consistency: serving a training photo gives the score its cached training
     # features give.
-    ds = _load_dataset(data_root, 40, 0)
-    feats = extract_dataset_features(ds, model.extractor, cache_dir=tmp_path / "cache")
-    assert feats.from_cache
+    data = recipe.load(data_root)
+    ds, feats = data.extra["dataset"], data.extra["features"]
+    assert feats.from_cache and len(ds) == 40
     for i in (0, 17):
         image = load_image(ds.paths[i])
         faces = FaceAnalyzer(stages=("trunk",)).analyze(image)
         served = scorer(image, faces)[0].predictions["attractiveness"].value
-        trained = model.predict_matrix(feats.matrix(model.layout, np.array([i])))[0]
+        x = np.concatenate([feats.blocks[b][i].ravel() for b, _ in model.layout])
+        trained = model.predict_matrix(x[None].astype(np.float32))[0]
         assert served == pytest.approx(trained, abs=1e-4)
 
     # A rerun reads the cache and reproduces the table exactly (fixed seeds).
