@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         help="train only the first K CV folds and compare them with every other recipe's saved "
         "folds (nothing written to --out; a full run later resumes from these folds)",
     )
+    ap.add_argument(
+        "--max-grad-norm",
+        type=float,
+        default=1.0,
+        help="clip the top's gradient norm to this (0: no clipping, as folds trained before "
+        "clipping existed; their caches resume only with 0)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     args = ap.parse_args(argv)
     logging.basicConfig(
@@ -64,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             lr=args.lr,
             expectation_weight=args.expectation_weight,
             jitter=args.jitter,
+            max_grad_norm=args.max_grad_norm or None,
         ),
         work_dir=args.work_dir,
     )
