@@ -399,8 +399,16 @@ class Server:
         self.log.close()
 
 
-#: ``facecore serve`` with its defaults (the overload and soak modes).
-SERVE = [sys.executable, "-m", "facecore", "serve", "--host", "127.0.0.1", "--port", "{port}"]
+#: ``facecore serve`` with its defaults (the overload and soak modes): the console script
+#: installed next to this interpreter.
+SERVE = [
+    str(Path(sys.executable).with_name("facecore")),
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+]
 #: uvicorn without access log (the scaling mode).
 UVICORN = [
     sys.executable,
