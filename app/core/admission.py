@@ -13,9 +13,16 @@ successful requests a second fell by 40%.
 
 The body is left unread: the server discards it (uvicorn reads and drops what follows a
 complete response) and the connection stays open for the next request, so the client gets the
-503 rather than a reset. Every other route (``/healthz``, ``/readyz``, ``/metrics``, the docs,
-``GET /v1/stages``) and every other method passes through. A request that passes and then finds
-the queue full once its body is read is still refused by the engine.
+503 rather than a reset and does not pay for a new connection. A refusal costs as little as
+it can, because under overload refusals can take the CPU the workers need: its
+answer is built once per queue length and reused, and it is logged in the access log's
+once-a-second summary of refusals, not one record each (the request is marked with
+:data:`~app.core.middleware.REFUSED`; :class:`~app.core.middleware.RequestContext` still counts
+it in the request metrics and echoes its request id).
+
+Every other route (``/healthz``, ``/readyz``, ``/metrics``, the docs, ``GET /v1/stages``) and
+every other method passes through. A request that passes and then finds the queue full once
+its body is read is still refused by the engine.
 
 This module implements no paper.
 """
@@ -30,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.errors import error_body
 from app.core.metrics import Metrics
+from app.core.middleware import REFUSED
 
 __all__ = ["Admission"]
 
@@ -58,6 +66,8 @@ class Admission:
         self.state = state
         self.routes = dict(routes)
         self.rejected = metrics.rejected.labels("overloaded")
+        # (images waiting, Retry-After) -> (status, headers, body) of the answer
+        self._answers: dict[tuple[int, int], tuple[int, list[tuple[bytes, bytes]], bytes]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -66,18 +76,31 @@ class Admission:
                 engine = getattr(self.state, "engine", None)
                 if engine is not None and not engine.closing and engine.full:
                     scope["route"] = route
+                    scope[REFUSED] = "overloaded"
                     await self._refuse(engine, send)
                     return
         await self.app(scope, receive, send)
 
+    def answer(self, engine: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The status, headers and body of the engine's 503 ``overloaded`` now (built once for
+        each count of images waiting)."""
+        key = (engine.queued, engine.retry_after_s)
+        cached = self._answers.get(key)
+        if cached is None:
+            err = engine.overloaded()
+            body = json.dumps(error_body(err.code, err.message)).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in (err.headers or {}).items()),
+            ]
+            cached = (err.status, headers, body)
+            if len(self._answers) < 1024:  # a queue longer than that builds the rest each time
+                self._answers[key] = cached
+        return cached
+
     async def _refuse(self, engine: Any, send: Send) -> None:
         self.rejected.inc()
-        err = engine.overloaded()
-        body = json.dumps(error_body(err.code, err.message)).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in (err.headers or {}).items()),
-        ]
-        await send({"type": "http.response.start", "status": err.status, "headers": headers})
+        status, headers, body = self.answer(engine)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

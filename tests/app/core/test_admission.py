@@ -2,10 +2,16 @@
 before the body is read; other routes pass; requests are taken again once the queue drains."""
 
 import asyncio
+import json
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.admission import Admission
+from app.core.engine import Engine
+from app.core.metrics import Metrics
+from app.core.middleware import REFUSED
 from app.main import create_app
 
 
@@ -16,8 +22,9 @@ def full_app(settings, fake_analyzer):
         yield c
 
 
-def call(app, method, path):
-    """One ASGI call whose ``receive`` records being called; the messages sent back."""
+def call(app, method, path, scope_out=None):
+    """One ASGI call whose ``receive`` records being called; the messages sent back (the scope
+    is appended to ``scope_out``)."""
     sent, received = [], []
 
     async def receive():
@@ -41,6 +48,8 @@ def call(app, method, path):
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 2),
     }
+    if scope_out is not None:
+        scope_out.append(scope)
     asyncio.run(app(scope, receive, send))
     return sent, received
 
@@ -59,8 +68,6 @@ def test_refused_before_the_body_is_read(full_app, monkeypatch, path):
     headers = dict(start["headers"])
     assert headers[b"retry-after"] == b"3"
     assert headers[b"content-type"] == b"application/json"
-    import json
-
     error = json.loads(body["body"])
     assert set(error) == {"error"} and error["error"]["code"] == "overloaded"
     assert error["error"]["message"].startswith("the server is busy")
@@ -77,3 +84,39 @@ def test_other_routes_pass_and_the_queue_drains(full_app, monkeypatch, png):
     assert 'facecore_rejected_total{reason="overloaded"} 1.0' in full_app.get("/metrics").text
     monkeypatch.undo()  # the queue drained
     assert full_app.post("/v1/faces", files={"file": png}).status_code == 200
+
+
+def test_the_refusal_is_built_once_for_each_queue_length():
+    """The answer names the images waiting and is reused while that count holds; the request is
+    marked refused (for the access log's summary) and named by its route."""
+    engine = Engine(None, queue_size=2, batch_max=1, retry_after_s=4)  # not started
+    route = SimpleNamespace(methods={"POST"}, path="/v1/analyze")
+
+    async def inner(scope, receive, send):
+        raise AssertionError("a refused request reached the app")
+
+    metrics = Metrics()
+    admission = Admission(
+        inner, state=SimpleNamespace(engine=engine), routes={route.path: route}, metrics=metrics
+    )
+    engine._pending.extend([object()] * 3)
+    scopes = []
+    sent, received = call(admission, "POST", "/v1/analyze", scopes)
+    assert received == [] and sent[0]["status"] == 503
+    assert scopes[0][REFUSED] == "overloaded" and scopes[0]["route"] is route
+    assert dict(sent[0]["headers"])[b"retry-after"] == b"4"
+    assert json.loads(sent[1]["body"]) == {
+        "error": {
+            "code": "overloaded",
+            "message": "the server is busy (3 images waiting); try again shortly",
+        }
+    }
+    assert admission.answer(engine) is admission.answer(engine)
+    engine._pending.append(object())
+    sent, _ = call(admission, "POST", "/v1/analyze")
+    assert b"(4 images waiting)" in sent[1]["body"]
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(sent[1]["body"])).encode()
+    assert metrics.rejected.labels("overloaded")._value.get() == 2
+    engine._pending.clear()  # an empty queue takes a request: it reaches the app
+    with pytest.raises(AssertionError, match="reached the app"):
+        call(admission, "POST", "/v1/analyze")
