@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.admission import Admission
+from app.core.admission import Admission, RefusalPacer
 from app.core.engine import Engine
 from app.core.metrics import Metrics
 from app.core.middleware import REFUSED
@@ -120,3 +120,66 @@ def test_the_refusal_is_built_once_for_each_queue_length():
     engine._pending.clear()  # an empty queue takes a request: it reaches the app
     with pytest.raises(AssertionError, match="reached the app"):
         call(admission, "POST", "/v1/analyze")
+
+
+def test_the_pacer_answers_rate_refusals_a_second_and_the_rest_in_turn():
+    now = [100.0]
+    pacer = RefusalPacer(rate=100.0, max_wait=0.055, clock=lambda: now[0])
+    # Refusals 10 ms apart or more never wait.
+    assert pacer.delay() == 0.0
+    now[0] += 0.010
+    assert pacer.delay() == 0.0
+    # A burst: each takes the next turn, 10 ms after the last, while the wait is <= 55 ms ...
+    waits = [round(pacer.delay(), 6) for _ in range(7)]
+    assert waits == [0.01, 0.02, 0.03, 0.04, 0.05, 0.055, 0.055]  # ... then 55 ms, no turn
+    now[0] += 0.07  # past the last turn taken: free again
+    assert pacer.delay() == 0.0
+    assert RefusalPacer(rate=0.0, max_wait=1.0).delay() == 0.0  # off
+
+
+def test_refusals_past_the_rate_wait_their_turn():
+    """Through the app: with the default settings (100 a second, at most 0.5 s), 11 refusals at
+    once are answered over about 0.1 s; a request that is not refused does not wait."""
+    import time
+
+    from app.core.config import Settings
+
+    settings = Settings()
+    assert (settings.refusal_rate, settings.refusal_wait_s) == (100.0, 0.5)
+    engine = Engine(None, queue_size=2, batch_max=1)
+    engine._pending.extend([object()] * 3)
+    route = SimpleNamespace(methods={"POST"}, path="/v1/analyze")
+    answered = []
+
+    async def inner(scope, receive, send):
+        answered.append(scope["path"])
+
+    admission = Admission(
+        inner,
+        state=SimpleNamespace(engine=engine),
+        routes={route.path: route},
+        metrics=Metrics(),
+        pacer=RefusalPacer(settings.refusal_rate, settings.refusal_wait_s),
+    )
+
+    async def one(path):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+        await admission(scope, None, send)
+        return time.monotonic(), sent
+
+    async def run():
+        t0 = time.monotonic()
+        refused = await asyncio.gather(*(one("/v1/analyze") for _ in range(11)))
+        passed, _ = await one("/v1/other")
+        return t0, refused, passed
+
+    t0, refused, passed = asyncio.run(run())
+    done = sorted(t - t0 for t, _ in refused)
+    assert all(sent[0]["status"] == 503 for _, sent in refused)
+    assert done[0] < 0.05 and 0.1 <= done[-1] < 0.4
+    assert answered == ["/v1/other"]
