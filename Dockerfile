@@ -165,6 +165,10 @@ ENV FACECORE_REQUEST_TIMEOUT_S=30
 ENV FACECORE_BODY_TIMEOUT_S=10
 # Retry-After of a 503, s.
 ENV FACECORE_RETRY_AFTER_S=1
+# Refusals of a full queue answered a second at once; past it each waits its turn (0: never).
+ENV FACECORE_REFUSAL_RATE=100
+# Longest a refusal waits its turn, s.
+ENV FACECORE_REFUSAL_WAIT_S=0.5
 # After SIGTERM, how long in-flight requests may take, s (keep `docker stop -t` above it).
 ENV FACECORE_SHUTDOWN_TIMEOUT_S=30
 # Log records as "json" (one object a line) or "text".

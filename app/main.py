@@ -29,7 +29,7 @@ from fastapi.middleware.cors import CORSMiddleware
 import facecore
 from app.api.deps import queued_routes
 from app.api.routes import age, analyze, beautify, compare, faces, health, score, stages, web
-from app.core.admission import Admission
+from app.core.admission import Admission, RefusalPacer
 from app.core.auth import ApiKeyAuth
 from app.core.config import Settings, get_settings, unknown_variables
 from app.core.engine import Engine
@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None, analyzer: FaceAnalyzer | None =
         state=app.state,
         routes=queued_routes(r for router in routers for r in router.routes),
         metrics=metrics,
+        pacer=RefusalPacer(settings.refusal_rate, settings.refusal_wait_s),
     )
     app.add_middleware(ApiKeyAuth, keys=settings.keys, metrics=metrics)
     if settings.origins:

@@ -353,6 +353,8 @@ def test_dockerignore_sends_every_copied_file_and_nothing_private() -> None:
         "tests/test_wheel.py",
         "bench.json",
         "loadtest.json",
+        "overload.json",
+        "soak.json",
         "out.csv",
         "facecore/__pycache__/cli.cpython-311.pyc",
         "app/api/__pycache__/deps.cpython-311.pyc",

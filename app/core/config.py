@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(10.0, gt=0.0)
     #: ``Retry-After`` of a 503, seconds.
     retry_after_s: int = Field(1, ge=0)
+    #: Refusals of a full queue answered a second at once; past this rate each waits its turn
+    #: (up to ``refusal_wait_s``) before its 503, so that clients that ignore ``Retry-After``
+    #: cannot take the workers' CPU with refusals (0: never wait; app.core.admission).
+    refusal_rate: float = Field(100.0, ge=0.0)
+    #: Longest a refusal waits its turn, seconds; one that would wait longer is answered at once.
+    refusal_wait_s: float = Field(0.5, ge=0.0, le=10.0)
     #: After SIGTERM, how long in-flight requests may take before the server stops anyway.
     shutdown_timeout_s: float = Field(30.0, ge=0.0)
 

@@ -289,7 +289,12 @@ class ProcessBackend:
             w.start()
 
     async def wait_ready(self, slot: int) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._io, self._workers[slot].wait_ready)
+        """Return once worker ``slot`` has loaded its models (or failed to): at once when it
+        has, without a trip through the I/O threads (the dispatcher asks before every task)."""
+        worker = self._workers[slot]
+        if worker.state != "loading":
+            return
+        await asyncio.get_running_loop().run_in_executor(self._io, worker.wait_ready)
 
     async def run(self, slot: int, task: Task) -> BatchOutcome:
         w = self._workers[slot]

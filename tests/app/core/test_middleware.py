@@ -1,5 +1,6 @@
 """Request ids, structured logs, the 500 handler, 405 answers and the metrics."""
 
+import asyncio
 import json
 import logging
 
@@ -8,7 +9,8 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from app.core.logs import JsonFormatter
-from app.core.middleware import valid_request_id
+from app.core.metrics import Metrics
+from app.core.middleware import REFUSED, Lifecycle, RequestContext, valid_request_id
 from app.main import create_app
 
 
@@ -114,3 +116,53 @@ def test_metrics(fake_client, png):
         'facecore_workers{state="loading"} 2.0',
     ]:
         assert line in text, line
+
+
+def test_refusals_are_logged_in_one_summary_a_second(caplog):
+    """A request marked refused (by Admission) gets no access record of its own: one summary
+    record per interval counts them; it is still counted in the metrics and gets an id. An
+    unmarked 503 keeps its own record."""
+    sent = []
+
+    async def inner(scope, receive, send):
+        if scope["path"] == "/v1/analyze":
+            scope[REFUSED] = "overloaded"
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    metrics = Metrics()
+    context = RequestContext(
+        inner, metrics=metrics, lifecycle=Lifecycle(), timeout_s=5.0, refusal_log_s=0.05
+    )
+
+    async def run():
+        def scope(path):
+            return {"type": "http", "method": "POST", "path": path, "headers": []}
+
+        for _ in range(5):
+            await context(scope("/v1/analyze"), receive, send)
+        await context(scope("/v1/faces"), receive, send)
+        await asyncio.sleep(0.3)
+        for _ in range(2):
+            await context(scope("/v1/analyze"), receive, send)
+        await asyncio.sleep(0.3)
+
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        asyncio.run(run())
+    records = [r for r in caplog.records if r.name == "app.access"]
+    assert [(r.status, getattr(r, "count", None)) for r in records] == [
+        (503, None),  # /v1/faces, logged as it ends
+        (503, 5),
+        (503, 2),
+    ]
+    assert records[1].reason == "overloaded" and 0.05 <= records[1].seconds < 0.3
+    assert records[1].getMessage().startswith("5 requests refused (overloaded) in ")
+    assert metrics.requests.labels("unmatched", "POST", "503")._value.get() == 8
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert all(dict(m["headers"]).get(b"x-request-id") for m in starts) and len(starts) == 8

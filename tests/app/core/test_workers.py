@@ -75,3 +75,18 @@ def test_a_worker_that_cannot_build_its_analyzer_is_reported():
     ready, states, error = asyncio.run(run())
     assert not ready and states == {"failed": 1}
     assert "no_such_stage" in error
+
+
+def test_a_ready_worker_is_not_waited_for():
+    """The dispatcher asks before every task: once the worker has loaded (or failed), the answer
+    comes at once, without the I/O threads (shut here: using them would raise)."""
+    config = AnalyzerConfig(detector="hog", stages=())
+    backend = ProcessBackend(config, workers=2, threads=1, preload=False, hard_timeout=60)
+    backend._io.shutdown()
+    backend._workers[0].state = "ready"
+    backend._workers[1].state = "failed"
+    asyncio.run(backend.wait_ready(0))
+    asyncio.run(backend.wait_ready(1))
+    backend._workers[0].state = "loading"  # still loading: it waits for the worker, in a thread
+    with pytest.raises(RuntimeError, match="shutdown"):
+        asyncio.run(backend.wait_ready(0))
