@@ -7,7 +7,8 @@ The library's timings run with the machine's thread count as it is (torch and Op
 cores here); the ``http_request_*`` timings come last, through the app, whose thread workers
 use one thread each (the service's default ``FACECORE_WORKER_THREADS``).
 
-First it times the large-photo case: ``tests/fixtures/obama.jpg`` enlarged to 3024x3780, JPEG
+It times ``facecore.analyze`` against face_recognition on the bench photo (the 350x350 case)
+and on a large photo: ``tests/fixtures/obama.jpg`` enlarged to 3024x3780, JPEG
 q 90 (``scripts/make_large_photo.py``), through ``facecore.analyze`` (the default heads) against
 face_recognition's ``face_locations`` + ``face_landmarks`` + ``face_encodings`` with their
 defaults, both from the JPEG bytes (decoding included), reported as the ratio of the medians.
@@ -201,25 +202,20 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     }
 
 
-def large_photo_case(repeat: int) -> dict[str, object]:
-    """``facecore.analyze`` on the large photo against face_recognition's detect + landmarks +
-    encode on the same JPEG bytes; the ratio is facecore's median over face_recognition's."""
+def versus_face_recognition(data: bytes, label: str, repeat: int) -> dict[str, object]:
+    """``facecore.analyze`` on the JPEG bytes ``data`` against face_recognition's detect +
+    landmarks + encode on the same bytes (decoding included in both); the ratio is facecore's
+    median over face_recognition's."""
     import io
-    import tempfile
 
     try:
         import face_recognition
     except ImportError:
         raise SystemExit(
-            "the large-photo case needs face_recognition: make install, or "
+            "the face_recognition cases need face_recognition: make install, or "
             'pip install --no-deps "face-recognition==1.3.0"'
         ) from None
-    from make_large_photo import SIZE, make_large_photo  # scripts/ is sys.path[0]
-
     import facecore
-
-    with tempfile.TemporaryDirectory() as tmp:
-        data = make_large_photo(Path(tmp) / "large.jpg").read_bytes()
 
     def theirs() -> None:
         image = face_recognition.load_image_file(io.BytesIO(data))
@@ -228,16 +224,28 @@ def large_photo_case(repeat: int) -> dict[str, object]:
         face_recognition.face_encodings(image, locations)
 
     if len(facecore.analyze(data)) != 1:
-        raise SystemExit("the large photo must have one face for facecore")
+        raise SystemExit(f"{label} must have one face for facecore")
     ours = timeit(lambda: facecore.analyze(data), repeat)
     other = timeit(theirs, repeat, warmup=1)
     return {
-        "image": f"tests/fixtures/obama.jpg enlarged to {SIZE[0]}x{SIZE[1]}, JPEG q 90",
+        "image": label,
         "bytes": len(data),
         "facecore_analyze": ours,
         "face_recognition_detect_landmarks_encode": other,
         "ratio_median": round(ours["median_ms"] / other["median_ms"], 4),
     }
+
+
+def large_photo_case(repeat: int) -> dict[str, object]:
+    """:func:`versus_face_recognition` on ``tests/fixtures/obama.jpg`` enlarged to 11 MP."""
+    import tempfile
+
+    from make_large_photo import SIZE, make_large_photo  # scripts/ is sys.path[0]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_large_photo(Path(tmp) / "large.jpg").read_bytes()
+    label = f"tests/fixtures/obama.jpg enlarged to {SIZE[0]}x{SIZE[1]}, JPEG q 90"
+    return versus_face_recognition(data, label, repeat)
 
 
 SCUT_IMAGES = ROOT.parent / "shared" / "data" / "scut-fbp5500" / "images"
@@ -348,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before the app's thread workers change this process's thread count (pipeline_stages).
     large = large_photo_case(args.repeat)
+    small = versus_face_recognition(data, str(image), args.repeat)
     results = {}
     for name, fn in pipeline_stages(data).items():
         results[name] = timeit(fn, args.repeat)
@@ -371,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "stages": results,
         "large_photo": large,
+        "bench_photo_vs_face_recognition": small,
         "busy_core": busy,
         "stub_top_head_share_of_trunk": round(top_share, 3),
         "stub_top_head_share_of_trunk_batch8": round(top_share8, 3),
@@ -387,12 +397,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stage':<26}{'median ms':>11}{'p90 ms':>10}{'mean ms':>10}")
     for name, r in results.items():
         print(f"{name:<26}{r['median_ms']:>11.2f}{r['p90_ms']:>10.2f}{r['mean_ms']:>10.2f}")
-    ours, other = large["facecore_analyze"], large["face_recognition_detect_landmarks_encode"]
-    print(
-        f"large photo ({large['image']}): facecore.analyze {ours['median_ms']:.1f} ms, "
-        f"face_recognition detect + landmarks + encode {other['median_ms']:.1f} ms, "
-        f"ratio {large['ratio_median']:.3f}"
-    )
+    for case in (small, large):
+        ours, other = case["facecore_analyze"], case["face_recognition_detect_landmarks_encode"]
+        print(
+            f"{case['image']}: facecore.analyze {ours['median_ms']:.1f} ms, "
+            f"face_recognition detect + landmarks + encode {other['median_ms']:.1f} ms, "
+            f"ratio {case['ratio_median']:.3f}"
+        )
     print(f"stub top head (stages 4-5) per face = {top_share:.1%} of trunk_torch_per_chip")
     print(f"stub top head, 8 faces = {top_share8:.1%} of trunk_torch_batch8")
     print(f"stub top head in float32 per face = {float_share:.1%} of trunk_torch_per_chip")
