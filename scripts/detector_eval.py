@@ -385,6 +385,9 @@ class Tolerances:
     nme: float = 0.05
 
 
+NOT_MEASURED = "not measured"
+
+
 def _criterion(name: str, ok: bool | None, detail: str) -> dict[str, Any]:
     return {"criterion": name, "ok": bool(ok) if ok is not None else False, "detail": detail}
 
@@ -409,7 +412,7 @@ def criteria(
     def compare(name: str, path: tuple[str, ...], better: str, slack: float = 0.0) -> None:
         c, b = get(cand, *path), get(base, *path)
         if c is None or b is None:
-            out.append(_criterion(name, None, "not measured"))
+            out.append(_criterion(name, None, NOT_MEASURED))
             return
         ok = c >= b - slack if better == "higher" else c <= b + slack
         out.append(_criterion(name, ok, f"{c} vs {b}"))
@@ -418,7 +421,7 @@ def criteria(
         c = get(cand, "timing", size, "analyze", "median_ms")
         b = get(base, "timing", size, "analyze", "median_ms")
         if c is None or b is None:
-            out.append(_criterion(f"faster analyze, {size} px", None, "not measured"))
+            out.append(_criterion(f"faster analyze, {size} px", None, NOT_MEASURED))
         else:
             out.append(_criterion(f"faster analyze, {size} px", c < b, f"{c} ms vs {b} ms"))
     compare("dlib_faces recall", ("fixtures", "dlib_faces", "recall"), "higher")
@@ -428,14 +431,14 @@ def criteria(
     compare("no_face false positives", ("fixtures", "no_face", "faces"), "lower")
     nme = get(cand, "fixtures", "landmarks", "paired_baseline")
     if nme is None or nme["a"] is None:
-        out.append(_criterion("landmark NME (faces both found)", None, "not measured"))
+        out.append(_criterion("landmark NME (faces both found)", None, NOT_MEASURED))
     else:
         ok = nme["a"] <= nme["b"] * (1 + tol.nme)
         detail = f"{nme['a']} vs {nme['b']} on {nme['n']} faces (tolerance {tol.nme:.0%})"
         out.append(_criterion("landmark NME (faces both found)", ok, detail))
     lost = get(cand, "golden", "lost")
     if lost is None:
-        out.append(_criterion("golden faces kept", None, "not measured"))
+        out.append(_criterion("golden faces kept", None, NOT_MEASURED))
     else:
         out.append(_criterion("golden faces kept", lost == 0, f"{lost} lost"))
     for name, spec in LABELLED.items():
@@ -444,7 +447,7 @@ def criteria(
         for metric in spec.metrics:
             label = f"{name} {LABELLED[name].model} {metric.upper()} (photos both found)"
             if paired is None or paired["a"][metric] is None or paired["b"][metric] is None:
-                out.append(_criterion(label, None, "not measured"))
+                out.append(_criterion(label, None, NOT_MEASURED))
                 continue
             c, b = paired["a"][metric], paired["b"][metric]
             if metric == "pc":
@@ -983,7 +986,11 @@ def decision_text(decision: Mapping[str, Any]) -> str:
         if c["passes"]:
             lines.append(f"- `{spec}`: passes every criterion")
             continue
-        why = "; ".join(f"{x['criterion']} ({x['detail']})" for x in c["criteria"] if not x["ok"])
+        failed = [x for x in c["criteria"] if not x["ok"]]
+        worse = [f"{x['criterion']} ({x['detail']})" for x in failed if x["detail"] != NOT_MEASURED]
+        why = "; ".join(worse)
+        if len(worse) < len(failed):
+            why += ("; and " if worse else "") + f"{len(failed) - len(worse)} not measured"
         lines.append(f"- `{spec}`: stays a named detector: fails {why}")
     d = decision["default"]
     lines += ["", f"Default: `{d}`" + (" (unchanged)" if d == base else " (the rule picks it)")]

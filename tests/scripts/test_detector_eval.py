@@ -262,6 +262,7 @@ def test_decide_fails_what_was_not_measured():
     assert failed["golden faces kept"] == "not measured"
     assert failed["faster analyze, 1280 px"] == "not measured"
     assert d["default"] == "auto"
+    assert "fails 2 not measured" in de.decision_text(d)
 
 
 def test_criteria_does_not_change_its_inputs():
