@@ -104,7 +104,7 @@ class LabelledSet:
     load: Callable[[Path], Any]
     stage: str
     model: str
-    #: ``(name, function of (targets, predictions))`` reported for the head.
+    #: What is reported for the head: ``"pc"`` and/or ``"mae"`` (keys of :func:`head_error`).
     metrics: tuple[str, ...]
 
     @property
