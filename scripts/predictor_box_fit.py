@@ -17,6 +17,9 @@ that each of the four groups (AF, AM, CF, CM) is in it. Not the landmark ground 
 evaluation (``tests/fixtures/dlib_faces``): the constants are not tuned against it.
 
     .venv/bin/python scripts/predictor_box_fit.py --detectors mtcnn blazeface_back blazeface_short
+
+``--set utkface`` reads the same ratios on another set's photos, to see whether
+the constants hold there.
 """
 
 from __future__ import annotations
@@ -113,15 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detectors", nargs="+", default=["mtcnn", "blazeface_back", "blazeface_short"]
     )
-    parser.add_argument("--photos", type=int, default=300, help="SCUT-FBP5500 photos (spread)")
+    parser.add_argument("--set", default="scut-fbp5500", choices=["scut-fbp5500", "utkface"])
+    parser.add_argument("--photos", type=int, default=300, help="photos of the set (spread)")
     parser.add_argument(
         "--data", type=Path, default=ROOT.parent / "shared" / "data", help="data root"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    photos = spread_names(list((args.data / "scut-fbp5500" / "images").glob("*.jpg")), args.photos)
+    folder = args.data / args.set / "images"
+    photos = spread_names([p for p in folder.iterdir() if p.suffix.lower() == ".jpg"], args.photos)
     results = measure(photos, args.detectors)
-    print(f"{len(photos)} SCUT-FBP5500 photos; constants are medians (IQR), d = eye-mouth distance")
+    print(f"{len(photos)} {args.set} photos; constants are medians (IQR), d = eye-mouth distance")
     print(
         "| detector | faces | side / d | centre shift / d (down) | mean side, shift | x shift / d |"
     )
