@@ -88,7 +88,9 @@ class FaceOut(BaseModel):
     )
     detector: str
     keypoints: list[tuple[float, float]] | None = Field(
-        default=None, description="MTCNN's 5 points (x, y), for faces MTCNN found"
+        default=None,
+        description="5 points (x, y): image-left eye, image-right eye, nose tip, left and right "
+        "mouth corner (BlazeFace: the mouth centre in both); for faces MTCNN or BlazeFace found",
     )
     landmarks: list[tuple[float, float]] | None = Field(
         default=None, description="68 iBUG points (x, y) in image pixels"

@@ -205,8 +205,10 @@ class Face:
     detector : str
         Name of the detector that found the face.
     keypoints : ndarray of shape (5, 2), float32, or None
-        MTCNN's 5 points (image-left eye, image-right eye, nose, left and right mouth corner);
-        None for faces found by HOG.
+        The detector's 5 points in MTCNN's layout: image-left eye, image-right eye, nose tip,
+        left and right mouth corner. BlazeFace gives the mouth centre only: its faces carry it in
+        both mouth-corner places (:func:`facecore.detect.blazeface.five_from_6`). None for
+        faces found by HOG.
     landmarks : ndarray of shape (68, 2), float32, or None
         The iBUG 300-W 68 points (0-based), once the ``landmarks`` stage has run.
     embedding : ndarray of shape (128,), float32, or None

@@ -13,6 +13,12 @@ q 90 (``scripts/make_large_photo.py``), through ``facecore.analyze`` (the defaul
 face_recognition's ``face_locations`` + ``face_landmarks`` + ``face_encodings`` with their
 defaults, both from the JPEG bytes (decoding included), reported as the ratio of the medians.
 
+Each face detector (:data:`facecore.detect.DETECTORS`: ``hog``, ``mtcnn``, ``auto``,
+``blazeface_back``, ``blazeface_short``) is timed alone on the bench photo (``detect_<name>``) and
+on a 1280-pixel photo (``detect_<name>_1280``: ``tests/fixtures/obama.jpg`` enlarged to
+1024x1280, JPEG q 90, decoded once), and reported as the ratio of its median to HOG's
+(``scripts/detector_eval.py`` compares them on accuracy too).
+
 Besides the shipped stages it times a stub head that owns a copy of the trunk's stages 4-5 and
 runs from the shared stage-3 map (``facecore.nn.top.BackboneTop`` with an untrained output layer;
 the timing of a fine-tuned head, not a model), in int8 as the shipped tops run
@@ -124,6 +130,51 @@ def fixture_maps() -> object:
     return np.stack(maps)
 
 
+#: Size (width, height) of the 1280-pixel photo the detectors are timed on.
+DETECTOR_PHOTO_SIZE = (1024, 1280)
+
+
+def detector_cases(img: object) -> dict[str, Callable[[], object]]:
+    """``detect_<name>`` on ``img`` for the detectors the shipped stages do not time, and
+    ``detect_<name>_1280`` for every detector on the 1280-pixel photo."""
+    import tempfile
+
+    from make_large_photo import make_large_photo  # scripts/ is sys.path[0]
+
+    from facecore.detect import DETECTORS, make_detector
+    from facecore.io import load_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_large_photo(Path(tmp) / "photo_1280.jpg", size=DETECTOR_PHOTO_SIZE)
+        big = load_image(path.read_bytes())
+    detectors = {name: make_detector(name) for name in DETECTORS}
+    cases: dict[str, Callable[[], object]] = {}
+    for name, det in detectors.items():
+        det.load()
+        if name not in ("hog", "mtcnn"):  # pipeline_stages times those two on img
+            cases[f"detect_{name}"] = lambda det=det: det.detect(img)
+    for name, det in detectors.items():
+        cases[f"detect_{name}_1280"] = lambda det=det: det.detect(big)
+    return cases
+
+
+def detector_report(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per detector: median ms on the bench photo and on the 1280-pixel one, and each over
+    HOG's."""
+    from facecore.detect import DETECTORS
+
+    out = {}
+    for name in DETECTORS:
+        small, big = results[f"detect_{name}"], results[f"detect_{name}_1280"]
+        out[name] = {
+            "median_ms": small["median_ms"],
+            "median_ms_1280": big["median_ms"],
+            "vs_hog": round(small["median_ms"] / results["detect_hog"]["median_ms"], 3),
+            "vs_hog_1280": round(big["median_ms"] / results["detect_hog_1280"]["median_ms"], 3),
+        }
+    return out
+
+
 def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
     """name -> zero-argument callable, for every stage of the pipeline."""
     import numpy as np
@@ -181,6 +232,7 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         "decode": lambda: load_image(data),
         "detect_hog": lambda: hog.detect(img),
         "detect_mtcnn": lambda: mtcnn.detect(img),
+        **detector_cases(img),
         "landmarks_68": lambda: lm.predict(img, face),
         "align_112": lambda: align_face(img, face.landmarks, size=112),
         # a fresh crop cache each call, so the chip is really cut
@@ -382,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         "large_photo": large,
         "bench_photo_vs_face_recognition": small,
         "busy_core": busy,
+        "detectors": detector_report(results),
         "stub_top_head_share_of_trunk": round(top_share, 3),
         "stub_top_head_share_of_trunk_batch8": round(top_share8, 3),
         "stub_top_head_float32_share_of_trunk": round(float_share, 3),
@@ -403,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{case['image']}: facecore.analyze {ours['median_ms']:.1f} ms, "
             f"face_recognition detect + landmarks + encode {other['median_ms']:.1f} ms, "
             f"ratio {case['ratio_median']:.3f}"
+        )
+    for name, d in report["detectors"].items():
+        print(
+            f"detector {name}: {d['median_ms']:.1f} ms ({d['vs_hog']:.2f}x hog) on {w}x{h}, "
+            f"{d['median_ms_1280']:.1f} ms ({d['vs_hog_1280']:.2f}x hog) on "
+            f"{DETECTOR_PHOTO_SIZE[0]}x{DETECTOR_PHOTO_SIZE[1]}"
         )
     print(f"stub top head (stages 4-5) per face = {top_share:.1%} of trunk_torch_per_chip")
     print(f"stub top head, 8 faces = {top_share8:.1%} of trunk_torch_batch8")

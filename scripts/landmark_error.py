@@ -36,7 +36,7 @@ def evaluate(folder: Path) -> dict[str, float]:
                 img = load_image(folder / ann.file)
                 cache[ann.file] = (img, analyzer.analyze(img))
             img, faces = cache[ann.file]
-            start = Face(box=ann.box, score=1.0, detector="hog")
+            start = Face(box=ann.box, detector_score=1.0, detector="hog")
             from_box.append(inter_ocular_nme(predictor.predict(img, start), ann.points))
             best = max(faces, key=lambda f: f.box.iou(ann.box), default=None)
             if best is None or best.box.iou(ann.box) < 0.3:

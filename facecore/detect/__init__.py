@@ -167,8 +167,9 @@ def detect_faces(
     Returns
     -------
     list of Face
-        ``keypoints`` holds MTCNN's 5 points for faces MTCNN found; ``None`` for HOG's and
-        BlazeFace's (BlazeFace's 6 points: :meth:`BlazeFaceDetector.detections`).
+        ``keypoints`` holds 5 points in MTCNN's layout for faces MTCNN or BlazeFace found
+        (BlazeFace's mouth centre in both mouth-corner places; its 6 points:
+        :meth:`BlazeFaceDetector.detections`); ``None`` for HOG's.
     """
     from facecore.io import load_image
 

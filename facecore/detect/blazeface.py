@@ -22,9 +22,12 @@ often adds a second, weaker box over part of the same face whose IoU with the fi
 the NMS threshold: on 30 UTKFace crops spread over the set, 7 had such a box (0 once dropped;
 at 80% 3 remain).
 
-The 6 keypoints (the person's right eye, left eye, nose tip, mouth centre, right ear, left ear)
-are not MTCNN's 5 points, so the :class:`~facecore.types.Face` records carry none
-(``keypoints=None``); :meth:`BlazeFaceDetector.detections` returns them.
+The 6 keypoints (the person's right eye, left eye, nose tip, mouth centre, right ear, left ear;
+:meth:`BlazeFaceDetector.detections` returns them) are not MTCNN's 5 points. The
+:class:`~facecore.types.Face` records carry them in MTCNN's layout (:func:`five_from_6`): the
+eyes (the person's right eye is the image-left one) and the nose tip as they are, the mouth centre
+in both mouth-corner places (BlazeFace gives no corners; their mean, the mouth centre, is what
+:func:`facecore.landmarks.predictor_box` reads), the ears dropped.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "anchor_centres",
     "decode",
     "drop_contained",
+    "five_from_6",
     "letterbox",
     "weighted_nms",
 ]
@@ -186,6 +190,26 @@ def drop_contained(
     return kept
 
 
+def five_from_6(keypoints: np.ndarray) -> np.ndarray:
+    """BlazeFace's 6 keypoints in MTCNN's 5-point layout (:attr:`facecore.types.Face.keypoints`).
+
+    Parameters
+    ----------
+    keypoints : ndarray of shape (6, 2)
+        The person's right eye, left eye, nose tip, mouth centre, right ear, left ear.
+
+    Returns
+    -------
+    ndarray of shape (5, 2), float32
+        Image-left eye (the person's right), image-right eye, nose tip, and the mouth centre
+        twice (in the places of the left and right mouth corners, which BlazeFace does not give).
+    """
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.shape != (6, 2):
+        raise ValueError(f"expected (6, 2) BlazeFace keypoints, got {kp.shape}")
+    return kp[[0, 1, 2, 3, 3]]
+
+
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, float]:
     """``image`` scaled to fit a ``size`` x ``size`` square, centred on black.
 
@@ -293,7 +317,12 @@ class BlazeFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return [
-            Face(box=d.box, detector_score=d.score, detector=self.name)
+            Face(
+                box=d.box,
+                detector_score=d.score,
+                detector=self.name,
+                keypoints=five_from_6(d.keypoints),
+            )
             for d in self.detections(image)
         ]
 

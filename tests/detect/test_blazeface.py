@@ -10,11 +10,13 @@ from facecore.detect.blazeface import (
     anchor_centres,
     decode,
     drop_contained,
+    five_from_6,
     letterbox,
     weighted_nms,
 )
 from facecore.evaluation import read_dlib_xml
 from facecore.io import load_image
+from facecore.landmarks import predictor_box
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -66,6 +68,17 @@ def test_drop_contained_keeps_overlapping_neighbours() -> None:
     assert len(drop_contained([big, beside, inside], 0.8)) == 3
 
 
+def test_five_from_6_is_mtcnns_layout() -> None:
+    six = np.array([[10, 20], [30, 21], [20, 30], [20, 40], [0, 25], [40, 25]], np.float64)
+    five = five_from_6(six)
+    # image-left eye (the person's right), image-right eye, nose tip, the mouth centre in both
+    # mouth-corner places; the ears dropped
+    assert five.dtype == np.float32
+    assert five.tolist() == [[10, 20], [30, 21], [20, 30], [20, 40], [20, 40]]
+    with pytest.raises(ValueError, match="expected"):
+        five_from_6(np.zeros((5, 2)))
+
+
 def test_letterbox_centres_the_image() -> None:
     img = np.full((50, 100, 3), 255, np.uint8)
     square, scale, dx, dy = letterbox(img, 128)
@@ -79,8 +92,12 @@ def detectors() -> dict[str, BlazeFaceDetector]:
     return {v: DetectorConfig(name=f"blazeface_{v}").build() for v in ("back", "short")}
 
 
-@pytest.mark.parametrize(("variant", "iou"), [("back", 0.875), ("short", 0.826)])
-def test_finds_the_face_hog_finds(detectors, one_face_photo, variant: str, iou: float) -> None:
+@pytest.mark.parametrize(
+    ("variant", "iou", "start_iou"), [("back", 0.875, 0.805), ("short", 0.826, 0.951)]
+)
+def test_finds_the_face_hog_finds(
+    detectors, one_face_photo, variant: str, iou: float, start_iou: float
+) -> None:
     img = load_image(one_face_photo)
     (hog,) = detect_faces(img, "hog")
     (det,) = detectors[variant].detections(img)
@@ -93,6 +110,9 @@ def test_finds_the_face_hog_finds(detectors, one_face_photo, variant: str, iou: 
     assert kp[0, 1] < kp[2, 1] < kp[3, 1]  # eyes above the nose above the mouth
     b = det.box
     assert np.all((kp[:4, 0] > b.x1) & (kp[:4, 0] < b.x2) & (kp[:4, 1] > b.y1) & (kp[:4, 1] < b.y2))
+    # the face record's keypoints give the landmark predictor a box near HOG's (measured)
+    (face,) = detectors[variant].detect(img)
+    assert predictor_box(face).iou(hog.box) == pytest.approx(start_iou, abs=0.01)
 
 
 @pytest.mark.parametrize("variant", ["back", "short"])
@@ -102,7 +122,13 @@ def test_two_people_and_no_face(detectors, two_face_photo, no_face_photo, varian
     xs = sorted(f.box.center[0] for f in faces)
     w = load_image(two_face_photo).shape[1]
     assert xs[0] < w / 2 < xs[1]
-    assert all(f.detector == f"blazeface_{variant}" and f.keypoints is None for f in faces)
+    assert all(f.detector == f"blazeface_{variant}" for f in faces)
+    dets = sorted(
+        detectors[variant].detections(load_image(two_face_photo)), key=lambda d: -d.box.area
+    )
+    for face, det in zip(faces, dets, strict=True):
+        assert face.box == det.box
+        np.testing.assert_array_equal(face.keypoints, five_from_6(det.keypoints))
     assert detect_faces(no_face_photo, detectors[variant]) == []
 
 
