@@ -438,42 +438,18 @@ VALUE_NOTES = {
 def pilot(
     data_root: str | os.PathLike[str], recipe: AgeRecipe, k: int = 1, *, device: str = "cpu"
 ) -> dict[str, Any]:
-    """Train the first ``k`` CV folds of ``recipe``'s top (kept, so the full run resumes from
-    them) and compare them, on the same test photos, with every other top whose folds lie in
-    the work folder: ``{folder: {recipe, folds, mae, cs5, mae_median}}`` (the expectation's
-    MAE and CS(5) and the median's MAE, over the test photos of those folds)."""
-    import json
-
+    """Train (or read) the first ``k`` CV folds of ``recipe``'s top, kept so that the full run
+    resumes from them: ``{folder, folds, mae, cs5}`` of the expectation over those folds' test
+    photos (two recipes' pilots are compared on the same photos)."""
     if not 1 <= k <= recipe.folds:
         raise ValueError(f"k must be in 1..{recipe.folds}, got {k}")
     data = recipe.load(data_root)
     run = Run(recipe, data, recipe.folds_of(data)[:k], device)
     top = next(ln for ln in recipe.learners(run) if ln.name == "top-ldl")
-    X = run.inputs(top.inputs)
-    out_of_fold(top.make(run), X, data.targets, run.folds, cache_dir=recipe.fold_dir)
-    y = data.y
+    X, y = run.inputs(top.inputs), data.y
+    oof = out_of_fold(top.make(run), X, data.targets, run.folds, cache_dir=recipe.fold_dir)
     test = np.concatenate([te for _, te in run.folds])
-    out: dict[str, Any] = {}
-    for folder in sorted(Path(recipe.work_dir).glob(f"cv-{recipe.folds}f-s{recipe.seed}-*")):
-        probs = []
-        for j, (_, te) in enumerate(run.folds):
-            path = folder / f"fold{j}.npz"
-            if not path.is_file():
-                break
-            with np.load(path) as z:
-                if not np.array_equal(z["test"], te):
-                    break
-                probs.append(z["probs"])
-        if len(probs) < k:
-            continue
-        p = np.concatenate(probs)
-        median = AGE_BINS[np.argmax(np.cumsum(p, axis=1) >= 0.5, axis=1)]
-        m = age_metrics(y[test], p @ AGE_BINS)
-        out[folder.name] = {
-            "recipe": json.loads((folder / "recipe.json").read_text())["recipe"],
-            "folds": k,
-            "mae": round(m["mae"], 4),
-            "cs5": round(m["cs5"], 4),
-            "mae_median": round(float(np.mean(np.abs(median - y[test]))), 4),
-        }
-    return out
+    m = age_metrics(y[test], oof.values[test])
+    return {"folder": recipe.fold_dir.name, "folds": k} | {
+        key: round(m[key], 4) for key in ("mae", "cs5")
+    }

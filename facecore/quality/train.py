@@ -351,7 +351,7 @@ def _error_rows(
     err = np.empty(maps.shape[:2], np.float64)
     for p in range(len(photo)):
         top = tops[fold_of[pos[p]]]
-        probs = predict(top, np.asarray(maps[p]), loss="kl")
+        probs = predict(top, np.asarray(maps[p]))
         err[p] = np.abs(probs @ bins - y[pos[p]])
     return err
 

@@ -12,7 +12,7 @@ the other parts are imported explicitly:
 * :mod:`~facecore.training.card` - :class:`ModelCard`, :func:`render_card`, :func:`write_card`,
   :func:`package_versions`;
 * :mod:`~facecore.training.fit` (``import facecore.training.fit``; imports torch) - a resumable,
-  checkpointed fit loop for heads (KL / CE / L1 or a custom loss, one-cycle or cosine);
+  checkpointed fit loop for heads (KL or a custom loss, one-cycle or cosine);
 * :mod:`~facecore.training.chips` (``import facecore.training.chips``) - aligned chips of a
   dataset and frozen maps of dlib's face ResNet, cached on disk, resumable.
 """

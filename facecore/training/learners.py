@@ -280,7 +280,7 @@ class TopRegressor(RegressorMixin, BaseEstimator):
         from facecore.training.fit import predict
 
         rows = np.asarray(X).ravel()
-        return predict(self.top_, np.asarray(self.maps[rows]), loss="kl", device=self.device)
+        return predict(self.top_, np.asarray(self.maps[rows]), device=self.device)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.predict_distribution(X) @ np.asarray(self.bins, np.float64)
