@@ -1,21 +1,10 @@
 """The recipe of the UTKFace age model (``age_utkface``), run by :mod:`facecore.training.runner`.
 
-The transfer recipe of Z. Qawaqneh, A. Abu Mallouh, B. D. Barkana, "Deep Convolutional Neural
-Network for Age Estimation based on VGG-Face Model", 2017: start from a network trained for
-face recognition and learn age on top of it. Here the face network is dlib's face ResNet (the
-shared trunk). Learners, in the same 5-fold CV (stratified by age) on the photos with a face:
-
-* ``svr-frozen`` - RBF support-vector regression of log(1 + age) on the frozen trunk's pooled
-  896-D features (standardised);
-* ``top-ldl`` - a fine-tuned copy of stages 3-5 over the frozen stage-2 map, a softmax over ages
-  0..100 trained by KL divergence to a discretised Gaussian around the true age (B.-B. Gao et
-  al., "Deep Label Distribution Learning With Label Ambiguity", IEEE TIP 2017); and in int8;
-* ``+ correction`` - a temperature (90% interval coverage) and an isotonic map of the
-  expectation, against the regression to the mean at both ends of the range;
-* ``+ svr stack`` - the top's expectation and the SVR stacked (:mod:`facecore.ldl.stack`).
-
-Corrections and stacks are cross-fitted (each fold's from the other folds' out-of-fold
-predictions). What ships: the served variant with the lowest CV MAE, fitted on every photo.
+Z. Qawaqneh, A. Abu Mallouh, B. D. Barkana, "Deep Convolutional Neural Network for Age
+Estimation based on VGG-Face Model", 2017 (learn age on top of a face-recognition network; here
+dlib's face ResNet), with B.-B. Gao et al., "Deep Label Distribution Learning With Label
+Ambiguity", IEEE TIP 2017 (KL to a discretised Gaussian around the true age). The learners
+compared and the rule are described in ``docs/training.md``.
 """
 
 from __future__ import annotations

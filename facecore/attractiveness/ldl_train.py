@@ -1,41 +1,11 @@
 """The recipes of the rating-distribution attractiveness models (SCUT-FBP5500, MEBeauty).
 
-Paper: Y. Fan, S. Liu, B. Li, Z. Guo, A. Samal, J. Wan, S. Z. Li, "Label Distribution-Based
-Facial Attractiveness Computation by Deep Residual Learning", IEEE Trans. Multimedia 2018:
-fine-tune a face-pretrained ResNet with a KL loss on rating distributions (the score is the
-expectation) and fuse the deep output with geometric features.
-
-Targets (label distributions on the dataset's rating values):
-
-* **MEBeauty** publishes every rater's 1-10 rating: the target of a face is the histogram of its
-  ratings over 1..10 (:func:`facecore.ldl.distributions.rating_histograms`).
-* **SCUT-FBP5500** publishes only means. Label enhancement: a discretised Gaussian around the
-  mean on the bins 1, 1.5, ..., 5, with the spread learned from the data that has raters:
-  :func:`label_sigma` is the median over MEBeauty's faces of the standard deviation of their
-  individual ratings, rescaled from MEBeauty's 1-10 to SCUT's 1-5 (factor 4/9).
-
-Learners, in the same folds (:func:`facecore.training.folds.kfold_splits`, unstratified, seed
-0: on SCUT-FBP5500 these are exactly the folds of the classical model's CV):
-
-* ``average`` - every face the training folds' mean distribution (the LDL baseline);
-* ``bayes-ridge`` - Bayesian ridge of the mean on the frozen trunk's 896-D features (the kind of
-  learner of the public MEBeauty benchmark);
-* ``maxent`` and ``sldl`` - :class:`facecore.ldl.MaxEntLDL` (SA-BFGS) and
-  :class:`facecore.ldl.StructuredLDL` (``decode="mean"``) on the same standardised features;
-* ``top-ldl`` - a fine-tuned copy of stages 3-5 of dlib's face ResNet over the cached frozen
-  stage-2 map (:mod:`facecore.training.tops`), KL loss, flips; with members
-  (:attr:`LdlDataset.members`, e.g. SCUT-FBP5500's copy of stages 4-5 over the stage-3 map),
-  the average of every top's softmax (an ensemble), and each top alone beside it (``one top:``);
-* ``top-ldl + svr stack`` - the served tops' expectation stacked with an RBF SVR on the frozen
-  trunk features (:mod:`facecore.ldl.stack`);
-* ``top-ldl + geometric`` - the paper's fusion: a ridge regression of the rating on the deep
-  expectation and the 42 geometric landmark features (:func:`facecore.features.geometric_features`),
-  cross-fitted (each fold's ridge is fitted on the other folds' out-of-fold deep predictions);
-  the deep distribution is translated to the fused value.
-
-The shipped model is the deep top (or ensemble) trained on every face, with the fusion or the
-stack when it pays (a CV Pearson gain of at least 0.002). :class:`LdlRecipe` declares it; the
-runner (:func:`facecore.training.runner.train`) cross-validates and publishes it.
+Y. Fan, S. Liu, B. Li, Z. Guo, A. Samal, J. Wan, S. Z. Li, "Label Distribution-Based Facial
+Attractiveness Computation by Deep Residual Learning", IEEE Trans. Multimedia 2018: fine-tune a
+face-pretrained ResNet with a KL loss on rating distributions (the score is the expectation) and
+fuse the deep output with geometric features. Departure: SCUT-FBP5500's targets are
+label-enhanced with the spread of MEBeauty's individual ratings (:func:`label_sigma`). The
+targets, the learners compared and the rule are described in ``docs/training.md``.
 """
 
 from __future__ import annotations

@@ -1,26 +1,9 @@
-"""The classical SCUT-FBP5500 attractiveness model: its recipe, run by
-:func:`facecore.training.runner.train` (``facecore train attractiveness``,
-``scripts/train_attractiveness.py``).
+"""The classical SCUT-FBP5500 attractiveness model's recipe (``attractiveness_scut_classical``).
 
-1. :meth:`ClassicalRecipe.load`: every photo through ``FaceAnalyzer(stages=("trunk",))`` and
-   :class:`~facecore.attractiveness.face_features.FaceFeatureExtractor`, the code that serves
-   the model (:func:`~facecore.attractiveness.train_features.extract_dataset_features`, cached
-   by dataset hash, feature version and analyzer settings); photos without a face are reported
-   and left out.
-2. :meth:`ClassicalRecipe.evaluate`: on shuffled K-fold (fixed seed, the same folds for every
-   row), every feature set (deep896, deep128, geometric, LBP, BLBP, PCANet) x learner of
-   :mod:`~facecore.attractiveness.deep_regressors` (SVR, RF) through ``cross_val_predict``, and
-   every score fusion of :mod:`~facecore.attractiveness.fusion` (the paper's three members alone,
-   in pairs, all three; then each with the deep features) through
-   :func:`~facecore.attractiveness.fusion.fusion_cross_val_predict`, nested (weights learned
-   inside the training folds); the members' SVR rows are that run's. Metrics: PC, MAE, RMSE of
-   the pooled out-of-fold predictions and the sd of PC over the folds.
-3. :func:`choose_fusion` (a fixed rule); :meth:`ClassicalRecipe.ship` fits it on every photo
-   with a face; :func:`facecore.training.publish.publish` writes ``<out>.joblib`` (an
-   :class:`~facecore.attractiveness.model.AttractivenessModel`), ``<out>.cv.json``, the manifest
-   entry and the card (:func:`model_card`).
-
-This module implements no paper itself (see ``deep_regressors`` and ``fusion``).
+Every feature set x learner of :mod:`~facecore.attractiveness.deep_regressors` and every score
+fusion of :mod:`~facecore.attractiveness.fusion` cross-validated on the same folds; the chosen
+fusion (:func:`choose_fusion`) fitted on every photo with a face. This module implements no
+paper itself (see ``deep_regressors`` and ``fusion``); the steps are in ``docs/training.md``.
 """
 
 from __future__ import annotations

@@ -1,29 +1,11 @@
-"""Train, evaluate and ship the face quality model (RankIQA on synthetic distortions).
+"""The recipe of the face quality model (``quality_faces``): RankIQA on synthetic distortions.
 
-1. **Photos.** The largest face's 150x150 chip of photos of SCUT-FBP5500, MEBeauty and UTKFace
-   (the chip caches the attractiveness and age trainers use). Per dataset, a seeded draw puts
-   photos in three disjoint sets: *train* (the ranking network), *calib* (the calibration) and
-   *eval* (the card's tables).
-2. **Versions.** Every chip in 1 + 7 x 4 versions: itself and each distortion of
-   :mod:`facecore.quality.distortions` at levels 1..4 (seeded per photo, kind and level).
-3. **Ranking.** Each candidate network (:mod:`facecore.quality.network`) is trained with
-   RankIQA's hinge over the pairs of one chip's graded versions of one kind (clean included):
-   batches of (photo, kind) groups, AdamW with cosine decay; checkpointed, so a rerun resumes.
-4. **Which network.** Pairwise ranking accuracy on the eval photos decides (the cost per face is
-   measured and reported beside it).
-5. **Calibration.** Isotonic regression, on the calib photos, of the chosen network's score onto
-   ``max(0, 1 - d / 0.6)``, ``d`` being the distance of the version's 128-D dlib descriptor from
-   the clean chip's (0.6: dlib's same-person threshold).
-6. **Error by quality.** Eval photos of SCUT-FBP5500 and UTKFace are rated and aged, in every
-   version, by the fold model of the attractiveness and age cross-validations that did not see
-   them (their raw expectations); the absolute errors are tabulated by quality band. The default
-   warning threshold (``warn_below``) is the lowest band edge above which every band with enough
-   faces errs at most :data:`TOLERANCE` times as much as the clean photos do, for both tasks.
-
-:class:`QualityRecipe` declares it; :func:`facecore.training.runner.train` runs it and
-:func:`facecore.training.publish.publish` writes ``<out>.pt``
-(:class:`facecore.quality.model.QualityModel`), its manifest entry, ``<out>.cv.json`` and the
-card ``<out>.md``.
+X. Liu, J. van de Weijer, A. D. Bagdanov, "RankIQA: Learning from Rankings for No-Reference
+Image Quality Assessment", ICCV 2017: a network learns, by a pairwise hinge, that the less
+distorted of two graded versions of a chip scores higher. Departures: no human quality labels;
+the score is calibrated (isotonic) onto the agreement of dlib descriptors with the clean chip's,
+and the warning threshold is chosen from the other heads' error by quality band. The steps are
+described in ``docs/training.md``.
 """
 
 from __future__ import annotations

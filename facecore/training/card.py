@@ -1,15 +1,9 @@
 """Model cards: a typed record of what a trained model is, rendered to Markdown.
 
-Every model facecore ships has a card beside it (``models/<name>.md``) in the spirit of
-M. Mitchell et al., "Model Cards for Model Reporting", FAT* 2019: what the model does, its
-licence, how it was built, the data, the evaluation tables and figures, its limitations and the
-command that rebuilds it with the package versions it was built with. :class:`ModelCard` holds
-these; :func:`render_card` writes the Markdown and :func:`write_card` the file (atomically).
-
-The licence is mandatory and is rendered right under the summary; anything trained on the
-labelled sets of ``shared/data`` is for :data:`SHARED_DATA_LICENCE`. The card is a subset of the
-paper's sections (no separate "intended use", "factors" or "ethical considerations" headings:
-those are in the summary, the per-group tables and the limitations).
+M. Mitchell et al., "Model Cards for Model Reporting", FAT* 2019: :class:`ModelCard` holds a
+subset of the paper's sections (see ``docs/training.md``); :func:`render_card` writes the
+Markdown and :func:`write_card` the file (atomically). The licence is mandatory; anything
+trained on the labelled sets of ``shared/data`` is for :data:`SHARED_DATA_LICENCE`.
 """
 
 from __future__ import annotations

@@ -1,22 +1,13 @@
-"""A small, resumable PyTorch fit loop for the heads.
+"""A small, resumable PyTorch fit loop for the heads (the one fit loop of the project).
 
-:func:`fit` trains a module on in-memory tensors (e.g. cached frozen feature maps and their
-targets) with AdamW and, by default, the one-cycle learning-rate schedule of L. N. Smith and
-N. Topin, "Super-Convergence: Very Fast Training of Neural Networks Using Large Learning Rates",
-2019 (``torch.optim.lr_scheduler.OneCycleLR``, stepped per batch). The loss is ``"kl"``: the
-model outputs logits and ``KL(target || softmax(logits))`` is averaged over samples, the loss of
-label-distribution learning (X. Geng, "Label Distribution Learning", IEEE TKDE 2016; B.-B. Gao
-et al., "Deep Label Distribution Learning With Label Ambiguity", IEEE TIP 2017); or
-``"custom"``, a ``loss_fn`` of the caller's.
-
-Every epoch can be checkpointed (model, optimiser, scheduler, epoch, history and every random
-state) atomically to ``checkpoint_dir/last.pt``; ``fit(..., resume=True)``
-continues from it and, on the CPU, ends with the same weights an uninterrupted run gives.
-
-It is the one fit loop of the project: a top on cached maps gives ``(X, Y)`` and the loop
-draws shuffled batches of them (:class:`SampleBatches`); another learner passes its own
-:class:`Batches` (e.g. the quality ranker's groups of graded versions of a photo,
-:class:`facecore.quality.train.GroupBatches`) and its loss (``loss="custom"`` and ``loss_fn``).
+:func:`fit` trains a module with AdamW and, by default, the one-cycle schedule of L. N. Smith
+and N. Topin, "Super-Convergence: Very Fast Training of Neural Networks Using Large Learning
+Rates", 2019 (``OneCycleLR``, stepped per batch). The loss is ``"kl"``, ``KL(target ||
+softmax(logits))`` averaged over samples, the loss of label-distribution learning (X. Geng,
+"Label Distribution Learning", IEEE TKDE 2016; B.-B. Gao et al., "Deep Label Distribution
+Learning With Label Ambiguity", IEEE TIP 2017), or a ``loss_fn`` of the caller's. Batches come
+from ``(X, Y)`` (:class:`SampleBatches`) or a :class:`Batches` source; every epoch can be
+checkpointed and resumed (``docs/training.md``).
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """The one publisher: model file, ``cv.json``, manifest entry, figures and card of a run.
 
 :func:`publish` takes a cross-validated :class:`~facecore.training.runner.Run` and what its
-recipe shipped (:class:`Shipped`) and writes, beside ``out``:
-
-* ``<out><suffix>`` - ``Shipped.model.save(path)`` (``.pt`` or ``.joblib``);
-* the manifest entry ``<out>`` in ``<out's folder>/manifest.json`` (the file's sha256; for a
-  cross-validation its ``metrics``: the shipped row with the protocol, and the recipe's
-  :class:`GroupTable` s marked ``entry``);
-* ``<out>.cv.json`` - for a cross-validation the data's fingerprint, the folds, one row per
-  learner, the chosen one, the protocol, the learners' table and the per-group tables (unless
-  the recipe's ``cv_header`` is False); the recipe's own fields (:data:`Shipped.cv`);
-* the recipe's figures ``<out>.<name>.png`` (:data:`FIGURES`, drawn from the run) and the card
-  ``<out>.md``: the recipe's ``card_text`` (templates filled by :meth:`Recipe.fields
-  <facecore.training.runner.Recipe.fields>` and ``Shipped.fields``), the learners' table of its
-  ``columns``, its per-group tables and ``Shipped.tables`` (:func:`make_card`).
+recipe shipped (:class:`Shipped`) and writes them beside ``out`` (``docs/training.md`` lists the
+files and what each holds). This module implements no paper.
 """
 
 from __future__ import annotations
