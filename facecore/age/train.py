@@ -299,12 +299,11 @@ class AgeRecipe(Recipe):
             final_stack,
             log_target_svr,
         )
-        from facecore.training.publish import Shipped, top_entry
-        from facecore.training.tops import INT8_CARD_NOTE, calibration_maps, final_model
+        from facecore.training.tops import calibration_maps, ship_tops, stack_note
 
         data, x, chosen, suffix = run.data, run.data.extra, run.chosen, self.suffix
         y, served = data.y, run.oof[f"top-ldl{suffix}"].distributions
-        temperature, knots, extras = 1.0, None, {}
+        temperature, knots, stack = 1.0, None, None
         temps = [e.temperature_ for e in run.oof[f"top-ldl + correction{suffix}"].estimators if e]
         if chosen == f"top-ldl + correction{suffix}":
             corr = IsotonicCorrection(AGE_BINS).fit(served, y)
@@ -312,47 +311,24 @@ class AgeRecipe(Recipe):
         elif chosen == f"top-ldl + svr stack{suffix}":
             svr = log_target_svr(self.svr_c, self.svr_epsilon).fit(data.features["feats"], y)
             inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
-            extras = {"stack": final_stack(SvrStack(AGE_BINS), inputs, y, svr.regressor_, True)}
+            stack = final_stack(SvrStack(AGE_BINS), inputs, y, svr.regressor_, True)
             temps = [e.stack_.temperature for e in run.oof[chosen].estimators if e]
-        summary = self.summary(run)
-        model = final_model(
-            run,
-            [(self.top, x["maps"], x["flipped"], x["views"], self.fold_dir)],
-            AGE_BINS,
-            calibration_maps(x["maps"], seed=self.seed) if self.int8 else None,
-            calibration=knots,
-            temperature=temperature,
-            metadata={
-                "name": out.name,
-                "task": "age",
-                "training_data": f"UTKFace ({data.n_photos} photos, {len(y)} with a face)",
-                "dataset_sha256": data.data_hash,
-                "cv": summary,
-                "licence": LICENCE,
-                "recipe": self.top.to_dict(),
-                "sigma": self.sigma,
-            },
-            extras=extras,
-        )
         bands, probs = data.groups["band"], run.oof[chosen].distributions
         cover = {
             b: round(coverage(probs[bands == b], AGE_BINS, y[bands == b]), 3) for b in BAND_NAMES
         }
-        cv = {
-            "coverage90_by_band": cover,
-            "fold_temperatures": temps,
-            "temperature": temperature,
-            "stack": {k: v for k, v in extras["stack"].items() if k != "svr"} if extras else None,
-            "sigma": self.sigma,
-            "recipe": self.top.to_dict(),
-            "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
-            "shipped": chosen,
-        }
+        if stack:
+            note = stack_note(VALUE_NOTES["stack"], stack)
+        else:
+            note = VALUE_NOTES["correction" if knots is not None else "none"]
         first = self.top.start[-1]
-        entry = top_entry(
-            "age",
-            {"name": "age", "kind": "distribution", "scale": [0, 100],
-             "bins": [int(b) for b in AGE_BINS]},
+        return ship_tops(
+            run,
+            out,
+            [(self.top, x["maps"], x["flipped"], x["views"], self.fold_dir)],
+            task="age",
+            output={"name": "age", "kind": "distribution", "scale": [0, 100],
+                    "bins": [int(b) for b in AGE_BINS]},
             inputs=(
                 "Face with features['trunk.stage2'] (the trunk stage's shared stage-2 map of "
                 "dlib's 150x150 chip); output: a distribution over ages 0..100 years and its "
@@ -363,37 +339,33 @@ class AgeRecipe(Recipe):
                 f"of dlib's face ResNet, Gaussian label distribution (sigma {self.sigma}) and KL "
                 "loss (Qawaqneh et al. 2017; Gao et al. 2017)"
             ),
-            training_data=(
-                f"UTKFace, {data.n_photos} photos of shared/data (dataset sha256 "
-                f"{data.data_hash}), {len(y)} with a face"
-            ),
-            licence=LICENCE,
-            card=out.name + ".md",
             rebuild=REBUILD,
+            int8_maps=calibration_maps(x["maps"], seed=self.seed) if self.int8 else None,
+            stack=stack,
+            model={"calibration": knots, "temperature": temperature},
+            metadata={"sigma": self.sigma},
+            cv={
+                "coverage90_by_band": cover,
+                "fold_temperatures": temps,
+                "temperature": temperature,
+                "sigma": self.sigma,
+            },
+            fields={
+                "first_stage": first,
+                "jitter": JITTER_NOTE.format(self.top.jitter) if self.top.jitter else ".",
+                "value_note": note.format(temperature=temperature),
+                "fold_min": np.mean(run.oof["top-ldl"].seconds) / 60,
+                "svr_s": sum(run.oof["svr-frozen"].seconds),
+            },
+            tables=[
+                CardTable(
+                    "Coverage of the shipped model's 90% interval by band",
+                    ["band", "coverage"],
+                    [[b, c] for b, c in cover.items()],
+                    "{:.3f}",
+                )
+            ],
         )  # fmt: skip
-        if extras:
-            st = extras["stack"]
-            note = VALUE_NOTES["stack"].format(
-                n_support=len(st["svr"]["support"]), c=st["coef"], **st
-            )
-        else:
-            note = VALUE_NOTES["correction" if knots is not None else "none"]
-        fields = {
-            "first_stage": first,
-            "jitter": JITTER_NOTE.format(self.top.jitter) if self.top.jitter else ".",
-            "value_note": note.format(temperature=temperature),
-            "int8_note": f"; {INT8_CARD_NOTE}" if self.int8 else ".",
-            "fold_min": np.mean(run.oof["top-ldl"].seconds) / 60,
-            "final_min": run.seconds["final_fit"] / 60,
-            "svr_s": sum(run.oof["svr-frozen"].seconds),
-        }
-        coverage_table = CardTable(
-            "Coverage of the shipped model's 90% interval by band",
-            ["band", "coverage"],
-            [[b, c] for b, c in cover.items()],
-            "{:.3f}",
-        )
-        return Shipped(model, ".pt", cv, lambda path: entry, fields=fields, tables=[coverage_table])
 
 
 #: The card's sentence on jittered views (``{}``: their number).

@@ -465,14 +465,12 @@ class LdlRecipe(Recipe):
     def ship(self, run: Run, out: Path) -> Any:
         """The tops trained on every face, with the chosen fusion or stack."""
         from facecore.training.learners import SvrStack, final_stack, svr_search
-        from facecore.training.publish import Shipped, top_entry
-        from facecore.training.tops import INT8_CARD_NOTE, calibration_maps, final_model
+        from facecore.training.tops import calibration_maps, ship_tops, stack_note
 
         spec, data, x, chosen = self.spec, run.data, run.data.extra, run.chosen
         y, recipes, suffix = data.y, self.recipes(), ", int8" if self.int8 else ""
         feats = data.features["feats"]
-        specs = [(r, *x["maps"][r.input_node], None, self.fold_dir(r, x["rule"])) for r in recipes]
-        fusion = extras = svr_params = None
+        fusion = stack = svr_params = None
         if "geometric" in chosen:
             inputs = run.inputs((f"top-ldl{suffix}", "geo"))
             fusion = GeometricFusion(spec.bins).fit(inputs, y).fusion_
@@ -481,60 +479,30 @@ class LdlRecipe(Recipe):
             svr = search.fit(feats, y).best_estimator_
             svr_params = {k: search.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
             inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
-            stack = SvrStack(spec.bins, temper_for_coverage=False)
-            extras = {"stack": final_stack(stack, inputs, y, svr, False)}
+            combiner = SvrStack(spec.bins, temper_for_coverage=False)
+            stack = final_stack(combiner, inputs, y, svr, False)
         gain, stack_gain = self.gains(run)
-        model = final_model(
-            run,
-            specs,
-            spec.bins,
-            {n: calibration_maps(m, seed=self.seed) for n, (m, _) in x["maps"].items()}
-            if self.int8
-            else None,
-            metadata={
-                "name": out.name,
-                "task": "attractiveness",
-                "dataset": spec.title,
-                "training_data": f"{spec.title} ({data.n_photos} photos, {len(y)} with a face)",
-                "dataset_sha256": data.data_hash,
-                "targets": x["rule"],
-                "cv": self.summary(run),
-                "licence": spec.licence,
-                "recipe": self.top.to_dict(),
-                "members": [r.to_dict() for r in recipes[1:]],
-                "fusion": fusion,
-            },
-            extras=extras or {},
+        run.seconds["top-ldl"] = sum(
+            sum(run.oof[f"top {i}"].seconds) for i in range(len(recipes)) if f"top {i}" in run.oof
         )
         svr_folds = [
             {k: e.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
             for e in run.oof["svr-frozen"].estimators
         ]
-        run.seconds["top-ldl"] = sum(
-            sum(run.oof[f"top {i}"].seconds) for i in range(len(recipes)) if f"top {i}" in run.oof
-        )
-        cv = {
-            "shipped": chosen,
-            "fusion_gain_pc": round(gain, 4),
-            "stack_gain_pc": round(stack_gain, 4),
-            "stack": {k: v for k, v in extras["stack"].items() if k != "svr"} if extras else None,
-            "svr_settings": {
-                "grid": [list(g) for g in SVR_GRID],
-                "folds": svr_folds,
-                "shipped": svr_params,
-            },
-            "label_sigma": x["sigma"],
-            "recipe": self.top.to_dict(),
-            "members": [r.to_dict() for r in recipes[1:]],
-            "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
-        }
-        rebuild = spec.rebuild if out.as_posix() == spec.default_out else (
-            spec.rebuild.replace(spec.default_out, out.as_posix()))  # fmt: skip
+        if stack:
+            note = stack_note(COMBINATION_NOTES["stack"], stack, **svr_params)
+        else:
+            note = COMBINATION_NOTES["fusion" if fusion else "none"]
+        rebuild = spec.rebuild.replace(spec.default_out, out.as_posix())
         nodes = " and ".join(f"features['trunk.{node}']" for node in x["maps"])
-        entry = top_entry(
-            "attractiveness",
-            {"name": "attractiveness", "kind": "distribution",
-             "scale": [spec.scale[0], spec.scale[1]], "bins": list(spec.bins)},
+        members = [r.to_dict() for r in recipes[1:]]
+        return ship_tops(
+            run,
+            out,
+            [(r, *x["maps"][r.input_node], None, self.fold_dir(r, x["rule"])) for r in recipes],
+            task="attractiveness",
+            output={"name": "attractiveness", "kind": "distribution",
+                    "scale": [spec.scale[0], spec.scale[1]], "bins": list(spec.bins)},
             inputs=(
                 f"Face with {nodes} (the trunk's shared maps of dlib's 150x150 chip)"
                 + (" and the 68 landmarks (geometric features)" if fusion else "")
@@ -547,36 +515,35 @@ class LdlRecipe(Recipe):
                 "rating distributions (Fan et al., IEEE TMM 2018)"
                 + ("; fused with geometric features by ridge regression" if fusion else "")
             ),
-            training_data=(
-                f"{spec.title}, {data.n_photos} photos of shared/data (dataset sha256 "
-                f"{data.data_hash}), {len(y)} with a face"
-            ),
-            licence=spec.licence,
-            card=out.name + ".md",
             rebuild=rebuild,
+            int8_maps={n: calibration_maps(m, seed=self.seed) for n, (m, _) in x["maps"].items()}
+            if self.int8 else None,
+            stack=stack,
+            metadata={"dataset": spec.title, "targets": x["rule"], "members": members,
+                      "fusion": fusion},
+            cv={
+                "fusion_gain_pc": round(gain, 4),
+                "stack_gain_pc": round(stack_gain, 4),
+                "svr_settings": {
+                    "grid": [list(g) for g in SVR_GRID],
+                    "folds": svr_folds,
+                    "shipped": svr_params,
+                },
+                "label_sigma": x["sigma"],
+                "members": members,
+            },
+            fields={
+                "lo": spec.bins[0],
+                "hi": spec.bins[-1],
+                "fused": " fused with geometric features" if fusion else "",
+                "tops": _describe_all(recipes).capitalize(),
+                "ensemble": "; the distribution is the average of the tops' softmax outputs."
+                if len(recipes) > 1 else ".",
+                "value_note": note.format(gain=gain, stack_gain=stack_gain, least=FUSION_GAIN),
+                "top_min": run.seconds["top-ldl"] / 60,
+                "rebuild": rebuild,
+            },
         )  # fmt: skip
-        if extras:
-            st, svr_params = extras["stack"], svr_params or {"C": np.nan, "gamma": np.nan}
-            note = COMBINATION_NOTES["stack"].format(
-                n_support=len(st["svr"]["support"]), c=st["coef"], **st, **svr_params
-            )
-        else:
-            note = COMBINATION_NOTES["fusion" if fusion else "none"]
-        fields = {
-            "lo": spec.bins[0],
-            "hi": spec.bins[-1],
-            "fused": " fused with geometric features" if fusion else "",
-            "tops": _describe_all(recipes).capitalize(),
-            "ensemble": "; the distribution is the average of the tops' softmax outputs."
-            if len(recipes) > 1
-            else ".",
-            "value_note": note.format(gain=gain, stack_gain=stack_gain, least=FUSION_GAIN),
-            "int8_note": f"; {INT8_CARD_NOTE}" if self.int8 else ".",
-            "top_min": run.seconds["top-ldl"] / 60,
-            "final_min": run.seconds["final_fit"] / 60,
-            "rebuild": rebuild,
-        }
-        return Shipped(model, ".pt", cv, lambda path: entry, fields=fields)
 
 
 #: The card's sentence on what the served value combines.

@@ -26,7 +26,6 @@ __all__ = [
     "make_card",
     "publish",
     "rounded",
-    "top_entry",
 ]
 
 
@@ -251,23 +250,6 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
         card = make_card(recipe, fields, tables + list(shipped.tables), figures)
     card_path = write_card(card, out.with_name(out.name + ".md"))
     return Published(cv, model_path, cv_path, card_path, manifest_path, dict(run.seconds))
-
-
-def top_entry(task: str, output: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """The manifest fields of a fine-tuned trunk top's file (a ``TopDistributionModel``): the
-    task, the architecture, the trunk's input and chip, the one ``output`` and ``fields``."""
-    from facecore.heads.distribution import TOP_ARCHITECTURE
-
-    return {
-        "kind": task,
-        "task": task,
-        "architecture": TOP_ARCHITECTURE,
-        "input_size": [150, 150],
-        "normalisation": None,
-        "chip": {"method": "dlib", "size": 150, "padding": 0.25},
-        "outputs": [{**output, "dim": output.get("dim")}],
-        **fields,
-    }
 
 
 # -- figures ------------------------------------------------------------------------------------
