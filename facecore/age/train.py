@@ -292,13 +292,13 @@ class AgeRecipe(Recipe):
         return min(names, key=lambda k: (run.table[k]["mae"], names.index(k)))
 
     def ship(self, run: Run, out: Path) -> Any:
-        from facecore.training.card import CardTable
         from facecore.training.learners import (
             IsotonicCorrection,
             SvrStack,
             final_stack,
             log_target_svr,
         )
+        from facecore.training.publish import CardTable
         from facecore.training.tops import calibration_maps, ship_tops, stack_note
 
         data, x, chosen, suffix = run.data, run.data.extra, run.chosen, self.suffix

@@ -37,8 +37,7 @@ from facecore.attractiveness.train_features import DatasetFeatures, extract_data
 from facecore.datasets import dataset_hash, load_scut_fbp5500
 from facecore.io import load_image
 from facecore.metrics import regression_metrics
-from facecore.training.card import ModelCard, markdown_table, package_versions
-from facecore.training.publish import Shipped
+from facecore.training.publish import ModelCard, Shipped, markdown_table, package_versions
 from facecore.training.runner import Data, Recipe, Run
 
 __all__ = [

@@ -376,7 +376,7 @@ def _fmt(v: Any, f: str = "{:.3f}") -> Any:
 def card_tables(cv: dict[str, Any]) -> list[Any]:
     """The card's tables, from the training document ``cv``: the candidates, the ranking per
     distortion, the error by quality band and per version."""
-    from facecore.training.card import CardTable
+    from facecore.training.publish import CardTable
 
     chosen, cands = cv["chosen"], cv["candidates"]
     rank_rows = [

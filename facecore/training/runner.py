@@ -248,7 +248,7 @@ class Recipe:
     ``columns`` (``(header, metric)`` of the learners' table, with ``table_title`` and
     ``table_format``); ``group_tables`` (:class:`~facecore.training.publish.GroupTable`);
     ``figures`` (:class:`~facecore.training.publish.Figure`); ``card_text`` (the
-    :class:`~facecore.training.card.ModelCard` fields: summary, model, training_data,
+    :class:`~facecore.training.publish.ModelCard` fields: summary, model, training_data,
     evaluation, evaluation_notes, limitations, rebuild_note).
     """
 

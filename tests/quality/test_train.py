@@ -109,8 +109,7 @@ def test_card_of_the_shipped_model_is_reproduced():
     from pathlib import Path
 
     from facecore.quality.train import card_fields, card_tables
-    from facecore.training.card import render_card
-    from facecore.training.publish import make_card
+    from facecore.training.publish import make_card, render_card
 
     out = Path(__file__).resolve().parents[2] / "models" / "quality_faces"
     cv = json.loads(out.with_name(out.name + ".cv.json").read_text(encoding="utf-8"))
