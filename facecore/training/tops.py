@@ -1,19 +1,11 @@
-"""Cross-validated training of a fine-tuned trunk top that outputs a label distribution.
+"""Fine-tuned trunk tops that output a label distribution: training, cached inputs, final fit.
 
-The recipe every distribution head (age, attractiveness) shares: a trainable copy of dlib's face
-ResNet from ``recipe.start`` on (:class:`facecore.nn.top.BackboneTop`), trained on the cached
-frozen map before that stage (:func:`facecore.training.chips.frozen_maps`) with the KL loss to
-label distributions, exact flip augmentation (the maps of the mirrored chips) and a one-cycle
-AdamW schedule of a fixed length (no early stopping, so no split is used to pick an epoch).
-
-* :func:`new_top` - the untrained top, its stages copied from the published weights.
-* :func:`train_top` - one fit, checkpointed every epoch and resumable (its estimator, which the
-  runner cross-validates, is :class:`facecore.training.learners.TopRegressor`).
-* :func:`dataset_maps`, :func:`dataset_views`, :func:`trunk_features`,
-  :func:`calibration_maps` - the cached inputs of a top and of the frozen-feature baselines.
-
-This module implements no paper (see :mod:`facecore.heads.distribution` for the label-distribution
-papers the heads follow). It imports torch: import it explicitly.
+A trainable copy of dlib's face ResNet from ``recipe.start`` on
+(:class:`facecore.nn.top.BackboneTop`), trained on the cached frozen map before that stage with
+the KL loss to label distributions, exact flip augmentation and a one-cycle AdamW schedule of a
+fixed length (no early stopping, so no split is used to pick an epoch). :func:`ship_tops` is the
+final fit of every top recipe. This module implements no paper (see
+:mod:`facecore.heads.distribution`). It imports torch: import it explicitly.
 """
 
 from __future__ import annotations
