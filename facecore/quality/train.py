@@ -21,6 +21,7 @@ import numpy as np
 
 from facecore.atomic import atomic_path
 from facecore.quality.distortions import LEVELS, N_LEVELS, distort, distortion_kinds
+from facecore.training.publish import CardTable, Shipped
 from facecore.training.runner import Data, Recipe, Run, config_tag
 
 __all__ = [
@@ -233,27 +234,17 @@ def agreement(embeddings: np.ndarray) -> np.ndarray:
 
 
 def choose_threshold(
-    quality: np.ndarray,
-    errors: dict[str, np.ndarray],
-    clean_mae: dict[str, float],
-    min_faces: int = 30,
+    quality: np.ndarray, error: np.ndarray, clean_mae: float, min_faces: int = 30
 ) -> float:
     """The lowest band edge ``e`` of :data:`BAND_EDGES` such that every band at or above ``e``
-    holding at least ``min_faces`` faces has, for every task, a mean absolute error at most
-    :data:`TOLERANCE` times the clean photos'.
-
-    ``quality`` and each ``errors[task]`` are flat arrays over the same versions.
-    """
+    holding at least ``min_faces`` faces has a mean absolute error at most :data:`TOLERANCE`
+    times the clean photos' ``clean_mae``; ``quality`` and ``error`` are flat arrays over the
+    same versions."""
     ok_from = float(BAND_EDGES[-1])
     for lo in BAND_EDGES[-2::-1]:
         hi = lo + 0.1
         inside = (quality >= lo) & ((quality < hi) if hi < 1.0 else (quality <= 1.0))
-        fine = True
-        if inside.sum() >= min_faces:
-            for task, err in errors.items():
-                if float(np.mean(err[inside])) > TOLERANCE * clean_mae[task]:
-                    fine = False
-        if not fine:
+        if inside.sum() >= min_faces and float(np.mean(error[inside])) > TOLERANCE * clean_mae:
             break
         ok_from = float(lo)
     return round(ok_from, 2)
@@ -300,41 +291,32 @@ def _trunk_outputs(versions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return emb, maps
 
 
-def _fold_predictor(task: str, data_root: str | os.PathLike[str]) -> Any:
-    """(dataset indices, labels, the fold of each, bins, each fold's top) of the shipped CV of
-    ``task``: its recipe's data and its float top fitted per fold (read from the fold
-    checkpoints; a missing one is trained first)."""
-    from facecore.training.recipes import get_recipe
-    from facecore.training.runner import fold_estimators
-
-    recipe = get_recipe("age_utkface" if task == "age" else "attractiveness_scut")
-    data = recipe.load(data_root)
-    folds, tops = fold_estimators(recipe, data, recipe.top_learner)
-    fold_of = np.empty(len(data.y), np.int64)
-    for k, (_, te) in enumerate(folds):
-        fold_of[te] = k
-    bins = np.asarray(tops[0].bins, np.float64)
-    return data.extra["rows"], data.y, fold_of, bins, [t.top_ for t in tops]
-
-
 def _error_rows(
     task: str,
     data_root: str | os.PathLike[str],
     photo: np.ndarray,
     maps: np.ndarray,
 ) -> np.ndarray:
-    """Absolute errors (P, V) of the out-of-fold model of ``task`` on every version."""
+    """Absolute errors (P, V) on every version of the photos ``photo`` (dataset indices) by the
+    fold top of the shipped CV of ``task`` that did not see each: its recipe's float top fitted
+    per fold (read from the fold checkpoints; a missing one is trained first), raw expectation."""
     from facecore.training.fit import predict
+    from facecore.training.recipes import get_recipe
+    from facecore.training.runner import fold_estimators
 
-    rows, y, fold_of, bins, tops = _fold_predictor(task, data_root)
+    recipe = get_recipe("age_utkface" if task == "age" else "attractiveness_scut")
+    data = recipe.load(data_root)
+    folds, tops = fold_estimators(recipe, data, recipe.top_learner)
+    rows, y, bins = data.extra["rows"], data.y, np.asarray(tops[0].bins, np.float64)
+    fold_of = np.empty(len(y), np.int64)
+    for k, (_, te) in enumerate(folds):
+        fold_of[te] = k
     pos = np.searchsorted(rows, photo)
     if not np.array_equal(rows[np.minimum(pos, len(rows) - 1)], photo):
         raise ValueError(f"some eval photos are not in the {task} cross-validation")
     err = np.empty(maps.shape[:2], np.float64)
-    for p in range(len(photo)):
-        top = tops[fold_of[pos[p]]]
-        probs = predict(top, np.asarray(maps[p]))
-        err[p] = np.abs(probs @ bins - y[pos[p]])
+    for p, q in enumerate(pos):
+        err[p] = np.abs(predict(tops[fold_of[q]].top_, np.asarray(maps[p])) @ bins - y[q])
     return err
 
 
@@ -376,44 +358,28 @@ def _fmt(v: Any, f: str = "{:.3f}") -> Any:
 def card_tables(cv: dict[str, Any]) -> list[Any]:
     """The card's tables, from the training document ``cv``: the candidates, the ranking per
     distortion, the error by quality band and per version."""
-    from facecore.training.publish import CardTable
-
-    chosen, cands = cv["chosen"], cv["candidates"]
-    rank_rows = [
-        [kind] + [c["ranking"][i][k] for c in cands.values() for k in _RANK_KEYS]
-        for i, kind in enumerate(r["kind"] for r in cands[chosen]["ranking"])
-    ]
+    chosen, cands, clean = cv["chosen"], cv["candidates"], cv["clean_mae"]
+    kinds = [r["kind"] for r in cands[chosen]["ranking"]]
     rank_header = ["distortion"]
     for arch in cands:
         rank_header += [f"{arch}: pair acc.", "Spearman", "per photo"]
+    rank_rows = [
+        [kind, *(c["ranking"][i][k] for c in cands.values() for k in _RANK_KEYS)]
+        for i, kind in enumerate(kinds)
+    ]
     cand_rows = [
-        [
-            a + (" (shipped)" if a == chosen else ""),
-            c["ranking"][-1]["pair_accuracy"],
-            c["ms_per_face"],
-            c["parameters"],
-            round(c["train_seconds"] / 60, 1),
-        ]
+        [a + (" (shipped)" if a == chosen else ""), c["ranking"][-1]["pair_accuracy"]]
+        + [c["ms_per_face"], c["parameters"], round(c["train_seconds"] / 60, 1)]
         for a, c in cands.items()
     ]
-    band_rows = [
-        [
-            r["band"],
-            r["attractiveness_n"],
-            _fmt(r["attractiveness_mae"]),
-            r["age_n"],
-            _fmt(r["age_mae"], "{:.2f}"),
-        ]
+    bands = [
+        [r["band"], r["attractiveness_n"], _fmt(r["attractiveness_mae"]), r["age_n"]]
+        + [_fmt(r["age_mae"], "{:.2f}")]
         for r in cv["error_by_quality"]
     ]
-    version_rows = [
-        [
-            r["version"],
-            r["quality_median"],
-            r["agreement_median"],
-            r["attractiveness_mae"],
-            round(r["age_mae"], 2),
-        ]
+    versions = [
+        [r["version"], r["quality_median"], r["agreement_median"], r["attractiveness_mae"]]
+        + [round(r["age_mae"], 2)]
         for r in cv["error_by_version"]
     ]
     return [
@@ -427,15 +393,15 @@ def card_tables(cv: dict[str, Any]) -> list[Any]:
         CardTable("Ranking on held-out photos, per distortion", rank_header, rank_rows, "{:.3f}"),
         CardTable(
             "Error by quality band (attractiveness: absolute error on SCUT-FBP5500's 1-5 "
-            f"scale, clean photos {cv['clean_mae']['attractiveness']:.3f}; age: years, "
-            f"clean photos {cv['clean_mae']['age']:.2f})",
+            f"scale, clean photos {clean['attractiveness']:.3f}; age: years, clean photos "
+            f"{clean['age']:.2f})",
             ["quality", "n (attr.)", "attractiveness MAE", "n (age)", "age MAE"],
-            band_rows,
+            bands,
         ),
         CardTable(
             "Per version: median quality, median descriptor agreement, errors",
             ["version", "quality", "agreement", "attractiveness MAE", "age MAE"],
-            version_rows,
+            versions,
             "{:.3f}",
         ),
     ]
@@ -708,7 +674,6 @@ class QualityRecipe(Recipe):
         from scipy.stats import spearmanr
 
         from facecore.quality.model import QualityModel
-        from facecore.training.publish import Shipped
 
         x, chosen, cfg = run.data.extra, run.chosen, self
         net = x["nets"][chosen]
@@ -751,7 +716,7 @@ class QualityRecipe(Recipe):
             band_rows.append(row)
         # The threshold: a face is flagged when either task is unreliable there (the stricter).
         warn_below = max(
-            choose_threshold(qual[t].ravel(), {t: errors[t].ravel()}, clean_mae) for t in errors
+            choose_threshold(qual[t].ravel(), errors[t].ravel(), clean_mae[t]) for t in errors
         )
         model.warn_below = warn_below
         # How often a clean photo is warned about at that threshold (its own quality is low).
