@@ -374,10 +374,10 @@ class LdlRecipe(Recipe):
         ]
         floats, int8s = [], []
         many = len(recipes) > 1
-        for i, top in enumerate(recipes):
+        for i, top in enumerate(recipes):  # with many float tops, each alone beside the ensemble
             m, f = maps[top.input_node]
-            folder = self.fold_dir(top, rule)
-            floats.append(f"top {i}")
+            folder, alone = self.fold_dir(top, rule), f"one top: {_describe(top)}"
+            floats.append(alone if many and not self.int8 else f"top {i}")
             out.append(
                 Learner(
                     floats[-1],
@@ -389,7 +389,7 @@ class LdlRecipe(Recipe):
                 )
             )
             if self.int8:
-                int8s.append(f"one top: {_describe(top)}, int8" if many else f"int8 {i}")
+                int8s.append(f"{alone}, int8" if many else f"int8 {i}")
                 out.append(
                     Learner(
                         int8s[-1],
@@ -400,10 +400,6 @@ class LdlRecipe(Recipe):
                         table=many,
                     )
                 )
-        if many and not self.int8:  # each top alone beside the ensemble
-            names = {f"top {i}": f"one top: {_describe(t)}" for i, t in enumerate(recipes)}
-            out = [dataclasses.replace(ln, name=names.get(ln.name, ln.name)) for ln in out]
-            floats = list(names.values())
         variants = {"": floats, ", int8": int8s} if self.int8 else {"": floats}
         for tag, parts in variants.items():
             out.append(

@@ -37,7 +37,7 @@ from facecore.attractiveness.train_features import DatasetFeatures, extract_data
 from facecore.datasets import dataset_hash, load_scut_fbp5500
 from facecore.io import load_image
 from facecore.metrics import regression_metrics
-from facecore.training.publish import ModelCard, Shipped, markdown_table, package_versions
+from facecore.training.publish import ModelCard, Shipped, markdown_table, package_versions, rounded
 from facecore.training.runner import Data, Recipe, Run
 
 __all__ = [
@@ -87,18 +87,9 @@ def choose_fusion(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return min(fused, key=lambda r: (-round(r["pc"], 6), round(r["mae"], 6), len(r["members"])))
 
 
-def _rounded(v: Any) -> Any:
-    """``v`` as ``cv.json`` keeps it: floats, also inside lists and dicts, to 4 decimals."""
-    if isinstance(v, dict):
-        return {k: _rounded(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_rounded(x) for x in v]
-    return round(v, 4) if isinstance(v, float) else v
-
-
 def _group_metrics(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
     return {
-        str(g): _rounded({**regression_metrics(y[groups == g], pred[groups == g]), "n": int(n)})
+        str(g): rounded({**regression_metrics(y[groups == g], pred[groups == g]), "n": int(n)})
         for g, n in zip(*np.unique(groups, return_counts=True), strict=True)
     }
 
@@ -271,7 +262,7 @@ class ClassicalRecipe(Recipe):
                 "n_no_face": data.n_photos - n,
                 **{k: getattr(self, k) for k in ("folds", "inner_folds", "seed")},
                 "feature_version": version,
-                "rows": _rounded(rows),
+                "rows": rounded(rows),
                 "chosen": chosen["name"],
                 "chosen_rule": CHOSEN_RULE,
                 "per_group": per_group,

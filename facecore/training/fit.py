@@ -69,8 +69,6 @@ class FitConfig:
         "custom": the ``loss_fn`` given to :func:`fit`.
     schedule : {"one-cycle", "cosine"}, default "one-cycle"
         "cosine": ``CosineAnnealingLR`` over every step.
-    pct_start : float, default 0.3
-        Share of the steps in which the one-cycle rate rises.
     seed : int, default 0
         Seeds the batch order, the flips and torch's global generator during the fit (the
         caller's global random state is restored afterwards).
@@ -97,7 +95,6 @@ class FitConfig:
     weight_decay: float = 1e-4
     loss: Literal["kl", "custom"] = "kl"
     schedule: Literal["one-cycle", "cosine"] = "one-cycle"
-    pct_start: float = 0.3
     seed: int = 0
     device: str = "cpu"
     checkpoint_dir: str | os.PathLike[str] | None = None
@@ -122,8 +119,6 @@ class FitConfig:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
         if self.schedule not in _SCHEDULES:
             raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
-        if not 0.0 < self.pct_start < 1.0:
-            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (``checkpoint_dir`` as a string)."""
@@ -433,7 +428,7 @@ def fit(
     sched: Any = None
     if config.schedule == "one-cycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=config.lr, total_steps=total_steps, pct_start=config.pct_start
+            opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.3
         )
     elif config.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)

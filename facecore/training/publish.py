@@ -412,12 +412,16 @@ class Published:
     seconds: dict[str, float]
 
 
-def rounded(metrics: dict[str, Any]) -> dict[str, Any]:
-    """A table row as ``cv.json`` keeps it: floats to 4 decimals, NaN as None."""
-    return {
-        k: v if isinstance(v, int) else (None if v != v else round(float(v), 4))
-        for k, v in metrics.items()
-    }
+def rounded(v: Any) -> Any:
+    """``v`` as ``cv.json`` keeps it: numbers other than ints (also inside dicts and lists) to
+    4 decimals, NaN as None."""
+    if isinstance(v, dict):
+        return {k: rounded(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [rounded(x) for x in v]
+    if v is None or isinstance(v, int | str):
+        return v
+    return None if v != v else round(float(v), 4)
 
 
 def fill(template: Any, fields: dict[str, Any]) -> Any:

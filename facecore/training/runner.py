@@ -353,10 +353,6 @@ class Run:
             return cols[0]
         return np.column_stack([np.asarray(c, np.float64).reshape(len(c), -1) for c in cols])
 
-    def predictions(self) -> dict[str, np.ndarray]:
-        """Every learner's out-of-fold values, in order."""
-        return {name: o.values for name, o in self.oof.items()}
-
 
 def cross_validate(recipe: Recipe, data: Data, *, device: str = "cpu") -> Run:
     """Every learner of ``recipe`` through :func:`out_of_fold`, and the table."""
