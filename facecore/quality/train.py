@@ -721,20 +721,20 @@ class QualityRecipe(Recipe):
         model.warn_below = warn_below
         # How often a clean photo is warned about at that threshold (its own quality is low).
         calib_fit["clean_below_threshold"] = float(np.mean(eval_q[:, 0] < warn_below))
-        per_kind_error = []
-        for k, kind in enumerate(KINDS):
-            for lv in range(N_LEVELS + 1):
-                if lv == 0 and k:
-                    continue
-                c = version_index(k, lv)
-                per_kind_error.append(
-                    {
-                        "version": "clean" if lv == 0 else f"{kind} {lv}",
-                        "quality_median": float(np.median(eval_q[:, c])),
-                        "agreement_median": float(np.median(eval_agree[:, c])),
-                        **{f"{t}_mae": float(np.mean(errors[t][:, c])) for t in errors},
-                    }
-                )
+        versions = [("clean", 0)] + [
+            (f"{kind} {lv}", version_index(k, lv))
+            for k, kind in enumerate(KINDS)
+            for lv in range(1, N_LEVELS + 1)
+        ]
+        per_kind_error = [
+            {
+                "version": name,
+                "quality_median": float(np.median(eval_q[:, c])),
+                "agreement_median": float(np.median(eval_agree[:, c])),
+                **{f"{t}_mae": float(np.mean(errors[t][:, c])) for t in errors},
+            }
+            for name, c in versions
+        ]
         counts, hashes = x["counts"], x["hashes"]
         cv = {
             "model": out.name,
