@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         metavar="K",
-        help="train only the first K CV folds and compare them with every other recipe's saved "
-        "folds (nothing written to --out; a full run later resumes from these folds)",
+        help="train only the first K CV folds and print their MAE and CS(5) (nothing written "
+        "to --out; a full run later resumes from these folds)",
     )
     ap.add_argument(
         "--max-grad-norm",

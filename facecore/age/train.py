@@ -1,21 +1,10 @@
 """The recipe of the UTKFace age model (``age_utkface``), run by :mod:`facecore.training.runner`.
 
-The transfer recipe of Z. Qawaqneh, A. Abu Mallouh, B. D. Barkana, "Deep Convolutional Neural
-Network for Age Estimation based on VGG-Face Model", 2017: start from a network trained for
-face recognition and learn age on top of it. Here the face network is dlib's face ResNet (the
-shared trunk). Learners, in the same 5-fold CV (stratified by age) on the photos with a face:
-
-* ``svr-frozen`` - RBF support-vector regression of log(1 + age) on the frozen trunk's pooled
-  896-D features (standardised);
-* ``top-ldl`` - a fine-tuned copy of stages 3-5 over the frozen stage-2 map, a softmax over ages
-  0..100 trained by KL divergence to a discretised Gaussian around the true age (B.-B. Gao et
-  al., "Deep Label Distribution Learning With Label Ambiguity", IEEE TIP 2017); and in int8;
-* ``+ correction`` - a temperature (90% interval coverage) and an isotonic map of the
-  expectation, against the regression to the mean at both ends of the range;
-* ``+ svr stack`` - the top's expectation and the SVR stacked (:mod:`facecore.ldl.stack`).
-
-Corrections and stacks are cross-fitted (each fold's from the other folds' out-of-fold
-predictions). What ships: the served variant with the lowest CV MAE, fitted on every photo.
+Z. Qawaqneh, A. Abu Mallouh, B. D. Barkana, "Deep Convolutional Neural Network for Age
+Estimation based on VGG-Face Model", 2017 (learn age on top of a face-recognition network; here
+dlib's face ResNet), with B.-B. Gao et al., "Deep Label Distribution Learning With Label
+Ambiguity", IEEE TIP 2017 (KL to a discretised Gaussian around the true age). The learners
+compared and the rule are described in ``docs/training.md``.
 """
 
 from __future__ import annotations
@@ -303,19 +292,18 @@ class AgeRecipe(Recipe):
         return min(names, key=lambda k: (run.table[k]["mae"], names.index(k)))
 
     def ship(self, run: Run, out: Path) -> Any:
-        from facecore.training.card import CardTable
         from facecore.training.learners import (
             IsotonicCorrection,
             SvrStack,
             final_stack,
             log_target_svr,
         )
-        from facecore.training.publish import Shipped, top_entry
-        from facecore.training.tops import INT8_CARD_NOTE, calibration_maps, final_model
+        from facecore.training.publish import CardTable
+        from facecore.training.tops import calibration_maps, ship_tops, stack_note
 
         data, x, chosen, suffix = run.data, run.data.extra, run.chosen, self.suffix
         y, served = data.y, run.oof[f"top-ldl{suffix}"].distributions
-        temperature, knots, extras = 1.0, None, {}
+        temperature, knots, stack = 1.0, None, None
         temps = [e.temperature_ for e in run.oof[f"top-ldl + correction{suffix}"].estimators if e]
         if chosen == f"top-ldl + correction{suffix}":
             corr = IsotonicCorrection(AGE_BINS).fit(served, y)
@@ -323,47 +311,24 @@ class AgeRecipe(Recipe):
         elif chosen == f"top-ldl + svr stack{suffix}":
             svr = log_target_svr(self.svr_c, self.svr_epsilon).fit(data.features["feats"], y)
             inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
-            extras = {"stack": final_stack(SvrStack(AGE_BINS), inputs, y, svr.regressor_, True)}
+            stack = final_stack(SvrStack(AGE_BINS), inputs, y, svr.regressor_, True)
             temps = [e.stack_.temperature for e in run.oof[chosen].estimators if e]
-        summary = self.summary(run)
-        model = final_model(
-            run,
-            [(self.top, x["maps"], x["flipped"], x["views"], self.fold_dir)],
-            AGE_BINS,
-            calibration_maps(x["maps"], seed=self.seed) if self.int8 else None,
-            calibration=knots,
-            temperature=temperature,
-            metadata={
-                "name": out.name,
-                "task": "age",
-                "training_data": f"UTKFace ({data.n_photos} photos, {len(y)} with a face)",
-                "dataset_sha256": data.data_hash,
-                "cv": summary,
-                "licence": LICENCE,
-                "recipe": self.top.to_dict(),
-                "sigma": self.sigma,
-            },
-            extras=extras,
-        )
         bands, probs = data.groups["band"], run.oof[chosen].distributions
         cover = {
             b: round(coverage(probs[bands == b], AGE_BINS, y[bands == b]), 3) for b in BAND_NAMES
         }
-        cv = {
-            "coverage90_by_band": cover,
-            "fold_temperatures": temps,
-            "temperature": temperature,
-            "stack": {k: v for k, v in extras["stack"].items() if k != "svr"} if extras else None,
-            "sigma": self.sigma,
-            "recipe": self.top.to_dict(),
-            "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
-            "shipped": chosen,
-        }
+        if stack:
+            note = stack_note(VALUE_NOTES["stack"], stack)
+        else:
+            note = VALUE_NOTES["correction" if knots is not None else "none"]
         first = self.top.start[-1]
-        entry = top_entry(
-            "age",
-            {"name": "age", "kind": "distribution", "scale": [0, 100],
-             "bins": [int(b) for b in AGE_BINS]},
+        return ship_tops(
+            run,
+            out,
+            [(self.top, x["maps"], x["flipped"], x["views"], self.fold_dir)],
+            task="age",
+            output={"name": "age", "kind": "distribution", "scale": [0, 100],
+                    "bins": [int(b) for b in AGE_BINS]},
             inputs=(
                 "Face with features['trunk.stage2'] (the trunk stage's shared stage-2 map of "
                 "dlib's 150x150 chip); output: a distribution over ages 0..100 years and its "
@@ -374,37 +339,33 @@ class AgeRecipe(Recipe):
                 f"of dlib's face ResNet, Gaussian label distribution (sigma {self.sigma}) and KL "
                 "loss (Qawaqneh et al. 2017; Gao et al. 2017)"
             ),
-            training_data=(
-                f"UTKFace, {data.n_photos} photos of shared/data (dataset sha256 "
-                f"{data.data_hash}), {len(y)} with a face"
-            ),
-            licence=LICENCE,
-            card=out.name + ".md",
             rebuild=REBUILD,
+            int8_maps=calibration_maps(x["maps"], seed=self.seed) if self.int8 else None,
+            stack=stack,
+            model={"calibration": knots, "temperature": temperature},
+            metadata={"sigma": self.sigma},
+            cv={
+                "coverage90_by_band": cover,
+                "fold_temperatures": temps,
+                "temperature": temperature,
+                "sigma": self.sigma,
+            },
+            fields={
+                "first_stage": first,
+                "jitter": JITTER_NOTE.format(self.top.jitter) if self.top.jitter else ".",
+                "value_note": note.format(temperature=temperature),
+                "fold_min": np.mean(run.oof["top-ldl"].seconds) / 60,
+                "svr_s": sum(run.oof["svr-frozen"].seconds),
+            },
+            tables=[
+                CardTable(
+                    "Coverage of the shipped model's 90% interval by band",
+                    ["band", "coverage"],
+                    [[b, c] for b, c in cover.items()],
+                    "{:.3f}",
+                )
+            ],
         )  # fmt: skip
-        if extras:
-            st = extras["stack"]
-            note = VALUE_NOTES["stack"].format(
-                n_support=len(st["svr"]["support"]), c=st["coef"], **st
-            )
-        else:
-            note = VALUE_NOTES["correction" if knots is not None else "none"]
-        fields = {
-            "first_stage": first,
-            "jitter": JITTER_NOTE.format(self.top.jitter) if self.top.jitter else ".",
-            "value_note": note.format(temperature=temperature),
-            "int8_note": f"; {INT8_CARD_NOTE}" if self.int8 else ".",
-            "fold_min": np.mean(run.oof["top-ldl"].seconds) / 60,
-            "final_min": run.seconds["final_fit"] / 60,
-            "svr_s": sum(run.oof["svr-frozen"].seconds),
-        }
-        coverage_table = CardTable(
-            "Coverage of the shipped model's 90% interval by band",
-            ["band", "coverage"],
-            [[b, c] for b, c in cover.items()],
-            "{:.3f}",
-        )
-        return Shipped(model, ".pt", cv, lambda path: entry, fields=fields, tables=[coverage_table])
 
 
 #: The card's sentence on jittered views (``{}``: their number).
@@ -438,42 +399,18 @@ VALUE_NOTES = {
 def pilot(
     data_root: str | os.PathLike[str], recipe: AgeRecipe, k: int = 1, *, device: str = "cpu"
 ) -> dict[str, Any]:
-    """Train the first ``k`` CV folds of ``recipe``'s top (kept, so the full run resumes from
-    them) and compare them, on the same test photos, with every other top whose folds lie in
-    the work folder: ``{folder: {recipe, folds, mae, cs5, mae_median}}`` (the expectation's
-    MAE and CS(5) and the median's MAE, over the test photos of those folds)."""
-    import json
-
+    """Train (or read) the first ``k`` CV folds of ``recipe``'s top, kept so that the full run
+    resumes from them: ``{folder, folds, mae, cs5}`` of the expectation over those folds' test
+    photos (two recipes' pilots are compared on the same photos)."""
     if not 1 <= k <= recipe.folds:
         raise ValueError(f"k must be in 1..{recipe.folds}, got {k}")
     data = recipe.load(data_root)
     run = Run(recipe, data, recipe.folds_of(data)[:k], device)
     top = next(ln for ln in recipe.learners(run) if ln.name == "top-ldl")
-    X = run.inputs(top.inputs)
-    out_of_fold(top.make(run), X, data.targets, run.folds, cache_dir=recipe.fold_dir)
-    y = data.y
+    X, y = run.inputs(top.inputs), data.y
+    oof = out_of_fold(top.make(run), X, data.targets, run.folds, cache_dir=recipe.fold_dir)
     test = np.concatenate([te for _, te in run.folds])
-    out: dict[str, Any] = {}
-    for folder in sorted(Path(recipe.work_dir).glob(f"cv-{recipe.folds}f-s{recipe.seed}-*")):
-        probs = []
-        for j, (_, te) in enumerate(run.folds):
-            path = folder / f"fold{j}.npz"
-            if not path.is_file():
-                break
-            with np.load(path) as z:
-                if not np.array_equal(z["test"], te):
-                    break
-                probs.append(z["probs"])
-        if len(probs) < k:
-            continue
-        p = np.concatenate(probs)
-        median = AGE_BINS[np.argmax(np.cumsum(p, axis=1) >= 0.5, axis=1)]
-        m = age_metrics(y[test], p @ AGE_BINS)
-        out[folder.name] = {
-            "recipe": json.loads((folder / "recipe.json").read_text())["recipe"],
-            "folds": k,
-            "mae": round(m["mae"], 4),
-            "cs5": round(m["cs5"], 4),
-            "mae_median": round(float(np.mean(np.abs(median - y[test]))), 4),
-        }
-    return out
+    m = age_metrics(y[test], oof.values[test])
+    return {"folder": recipe.fold_dir.name, "folds": k} | {
+        key: round(m[key], 4) for key in ("mae", "cs5")
+    }

@@ -1,41 +1,11 @@
 """The recipes of the rating-distribution attractiveness models (SCUT-FBP5500, MEBeauty).
 
-Paper: Y. Fan, S. Liu, B. Li, Z. Guo, A. Samal, J. Wan, S. Z. Li, "Label Distribution-Based
-Facial Attractiveness Computation by Deep Residual Learning", IEEE Trans. Multimedia 2018:
-fine-tune a face-pretrained ResNet with a KL loss on rating distributions (the score is the
-expectation) and fuse the deep output with geometric features.
-
-Targets (label distributions on the dataset's rating values):
-
-* **MEBeauty** publishes every rater's 1-10 rating: the target of a face is the histogram of its
-  ratings over 1..10 (:func:`facecore.ldl.distributions.rating_histograms`).
-* **SCUT-FBP5500** publishes only means. Label enhancement: a discretised Gaussian around the
-  mean on the bins 1, 1.5, ..., 5, with the spread learned from the data that has raters:
-  :func:`label_sigma` is the median over MEBeauty's faces of the standard deviation of their
-  individual ratings, rescaled from MEBeauty's 1-10 to SCUT's 1-5 (factor 4/9).
-
-Learners, in the same folds (:func:`facecore.training.folds.kfold_splits`, unstratified, seed
-0: on SCUT-FBP5500 these are exactly the folds of the classical model's CV):
-
-* ``average`` - every face the training folds' mean distribution (the LDL baseline);
-* ``bayes-ridge`` - Bayesian ridge of the mean on the frozen trunk's 896-D features (the kind of
-  learner of the public MEBeauty benchmark);
-* ``maxent`` and ``sldl`` - :class:`facecore.ldl.MaxEntLDL` (SA-BFGS) and
-  :class:`facecore.ldl.StructuredLDL` (``decode="mean"``) on the same standardised features;
-* ``top-ldl`` - a fine-tuned copy of stages 3-5 of dlib's face ResNet over the cached frozen
-  stage-2 map (:mod:`facecore.training.tops`), KL loss, flips; with members
-  (:attr:`LdlDataset.members`, e.g. SCUT-FBP5500's copy of stages 4-5 over the stage-3 map),
-  the average of every top's softmax (an ensemble), and each top alone beside it (``one top:``);
-* ``top-ldl + svr stack`` - the served tops' expectation stacked with an RBF SVR on the frozen
-  trunk features (:mod:`facecore.ldl.stack`);
-* ``top-ldl + geometric`` - the paper's fusion: a ridge regression of the rating on the deep
-  expectation and the 42 geometric landmark features (:func:`facecore.features.geometric_features`),
-  cross-fitted (each fold's ridge is fitted on the other folds' out-of-fold deep predictions);
-  the deep distribution is translated to the fused value.
-
-The shipped model is the deep top (or ensemble) trained on every face, with the fusion or the
-stack when it pays (a CV Pearson gain of at least 0.002). :class:`LdlRecipe` declares it; the
-runner (:func:`facecore.training.runner.train`) cross-validates and publishes it.
+Y. Fan, S. Liu, B. Li, Z. Guo, A. Samal, J. Wan, S. Z. Li, "Label Distribution-Based Facial
+Attractiveness Computation by Deep Residual Learning", IEEE Trans. Multimedia 2018: fine-tune a
+face-pretrained ResNet with a KL loss on rating distributions (the score is the expectation) and
+fuse the deep output with geometric features. Departure: SCUT-FBP5500's targets are
+label-enhanced with the spread of MEBeauty's individual ratings (:func:`label_sigma`). The
+targets, the learners compared and the rule are described in ``docs/training.md``.
 """
 
 from __future__ import annotations
@@ -404,10 +374,10 @@ class LdlRecipe(Recipe):
         ]
         floats, int8s = [], []
         many = len(recipes) > 1
-        for i, top in enumerate(recipes):
+        for i, top in enumerate(recipes):  # with many float tops, each alone beside the ensemble
             m, f = maps[top.input_node]
-            folder = self.fold_dir(top, rule)
-            floats.append(f"top {i}")
+            folder, alone = self.fold_dir(top, rule), f"one top: {_describe(top)}"
+            floats.append(alone if many and not self.int8 else f"top {i}")
             out.append(
                 Learner(
                     floats[-1],
@@ -419,7 +389,7 @@ class LdlRecipe(Recipe):
                 )
             )
             if self.int8:
-                int8s.append(f"one top: {_describe(top)}, int8" if many else f"int8 {i}")
+                int8s.append(f"{alone}, int8" if many else f"int8 {i}")
                 out.append(
                     Learner(
                         int8s[-1],
@@ -430,10 +400,6 @@ class LdlRecipe(Recipe):
                         table=many,
                     )
                 )
-        if many and not self.int8:  # each top alone beside the ensemble
-            names = {f"top {i}": f"one top: {_describe(t)}" for i, t in enumerate(recipes)}
-            out = [dataclasses.replace(ln, name=names.get(ln.name, ln.name)) for ln in out]
-            floats = list(names.values())
         variants = {"": floats, ", int8": int8s} if self.int8 else {"": floats}
         for tag, parts in variants.items():
             out.append(
@@ -495,14 +461,12 @@ class LdlRecipe(Recipe):
     def ship(self, run: Run, out: Path) -> Any:
         """The tops trained on every face, with the chosen fusion or stack."""
         from facecore.training.learners import SvrStack, final_stack, svr_search
-        from facecore.training.publish import Shipped, top_entry
-        from facecore.training.tops import INT8_CARD_NOTE, calibration_maps, final_model
+        from facecore.training.tops import calibration_maps, ship_tops, stack_note
 
         spec, data, x, chosen = self.spec, run.data, run.data.extra, run.chosen
         y, recipes, suffix = data.y, self.recipes(), ", int8" if self.int8 else ""
         feats = data.features["feats"]
-        specs = [(r, *x["maps"][r.input_node], None, self.fold_dir(r, x["rule"])) for r in recipes]
-        fusion = extras = svr_params = None
+        fusion = stack = svr_params = None
         if "geometric" in chosen:
             inputs = run.inputs((f"top-ldl{suffix}", "geo"))
             fusion = GeometricFusion(spec.bins).fit(inputs, y).fusion_
@@ -511,60 +475,30 @@ class LdlRecipe(Recipe):
             svr = search.fit(feats, y).best_estimator_
             svr_params = {k: search.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
             inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
-            stack = SvrStack(spec.bins, temper_for_coverage=False)
-            extras = {"stack": final_stack(stack, inputs, y, svr, False)}
+            combiner = SvrStack(spec.bins, temper_for_coverage=False)
+            stack = final_stack(combiner, inputs, y, svr, False)
         gain, stack_gain = self.gains(run)
-        model = final_model(
-            run,
-            specs,
-            spec.bins,
-            {n: calibration_maps(m, seed=self.seed) for n, (m, _) in x["maps"].items()}
-            if self.int8
-            else None,
-            metadata={
-                "name": out.name,
-                "task": "attractiveness",
-                "dataset": spec.title,
-                "training_data": f"{spec.title} ({data.n_photos} photos, {len(y)} with a face)",
-                "dataset_sha256": data.data_hash,
-                "targets": x["rule"],
-                "cv": self.summary(run),
-                "licence": spec.licence,
-                "recipe": self.top.to_dict(),
-                "members": [r.to_dict() for r in recipes[1:]],
-                "fusion": fusion,
-            },
-            extras=extras or {},
+        run.seconds["top-ldl"] = sum(
+            sum(run.oof[f"top {i}"].seconds) for i in range(len(recipes)) if f"top {i}" in run.oof
         )
         svr_folds = [
             {k: e.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
             for e in run.oof["svr-frozen"].estimators
         ]
-        run.seconds["top-ldl"] = sum(
-            sum(run.oof[f"top {i}"].seconds) for i in range(len(recipes)) if f"top {i}" in run.oof
-        )
-        cv = {
-            "shipped": chosen,
-            "fusion_gain_pc": round(gain, 4),
-            "stack_gain_pc": round(stack_gain, 4),
-            "stack": {k: v for k, v in extras["stack"].items() if k != "svr"} if extras else None,
-            "svr_settings": {
-                "grid": [list(g) for g in SVR_GRID],
-                "folds": svr_folds,
-                "shipped": svr_params,
-            },
-            "label_sigma": x["sigma"],
-            "recipe": self.top.to_dict(),
-            "members": [r.to_dict() for r in recipes[1:]],
-            "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
-        }
-        rebuild = spec.rebuild if out.as_posix() == spec.default_out else (
-            spec.rebuild.replace(spec.default_out, out.as_posix()))  # fmt: skip
+        if stack:
+            note = stack_note(COMBINATION_NOTES["stack"], stack, **svr_params)
+        else:
+            note = COMBINATION_NOTES["fusion" if fusion else "none"]
+        rebuild = spec.rebuild.replace(spec.default_out, out.as_posix())
         nodes = " and ".join(f"features['trunk.{node}']" for node in x["maps"])
-        entry = top_entry(
-            "attractiveness",
-            {"name": "attractiveness", "kind": "distribution",
-             "scale": [spec.scale[0], spec.scale[1]], "bins": list(spec.bins)},
+        members = [r.to_dict() for r in recipes[1:]]
+        return ship_tops(
+            run,
+            out,
+            [(r, *x["maps"][r.input_node], None, self.fold_dir(r, x["rule"])) for r in recipes],
+            task="attractiveness",
+            output={"name": "attractiveness", "kind": "distribution",
+                    "scale": [spec.scale[0], spec.scale[1]], "bins": list(spec.bins)},
             inputs=(
                 f"Face with {nodes} (the trunk's shared maps of dlib's 150x150 chip)"
                 + (" and the 68 landmarks (geometric features)" if fusion else "")
@@ -577,36 +511,35 @@ class LdlRecipe(Recipe):
                 "rating distributions (Fan et al., IEEE TMM 2018)"
                 + ("; fused with geometric features by ridge regression" if fusion else "")
             ),
-            training_data=(
-                f"{spec.title}, {data.n_photos} photos of shared/data (dataset sha256 "
-                f"{data.data_hash}), {len(y)} with a face"
-            ),
-            licence=spec.licence,
-            card=out.name + ".md",
             rebuild=rebuild,
+            int8_maps={n: calibration_maps(m, seed=self.seed) for n, (m, _) in x["maps"].items()}
+            if self.int8 else None,
+            stack=stack,
+            metadata={"dataset": spec.title, "targets": x["rule"], "members": members,
+                      "fusion": fusion},
+            cv={
+                "fusion_gain_pc": round(gain, 4),
+                "stack_gain_pc": round(stack_gain, 4),
+                "svr_settings": {
+                    "grid": [list(g) for g in SVR_GRID],
+                    "folds": svr_folds,
+                    "shipped": svr_params,
+                },
+                "label_sigma": x["sigma"],
+                "members": members,
+            },
+            fields={
+                "lo": spec.bins[0],
+                "hi": spec.bins[-1],
+                "fused": " fused with geometric features" if fusion else "",
+                "tops": _describe_all(recipes).capitalize(),
+                "ensemble": "; the distribution is the average of the tops' softmax outputs."
+                if len(recipes) > 1 else ".",
+                "value_note": note.format(gain=gain, stack_gain=stack_gain, least=FUSION_GAIN),
+                "top_min": run.seconds["top-ldl"] / 60,
+                "rebuild": rebuild,
+            },
         )  # fmt: skip
-        if extras:
-            st, svr_params = extras["stack"], svr_params or {"C": np.nan, "gamma": np.nan}
-            note = COMBINATION_NOTES["stack"].format(
-                n_support=len(st["svr"]["support"]), c=st["coef"], **st, **svr_params
-            )
-        else:
-            note = COMBINATION_NOTES["fusion" if fusion else "none"]
-        fields = {
-            "lo": spec.bins[0],
-            "hi": spec.bins[-1],
-            "fused": " fused with geometric features" if fusion else "",
-            "tops": _describe_all(recipes).capitalize(),
-            "ensemble": "; the distribution is the average of the tops' softmax outputs."
-            if len(recipes) > 1
-            else ".",
-            "value_note": note.format(gain=gain, stack_gain=stack_gain, least=FUSION_GAIN),
-            "int8_note": f"; {INT8_CARD_NOTE}" if self.int8 else ".",
-            "top_min": run.seconds["top-ldl"] / 60,
-            "final_min": run.seconds["final_fit"] / 60,
-            "rebuild": rebuild,
-        }
-        return Shipped(model, ".pt", cv, lambda path: entry, fields=fields)
 
 
 #: The card's sentence on what the served value combines.

@@ -1,26 +1,9 @@
-"""The classical SCUT-FBP5500 attractiveness model: its recipe, run by
-:func:`facecore.training.runner.train` (``facecore train attractiveness``,
-``scripts/train_attractiveness.py``).
+"""The classical SCUT-FBP5500 attractiveness model's recipe (``attractiveness_scut_classical``).
 
-1. :meth:`ClassicalRecipe.load`: every photo through ``FaceAnalyzer(stages=("trunk",))`` and
-   :class:`~facecore.attractiveness.face_features.FaceFeatureExtractor`, the code that serves
-   the model (:func:`~facecore.attractiveness.train_features.extract_dataset_features`, cached
-   by dataset hash, feature version and analyzer settings); photos without a face are reported
-   and left out.
-2. :meth:`ClassicalRecipe.evaluate`: on shuffled K-fold (fixed seed, the same folds for every
-   row), every feature set (deep896, deep128, geometric, LBP, BLBP, PCANet) x learner of
-   :mod:`~facecore.attractiveness.deep_regressors` (SVR, RF) through ``cross_val_predict``, and
-   every score fusion of :mod:`~facecore.attractiveness.fusion` (the paper's three members alone,
-   in pairs, all three; then each with the deep features) through
-   :func:`~facecore.attractiveness.fusion.fusion_cross_val_predict`, nested (weights learned
-   inside the training folds); the members' SVR rows are that run's. Metrics: PC, MAE, RMSE of
-   the pooled out-of-fold predictions and the sd of PC over the folds.
-3. :func:`choose_fusion` (a fixed rule); :meth:`ClassicalRecipe.ship` fits it on every photo
-   with a face; :func:`facecore.training.publish.publish` writes ``<out>.joblib`` (an
-   :class:`~facecore.attractiveness.model.AttractivenessModel`), ``<out>.cv.json``, the manifest
-   entry and the card (:func:`model_card`).
-
-This module implements no paper itself (see ``deep_regressors`` and ``fusion``).
+Every feature set x learner of :mod:`~facecore.attractiveness.deep_regressors` and every score
+fusion of :mod:`~facecore.attractiveness.fusion` cross-validated on the same folds; the chosen
+fusion (:func:`choose_fusion`) fitted on every photo with a face. This module implements no
+paper itself (see ``deep_regressors`` and ``fusion``); the steps are in ``docs/training.md``.
 """
 
 from __future__ import annotations
@@ -54,8 +37,7 @@ from facecore.attractiveness.train_features import DatasetFeatures, extract_data
 from facecore.datasets import dataset_hash, load_scut_fbp5500
 from facecore.io import load_image
 from facecore.metrics import regression_metrics
-from facecore.training.card import ModelCard, markdown_table, package_versions
-from facecore.training.publish import Shipped
+from facecore.training.publish import ModelCard, Shipped, markdown_table, package_versions, rounded
 from facecore.training.runner import Data, Recipe, Run
 
 __all__ = [
@@ -105,18 +87,9 @@ def choose_fusion(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return min(fused, key=lambda r: (-round(r["pc"], 6), round(r["mae"], 6), len(r["members"])))
 
 
-def _rounded(v: Any) -> Any:
-    """``v`` as ``cv.json`` keeps it: floats, also inside lists and dicts, to 4 decimals."""
-    if isinstance(v, dict):
-        return {k: _rounded(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_rounded(x) for x in v]
-    return round(v, 4) if isinstance(v, float) else v
-
-
 def _group_metrics(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
     return {
-        str(g): _rounded({**regression_metrics(y[groups == g], pred[groups == g]), "n": int(n)})
+        str(g): rounded({**regression_metrics(y[groups == g], pred[groups == g]), "n": int(n)})
         for g, n in zip(*np.unique(groups, return_counts=True), strict=True)
     }
 
@@ -289,7 +262,7 @@ class ClassicalRecipe(Recipe):
                 "n_no_face": data.n_photos - n,
                 **{k: getattr(self, k) for k in ("folds", "inner_folds", "seed")},
                 "feature_version": version,
-                "rows": _rounded(rows),
+                "rows": rounded(rows),
                 "chosen": chosen["name"],
                 "chosen_rule": CHOSEN_RULE,
                 "per_group": per_group,

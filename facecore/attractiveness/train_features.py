@@ -1,14 +1,9 @@
 """The feature blocks of every photo of a training set, computed by the serving code and cached.
 
-:func:`extract_dataset_features` runs every photo of a dataset through
-``FaceAnalyzer(stages=("trunk",), max_faces=1)`` (the detector, landmarks and trunk of serving;
-the largest face) and :class:`~facecore.attractiveness.face_features.FaceFeatureExtractor`, the
-code that serves the classical attractiveness model, so that a model is trained on exactly the
-features it is served. The blocks are kept in ``<cache_dir>/<key>.npz``, the key naming the
-dataset and its hash, the feature-code version and the analyzer settings, so that a rerun skips
-the extraction and a change to any of them makes a new file.
-
-This module implements no paper itself.
+:func:`extract_dataset_features` runs every photo through ``FaceAnalyzer(stages=("trunk",),
+max_faces=1)`` and :class:`~facecore.attractiveness.face_features.FaceFeatureExtractor`, the
+code that serves the classical model, and caches the blocks in ``<cache_dir>/<key>.npz`` (keyed
+by the dataset's hash, the feature version and the analyzer settings). No paper itself.
 """
 
 from __future__ import annotations

@@ -1,29 +1,11 @@
-"""Train, evaluate and ship the face quality model (RankIQA on synthetic distortions).
+"""The recipe of the face quality model (``quality_faces``): RankIQA on synthetic distortions.
 
-1. **Photos.** The largest face's 150x150 chip of photos of SCUT-FBP5500, MEBeauty and UTKFace
-   (the chip caches the attractiveness and age trainers use). Per dataset, a seeded draw puts
-   photos in three disjoint sets: *train* (the ranking network), *calib* (the calibration) and
-   *eval* (the card's tables).
-2. **Versions.** Every chip in 1 + 7 x 4 versions: itself and each distortion of
-   :mod:`facecore.quality.distortions` at levels 1..4 (seeded per photo, kind and level).
-3. **Ranking.** Each candidate network (:mod:`facecore.quality.network`) is trained with
-   RankIQA's hinge over the pairs of one chip's graded versions of one kind (clean included):
-   batches of (photo, kind) groups, AdamW with cosine decay; checkpointed, so a rerun resumes.
-4. **Which network.** Pairwise ranking accuracy on the eval photos decides (the cost per face is
-   measured and reported beside it).
-5. **Calibration.** Isotonic regression, on the calib photos, of the chosen network's score onto
-   ``max(0, 1 - d / 0.6)``, ``d`` being the distance of the version's 128-D dlib descriptor from
-   the clean chip's (0.6: dlib's same-person threshold).
-6. **Error by quality.** Eval photos of SCUT-FBP5500 and UTKFace are rated and aged, in every
-   version, by the fold model of the attractiveness and age cross-validations that did not see
-   them (their raw expectations); the absolute errors are tabulated by quality band. The default
-   warning threshold (``warn_below``) is the lowest band edge above which every band with enough
-   faces errs at most :data:`TOLERANCE` times as much as the clean photos do, for both tasks.
-
-:class:`QualityRecipe` declares it; :func:`facecore.training.runner.train` runs it and
-:func:`facecore.training.publish.publish` writes ``<out>.pt``
-(:class:`facecore.quality.model.QualityModel`), its manifest entry, ``<out>.cv.json`` and the
-card ``<out>.md``.
+X. Liu, J. van de Weijer, A. D. Bagdanov, "RankIQA: Learning from Rankings for No-Reference
+Image Quality Assessment", ICCV 2017: a network learns, by a pairwise hinge, that the less
+distorted of two graded versions of a chip scores higher. Departures: no human quality labels;
+the score is calibrated (isotonic) onto the agreement of dlib descriptors with the clean chip's,
+and the warning threshold is chosen from the other heads' error by quality band. The steps are
+described in ``docs/training.md``.
 """
 
 from __future__ import annotations
@@ -39,6 +21,7 @@ import numpy as np
 
 from facecore.atomic import atomic_path
 from facecore.quality.distortions import LEVELS, N_LEVELS, distort, distortion_kinds
+from facecore.training.publish import CardTable, Shipped
 from facecore.training.runner import Data, Recipe, Run, config_tag
 
 __all__ = [
@@ -251,27 +234,17 @@ def agreement(embeddings: np.ndarray) -> np.ndarray:
 
 
 def choose_threshold(
-    quality: np.ndarray,
-    errors: dict[str, np.ndarray],
-    clean_mae: dict[str, float],
-    min_faces: int = 30,
+    quality: np.ndarray, error: np.ndarray, clean_mae: float, min_faces: int = 30
 ) -> float:
     """The lowest band edge ``e`` of :data:`BAND_EDGES` such that every band at or above ``e``
-    holding at least ``min_faces`` faces has, for every task, a mean absolute error at most
-    :data:`TOLERANCE` times the clean photos'.
-
-    ``quality`` and each ``errors[task]`` are flat arrays over the same versions.
-    """
+    holding at least ``min_faces`` faces has a mean absolute error at most :data:`TOLERANCE`
+    times the clean photos' ``clean_mae``; ``quality`` and ``error`` are flat arrays over the
+    same versions."""
     ok_from = float(BAND_EDGES[-1])
     for lo in BAND_EDGES[-2::-1]:
         hi = lo + 0.1
         inside = (quality >= lo) & ((quality < hi) if hi < 1.0 else (quality <= 1.0))
-        fine = True
-        if inside.sum() >= min_faces:
-            for task, err in errors.items():
-                if float(np.mean(err[inside])) > TOLERANCE * clean_mae[task]:
-                    fine = False
-        if not fine:
+        if inside.sum() >= min_faces and float(np.mean(error[inside])) > TOLERANCE * clean_mae:
             break
         ok_from = float(lo)
     return round(ok_from, 2)
@@ -318,41 +291,32 @@ def _trunk_outputs(versions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return emb, maps
 
 
-def _fold_predictor(task: str, data_root: str | os.PathLike[str]) -> Any:
-    """(dataset indices, labels, the fold of each, bins, each fold's top) of the shipped CV of
-    ``task``: its recipe's data and its float top fitted per fold (read from the fold
-    checkpoints; a missing one is trained first)."""
-    from facecore.training.recipes import get_recipe
-    from facecore.training.runner import fold_estimators
-
-    recipe = get_recipe("age_utkface" if task == "age" else "attractiveness_scut")
-    data = recipe.load(data_root)
-    folds, tops = fold_estimators(recipe, data, recipe.top_learner)
-    fold_of = np.empty(len(data.y), np.int64)
-    for k, (_, te) in enumerate(folds):
-        fold_of[te] = k
-    bins = np.asarray(tops[0].bins, np.float64)
-    return data.extra["rows"], data.y, fold_of, bins, [t.top_ for t in tops]
-
-
 def _error_rows(
     task: str,
     data_root: str | os.PathLike[str],
     photo: np.ndarray,
     maps: np.ndarray,
 ) -> np.ndarray:
-    """Absolute errors (P, V) of the out-of-fold model of ``task`` on every version."""
+    """Absolute errors (P, V) on every version of the photos ``photo`` (dataset indices) by the
+    fold top of the shipped CV of ``task`` that did not see each: its recipe's float top fitted
+    per fold (read from the fold checkpoints; a missing one is trained first), raw expectation."""
     from facecore.training.fit import predict
+    from facecore.training.recipes import get_recipe
+    from facecore.training.runner import fold_estimators
 
-    rows, y, fold_of, bins, tops = _fold_predictor(task, data_root)
+    recipe = get_recipe("age_utkface" if task == "age" else "attractiveness_scut")
+    data = recipe.load(data_root)
+    folds, tops = fold_estimators(recipe, data, recipe.top_learner)
+    rows, y, bins = data.extra["rows"], data.y, np.asarray(tops[0].bins, np.float64)
+    fold_of = np.empty(len(y), np.int64)
+    for k, (_, te) in enumerate(folds):
+        fold_of[te] = k
     pos = np.searchsorted(rows, photo)
     if not np.array_equal(rows[np.minimum(pos, len(rows) - 1)], photo):
         raise ValueError(f"some eval photos are not in the {task} cross-validation")
     err = np.empty(maps.shape[:2], np.float64)
-    for p in range(len(photo)):
-        top = tops[fold_of[pos[p]]]
-        probs = predict(top, np.asarray(maps[p]), loss="kl")
-        err[p] = np.abs(probs @ bins - y[pos[p]])
+    for p, q in enumerate(pos):
+        err[p] = np.abs(predict(tops[fold_of[q]].top_, np.asarray(maps[p])) @ bins - y[q])
     return err
 
 
@@ -394,44 +358,28 @@ def _fmt(v: Any, f: str = "{:.3f}") -> Any:
 def card_tables(cv: dict[str, Any]) -> list[Any]:
     """The card's tables, from the training document ``cv``: the candidates, the ranking per
     distortion, the error by quality band and per version."""
-    from facecore.training.card import CardTable
-
-    chosen, cands = cv["chosen"], cv["candidates"]
-    rank_rows = [
-        [kind] + [c["ranking"][i][k] for c in cands.values() for k in _RANK_KEYS]
-        for i, kind in enumerate(r["kind"] for r in cands[chosen]["ranking"])
-    ]
+    chosen, cands, clean = cv["chosen"], cv["candidates"], cv["clean_mae"]
+    kinds = [r["kind"] for r in cands[chosen]["ranking"]]
     rank_header = ["distortion"]
     for arch in cands:
         rank_header += [f"{arch}: pair acc.", "Spearman", "per photo"]
+    rank_rows = [
+        [kind, *(c["ranking"][i][k] for c in cands.values() for k in _RANK_KEYS)]
+        for i, kind in enumerate(kinds)
+    ]
     cand_rows = [
-        [
-            a + (" (shipped)" if a == chosen else ""),
-            c["ranking"][-1]["pair_accuracy"],
-            c["ms_per_face"],
-            c["parameters"],
-            round(c["train_seconds"] / 60, 1),
-        ]
+        [a + (" (shipped)" if a == chosen else ""), c["ranking"][-1]["pair_accuracy"]]
+        + [c["ms_per_face"], c["parameters"], round(c["train_seconds"] / 60, 1)]
         for a, c in cands.items()
     ]
-    band_rows = [
-        [
-            r["band"],
-            r["attractiveness_n"],
-            _fmt(r["attractiveness_mae"]),
-            r["age_n"],
-            _fmt(r["age_mae"], "{:.2f}"),
-        ]
+    bands = [
+        [r["band"], r["attractiveness_n"], _fmt(r["attractiveness_mae"]), r["age_n"]]
+        + [_fmt(r["age_mae"], "{:.2f}")]
         for r in cv["error_by_quality"]
     ]
-    version_rows = [
-        [
-            r["version"],
-            r["quality_median"],
-            r["agreement_median"],
-            r["attractiveness_mae"],
-            round(r["age_mae"], 2),
-        ]
+    versions = [
+        [r["version"], r["quality_median"], r["agreement_median"], r["attractiveness_mae"]]
+        + [round(r["age_mae"], 2)]
         for r in cv["error_by_version"]
     ]
     return [
@@ -445,15 +393,15 @@ def card_tables(cv: dict[str, Any]) -> list[Any]:
         CardTable("Ranking on held-out photos, per distortion", rank_header, rank_rows, "{:.3f}"),
         CardTable(
             "Error by quality band (attractiveness: absolute error on SCUT-FBP5500's 1-5 "
-            f"scale, clean photos {cv['clean_mae']['attractiveness']:.3f}; age: years, "
-            f"clean photos {cv['clean_mae']['age']:.2f})",
+            f"scale, clean photos {clean['attractiveness']:.3f}; age: years, clean photos "
+            f"{clean['age']:.2f})",
             ["quality", "n (attr.)", "attractiveness MAE", "n (age)", "age MAE"],
-            band_rows,
+            bands,
         ),
         CardTable(
             "Per version: median quality, median descriptor agreement, errors",
             ["version", "quality", "agreement", "attractiveness MAE", "age MAE"],
-            version_rows,
+            versions,
             "{:.3f}",
         ),
     ]
@@ -726,7 +674,6 @@ class QualityRecipe(Recipe):
         from scipy.stats import spearmanr
 
         from facecore.quality.model import QualityModel
-        from facecore.training.publish import Shipped
 
         x, chosen, cfg = run.data.extra, run.chosen, self
         net = x["nets"][chosen]
@@ -769,25 +716,25 @@ class QualityRecipe(Recipe):
             band_rows.append(row)
         # The threshold: a face is flagged when either task is unreliable there (the stricter).
         warn_below = max(
-            choose_threshold(qual[t].ravel(), {t: errors[t].ravel()}, clean_mae) for t in errors
+            choose_threshold(qual[t].ravel(), errors[t].ravel(), clean_mae[t]) for t in errors
         )
         model.warn_below = warn_below
         # How often a clean photo is warned about at that threshold (its own quality is low).
         calib_fit["clean_below_threshold"] = float(np.mean(eval_q[:, 0] < warn_below))
-        per_kind_error = []
-        for k, kind in enumerate(KINDS):
-            for lv in range(N_LEVELS + 1):
-                if lv == 0 and k:
-                    continue
-                c = version_index(k, lv)
-                per_kind_error.append(
-                    {
-                        "version": "clean" if lv == 0 else f"{kind} {lv}",
-                        "quality_median": float(np.median(eval_q[:, c])),
-                        "agreement_median": float(np.median(eval_agree[:, c])),
-                        **{f"{t}_mae": float(np.mean(errors[t][:, c])) for t in errors},
-                    }
-                )
+        versions = [("clean", 0)] + [
+            (f"{kind} {lv}", version_index(k, lv))
+            for k, kind in enumerate(KINDS)
+            for lv in range(1, N_LEVELS + 1)
+        ]
+        per_kind_error = [
+            {
+                "version": name,
+                "quality_median": float(np.median(eval_q[:, c])),
+                "agreement_median": float(np.median(eval_agree[:, c])),
+                **{f"{t}_mae": float(np.mean(errors[t][:, c])) for t in errors},
+            }
+            for name, c in versions
+        ]
         counts, hashes = x["counts"], x["hashes"]
         cv = {
             "model": out.name,

@@ -9,15 +9,16 @@ only). It exports the folds and the model card writer (the metrics are :mod:`fac
 the other parts are imported explicitly:
 
 * :mod:`~facecore.training.folds` - seeded K-fold (plain, stratified on binned targets, grouped);
-* :mod:`~facecore.training.card` - :class:`ModelCard`, :func:`render_card`, :func:`write_card`,
+* :mod:`~facecore.training.publish` - :class:`ModelCard`, :func:`render_card`, :func:`write_card`,
   :func:`package_versions`;
 * :mod:`~facecore.training.fit` (``import facecore.training.fit``; imports torch) - a resumable,
-  checkpointed fit loop for heads (KL / CE / L1 or a custom loss, one-cycle or cosine);
+  checkpointed fit loop for heads (KL or a custom loss, one-cycle or cosine);
 * :mod:`~facecore.training.chips` (``import facecore.training.chips``) - aligned chips of a
   dataset and frozen maps of dlib's face ResNet, cached on disk, resumable.
 """
 
-from facecore.training.card import (
+from facecore.training.folds import bin_targets, kfold_splits
+from facecore.training.publish import (
     CardFigure,
     CardTable,
     ModelCard,
@@ -26,7 +27,6 @@ from facecore.training.card import (
     render_card,
     write_card,
 )
-from facecore.training.folds import bin_targets, kfold_splits
 
 __all__ = [
     "CardFigure",

@@ -1,16 +1,10 @@
 """Seeded geometric and photometric jitter of aligned face chips, for cached-map training.
 
-A head's top trains on frozen maps computed once per chip
-(:func:`facecore.training.chips.frozen_maps`), so augmentation that the frozen bottom must see
-happens before the cache: each chip gets a few jittered *views* (a small random similarity
-transform about the chip's centre - shift, scale, rotation - and a brightness/contrast change),
-and the maps of every view, and of each view's mirror image, are cached beside the plain ones.
-The fit loop then draws one version of a sample per step (:func:`facecore.training.fit.fit`,
-``X_views``).
-
-The jitter of view ``v`` of chip ``i`` depends only on ``(seed, v, i)``, so a cache is the same
-whatever chunks it was made in. This module implements no paper; random crops, scales and
-rotations are the standard augmentation of the age and attractiveness networks facecore follows.
+Each chip gets a few jittered *views* (a small random similarity transform about the chip's
+centre and a brightness/contrast change) before the frozen maps are cached; the fit loop draws
+one version of a sample per step (``X_views``). The jitter of view ``v`` of chip ``i`` depends
+only on ``(seed, v, i)``. No paper: random crops, scales and rotations are the standard
+augmentation of the age and attractiveness networks facecore follows.
 """
 
 from __future__ import annotations

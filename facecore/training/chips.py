@@ -1,22 +1,10 @@
 """Aligned face chips of a whole dataset and frozen maps of dlib's face ResNet, cached on disk.
 
-Training a head on top of a frozen network is dominated by the frozen part: detecting the face,
-cutting its aligned chip and running the bottom stages. Both depend only on the photo, so they
-are computed once per dataset and reused across folds, epochs and reruns:
-
-* :func:`extract_dataset_chips` runs a face analyzer (by default
-  ``FaceAnalyzer(stages=("landmarks",), max_faces=1)``: the largest face) on every photo, cuts
-  dlib's 150x150 aligned recognition chip of that face (:func:`facecore.descriptor.face_chips`)
-  and stores the chips (uint8), a has-face mask, the
-  detector's name and the 68 landmarks in one ``.npz`` per (dataset, key). The work is done in
-  chunks, each written atomically as soon as it is done, so an interrupted run resumes at the
-  first missing chunk; the chunks are then merged into the final file.
-* :func:`frozen_maps` runs chips through the stem and the first stages of dlib's face ResNet
-  (:class:`facecore.nn.dlib_resnet.DlibFaceResNet`, weights from the model store) under
-  ``torch.inference_mode()`` and can cache the maps (``.npy``, read back memory-mapped).
-
-This module implements no paper. Import it explicitly (``import facecore.training.chips``); it
-is not imported by ``facecore.training`` (torch and the face models are only loaded when used).
+:func:`extract_dataset_chips` cuts dlib's 150x150 aligned chip of the largest face of every
+photo (in chunks, each written atomically, so an interrupted run resumes) and
+:func:`frozen_maps` runs chips through the first stages of dlib's face ResNet, cached and read
+back memory-mapped. This module implements no paper. Import it explicitly; torch and the face
+models are only loaded when used.
 """
 
 from __future__ import annotations

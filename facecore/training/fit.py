@@ -1,25 +1,13 @@
-"""A small, resumable PyTorch fit loop for the heads.
+"""A small, resumable PyTorch fit loop for the heads (the one fit loop of the project).
 
-:func:`fit` trains a module on in-memory tensors (e.g. cached frozen feature maps and their
-targets) with AdamW and, by default, the one-cycle learning-rate schedule of L. N. Smith and
-N. Topin, "Super-Convergence: Very Fast Training of Neural Networks Using Large Learning Rates",
-2019 (``torch.optim.lr_scheduler.OneCycleLR``, stepped per batch). Losses:
-
-* ``"kl"`` - the model outputs logits; ``KL(target || softmax(logits))`` averaged over samples
-  (``kl_div(log_softmax(logits), target, reduction="batchmean")``), the loss of label-
-  distribution learning (X. Geng, "Label Distribution Learning", IEEE TKDE 2016; B.-B. Gao et
-  al., "Deep Label Distribution Learning With Label Ambiguity", IEEE TIP 2017);
-* ``"ce"`` - cross-entropy on logits, targets class indices ``(N,)`` or distributions ``(N, L)``;
-* ``"l1"`` - mean absolute error of the outputs (reshaped to the targets' shape).
-
-Every epoch can be checkpointed (model, optimiser, scheduler, epoch, history and every random
-state) atomically to ``checkpoint_dir/last.pt``; ``fit(..., resume=True)``
-continues from it and, on the CPU, ends with the same weights an uninterrupted run gives.
-
-It is the one fit loop of the project: a top on cached maps gives ``(X, Y)`` and the loop
-draws shuffled batches of them (:class:`SampleBatches`); another learner passes its own
-:class:`Batches` (e.g. the quality ranker's groups of graded versions of a photo,
-:class:`facecore.quality.train.GroupBatches`) and its loss (``loss="custom"`` and ``loss_fn``).
+:func:`fit` trains a module with AdamW and, by default, the one-cycle schedule of L. N. Smith
+and N. Topin, "Super-Convergence: Very Fast Training of Neural Networks Using Large Learning
+Rates", 2019 (``OneCycleLR``, stepped per batch). The loss is ``"kl"``, ``KL(target ||
+softmax(logits))`` averaged over samples, the loss of label-distribution learning (X. Geng,
+"Label Distribution Learning", IEEE TKDE 2016; B.-B. Gao et al., "Deep Label Distribution
+Learning With Label Ambiguity", IEEE TIP 2017), or a ``loss_fn`` of the caller's. Batches come
+from ``(X, Y)`` (:class:`SampleBatches`) or a :class:`Batches` source; every epoch can be
+checkpointed and resumed (``docs/training.md``).
 """
 
 from __future__ import annotations
@@ -56,7 +44,7 @@ logger = logging.getLogger(__name__)
 #: File name of the checkpoint in ``FitConfig.checkpoint_dir``.
 CHECKPOINT_NAME = "last.pt"
 
-_LOSSES = ("kl", "ce", "l1", "custom")
+_LOSSES = ("kl", "custom")
 _SCHEDULES = ("one-cycle", "cosine")
 # Config fields a resumed run may change (they do not change the result).
 _RESUMABLE_CHANGES = ("device", "checkpoint_dir")
@@ -77,12 +65,10 @@ class FitConfig:
         Peak learning rate of the one-cycle schedule (the cosine schedule's first rate).
     weight_decay : float, default 1e-4
         AdamW's decoupled weight decay.
-    loss : {"kl", "ce", "l1", "custom"}, default "kl"
+    loss : {"kl", "custom"}, default "kl"
         "custom": the ``loss_fn`` given to :func:`fit`.
     schedule : {"one-cycle", "cosine"}, default "one-cycle"
         "cosine": ``CosineAnnealingLR`` over every step.
-    pct_start : float, default 0.3
-        Share of the steps in which the one-cycle rate rises.
     seed : int, default 0
         Seeds the batch order, the flips and torch's global generator during the fit (the
         caller's global random state is restored afterwards).
@@ -107,9 +93,8 @@ class FitConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    loss: Literal["kl", "ce", "l1", "custom"] = "kl"
+    loss: Literal["kl", "custom"] = "kl"
     schedule: Literal["one-cycle", "cosine"] = "one-cycle"
-    pct_start: float = 0.3
     seed: int = 0
     device: str = "cpu"
     checkpoint_dir: str | os.PathLike[str] | None = None
@@ -134,8 +119,6 @@ class FitConfig:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
         if self.schedule not in _SCHEDULES:
             raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
-        if not 0.0 < self.pct_start < 1.0:
-            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (``checkpoint_dir`` as a string)."""
@@ -296,16 +279,12 @@ def _loss(
 ) -> Tensor:
     if loss_fn is not None:
         return loss_fn(out, target)
-    if kind == "kl":
-        logp = F.log_softmax(out, dim=1)
-        loss = F.kl_div(logp, target, reduction="batchmean")
-        if expectation is not None:
-            weight, bins = expectation
-            loss = loss + weight * (logp.exp() @ bins - target @ bins).abs().mean()
-        return loss
-    if kind == "ce":
-        return F.cross_entropy(out, target)
-    return F.l1_loss(out.reshape(target.shape), target)
+    logp = F.log_softmax(out, dim=1)  # kind "kl"
+    loss = F.kl_div(logp, target, reduction="batchmean")
+    if expectation is not None:
+        weight, bins = expectation
+        loss = loss + weight * (logp.exp() @ bins - target @ bins).abs().mean()
+    return loss
 
 
 def _expectation(config: FitConfig, device: torch.device) -> tuple[float, Tensor] | None:
@@ -315,33 +294,25 @@ def _expectation(config: FitConfig, device: torch.device) -> tuple[float, Tensor
     return config.expectation_weight, bins
 
 
-def _as_prediction(kind: str, out: Tensor) -> Tensor:
-    return torch.softmax(out, dim=1) if kind in ("kl", "ce") else out
-
-
 def predict(
     model: nn.Module,
     X: ArrayLike,
     *,
-    loss: Literal["kl", "ce", "l1"] = "kl",
     batch_size: int = 256,
     device: str = "cpu",
 ) -> np.ndarray:
-    """The model's predictions on ``X``, in eval mode and without gradients.
+    """The softmax of the model's outputs on ``X``, in eval mode and without gradients.
 
     Parameters
     ----------
     model : nn.Module
     X : ndarray or Tensor of shape (N, ...)
-    loss : {"kl", "ce", "l1"}, default "kl"
-        The loss it was trained with: "kl" and "ce" give softmax probabilities, "l1" the raw
-        outputs.
     batch_size : int, default 256
     device : str, default "cpu"
 
     Returns
     -------
-    ndarray of shape (N, L) (or the model's output shape), float32
+    ndarray of shape (N, L), float32
     """
     dev = _device(device)
     model.to(dev).eval()
@@ -349,7 +320,7 @@ def predict(
     with torch.inference_mode():
         for s in range(0, len(X), batch_size):
             xb = _to(_take(X, torch.arange(s, min(s + batch_size, len(X)))), dev)
-            outs.append(_as_prediction(loss, model(xb)).float().cpu())
+            outs.append(torch.softmax(model(xb), dim=1).float().cpu())
     if not outs:
         raise ValueError("X is empty")
     return torch.cat(outs).numpy()
@@ -409,8 +380,7 @@ def fit(
         Inputs, e.g. frozen feature maps (N, C, H, W); float16 is read as float32 per batch.
         A :class:`Batches` source instead draws the batches itself (``Y`` is then None).
     Y : ndarray or Tensor of shape (N, L) or (N,)
-        Targets: distributions (N, L) for "kl", class indices (N,) or distributions for "ce",
-        values of the outputs' shape for "l1".
+        Targets: distributions (N, L) for "kl"; what ``loss_fn`` takes for "custom".
     config : FitConfig, optional
     progress : callable, optional
         Called with each epoch's :class:`EpochRecord` (after the checkpoint is written).
@@ -458,7 +428,7 @@ def fit(
     sched: Any = None
     if config.schedule == "one-cycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=config.lr, total_steps=total_steps, pct_start=config.pct_start
+            opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.3
         )
     elif config.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)

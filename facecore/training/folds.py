@@ -1,11 +1,9 @@
 """Cross-validation folds with fixed seeds.
 
-:func:`kfold_splits` gives the outer folds every training script of facecore uses: shuffled
-K-fold by default (exactly ``KFold(k, shuffle=True, random_state=seed)``, so a cross-validation
-table is reproducible from its seed), stratified on binned targets when ``stratify`` is given,
-grouped (no group in two folds) when ``groups`` is given, or both.
-
-This module implements no paper; it wraps scikit-learn's splitters.
+:func:`kfold_splits` gives the outer folds every recipe uses: shuffled K-fold (exactly
+``KFold(k, shuffle=True, random_state=seed)``, so a cross-validation table is reproducible from
+its seed), or stratified on binned targets. This module implements no paper; it wraps
+scikit-learn's splitters.
 """
 
 from __future__ import annotations
@@ -44,13 +42,7 @@ def bin_targets(values: np.ndarray, n_bins: int = 10) -> np.ndarray:
 
 
 def kfold_splits(
-    n: int,
-    k: int = 5,
-    seed: int = 0,
-    *,
-    stratify: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
-    n_bins: int = 10,
+    n: int, k: int = 5, seed: int = 0, *, stratify: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded K-fold cross-validation splits of ``n`` samples.
 
@@ -64,48 +56,25 @@ def kfold_splits(
         Seeds the shuffle.
     stratify : array-like of shape (n,), optional
         Targets or classes to balance over the folds (``StratifiedKFold``); numeric targets with
-        more than ``n_bins`` distinct values are binned by :func:`bin_targets`.
-    groups : array-like of shape (n,), optional
-        Group of each sample (e.g. a person); no group is split across folds (``GroupKFold``
-        with a seeded shuffle of the groups; ``StratifiedGroupKFold`` when ``stratify`` is also
-        given).
-    n_bins : int, default 10
-        Quantile bins of a continuous ``stratify``.
+        more than 10 distinct values are binned by :func:`bin_targets`.
 
     Returns
     -------
     list of k (train_idx, test_idx)
         Index arrays (int64, sorted); the test sets partition ``range(n)``. Without
-        ``stratify`` and ``groups`` these are exactly the folds of
+        ``stratify`` these are exactly the folds of
         ``KFold(k, shuffle=True, random_state=seed).split(range(n))``.
     """
-    from sklearn.model_selection import (
-        GroupKFold,
-        KFold,
-        StratifiedGroupKFold,
-        StratifiedKFold,
-    )
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     if not 2 <= k <= n:
         raise ValueError(f"need 2 <= k <= n, got k={k}, n={n}")
     index = np.arange(n)
-    labels = None
-    if stratify is not None:
-        labels = bin_targets(stratify, n_bins)
+    if stratify is None:
+        splits = KFold(k, shuffle=True, random_state=seed).split(index)
+    else:
+        labels = bin_targets(stratify)
         if labels.shape != (n,):
             raise ValueError(f"stratify must have shape ({n},), got {labels.shape}")
-    if groups is not None:
-        groups = np.asarray(groups)
-        if groups.shape != (n,):
-            raise ValueError(f"groups must have shape ({n},), got {groups.shape}")
-    if groups is not None and labels is not None:
-        splits = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(
-            index, labels, groups
-        )
-    elif groups is not None:
-        splits = GroupKFold(k, shuffle=True, random_state=seed).split(index, groups=groups)
-    elif labels is not None:
         splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(index, labels)
-    else:
-        splits = KFold(k, shuffle=True, random_state=seed).split(index)
     return [(np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)) for tr, te in splits]

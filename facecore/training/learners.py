@@ -1,23 +1,12 @@
 """The learners a recipe compares, each an estimator in the scikit-learn sense.
 
-Every learner has ``fit(X, y)``, ``predict(X)`` (values, N) and, when it predicts a label
-distribution, ``predict_distribution(X)`` (N, K) and ``bins``. So one out-of-fold helper
-(:func:`facecore.training.runner.out_of_fold`) cross-validates them all, and a post-hoc
-combination is a meta-estimator fitted on out-of-fold predictions, cross-fitted by the same
-helper (each fold's combiner fitted on the other folds' predictions only).
-
-* baselines: :class:`MeanDistribution`, :func:`feature_pipeline` (a standardised learner on
-  frozen trunk features), :func:`log_target_svr` (``TransformedTargetRegressor``) and
-  :func:`svr_search` (``GridSearchCV`` over ``(C, gamma)``, inside each training fold);
-* fine-tuned tops: :class:`TopRegressor` (a top of :mod:`facecore.training.tops`, trained by
-  :func:`facecore.training.fit.fit`) and :class:`Int8Top` (a fold's finished top, quantized);
-* post-hoc combiners: :class:`IsotonicCorrection` (temperature for coverage + isotonic map of
-  the expectation) and :class:`SvrStack` (least-absolute-deviation stack of a top and an SVR,
-  :mod:`facecore.ldl.stack`); a head's own combiner subclasses ``_Combiner`` (the geometric
-  fusion of :mod:`facecore.attractiveness.ldl_train`).
-
-:func:`central_intervals` and :func:`coverage_temperature` are the one interval and the one
-temperature-for-coverage search of the training code. This module implements no paper itself.
+``fit(X, y)``, ``predict(X)`` (N,) and, for a label distribution, ``predict_distribution(X)``
+(N, K) and ``bins``, so that one out-of-fold helper (:func:`facecore.training.runner.out_of_fold`)
+cross-validates them all and a post-hoc combiner (``_Combiner``) is a meta-estimator fitted on
+out-of-fold predictions: baselines, fine-tuned tops (:class:`TopRegressor`, :class:`Int8Top`)
+and combiners (:class:`IsotonicCorrection`, :class:`SvrStack`). :func:`central_intervals` and
+:func:`coverage_temperature` are the one interval and the one temperature-for-coverage search
+of the training code. This module implements no paper itself.
 """
 
 from __future__ import annotations
@@ -280,7 +269,7 @@ class TopRegressor(RegressorMixin, BaseEstimator):
         from facecore.training.fit import predict
 
         rows = np.asarray(X).ravel()
-        return predict(self.top_, np.asarray(self.maps[rows]), loss="kl", device=self.device)
+        return predict(self.top_, np.asarray(self.maps[rows]), device=self.device)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.predict_distribution(X) @ np.asarray(self.bins, np.float64)

@@ -1,23 +1,9 @@
 """One runner for every head's recipe: cross-validate the learners, choose, ship, publish.
 
-A head's training is a :class:`Recipe` (a small subclass in the head's ``train`` module): the
-data and targets (:meth:`Recipe.load` gives a :class:`Data`), the folds and seeds, the learners
-it compares (:meth:`Recipe.learners`: :class:`Learner` records, each an estimator of
-:mod:`facecore.training.learners` or scikit-learn), the rule that chooses what ships
-(:meth:`Recipe.choose`), the final fit (:meth:`Recipe.ship`) and the card's text
-(:meth:`Recipe.card`). :func:`train` runs it:
-
-1. :meth:`Recipe.load`, then the folds (:func:`facecore.training.folds.kfold_splits`);
-2. every learner through :func:`out_of_fold`, in order, so that a combiner takes the
-   out-of-fold predictions of the learners before it (cross-fitting);
-3. the table (:meth:`Recipe.metrics` of each learner), the choice, the final fit;
-4. :func:`facecore.training.publish.publish`: model file, ``cv.json``, manifest entry, figures,
-   card.
-
-:func:`out_of_fold` is the one out-of-fold helper: each fold's learner is fitted on the
-training rows and predicts the test rows; with a cache folder each fold's predictions are kept
-in ``fold<k>.npz`` (and the learner's checkpoints in ``ckpt<k>/``), so an interrupted run resumes
-at the first missing fold (the files of the old per-head trainers, read as they are).
+A head's training is a :class:`Recipe`; :func:`train` loads its data, runs every learner
+through :func:`out_of_fold` (the one out-of-fold helper, resumable from per-fold files),
+tables and chooses, fits what ships and publishes it (:mod:`facecore.training.publish`). The
+steps are described in ``docs/training.md``. This module implements no paper.
 """
 
 from __future__ import annotations
@@ -262,7 +248,7 @@ class Recipe:
     ``columns`` (``(header, metric)`` of the learners' table, with ``table_title`` and
     ``table_format``); ``group_tables`` (:class:`~facecore.training.publish.GroupTable`);
     ``figures`` (:class:`~facecore.training.publish.Figure`); ``card_text`` (the
-    :class:`~facecore.training.card.ModelCard` fields: summary, model, training_data,
+    :class:`~facecore.training.publish.ModelCard` fields: summary, model, training_data,
     evaluation, evaluation_notes, limitations, rebuild_note).
     """
 
@@ -366,10 +352,6 @@ class Run:
         if len(cols) == 1:
             return cols[0]
         return np.column_stack([np.asarray(c, np.float64).reshape(len(c), -1) for c in cols])
-
-    def predictions(self) -> dict[str, np.ndarray]:
-        """Every learner's out-of-fold values, in order."""
-        return {name: o.values for name, o in self.oof.items()}
 
 
 def cross_validate(recipe: Recipe, data: Data, *, device: str = "cpu") -> Run:

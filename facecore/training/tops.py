@@ -1,19 +1,11 @@
-"""Cross-validated training of a fine-tuned trunk top that outputs a label distribution.
+"""Fine-tuned trunk tops that output a label distribution: training, cached inputs, final fit.
 
-The recipe every distribution head (age, attractiveness) shares: a trainable copy of dlib's face
-ResNet from ``recipe.start`` on (:class:`facecore.nn.top.BackboneTop`), trained on the cached
-frozen map before that stage (:func:`facecore.training.chips.frozen_maps`) with the KL loss to
-label distributions, exact flip augmentation (the maps of the mirrored chips) and a one-cycle
-AdamW schedule of a fixed length (no early stopping, so no split is used to pick an epoch).
-
-* :func:`new_top` - the untrained top, its stages copied from the published weights.
-* :func:`train_top` - one fit, checkpointed every epoch and resumable (its estimator, which the
-  runner cross-validates, is :class:`facecore.training.learners.TopRegressor`).
-* :func:`dataset_maps`, :func:`dataset_views`, :func:`trunk_features`,
-  :func:`calibration_maps` - the cached inputs of a top and of the frozen-feature baselines.
-
-This module implements no paper (see :mod:`facecore.heads.distribution` for the label-distribution
-papers the heads follow). It imports torch: import it explicitly.
+A trainable copy of dlib's face ResNet from ``recipe.start`` on
+(:class:`facecore.nn.top.BackboneTop`), trained on the cached frozen map before that stage with
+the KL loss to label distributions, exact flip augmentation and a one-cycle AdamW schedule of a
+fixed length (no early stopping, so no split is used to pick an epoch). :func:`ship_tops` is the
+final fit of every top recipe. This module implements no paper (see
+:mod:`facecore.heads.distribution`). It imports torch: import it explicitly.
 """
 
 from __future__ import annotations
@@ -36,6 +28,8 @@ __all__ = [
     "calibration_maps",
     "dataset_maps",
     "final_model",
+    "ship_tops",
+    "stack_note",
     "dataset_views",
     "new_top",
     "train_top",
@@ -316,6 +310,85 @@ def final_model(
         top=tops[0], members=tuple(tops[1:]), bins=tuple(float(b) for b in bins), **model
     )
     return out if int8_maps is None else out.with_int8(int8_maps)
+
+
+def ship_tops(
+    run: Any,
+    out: Path,
+    specs: Sequence[tuple[Any, ...]],
+    *,
+    task: str,
+    output: dict[str, Any],
+    inputs: str,
+    source: str,
+    rebuild: str,
+    int8_maps: Any = None,
+    stack: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    cv: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+    tables: Sequence[Any] = (),
+) -> Any:
+    """What a recipe of fine-tuned trunk tops ships: a :class:`~facecore.training.publish.Shipped`
+    of the :func:`final_model` of ``specs`` (``model``: its other fields; ``stack``: the shipped
+    SVR stack's document; ``metadata``: the file's fields besides the data, CV, licence and
+    recipe), ``cv.json``'s ``cv`` fields (and the stack, recipe, seconds, shipped learner), the
+    manifest entry of a top's file (``task``, the one ``output``, ``inputs``, ``source``,
+    ``rebuild``), the card's ``fields`` (and ``int8_note``, ``final_min``) and ``tables``."""
+    from facecore.heads.distribution import TOP_ARCHITECTURE
+    from facecore.training.publish import Shipped
+
+    recipe, data, n = run.recipe, run.data, len(run.data.y)
+    meta = {
+        "name": out.name,
+        "task": task,
+        "training_data": f"{data.title} ({data.n_photos} photos, {n} with a face)",
+        "dataset_sha256": data.data_hash,
+        "cv": recipe.summary(run),
+        "licence": recipe.licence,
+        "recipe": recipe.top.to_dict(),
+        **(metadata or {}),
+    }
+    extras = {"stack": stack} if stack else {}
+    trained = final_model(
+        run, specs, recipe.bins, int8_maps, metadata=meta, extras=extras, **(model or {})
+    )
+    doc = {
+        **(cv or {}),
+        "stack": {k: v for k, v in stack.items() if k != "svr"} if stack else None,
+        "recipe": recipe.top.to_dict(),
+        "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
+        "shipped": run.chosen,
+    }
+    entry = {
+        "kind": task,
+        "task": task,
+        "architecture": TOP_ARCHITECTURE,
+        "input_size": [150, 150],
+        "normalisation": None,
+        "chip": {"method": "dlib", "size": 150, "padding": 0.25},
+        "outputs": [{**output, "dim": output.get("dim")}],
+        "inputs": inputs,
+        "source": source,
+        "training_data": f"{data.title}, {data.n_photos} photos of shared/data (dataset sha256 "
+        f"{data.data_hash}), {n} with a face",
+        "licence": recipe.licence,
+        "card": out.name + ".md",
+        "rebuild": rebuild,
+    }
+    fields = {
+        "int8_note": "." if int8_maps is None else f"; {INT8_CARD_NOTE}",
+        "final_min": run.seconds["final_fit"] / 60,
+        **(fields or {}),
+    }
+    return Shipped(trained, ".pt", doc, lambda path: entry, fields=fields, tables=list(tables))
+
+
+def stack_note(template: str, stack: dict[str, Any], **more: Any) -> str:
+    """A card's sentence on the shipped SVR stack: ``template`` filled with the stack's document
+    (``coef`` as ``c``, the SVR's support vectors as ``n_support``) and ``more``."""
+    return template.format(n_support=len(stack["svr"]["support"]), c=stack["coef"], **stack, **more)
 
 
 #: Training photos whose maps set a quantized top's activation ranges.

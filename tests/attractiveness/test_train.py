@@ -18,7 +18,7 @@ from facecore.attractiveness.train import (
 )
 from facecore.io import load_image
 from facecore.model_store import get_spec, sha256_file
-from facecore.training.card import SHARED_DATA_LICENCE, render_card
+from facecore.training.publish import SHARED_DATA_LICENCE, render_card
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "attractiveness_scut_classical"

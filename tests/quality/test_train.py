@@ -70,10 +70,10 @@ def test_threshold_is_where_error_stops_growing():
     # Errors 3x the clean error below quality 0.4, clean-like above: the threshold is 0.4.
     q = np.linspace(0.0, 1.0, 1001)
     err = np.where(q < 0.4, 3.0, 1.05)
-    assert choose_threshold(q, {"t": err}, {"t": 1.0}) == pytest.approx(0.4)
+    assert choose_threshold(q, err, 1.0) == pytest.approx(0.4)
     # Never reliable: the top edge; always reliable: 0.
-    assert choose_threshold(q, {"t": np.full_like(q, 5.0)}, {"t": 1.0}) == pytest.approx(1.0)
-    assert choose_threshold(q, {"t": np.ones_like(q)}, {"t": 1.0}) == 0.0
+    assert choose_threshold(q, np.full_like(q, 5.0), 1.0) == pytest.approx(1.0)
+    assert choose_threshold(q, np.ones_like(q), 1.0) == 0.0
     assert TOLERANCE > 1.0 and BAND_EDGES[0] == 0.0 and BAND_EDGES[-1] == 1.0
 
 
@@ -109,8 +109,7 @@ def test_card_of_the_shipped_model_is_reproduced():
     from pathlib import Path
 
     from facecore.quality.train import card_fields, card_tables
-    from facecore.training.card import render_card
-    from facecore.training.publish import make_card
+    from facecore.training.publish import make_card, render_card
 
     out = Path(__file__).resolve().parents[2] / "models" / "quality_faces"
     cv = json.loads(out.with_name(out.name + ".cv.json").read_text(encoding="utf-8"))

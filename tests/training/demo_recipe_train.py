@@ -100,31 +100,26 @@ class DemoAgeRecipe(Recipe):
 
     def ship(self, run: Run, out: Path) -> Any:
         from facecore.training.learners import IsotonicCorrection
-        from facecore.training.publish import Shipped, top_entry
-        from facecore.training.tops import final_model
+        from facecore.training.tops import ship_tops
 
         data, x = run.data, run.data.extra
         knots, temperature = None, 1.0
         if run.chosen == "top + correction":
             corr = IsotonicCorrection(BINS).fit(run.oof["top"].distributions, data.y)
             knots, temperature = corr.knots_, corr.temperature_
-        summary = self.summary(run)
-        model = final_model(
+        return ship_tops(
             run,
+            out,
             [(self.top, x["maps"], x["flipped"], None, Path(self.work_dir) / "cv")],
-            BINS,
-            calibration=knots,
-            temperature=temperature,
-            metadata={"name": out.name, "task": "demo_age", "cv": summary},
-        )
-        entry = top_entry(
-            "demo_age",
-            {"name": "demo_age", "kind": "distribution", "scale": [0, 100], "bins": list(BINS)},
+            task="demo_age",
+            output={
+                "name": "demo_age",
+                "kind": "distribution",
+                "scale": [0, 100],
+                "bins": list(BINS),
+            },
             inputs="Face with features['trunk.stage3']; output: age in decades",
             source="tests/training/demo_recipe_train.py (never shipped)",
-            training_data=f"{data.n_photos} UTKFace photos (sha256 {data.data_hash[:16]})",
-            licence=LICENCE,
-            card=out.name + ".md",
             rebuild=self.rebuild,
+            model={"calibration": knots, "temperature": temperature},
         )
-        return Shipped(model, ".pt", {"shipped": run.chosen}, lambda p: entry)

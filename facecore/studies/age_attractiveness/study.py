@@ -278,7 +278,7 @@ def run_study(
         w = csv.writer(fh)
         w.writerow(HEADER)
         w.writerows(r.as_list() for r in rows)
-    from facecore.training.card import markdown_table
+    from facecore.training.publish import markdown_table
 
     md = [
         "# Age and attractiveness, per sex",

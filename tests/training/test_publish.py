@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecore.training.card import (
+from facecore.training.publish import (
     SHARED_DATA_LICENCE,
     CardFigure,
     CardTable,
