@@ -34,7 +34,9 @@ def differences(a: Any, b: Any, tol: float, path: str = "") -> list[str]:
         if len(a) != len(b):
             return [f"{path}: {len(a)} items != {len(b)}"]
         return [
-            d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, tol, f"{path}[{i}]")
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, tol, f"{path}[{i}]")
         ]
     num = (int, float)
     if isinstance(a, num) and isinstance(b, num) and not isinstance(a, bool):

@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         "'none' for the main top alone; default: the dataset's (SCUT-FBP5500: stage4:0)",
     )
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    ap.add_argument(
+        "--max-grad-norm",
+        type=float,
+        default=1.0,
+        help="clip the tops' gradient norm to this (0: no clipping, as folds trained before "
+        "clipping existed; their caches resume only with 0)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -57,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         lr=args.lr,
         expectation_weight=args.expectation_weight,
+        max_grad_norm=args.max_grad_norm or None,
     )
     members = None
     if args.extra_tops is not None:

@@ -142,7 +142,8 @@ class AgeRecipe(Recipe):
             "around the true age (deep label-distribution learning, Gao et al. 2017): a label "
             "distribution says that neighbouring ages look alike and gives the interval.",
             "Recipe: {recipe.top.epochs} epochs, batch {recipe.top.batch_size}, one-cycle AdamW "
-            "(peak lr {recipe.top.lr}, weight decay {recipe.top.weight_decay}), exact flip "
+            "(peak lr {recipe.top.lr}, weight decay {recipe.top.weight_decay}"
+            "{recipe.top.clip_note}), exact flip "
             "augmentation from the mirrored chips' maps{jitter}",
             "{value_note}",
             FILE_LINE,

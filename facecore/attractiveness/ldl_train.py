@@ -224,7 +224,7 @@ class LdlRecipe(Recipe):
             "values, KL loss on rating distributions (Fan et al., IEEE TMM 2018){ensemble}",
             "Targets: {extra[rule]}.",
             "Recipe: {recipe.top.epochs} epochs, batch {recipe.top.batch_size}, one-cycle AdamW "
-            "(peak lr {recipe.top.lr}), exact flip augmentation.",
+            "(peak lr {recipe.top.lr}{recipe.top.clip_note}), exact flip augmentation.",
             "{value_note}",
             FILE_LINE,
         ),

@@ -84,6 +84,13 @@ class TopRecipe:
         n = int(self.start.removeprefix("stage"))
         return "stem" if n == 1 else f"stage{n - 1}"
 
+    @property
+    def clip_note(self) -> str:
+        """For a card's recipe line: ", gradient norm clipped to N", or "" without clipping."""
+        return (
+            "" if self.max_grad_norm is None else f", gradient norm clipped to {self.max_grad_norm}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The settings; ``expectation_weight``, ``jitter`` and ``max_grad_norm`` only when set
         (so that folds trained before those fields existed keep their key)."""

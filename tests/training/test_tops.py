@@ -95,3 +95,8 @@ def test_gradient_clipping_is_on_for_tops_and_left_out_of_old_keys():
     assert TopRecipe().max_grad_norm == 1.0
     assert "max_grad_norm" in TopRecipe().to_dict()
     assert "max_grad_norm" not in TopRecipe(max_grad_norm=None).to_dict()
+
+
+def test_the_card_names_the_clipping_only_when_there_is_some():
+    assert TopRecipe().clip_note == ", gradient norm clipped to 1.0"
+    assert TopRecipe(max_grad_norm=None).clip_note == ""
