@@ -30,12 +30,16 @@ def half_state(module: Any) -> dict[str, Any]:
 
 
 def save_doc(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write ``doc`` with ``torch.save`` atomically; returns the path."""
+    """Write ``doc`` with ``torch.save`` atomically; returns the path.
+
+    Saved through an open file, not a path: ``torch.save`` names the zip archive's records after
+    a path's file name, which here would be the random temporary name, so the same document
+    would give files of another sha256 each time."""
     import torch
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(doc, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(doc, f)
     return path
 
 

@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("second", type=Path)
     ap.add_argument("--tol", type=float, default=1e-4)
     args = ap.parse_args(argv)
+    for path in (args.first, args.second):
+        if not path.is_file():
+            print(f"error: {path} not found", file=sys.stderr)
+            return 2
     diffs = differences(
         json.loads(args.first.read_text()), json.loads(args.second.read_text()), args.tol
     )
