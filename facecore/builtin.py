@@ -19,4 +19,5 @@ STAGE_MODULES = (
     "facecore.attractiveness.model",
     "facecore.age.model",
     "facecore.quality.model",
+    "facecore.appearance",
 )

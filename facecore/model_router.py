@@ -64,6 +64,7 @@ LOADER_MODULES: dict[str, str] = {
     "dlib_face_resnet_top": "facecore.heads.distribution",
     "quality_map_head": "facecore.quality.model",
     "blazeface": "facecore.detect.blazeface",
+    "faceres": "facecore.appearance",
 }
 
 _loaders: dict[str, Loader] = {}

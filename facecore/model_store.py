@@ -1,15 +1,14 @@
 """The model manifest: what every model file is, where the folder is, and its one writer.
 
-``models/manifest.json`` names every model file with its sha256, origin, training data and
-licence, and says how to run it: ``task``, ``architecture`` (what reads the file: the loader
+``models/manifest.json`` names every model file with its sha256, origin, training data and licence,
+and says how to run it: ``task``, ``architecture`` (what reads the file: the loader
 :func:`facecore.model_router.load` dispatches to), ``input_size``, ``normalisation``, ``chip`` and
 ``outputs``. The schema is pydantic (:class:`ModelSpec` and its parts); an invalid entry is refused
 naming the entry and the field. A file is bundled in the models folder (``"file"``) or installed by
-a registry package (``"package"`` + ``"package_file"``). Nothing is ever downloaded.
-
-The models folder (:func:`models_dir`) is :func:`set_models_dir`'s, else ``FACECORE_MODELS_DIR``,
-else the bundled data-only package ``facecore_models`` (the repository's ``models/`` folder, found
-with :mod:`importlib` without importing anything); a ``directory=`` argument wins for one call.
+a registry package (``"package"`` + ``"package_file"``). Nothing is ever downloaded. The models
+folder (:func:`models_dir`) is :func:`set_models_dir`'s, else ``FACECORE_MODELS_DIR``, else the
+bundled data-only package ``facecore_models`` (the repository's ``models/`` folder, found with
+:mod:`importlib` without importing anything); a ``directory=`` argument wins for one call.
 :func:`write_manifest_entry` is the one writer of entries; :mod:`facecore.model_router` finds,
 checks and loads the files.
 
@@ -152,8 +151,8 @@ class ModelSpec(_Schema):
     ``kind`` is the older, coarse category); ``architecture`` what reads the file (the router's
     loader, and for a network its name in :mod:`facecore.nn`). ``input_size`` is a network's
     ``(height, width)``, ``chip`` the aligned crop the model expects (None for detectors);
-    ``inputs``, ``source``, ``training_data``, ``licence`` are free text, and ``extra`` holds every
-    other key of the entry (``metrics``, ``card``, ``rebuild``, ...).
+    ``stages`` names the stages a head's model reads besides the head's own requirements;
+    ``inputs``, ``source``, ``training_data``, ``licence`` are free text, ``extra`` the rest.
     """
 
     name: Annotated[str, Field(min_length=1)]
@@ -169,6 +168,7 @@ class ModelSpec(_Schema):
     chip: ChipSpec | None = None
     outputs: Annotated[tuple[OutputSpec, ...], BeforeValidator(lambda v: _as_tuple(v or ()))] = ()
     inputs: _Text = ""
+    stages: Annotated[tuple[str, ...], BeforeValidator(lambda v: _as_tuple(v or ()))] = ()
     source: _Text = ""
     training_data: _Text = ""
     licence: _Text = ""
@@ -201,7 +201,7 @@ class ModelSpec(_Schema):
     def to_dict(self) -> dict[str, Any]:
         """The entry as ``manifest.json`` stores it (``from_dict(spec.to_dict()) == spec``)."""
         out = self.model_dump(mode="json", exclude={"extra"})
-        for key in ("file", "package", "package_file"):
+        for key in ("file", "package", "package_file", "stages"):
             if not out[key]:
                 del out[key]
         return {**out, **self.extra}

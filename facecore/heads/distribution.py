@@ -189,11 +189,11 @@ class TopDistributionModel:
     def serve(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, np.ndarray]:
         """The served values (N,) and distributions (N, K) of faces the trunk has run on: the
         calibrated distributions of the top (or ensemble), stacked with the SVR on the faces'
-        ``features["trunk"]`` where the file holds a stack. ``image`` is not read
-        (:attr:`batching`)."""
+        features (``features["trunk"]``, and others its file names) where it holds a stack.
+        ``image`` is not read (:attr:`batching`)."""
         values, probs = self.distributions(self.predict_logits(faces))
         if self.stack is not None:  # the top stacked with a frozen-feature SVR
-            feats = np.stack([f.features["trunk"] for f in faces])
+            feats = self.stack.svr.face_features(faces)
             values, probs = self.stack.apply(probs, self.bins, features=feats)
         return values, probs
 

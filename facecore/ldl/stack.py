@@ -52,11 +52,15 @@ class RbfSvr:
     intercept: float
     gamma: float
     log_target: bool = True
+    #: The ``face.features`` keys whose vectors, side by side, are the SVR's input.
+    inputs: tuple[str, ...] = ("trunk",)
 
     @classmethod
-    def from_pipeline(cls, pipeline: Any, log_target: bool = True) -> RbfSvr:
+    def from_pipeline(
+        cls, pipeline: Any, log_target: bool = True, inputs: Sequence[str] = ("trunk",)
+    ) -> RbfSvr:
         """From ``make_pipeline(StandardScaler(), SVR(kernel="rbf"))`` fitted on ``log1p(y)``
-        (``log_target``) or on ``y``."""
+        (``log_target``) or on ``y``, with the features ``inputs`` side by side."""
         scaler, svr = pipeline[0], pipeline[-1]
         if getattr(svr, "kernel", None) != "rbf":
             raise ValueError("needs an RBF SVR")
@@ -68,14 +72,23 @@ class RbfSvr:
             intercept=float(np.ravel(svr.intercept_)[0]),
             gamma=float(svr._gamma),
             log_target=bool(log_target),
+            inputs=tuple(inputs),
         )
 
     def __post_init__(self) -> None:
         for name in ("mean", "scale", "dual_coef", "support16", "sq"):
             self._t(name)  # the tensors at load, not on the first request
 
+    def face_features(self, faces: Sequence[Any]) -> np.ndarray:
+        """The input (N, D) of faces: their ``features[k]`` for each of :attr:`inputs`, side by
+        side."""
+        return np.concatenate(
+            [np.stack([f.features[k] for f in faces]).astype(np.float32) for k in self.inputs],
+            axis=1,
+        )
+
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """Predictions (N,) from trunk features (N, D).
+        """Predictions (N,) from features (N, D) (:meth:`face_features`).
 
         Computed with torch, whose thread pool the trunk and the tops use: numpy's BLAS has
         a pool of its own, and alternating the two pools in one process makes each wait for
@@ -115,8 +128,10 @@ class RbfSvr:
                 cache[name] = torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
         return cache[name]
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
+    def to_arrays(self) -> dict[str, Any]:
+        extra = {} if self.inputs == ("trunk",) else {"inputs": list(self.inputs)}
         return {
+            **extra,
             "mean": self.mean,
             "scale": self.scale,
             "support": self.support.astype(np.float16),
@@ -136,6 +151,7 @@ class RbfSvr:
             intercept=float(np.asarray(a["intercept"]).reshape(-1)[0]),
             gamma=float(np.asarray(a["gamma"]).reshape(-1)[0]),
             log_target=bool(np.asarray(a.get("log_target", True)).reshape(-1)[0]),
+            inputs=tuple(a.get("inputs", ("trunk",))),
         )
 
 
