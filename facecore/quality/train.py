@@ -58,6 +58,8 @@ STEPS_PER_EPOCH = 100
 
 KINDS = distortion_kinds()
 N_VERSIONS = 1 + len(KINDS) * N_LEVELS
+#: The versions' names, in :func:`version_index` order.
+VERSION_NAMES = ["clean"] + [f"{kind} {lv}" for kind in KINDS for lv in range(1, N_LEVELS + 1)]
 BAND_EDGES = np.round(np.arange(0.0, 1.01, 0.1), 2)
 RANK_KEYS = ("pair_accuracy", "spearman", "spearman_per_photo")
 #: The rated and aged sets of the error tables: task -> dataset.
@@ -672,11 +674,6 @@ class QualityRecipe(Recipe):
             choose_threshold(qual[t].ravel(), errors[t].ravel(), clean_mae[t]) for t in errors
         )
         calib_fit["clean_below_threshold"] = float(np.mean(eval_q[:, 0] < warn_below))
-        versions = [("clean", 0)] + [
-            (f"{kind} {lv}", version_index(k, lv))
-            for k, kind in enumerate(KINDS)
-            for lv in range(1, N_LEVELS + 1)
-        ]
         per_version = [
             {
                 "version": name,
@@ -684,7 +681,7 @@ class QualityRecipe(Recipe):
                 "agreement_median": float(np.median(eval_agree[:, c])),
                 **{f"{t}_mae": float(np.mean(errors[t][:, c])) for t in errors},
             }
-            for name, c in versions
+            for c, name in enumerate(VERSION_NAMES)
         ]
         counts, hashes = x["counts"], x["hashes"]
         cv = {
