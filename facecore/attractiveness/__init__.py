@@ -9,9 +9,9 @@
   (Zhang, Xiao, Lu, "Facial beauty analysis based on features prediction and beautification
   models", PAA 2018).
 * :mod:`~facecore.attractiveness.model` - the shipped model and the ``attractiveness`` stage.
-* :mod:`~facecore.attractiveness.train` - the classical model's recipe: cross-validation on
-  SCUT-FBP5500 and model shipping, run by :mod:`facecore.training`;
-  :mod:`~facecore.attractiveness.train_features` - its training set's feature blocks, cached.
+* :mod:`~facecore.attractiveness.train` - the classical model's recipe: its training set's
+  feature blocks (cached), cross-validation on SCUT-FBP5500 and model shipping, run by
+  :mod:`facecore.training`.
 
 Models trained on SCUT-FBP5500 are for non-commercial research use only. Names are imported lazily
 (scikit-learn is not imported until an estimator is used).

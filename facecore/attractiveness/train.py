@@ -2,12 +2,15 @@
 
 Every feature set x learner of :mod:`~facecore.attractiveness.deep_regressors` and every score
 fusion of :mod:`~facecore.attractiveness.fusion` cross-validated on the same folds; the chosen
-fusion (:func:`choose_fusion`) fitted on every photo with a face. This module implements no
-paper itself (see ``deep_regressors`` and ``fusion``); the steps are in ``docs/training.md``.
+fusion (:func:`choose_fusion`) fitted on every photo with a face. The feature blocks of the
+training photos come from the serving code (:func:`extract_dataset_features`), cached. This module
+implements no paper itself (see ``deep_regressors`` and ``fusion``); the steps are in
+``docs/training.md``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,12 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.model_selection import cross_val_predict
 
 from facecore.analyzer import FaceAnalyzer
+from facecore.atomic import atomic_path
 from facecore.attractiveness.deep_regressors import LEARNERS, DeepFeatureRegressor
 from facecore.attractiveness.face_features import BLOCK_NAMES, FaceFeatureExtractor
 from facecore.attractiveness.fusion import (
@@ -33,8 +37,7 @@ from facecore.attractiveness.fusion import (
     paper_estimators,
 )
 from facecore.attractiveness.model import SCORE_RANGE, AttractivenessModel, AttractivenessStage
-from facecore.attractiveness.train_features import DatasetFeatures, extract_dataset_features
-from facecore.datasets import dataset_hash, load_scut_fbp5500
+from facecore.datasets import dataset_hash, iter_images, load_scut_fbp5500
 from facecore.io import load_image
 from facecore.metrics import regression_metrics
 from facecore.training.publish import ModelCard, Shipped, markdown_table, package_versions, rounded
@@ -44,7 +47,9 @@ __all__ = [
     "LICENCE",
     "REBUILD",
     "ClassicalRecipe",
+    "DatasetFeatures",
     "choose_fusion",
+    "extract_dataset_features",
     "format_table",
     "model_card",
 ]
@@ -92,6 +97,80 @@ def _group_metrics(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[
         str(g): rounded({**regression_metrics(y[groups == g], pred[groups == g]), "n": int(n)})
         for g, n in zip(*np.unique(groups, return_counts=True), strict=True)
     }
+
+
+class DatasetFeatures(NamedTuple):
+    """Feature blocks of every photo of a dataset (zero where no face was found), which photos
+    have a face, the seconds the extraction took (kept in the cache) and whether it was read."""
+
+    blocks: dict[str, np.ndarray]
+    has_face: np.ndarray
+    seconds: float
+    from_cache: bool
+
+
+def extract_dataset_features(
+    dataset: Any,
+    extractor: FaceFeatureExtractor,
+    *,
+    cache_dir: str | os.PathLike[str] | None = ".cache/features",
+    progress: bool = False,
+) -> DatasetFeatures:
+    """Feature blocks of every photo of ``dataset`` (its largest face), by the serving code.
+
+    Parameters
+    ----------
+    dataset : FaceDataset
+    extractor : FaceFeatureExtractor
+    cache_dir : path-like or None
+        Folder of the ``.npz`` cache, keyed by the dataset's hash, the feature version and the
+        analyzer's settings (None: neither read nor written).
+    progress : bool
+        Show a tqdm bar (on stderr).
+
+    Returns
+    -------
+    DatasetFeatures
+    """
+    analyzer = FaceAnalyzer(stages=("trunk",), max_faces=1)
+    tag = hashlib.sha256(repr(analyzer.config).encode()).hexdigest()[:10]
+    key = f"{dataset.name}-{dataset_hash(dataset)[:16]}-f{extractor.version}-a{tag}"
+    path = None if cache_dir is None else Path(cache_dir) / f"{key}.npz"
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            blocks = {name: z[f"block_{name}"] for name in BLOCK_NAMES}
+            seconds = float(z["seconds"]) if "seconds" in z.files else 0.0
+            feats = DatasetFeatures(blocks, z["has_face"], seconds, True)
+        logger.info("features of %d photos read from %s", len(feats.has_face), path)
+        return feats
+    analyzer.load()
+    n, shapes = len(dataset), extractor.block_shapes()
+    blocks = {
+        name: np.zeros((n, *shapes[name]), dtype=np.uint8 if name == "pcanet" else np.float32)
+        for name in BLOCK_NAMES
+    }
+    has_face = np.zeros(n, dtype=bool)
+    images = iter_images(dataset)
+    if progress:
+        from tqdm import tqdm
+
+        images = tqdm(images, total=n, desc="features", unit="img")
+    t0 = time.perf_counter()
+    for i, image in enumerate(images):
+        faces = analyzer.analyze(image)
+        if not faces:
+            logger.warning("no face found in %s; left out", dataset.relative_paths[i])
+            continue
+        for name, value in extractor.extract(image, faces[0]).items():
+            blocks[name][i] = value
+        has_face[i] = True
+    seconds = time.perf_counter() - t0
+    logger.info("features of %d photos extracted in %.1f s", n, seconds)
+    if path is not None:
+        with atomic_path(path) as tmp:
+            arrays = {f"block_{k}": v for k, v in blocks.items()}
+            np.savez(tmp, has_face=has_face, seconds=seconds, **arrays)
+    return DatasetFeatures(blocks, has_face, seconds, False)
 
 
 @dataclass(frozen=True)
@@ -144,7 +223,6 @@ class ClassicalRecipe(Recipe):
         if len(rows) < len(ds):
             missing = [ds.relative_paths[i] for i in np.flatnonzero(~feats.has_face)]
             logger.warning("%d photo(s) without a face left out: %s", len(missing), missing[:20])
-        logger.info("%d photos, %d with a face", len(ds), len(rows))
         groups = ds.groups[rows] if ds.groups is not None else np.full(len(rows), "all")
         return Data(
             y=ds.targets[rows],
@@ -232,11 +310,14 @@ class ClassicalRecipe(Recipe):
             "final_fit_s": round(t_done - t_fit, 1),
             "total_s": round(t_done - ex["t0"], 1),
         }
-        versions = package_versions()
-        cv_summary = {
-            "protocol": f"{self.folds}-fold KFold(shuffle=True, random_state={self.seed}) on the "
-            f"{n} photos with a face; fusion weights from {self.inner_folds} inner folds (nested)",
-        } | {k: round(chosen[k], 4) for k in ("pc", "mae", "rmse")}
+        protocol = (
+            f"{self.folds}-fold KFold(shuffle=True, random_state={self.seed}) on the {n} photos "
+            f"with a face; fusion weights from {self.inner_folds} inner folds (nested)"
+        )
+        cv_summary = {"protocol": protocol} | {
+            k: round(chosen[k], 4) for k in ("pc", "mae", "rmse")
+        }
+        version, versions = ex["extractor"].version, package_versions()
         model.metadata = {
             "name": out.name,
             "members": list(members),
@@ -247,30 +328,30 @@ class ClassicalRecipe(Recipe):
             "licence": LICENCE,
             "packages": versions,
         }
-        version, written = ex["extractor"].version, {}
+        cv = {
+            "name": out.name,
+            "dataset": data.title,
+            "dataset_sha256": data.data_hash,
+            "n_photos": data.n_photos,
+            "n_with_face": n,
+            "n_no_face": data.n_photos - n,
+            **{k: getattr(self, k) for k in ("folds", "inner_folds", "seed")},
+            "feature_version": version,
+            "rows": rounded(rows),
+            "chosen": chosen["name"],
+            "chosen_rule": CHOSEN_RULE,
+            "per_group": per_group,
+            "timings": timings,
+            "model_file_mb": None,  # once written
+            "packages": versions,
+        }
 
         def cv_doc(model_path: Path) -> dict[str, Any]:
             if self.serving_repeats > 0:  # the written file served through the model store
                 photo = ex["dataset"].paths[int(ex["rows"][0])]
                 timings.update(_serving_ms(photo, out, self.serving_repeats))
-            written["cv"] = {
-                "name": out.name,
-                "dataset": data.title,
-                "dataset_sha256": data.data_hash,
-                "n_photos": data.n_photos,
-                "n_with_face": n,
-                "n_no_face": data.n_photos - n,
-                **{k: getattr(self, k) for k in ("folds", "inner_folds", "seed")},
-                "feature_version": version,
-                "rows": rounded(rows),
-                "chosen": chosen["name"],
-                "chosen_rule": CHOSEN_RULE,
-                "per_group": per_group,
-                "timings": timings,
-                "model_file_mb": round(model_path.stat().st_size / 1e6, 2),
-                "packages": versions,
-            }
-            return written["cv"]
+            cv["model_file_mb"] = round(model_path.stat().st_size / 1e6, 2)
+            return cv
 
         scale = [int(v) if float(v).is_integer() else float(v) for v in SCORE_RANGE]
         crop = ex["extractor"].crop_spec
@@ -302,7 +383,7 @@ class ClassicalRecipe(Recipe):
             ".joblib",
             cv_doc,
             lambda path: entry,
-            lambda path, figures: model_card(written["cv"], model, path.stat().st_size / 1e6),
+            lambda path, figures: model_card(cv, model, path.stat().st_size / 1e6),
             indent=2,
         )
 
@@ -340,9 +421,8 @@ def _serving_ms(photo: str | os.PathLike[str], out: Path, repeats: int) -> dict[
         faces = analyzer.analyze(image)
         t1 = time.perf_counter()
         scorer(image, faces)
-        t2 = time.perf_counter()
-        total.append(t2 - t0)
-        scoring.append(t2 - t1)
+        total.append(time.perf_counter() - t0)
+        scoring.append(time.perf_counter() - t1)
     return {
         "serving_median_ms": round(1000 * float(np.median(total)), 1),
         "serving_p90_ms": round(1000 * float(np.percentile(total, 90)), 1),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from facecore.atomic import atomic_path
 from facecore.quality.distortions import LEVELS, N_LEVELS, distort, distortion_kinds
@@ -30,10 +31,11 @@ __all__ = [
     "TOLERANCE",
     "GroupBatches",
     "QualityRecipe",
+    "Ranker",
+    "card_parts",
     "choose_threshold",
     "make_versions",
     "ranking_table",
-    "train_ranker",
     "version_index",
 ]
 
@@ -49,13 +51,19 @@ REBUILD = (
 #: A quality band is "as reliable as a clean photo" while its error is at most this many times
 #: the clean photos' error.
 TOLERANCE = 1.5
-
 #: dlib's same-person descriptor distance (the calibration target's scale).
 SAME_PERSON = 0.6
+#: Optimiser steps per epoch of the ranker's fit (a history entry and a checkpoint each).
+STEPS_PER_EPOCH = 100
 
 KINDS = distortion_kinds()
 N_VERSIONS = 1 + len(KINDS) * N_LEVELS
+#: The versions' names, in :func:`version_index` order.
+VERSION_NAMES = ["clean"] + [f"{kind} {lv}" for kind in KINDS for lv in range(1, N_LEVELS + 1)]
 BAND_EDGES = np.round(np.arange(0.0, 1.01, 0.1), 2)
+RANK_KEYS = ("pair_accuracy", "spearman", "spearman_per_photo")
+#: The rated and aged sets of the error tables: task -> dataset.
+ERROR_SETS = {"attractiveness": "scut-fbp5500", "age": "utkface"}
 
 
 def version_index(kind: int, level: int) -> int:
@@ -90,21 +98,17 @@ def _as_input(arch_node: str, block: np.ndarray) -> Any:
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
-#: Optimiser steps per epoch of the ranker's fit (a history entry and a checkpoint each).
-STEPS_PER_EPOCH = 100
-
-
 class GroupBatches:
     """The ranker's batches (a :class:`facecore.training.fit.Batches`): each step, ``groups``
     seeded draws of (photo, distortion kind), each with its clean and graded versions; a chip
     network's batch is mirrored with probability 1/2. Targets: the levels of each group."""
 
-    def __init__(self, inputs: np.ndarray, node: str, config: QualityRecipe) -> None:
+    def __init__(self, inputs: np.ndarray, node: str, groups: int, seed: int) -> None:
         import torch
 
-        self.inputs, self.node, self.groups = inputs, node, config.groups
-        self.rng = np.random.default_rng(config.seed)
-        self.levels = torch.arange(N_LEVELS + 1).repeat(config.groups, 1)
+        self.inputs, self.node, self.groups = inputs, node, groups
+        self.rng = np.random.default_rng(seed)
+        self.levels = torch.arange(N_LEVELS + 1).repeat(groups, 1)
 
     def __len__(self) -> int:
         return STEPS_PER_EPOCH
@@ -129,64 +133,89 @@ class GroupBatches:
         self.rng.bit_generator.state = state
 
 
-def train_ranker(
-    architecture: str,
-    inputs: np.ndarray,
-    config: QualityRecipe,
-    checkpoint_dir: Path | None = None,
-) -> tuple[Any, dict[str, Any]]:
-    """Train a candidate network by ranking on ``inputs`` (P, N_VERSIONS, ...): chips
-    (..., 150, 150, 3) uint8 for a chip network, maps (..., 64, 17, 17) for a map head; with
-    :func:`facecore.training.fit.fit` (AdamW, cosine decay over ``config.steps``), checkpointed
-    in ``checkpoint_dir`` every :data:`STEPS_PER_EPOCH` steps and resumed from there.
+class Ranker(BaseEstimator):
+    """A candidate network trained by ranking, as an estimator.
 
-    Returns
-    -------
-    (network in eval mode, history dict with the loss every 100 steps and the seconds)
+    Parameters
+    ----------
+    architecture : str
+        A key of :data:`facecore.quality.network.ARCHITECTURES`.
+    recipe : QualityRecipe
+        Its ``steps``, ``groups``, ``lr``, ``weight_decay``, ``margin`` and ``seed``.
+    checkpoint_dir : Path, optional
+        Checkpointed every :data:`STEPS_PER_EPOCH` steps and resumed from there.
     """
-    import torch
 
-    from facecore.quality.network import build, ranking_loss
-    from facecore.training.fit import FitConfig, fit
+    def __init__(self, architecture: str, recipe: Any, checkpoint_dir: Path | None = None) -> None:
+        self.architecture = architecture
+        self.recipe = recipe
+        self.checkpoint_dir = checkpoint_dir
 
-    torch.manual_seed(config.seed)
-    net = build(architecture)
-    batches = GroupBatches(inputs, net.input_node, config)
-    fit_config = FitConfig(
-        epochs=config.steps // STEPS_PER_EPOCH,
-        batch_size=config.groups,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        loss="custom",
-        schedule="cosine",
-        seed=config.seed,
-        checkpoint_dir=checkpoint_dir,
-    )
+    def fit(self, X: np.ndarray, y: None = None) -> Ranker:
+        """Train on ``X`` (P, N_VERSIONS, ...), chips (..., 150, 150, 3) uint8 or maps
+        (..., 64, 17, 17), with :func:`facecore.training.fit.fit` (AdamW, cosine decay).
 
-    def loss_fn(scores: Any, levels: Any) -> Any:
-        return ranking_loss(scores.view(config.groups, N_LEVELS + 1), levels, config.margin)
+        Sets ``net_`` (in eval mode), ``history_`` (the loss every 100 steps) and ``seconds_``.
+        """
+        import torch
 
-    result = fit(net, batches, None, fit_config, resume=checkpoint_dir is not None, loss_fn=loss_fn)
-    history = [
-        {"step": r.epoch * STEPS_PER_EPOCH, "loss": round(r.loss, 5)} for r in result.history
-    ]
-    seconds = float(sum(r.seconds for r in result.history))
-    return net.eval(), {"history": history, "seconds": round(seconds, 1)}
+        from facecore.quality.network import build, ranking_loss
+        from facecore.training.fit import FitConfig, fit
 
+        r = self.recipe
+        torch.manual_seed(r.seed)
+        net = build(self.architecture)
+        config = FitConfig(
+            epochs=r.steps // STEPS_PER_EPOCH,
+            batch_size=r.groups,
+            lr=r.lr,
+            weight_decay=r.weight_decay,
+            loss="custom",
+            schedule="cosine",
+            seed=r.seed,
+            checkpoint_dir=self.checkpoint_dir,
+        )
 
-def _scores(net: Any, inputs: np.ndarray, batch: int = 128) -> np.ndarray:
-    import torch
+        def loss_fn(scores: Any, levels: Any) -> Any:
+            return ranking_loss(scores.view(r.groups, N_LEVELS + 1), levels, r.margin)
 
-    flat = inputs.reshape(-1, *inputs.shape[2:])
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(flat), batch):
-            out.append(net(_as_input(net.input_node, flat[s : s + batch])).numpy())
-    return np.concatenate(out).reshape(inputs.shape[:2]).astype(np.float64)
+        batches = GroupBatches(X, net.input_node, r.groups, r.seed)
+        res = fit(
+            net, batches, None, config, resume=self.checkpoint_dir is not None, loss_fn=loss_fn
+        )
+        self.history_ = [
+            {"step": h.epoch * STEPS_PER_EPOCH, "loss": round(h.loss, 5)} for h in res.history
+        ]
+        self.seconds_ = round(float(sum(h.seconds for h in res.history)), 1)
+        self.net_ = net.eval()
+        return self
+
+    def predict(self, X: np.ndarray, batch: int = 128) -> np.ndarray:
+        """Raw scores (P, N_VERSIONS) of every version."""
+        import torch
+
+        flat = X.reshape(-1, *X.shape[2:])
+        with torch.inference_mode():
+            out = [
+                self.net_(_as_input(self.net_.input_node, flat[s : s + batch])).numpy()
+                for s in range(0, len(flat), batch)
+            ]
+        return np.concatenate(out).reshape(X.shape[:2]).astype(np.float64)
+
+    def ms_per_face(self, sample: np.ndarray, repeats: int = 50) -> float:
+        """Median milliseconds of the network on one face at batch 1 (after 5 warm-up calls)."""
+        import timeit
+
+        import torch
+
+        x = _as_input(self.net_.input_node, sample[:1])
+        with torch.inference_mode():
+            times = timeit.repeat(lambda: self.net_(x), repeat=5 + repeats, number=1)[5:]
+        return float(np.median(times) * 1000.0)
 
 
 def ranking_table(scores: np.ndarray) -> list[dict[str, Any]]:
-    """Per distortion kind (and overall), from scores (P, N_VERSIONS) of held-out photos:
+    """Per distortion kind (and their mean), from scores (P, N_VERSIONS) of held-out photos:
 
     * ``pair_accuracy`` - share of the pairs of one photo's versions of that kind (clean
       included; 10 pairs per photo) in which the less distorted version scores higher;
@@ -195,27 +224,22 @@ def ranking_table(scores: np.ndarray) -> list[dict[str, Any]]:
     """
     from scipy.stats import spearmanr
 
-    rows = []
     lv = np.arange(N_LEVELS + 1)
     i, j = np.triu_indices(N_LEVELS + 1, k=1)
-    all_acc, all_rho, all_pp = [], [], []
+    rows = []
     for k, kind in enumerate(KINDS):
         s = scores[:, _kind_columns(k)]
-        acc = float(np.mean(s[:, i] > s[:, j]))
-        rho = float(spearmanr(s.ravel(), -np.tile(lv, len(s))).statistic)
         per = [float(spearmanr(r, -lv).statistic) for r in s if np.ptp(r) > 0]
-        pp = float(np.mean(per)) if per else float("nan")
-        rows.append({"kind": kind, "pair_accuracy": acc, "spearman": rho, "spearman_per_photo": pp})
-        all_acc.append(acc), all_rho.append(rho), all_pp.append(pp)
-    rows.append(
-        {
-            "kind": "all (mean of kinds)",
-            "pair_accuracy": float(np.mean(all_acc)),
-            "spearman": float(np.mean(all_rho)),
-            "spearman_per_photo": float(np.mean(all_pp)),
-        }
-    )
-    return rows
+        rows.append(
+            {
+                "kind": kind,
+                "pair_accuracy": float(np.mean(s[:, i] > s[:, j])),
+                "spearman": float(spearmanr(s.ravel(), -np.tile(lv, len(s))).statistic),
+                "spearman_per_photo": float(np.mean(per)) if per else float("nan"),
+            }
+        )
+    mean = {key: float(np.mean([r[key] for r in rows])) for key in RANK_KEYS}
+    return [*rows, {"kind": "all (mean of kinds)", **mean}]
 
 
 def calibration_knots(scores: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,6 +257,10 @@ def agreement(embeddings: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - d / SAME_PERSON, 0.0, 1.0)
 
 
+def _in_band(quality: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return (quality >= lo) & ((quality < hi) if hi < 1.0 else (quality <= 1.0))
+
+
 def choose_threshold(
     quality: np.ndarray, error: np.ndarray, clean_mae: float, min_faces: int = 30
 ) -> float:
@@ -242,8 +270,7 @@ def choose_threshold(
     same versions."""
     ok_from = float(BAND_EDGES[-1])
     for lo in BAND_EDGES[-2::-1]:
-        hi = lo + 0.1
-        inside = (quality >= lo) & ((quality < hi) if hi < 1.0 else (quality <= 1.0))
+        inside = _in_band(quality, lo, lo + 0.1)
         if inside.sum() >= min_faces and float(np.mean(error[inside])) > TOLERANCE * clean_mae:
             break
         ok_from = float(lo)
@@ -251,27 +278,11 @@ def choose_threshold(
 
 
 # -- data ---------------------------------------------------------------------------------------
-def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> dict[str, Any]:
-    """Per dataset: the chips of its photos with a face, their dataset indices, its sha256."""
-    from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
-    from facecore.training.chips import extract_dataset_chips
-
-    out = {}
-    for name, load in (
-        ("scut-fbp5500", load_scut_fbp5500),
-        ("mebeauty", load_mebeauty),
-        ("utkface", load_utkface),
-    ):
-        ds = load(data_root)
-        chips = extract_dataset_chips(ds, cache_dir=Path(cfg.chip_dirs[name]), progress=False)
-        out[name] = (chips.chips, np.flatnonzero(chips.has_face), dataset_hash(ds))
-    return out
-
-
-def _cached(path: Path, make: Any) -> np.ndarray:
+def _cached(path: Path, make: Any, *args: Any) -> np.ndarray:
+    """``make(*args)``, saved to ``path`` (``.npy``) and read back from it on later runs."""
     if path.is_file():
         return np.load(path, mmap_mode="r")
-    arr = make()
+    arr = make(*args)
     with atomic_path(path) as tmp:
         np.save(tmp, arr)
     return arr
@@ -292,10 +303,7 @@ def _trunk_outputs(versions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _error_rows(
-    task: str,
-    data_root: str | os.PathLike[str],
-    photo: np.ndarray,
-    maps: np.ndarray,
+    task: str, data_root: str | os.PathLike[str], photo: np.ndarray, maps: np.ndarray
 ) -> np.ndarray:
     """Absolute errors (P, V) on every version of the photos ``photo`` (dataset indices) by the
     fold top of the shipped CV of ``task`` that did not see each: its recipe's float top fitted
@@ -320,29 +328,7 @@ def _error_rows(
     return err
 
 
-def _ms_per_face(net: Any, sample: np.ndarray, repeats: int = 50) -> float:
-    import torch
-
-    x = _as_input(net.input_node, sample[:1])
-    with torch.inference_mode():
-        for _ in range(5):
-            net(x)
-        t = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            net(x)
-            t.append(time.perf_counter() - t0)
-    return float(np.median(t) * 1000.0)
-
-
-def _config_tag(cfg: QualityRecipe) -> str:
-    """Keys the run's data folder (neither the number of steps nor the candidates change it)."""
-    d = cfg.to_dict()
-    for k in ("steps", "architectures", "lr", "weight_decay", "margin", "groups"):
-        d.pop(k)
-    return config_tag(d)
-
-
+# -- the card -----------------------------------------------------------------------------------
 _ARCH_TEXT = {
     "quality_map_head": "a small head on the trunk's shared stage-2 map (two 3x3 convolutions, "
     "mean and standard-deviation pooling, a two-layer MLP)",
@@ -350,39 +336,41 @@ _ARCH_TEXT = {
     "convolutions, mean and standard-deviation pooling, a two-layer MLP)",
 }
 
+#: The card's error tables: ``cv.json`` list -> (title, a template of ``cv.json``'s fields; the
+#: header of its items' values, in order; their formats, None: as they are, "-" for None).
+ERROR_TABLES = {
+    "error_by_quality": (
+        "Error by quality band (attractiveness: absolute error on SCUT-FBP5500's 1-5 scale, "
+        "clean photos {clean_mae[attractiveness]:.3f}; age: years, clean photos "
+        "{clean_mae[age]:.2f})",
+        ("quality", "n (attr.)", "attractiveness MAE", "n (age)", "age MAE"),
+        (None, None, "{:.3f}", None, "{:.2f}"),
+    ),
+    "error_by_version": (
+        "Per version: median quality, median descriptor agreement, errors",
+        ("version", "quality", "agreement", "attractiveness MAE", "age MAE"),
+        (None, "{:.3f}", "{:.3f}", "{:.3f}", "{:.2f}0"),  # age: 2 decimals, printed with 3
+    ),
+}
 
-def _fmt(v: Any, f: str = "{:.3f}") -> Any:
-    return "-" if v is None else (f.format(v) if isinstance(v, float) else v)
 
-
-def card_tables(cv: dict[str, Any]) -> list[Any]:
-    """The card's tables, from the training document ``cv``: the candidates, the ranking per
-    distortion, the error by quality band and per version."""
-    chosen, cands, clean = cv["chosen"], cv["candidates"], cv["clean_mae"]
-    kinds = [r["kind"] for r in cands[chosen]["ranking"]]
+def card_parts(cv: dict[str, Any]) -> tuple[dict[str, Any], list[CardTable]]:
+    """The card's fields that ``cv`` (the training document) does not hold as they are written,
+    and its tables: the candidates, the ranking per distortion, :data:`ERROR_TABLES`."""
+    chosen, cands = cv["chosen"], cv["candidates"]
     rank_header = ["distortion"]
     for arch in cands:
         rank_header += [f"{arch}: pair acc.", "Spearman", "per photo"]
     rank_rows = [
-        [kind, *(c["ranking"][i][k] for c in cands.values() for k in _RANK_KEYS)]
-        for i, kind in enumerate(kinds)
+        [r["kind"], *(c["ranking"][i][k] for c in cands.values() for k in RANK_KEYS)]
+        for i, r in enumerate(cands[chosen]["ranking"])
     ]
     cand_rows = [
         [a + (" (shipped)" if a == chosen else ""), c["ranking"][-1]["pair_accuracy"]]
         + [c["ms_per_face"], c["parameters"], round(c["train_seconds"] / 60, 1)]
         for a, c in cands.items()
     ]
-    bands = [
-        [r["band"], r["attractiveness_n"], _fmt(r["attractiveness_mae"]), r["age_n"]]
-        + [_fmt(r["age_mae"], "{:.2f}")]
-        for r in cv["error_by_quality"]
-    ]
-    versions = [
-        [r["version"], r["quality_median"], r["agreement_median"], r["attractiveness_mae"]]
-        + [round(r["age_mae"], 2)]
-        for r in cv["error_by_version"]
-    ]
-    return [
+    tables = [
         CardTable(
             "Candidates (held-out pairwise accuracy, mean of the kinds; milliseconds per face "
             "at batch 1 on this CPU, network alone)",
@@ -391,26 +379,13 @@ def card_tables(cv: dict[str, Any]) -> list[Any]:
             "{:.3f}",
         ),
         CardTable("Ranking on held-out photos, per distortion", rank_header, rank_rows, "{:.3f}"),
-        CardTable(
-            "Error by quality band (attractiveness: absolute error on SCUT-FBP5500's 1-5 "
-            f"scale, clean photos {clean['attractiveness']:.3f}; age: years, clean photos "
-            f"{clean['age']:.2f})",
-            ["quality", "n (attr.)", "attractiveness MAE", "n (age)", "age MAE"],
-            bands,
-        ),
-        CardTable(
-            "Per version: median quality, median descriptor agreement, errors",
-            ["version", "quality", "agreement", "attractiveness MAE", "age MAE"],
-            versions,
-            "{:.3f}",
-        ),
     ]
-
-
-def card_fields(cv: dict[str, Any]) -> dict[str, Any]:
-    """The card's template fields that ``cv`` does not hold as they are written."""
-    return {
-        "network": _ARCH_TEXT.get(cv["chosen"], cv["chosen"]),
+    for key, (title, header, formats) in ERROR_TABLES.items():
+        cells = [zip(r.values(), formats, strict=True) for r in cv[key]]
+        rows = [["-" if v is None else f.format(v) if f else v for v, f in c] for c in cells]
+        tables.append(CardTable(title.format(**cv), list(header), rows))
+    fields = {
+        "network": _ARCH_TEXT.get(chosen, chosen),
         "levels": "; ".join(
             f"{k} {', '.join(f'{x:g}' for x in v)}" for k, v in cv["distortions"].items()
         ),
@@ -418,23 +393,21 @@ def card_fields(cv: dict[str, Any]) -> dict[str, Any]:
         "n_eval": sum(cv["photos"]["eval"].values()),
         "clean_pct": 100 * cv["calibration"]["clean_below_threshold"],
     }
+    return fields, tables
 
 
-_RANK_KEYS = ("pair_accuracy", "spearman", "spearman_per_photo")
-
-
+# -- the recipe ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class QualityRecipe(Recipe):
-    """The quality model's recipe: its settings and the steps that
-    :func:`facecore.training.runner.train` runs (a held-out evaluation instead of a
-    cross-validation: :meth:`evaluate`).
+    """The quality model's recipe, evaluated on held-out photos (:meth:`evaluate`) instead of
+    cross-validated.
 
     Attributes
     ----------
     n_train, n_calib, n_eval : int
         Photos per dataset in each set.
     steps : int
-        Optimiser steps per candidate network.
+        Optimiser steps per candidate network (a multiple of 100).
     groups : int
         (photo, kind) groups per step (each with its 1 + N_LEVELS versions).
     lr, weight_decay, margin : float
@@ -443,7 +416,7 @@ class QualityRecipe(Recipe):
     seed : int
     work_dir : Path
     chip_dirs : dict
-        Chip cache folder of each dataset (shared with the attractiveness and age trainers).
+        Chip cache folder of each dataset (shared with the attractiveness and age recipes).
     """
 
     name: str = "quality_faces"
@@ -467,6 +440,8 @@ class QualityRecipe(Recipe):
     )
 
     licence, rebuild = LICENCE, REBUILD
+    #: The settings of the ranking alone (they do not change the data folder).
+    ranking_settings = ("steps", "architectures", "lr", "weight_decay", "margin", "groups")
     card_text = {
         "summary": (
             "Quality of a face crop in [0, 1] (higher: better): how far blur, noise, JPEG "
@@ -538,85 +513,68 @@ class QualityRecipe(Recipe):
             raise ValueError(f"steps must be a positive multiple of 100, got {self.steps}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["work_dir"] = str(self.work_dir)
-        return d
+        """The settings as plain values (``work_dir`` as a string)."""
+        return asdict(self) | {"work_dir": str(self.work_dir)}
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         """The photos' versions, their maps and descriptors (cached under the work folder)."""
-        from facecore.training.chips import FACE_RESNET_MODEL, frozen_maps, load_face_resnet
+        from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
+        from facecore.training.chips import extract_dataset_chips, frozen_maps, load_face_resnet
 
-        cfg, t0 = self, time.perf_counter()
-        work = Path(cfg.work_dir) / f"run-{_config_tag(cfg)}"
+        t0, seconds = time.perf_counter(), {}
+        tag = config_tag(
+            {k: v for k, v in self.to_dict().items() if k not in self.ranking_settings}
+        )
+        work = Path(self.work_dir) / f"run-{tag}"
         work.mkdir(parents=True, exist_ok=True)
-        seconds: dict[str, float] = {}
-        sources = _sources(data_root, cfg)
+        chips, photo, hashes = {}, {}, {}  # per dataset: chips, indices of photos with a face
+        for name, load in (
+            ("scut-fbp5500", load_scut_fbp5500),
+            ("mebeauty", load_mebeauty),
+            ("utkface", load_utkface),
+        ):
+            ds = load(data_root)
+            dc = extract_dataset_chips(ds, cache_dir=Path(self.chip_dirs[name]), progress=False)
+            chips[name], photo[name] = dc.chips, np.flatnonzero(dc.has_face)
+            hashes[name] = dataset_hash(ds)
         sets: dict[str, dict[str, np.ndarray]] = {"train": {}, "calib": {}, "eval": {}}
-        a, b = cfg.n_train, cfg.n_train + cfg.n_calib
-        for salt, (name, (_, photo, _)) in enumerate(sources.items()):
-            perm = np.random.default_rng([cfg.seed, salt]).permutation(len(photo))
-            for part, idx in (
-                ("train", perm[:a]),
-                ("calib", perm[a:b]),
-                ("eval", perm[b:][: cfg.n_eval]),
-            ):
+        a, b = self.n_train, self.n_train + self.n_calib
+        for salt, (name, rows) in enumerate(photo.items()):
+            perm = np.random.default_rng([self.seed, salt]).permutation(len(rows))
+            for part, idx in zip(sets, (perm[:a], perm[a:b], perm[b:][: self.n_eval]), strict=True):
                 sets[part][name] = np.sort(idx)
         counts = {p: {n: int(len(i)) for n, i in d.items()} for p, d in sets.items()}
         logger.info("photos per set: %s", counts)
-
-        def versions_of(part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            chips, photos, ids, names = [], [], [], []
-            for k, (name, (src_chips, photo, _)) in enumerate(sources.items()):
-                idx = sets[part][name]
-                chips.append(np.asarray(src_chips[idx]))
-                photos.append(photo[idx])
-                ids.append(photo[idx] + 10_000_000 * k)
-                names += [name] * len(idx)
-            chips_a, photo_a, ids_a = (np.concatenate(c) for c in (chips, photos, ids))
-            versions = _cached(
-                work / f"{part}-versions.npy", lambda: make_versions(chips_a, ids_a, cfg.seed)
+        versions = {}
+        for part, picked in sets.items():
+            # chips[n][i]: the i-th chip of the dataset, not of its photos with a face (as shipped)
+            part_chips = np.concatenate([np.asarray(chips[n][i]) for n, i in picked.items()])
+            ids = np.concatenate(
+                [photo[n][i] + 10_000_000 * k for k, (n, i) in enumerate(picked.items())]
             )
-            return versions, photo_a, np.asarray(names)
-
-        train_v, _, _ = versions_of("train")
-        calib_v, _, _ = versions_of("calib")
-        eval_v, eval_photo, eval_set = versions_of("eval")
+            path = work / f"{part}-versions.npy"
+            versions[part] = _cached(path, make_versions, part_chips, ids, self.seed)
         seconds["distortions"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         resnet = load_face_resnet()
-        train_maps = frozen_maps(
-            train_v.reshape(-1, *train_v.shape[2:]),
-            resnet,
-            upto="stage2",
-            dtype="float16",
-            cache_dir=work,
-            key=f"quality-train|{_config_tag(cfg)}|{FACE_RESNET_MODEL}",
-        ).reshape(*train_v.shape[:2], 64, 17, 17)
+
+        def maps_of(v: np.ndarray) -> np.ndarray:
+            flat = v.reshape(-1, *v.shape[2:])
+            maps = frozen_maps(flat, resnet, upto="stage2", dtype="float16")
+            return maps.reshape(*v.shape[:2], 64, 17, 17)
+
+        train_maps = _cached(work / "train-maps.npy", maps_of, versions["train"])
         seconds["train_maps"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        calib_emb = _cached(work / "calib-emb.npy", lambda: _trunk_outputs(calib_v)[0])
-        eval_out = None
-
-        def eval_trunk() -> tuple[np.ndarray, np.ndarray]:
-            nonlocal eval_out
-            if eval_out is None:
-                eval_out = _trunk_outputs(eval_v)
-            return eval_out
-
-        eval_emb = _cached(work / "eval-emb.npy", lambda: eval_trunk()[0])
-        eval_maps = _cached(work / "eval-maps.npy", lambda: eval_trunk()[1])
-        calib_maps = _cached(
-            work / "calib-maps.npy",
-            lambda: frozen_maps(
-                calib_v.reshape(-1, *calib_v.shape[2:]), resnet, upto="stage2", dtype="float16"
-            ).reshape(*calib_v.shape[:2], 64, 17, 17),
-        )
+        calib_emb = _cached(work / "calib-emb.npy", lambda: _trunk_outputs(versions["calib"])[0])
+        eval_paths = [work / "eval-emb.npy", work / "eval-maps.npy"]
+        if not all(p.is_file() for p in eval_paths):
+            for path, arr in zip(eval_paths, _trunk_outputs(versions["eval"]), strict=True):
+                _cached(path, lambda a=arr: a)
+        eval_emb, eval_maps = (np.load(p, mmap_mode="r") for p in eval_paths)
+        calib_maps = _cached(work / "calib-maps.npy", maps_of, versions["calib"])
         seconds["eval_trunk"] = time.perf_counter() - t0
-        hashes = {name: h for name, (_, _, h) in sources.items()}
-        inputs = {
-            "chip": {"train": train_v, "calib": calib_v, "eval": eval_v},
-            "stage2": {"train": train_maps, "calib": calib_maps, "eval": eval_maps},
-        }
+        evals = sets["eval"]
         return Data(
             y=np.zeros(sum(counts["eval"].values())),
             features={},
@@ -628,45 +586,46 @@ class QualityRecipe(Recipe):
                 "work": work,
                 "counts": counts,
                 "hashes": hashes,
-                "inputs": inputs,
+                "inputs": {
+                    "chip": versions,
+                    "stage2": {"train": train_maps, "calib": calib_maps, "eval": eval_maps},
+                },
                 "calib_emb": calib_emb,
                 "eval_emb": eval_emb,
-                "eval_photo": eval_photo,
-                "eval_set": eval_set,
+                "eval_photo": np.concatenate([photo[n][i] for n, i in evals.items()]),
+                "eval_set": np.repeat(list(evals), [len(i) for i in evals.values()]),
                 "seconds": seconds,
             },
         )
 
-    def evaluate(self, data: Data, device: str = "cpu") -> Run:
+    def evaluate(self, data: Data, *, device: str = "cpu") -> Run:
         """Each candidate network ranked on the train photos and scored on the eval photos."""
         from facecore.quality.network import ARCHITECTURES
 
-        run = Run(self, data, [], device)
-        x = data.extra
-        nets: dict[str, Any] = {}
+        run, x = Run(self, data, [], device), data.extra
+        x["rankers"] = {}
         for arch in self.architectures:
             sets = x["inputs"][ARCHITECTURES[arch].input_node]
-            tag = config_tag(self.to_dict())  # every setting of the run
-            net, hist = train_ranker(arch, sets["train"], self, x["work"] / f"ckpt-{arch}-{tag}")
-            table = ranking_table(_scores(net, sets["eval"]))
+            ckpt = x["work"] / f"ckpt-{arch}-{config_tag(self.to_dict())}"
+            ranker = x["rankers"][arch] = Ranker(arch, self, ckpt).fit(sets["train"])
+            table = ranking_table(ranker.predict(sets["eval"]))
             run.table[arch] = {
                 "ranking": table,
-                "train_seconds": hist["seconds"],
-                "ms_per_face": round(_ms_per_face(net, sets["eval"][0]), 3),
-                "parameters": int(sum(p.numel() for p in net.parameters())),
-                "history": hist["history"],
+                "train_seconds": ranker.seconds_,
+                "ms_per_face": round(ranker.ms_per_face(sets["eval"][0]), 3),
+                "parameters": int(sum(p.numel() for p in ranker.net_.parameters())),
+                "history": ranker.history_,
             }
-            nets[arch] = net
             logger.info("%s: %s", arch, table[-1])
-        x["nets"] = nets
-        run.chosen = max(
-            self.architectures,
-            key=lambda a: (
-                run.table[a]["ranking"][-1]["pair_accuracy"],
-                -run.table[a]["ms_per_face"],
-            ),
-        )
+        run.chosen = self.choose(run)
         return run
+
+    def choose(self, run: Run) -> str:
+        """The rule: the best held-out pairwise accuracy (ties: the faster network)."""
+        rank = {
+            a: (t["ranking"][-1]["pair_accuracy"], -t["ms_per_face"]) for a, t in run.table.items()
+        }
+        return max(self.architectures, key=rank.__getitem__)
 
     def ship(self, run: Run, out: Path) -> Any:
         """Calibrate the chosen network, tabulate the error by quality, set the threshold."""
@@ -675,14 +634,14 @@ class QualityRecipe(Recipe):
 
         from facecore.quality.model import QualityModel
 
-        x, chosen, cfg = run.data.extra, run.chosen, self
-        net = x["nets"][chosen]
-        sets = x["inputs"][net.input_node]
+        x, chosen = run.data.extra, run.chosen
+        ranker = x["rankers"][chosen]
+        sets = x["inputs"][ranker.net_.input_node]
         knots = calibration_knots(
-            _scores(net, sets["calib"]), agreement(np.asarray(x["calib_emb"]))
+            ranker.predict(sets["calib"]), agreement(np.asarray(x["calib_emb"]))
         )
-        model = QualityModel(chosen, net, knots)
-        eval_q = model.calibrate(_scores(net, sets["eval"]))
+        model = QualityModel(chosen, ranker.net_, knots)
+        eval_q = model.calibrate(ranker.predict(sets["eval"]))
         eval_agree = agreement(np.asarray(x["eval_emb"]))
         calib_fit = {
             "spearman_quality_vs_agreement": float(
@@ -693,53 +652,42 @@ class QualityRecipe(Recipe):
             "clean_quality_p05": float(np.quantile(eval_q[:, 0], 0.05)),
             "knots": len(knots[0]),
         }
-        # Error by quality band, on the eval photos of the two rated/aged sets.
-        t0, seconds = time.perf_counter(), x["seconds"]
-        errors: dict[str, np.ndarray] = {}
-        qual: dict[str, np.ndarray] = {}
+        t0, errors, qual = time.perf_counter(), {}, {}
         eval_maps = np.asarray(x["inputs"]["stage2"]["eval"])
-        for task, set_name in (("attractiveness", "scut-fbp5500"), ("age", "utkface")):
+        for task, set_name in ERROR_SETS.items():
             sel = x["eval_set"] == set_name
             errors[task] = _error_rows(task, x["root"], x["eval_photo"][sel], eval_maps[sel])
             qual[task] = eval_q[sel]
-        seconds["error_table"] = time.perf_counter() - t0
-        clean_mae = {t: float(np.mean(errors[t][:, 0])) for t in errors}
+        x["seconds"]["error_table"] = time.perf_counter() - t0
+        clean_mae = {t: float(np.mean(e[:, 0])) for t, e in errors.items()}
         band_rows = []
         for lo in BAND_EDGES[:-1]:
             hi = round(lo + 0.1, 2)
             row: dict[str, Any] = {"band": f"{lo:.1f}-{hi:.1f}"}
-            for task in errors:
-                q = qual[task]
-                inside = (q >= lo) & ((q < hi) if hi < 1.0 else (q <= 1.0))
+            for task, q in qual.items():
+                inside = _in_band(q, lo, hi)
                 row[f"{task}_n"] = int(inside.sum())
                 row[f"{task}_mae"] = float(np.mean(errors[task][inside])) if inside.any() else None
             band_rows.append(row)
-        # The threshold: a face is flagged when either task is unreliable there (the stricter).
-        warn_below = max(
+        # A face is flagged when either task is unreliable there (the stricter threshold).
+        model.warn_below = warn_below = max(
             choose_threshold(qual[t].ravel(), errors[t].ravel(), clean_mae[t]) for t in errors
         )
-        model.warn_below = warn_below
-        # How often a clean photo is warned about at that threshold (its own quality is low).
         calib_fit["clean_below_threshold"] = float(np.mean(eval_q[:, 0] < warn_below))
-        versions = [("clean", 0)] + [
-            (f"{kind} {lv}", version_index(k, lv))
-            for k, kind in enumerate(KINDS)
-            for lv in range(1, N_LEVELS + 1)
-        ]
-        per_kind_error = [
+        per_version = [
             {
                 "version": name,
                 "quality_median": float(np.median(eval_q[:, c])),
                 "agreement_median": float(np.median(eval_agree[:, c])),
                 **{f"{t}_mae": float(np.mean(errors[t][:, c])) for t in errors},
             }
-            for name, c in versions
+            for c, name in enumerate(VERSION_NAMES)
         ]
         counts, hashes = x["counts"], x["hashes"]
         cv = {
             "model": out.name,
             "task": "quality",
-            "config": cfg.to_dict(),
+            "config": self.to_dict(),
             "photos": counts,
             "versions_per_photo": N_VERSIONS,
             "distortions": {k: list(v) for k, v in LEVELS.items()},
@@ -748,23 +696,23 @@ class QualityRecipe(Recipe):
             "calibration": calib_fit,
             "clean_mae": clean_mae,
             "error_by_quality": band_rows,
-            "error_by_version": per_kind_error,
+            "error_by_version": per_version,
             "warn_below": warn_below,
             "tolerance": TOLERANCE,
-            "seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "seconds": {k: round(v, 1) for k, v in x["seconds"].items()},
             "data_hashes": hashes,
             "torch": torch.__version__,
         }
         ranking = run.table[chosen]["ranking"][-1]
-        model.metadata = {
-            "task": "quality",
-            "architecture": chosen,
-            "pair_accuracy": round(ranking["pair_accuracy"], 4),
-            "spearman": round(ranking["spearman"], 4),
-            "warn_below": warn_below,
-            "licence": LICENCE,
-            "rebuild": REBUILD,
-        }
+        held_out = {k: round(ranking[k], 4) for k in ("pair_accuracy", "spearman")}
+        model.metadata = {"task": "quality", "architecture": chosen, **held_out}
+        model.metadata |= {"warn_below": warn_below, "licence": LICENCE, "rebuild": REBUILD}
+        node = (
+            "Face with its dlib 150x150 chip (cached by the trunk stage)"
+            if ranker.net_.input_node == "chip"
+            else "Face with features['trunk.stage2'] (the trunk stage's shared stage-2 map)"
+        )
+        n = {p: sum(c.values()) for p, c in counts.items()}
         entry = {
             "kind": "quality",
             "task": "quality",
@@ -773,12 +721,7 @@ class QualityRecipe(Recipe):
             "normalisation": None,
             "chip": {"method": "dlib", "size": 150, "padding": 0.25},
             "outputs": [{"name": "quality", "kind": "scalar", "scale": [0.0, 1.0], "dim": None}],
-            "inputs": (
-                "Face with its dlib 150x150 chip (cached by the trunk stage)"
-                if net.input_node == "chip"
-                else "Face with features['trunk.stage2'] (the trunk stage's shared stage-2 map)"
-            )
-            + "; output: quality in [0, 1]",
+            "inputs": node + "; output: quality in [0, 1]",
             "source": (
                 "facecore.quality.train (scripts/train_quality.py): RankIQA pairwise ranking "
                 "(Liu et al. 2017) on 7 synthetic distortions x 4 levels of face chips, isotonic "
@@ -787,21 +730,13 @@ class QualityRecipe(Recipe):
             "training_data": (
                 f"face chips of SCUT-FBP5500, MEBeauty and UTKFace (shared/data; sha256 "
                 f"{', '.join(f'{k} {v[:16]}' for k, v in hashes.items())}): "
-                f"{sum(counts['train'].values())} photos for ranking, "
-                f"{sum(counts['calib'].values())} for calibration, "
-                f"{sum(counts['eval'].values())} held out for evaluation"
+                f"{n['train']} photos for ranking, {n['calib']} for calibration, "
+                f"{n['eval']} held out for evaluation"
             ),
             "licence": LICENCE,
-            "metrics": {
-                "held_out": {
-                    "pair_accuracy": round(ranking["pair_accuracy"], 4),
-                    "spearman": round(ranking["spearman"], 4),
-                    "n_photos": int(sum(counts["eval"].values())),
-                },
-                "warn_below": warn_below,
-            },
+            "metrics": {"held_out": held_out | {"n_photos": n["eval"]}, "warn_below": warn_below},
             "card": f"{out.name}.md",
             "rebuild": REBUILD,
         }
-        fields, tables = card_fields(cv), card_tables(cv)
+        fields, tables = card_parts(cv)
         return Shipped(model, ".pt", cv, lambda path: entry, fields=fields, tables=tables)

@@ -1,4 +1,4 @@
-"""Pieces of the quality trainer: versions, ranking table, calibration, threshold, the loop."""
+"""Pieces of the quality recipe: versions, the ranker, ranking table, calibration, threshold."""
 
 from dataclasses import replace
 
@@ -11,12 +11,12 @@ from facecore.quality.train import (
     N_VERSIONS,
     TOLERANCE,
     QualityRecipe,
+    Ranker,
     agreement,
     calibration_knots,
     choose_threshold,
     make_versions,
     ranking_table,
-    train_ranker,
     version_index,
 )
 
@@ -77,7 +77,7 @@ def test_threshold_is_where_error_stops_growing():
     assert TOLERANCE > 1.0 and BAND_EDGES[0] == 0.0 and BAND_EDGES[-1] == 1.0
 
 
-def test_train_ranker_learns_and_resumes(tmp_path):
+def test_ranker_learns_and_resumes(tmp_path):
     # Maps of 12 "photos" whose versions get noisier with the level.
     rng = np.random.default_rng(0)
     levels = np.zeros(N_VERSIONS)
@@ -90,15 +90,15 @@ def test_train_ranker_learns_and_resumes(tmp_path):
     ).astype(np.float32)
     cfg = replace(QualityRecipe(), steps=200, groups=4, lr=3e-3)
     ckpt = tmp_path / "ckpt"
-    net, hist = train_ranker("quality_map_head", maps, cfg, ckpt)
-    assert (ckpt / "last.pt").is_file() and [h["step"] for h in hist["history"]] == [100, 200]
-    from facecore.quality.train import _scores
-
-    assert ranking_table(_scores(net, maps))[-1]["pair_accuracy"] > 0.9
+    ranker = Ranker("quality_map_head", cfg, ckpt).fit(maps)
+    assert (ckpt / "last.pt").is_file() and [h["step"] for h in ranker.history_] == [100, 200]
+    scores = ranker.predict(maps)
+    assert scores.shape == (12, N_VERSIONS) and ranking_table(scores)[-1]["pair_accuracy"] > 0.9
     # A rerun finds the finished checkpoint and returns the same network without training.
-    net2, hist2 = train_ranker("quality_map_head", maps, cfg, ckpt)
-    np.testing.assert_allclose(_scores(net2, maps), _scores(net, maps), atol=1e-5)
-    assert hist2["seconds"] == pytest.approx(hist["seconds"], abs=1.0)
+    again = Ranker("quality_map_head", cfg, ckpt).fit(maps)
+    np.testing.assert_allclose(again.predict(maps), scores, atol=1e-5)
+    assert again.seconds_ == pytest.approx(ranker.seconds_, abs=1.0)
+    assert 0.0 < ranker.ms_per_face(maps[0], repeats=3) < 1000.0
     with pytest.raises(ValueError, match="multiple of 100"):
         replace(cfg, steps=250)
 
@@ -108,14 +108,15 @@ def test_card_of_the_shipped_model_is_reproduced():
     import json
     from pathlib import Path
 
-    from facecore.quality.train import card_fields, card_tables
+    from facecore.quality.train import card_parts
     from facecore.training.publish import make_card, render_card
 
     out = Path(__file__).resolve().parents[2] / "models" / "quality_faces"
     cv = json.loads(out.with_name(out.name + ".cv.json").read_text(encoding="utf-8"))
     recipe = QualityRecipe()
     fields = {**cv, "name": out.name, "licence": recipe.licence, "rebuild": recipe.rebuild}
-    card = make_card(recipe, fields | card_fields(cv), card_tables(cv), [])
+    more, tables = card_parts(cv)
+    card = make_card(recipe, fields | more, tables, [])
     card = render_card(card, base=out.parent)
     shipped = out.with_name(out.name + ".md").read_text(encoding="utf-8")
     strip = [ln for ln in shipped.splitlines() if not ln.startswith("- ")]  # package versions

@@ -24,6 +24,12 @@ def test_numbers_within_the_tolerance_and_timings_are_no_difference():
     b["learners"]["top"]["mae"] += 5e-5
     b["seconds"]["total"] = 7.0
     assert compare_cv.differences(A, b, 1e-4) == []
+    # The quality recipe's milliseconds per face are a timing too.
+    a = {"candidates": {"net": {"ms_per_face": 0.514, "parameters": 82177}}}
+    c = {"candidates": {"net": {"ms_per_face": 0.358, "parameters": 82177}}}
+    assert compare_cv.differences(a, c, 1e-4) == []
+    c["candidates"]["net"]["parameters"] = 1
+    assert compare_cv.differences(a, c, 1e-4) == ["/candidates/net/parameters: 82177 != 1"]
 
 
 def test_each_moved_number_missing_key_and_changed_text_is_reported(tmp_path):
