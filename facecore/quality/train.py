@@ -263,7 +263,7 @@ def _sources(data_root: str | os.PathLike[str], cfg: QualityRecipe) -> dict[str,
         ("utkface", load_utkface),
     ):
         ds = load(data_root)
-        chips = extract_dataset_chips(ds, cache_dir=Path(cfg.chip_dirs[name]), progress=False)
+        chips = extract_dataset_chips(ds, cache_dir=Path(cfg.chip_dirs[name]))
         out[name] = (chips.chips, np.flatnonzero(chips.has_face), dataset_hash(ds))
     return out
 
