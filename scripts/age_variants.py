@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "expectation weight 1": replace(base, top=replace(base.top, expectation_weight=1.0)),
     }
     ds = load_utkface(args.data)
-    chips = extract_dataset_chips(ds, cache_dir=args.work_dir / "chips", progress=False)
+    chips = extract_dataset_chips(ds, cache_dir=args.work_dir / "chips")
     y = np.asarray(ds.targets)[np.flatnonzero(chips.has_face)]
     folds = kfold_splits(len(y), base.folds, base.seed, stratify=y)
 

@@ -193,7 +193,7 @@ class AgeRecipe(Recipe):
 
         work = Path(self.work_dir)
         ds = load_utkface(data_root)
-        chips = extract_dataset_chips(ds, cache_dir=work / "chips", progress=False)
+        chips = extract_dataset_chips(ds, cache_dir=work / "chips")
         rows = np.flatnonzero(chips.has_face)
         y = np.asarray(ds.targets)[rows]
         maps, flipped = dataset_maps(chips, self.top.input_node, work / "maps")

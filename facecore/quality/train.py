@@ -534,7 +534,7 @@ class QualityRecipe(Recipe):
             ("utkface", load_utkface),
         ):
             ds = load(data_root)
-            dc = extract_dataset_chips(ds, cache_dir=Path(self.chip_dirs[name]), progress=False)
+            dc = extract_dataset_chips(ds, cache_dir=Path(self.chip_dirs[name]))
             chips[name], photo[name] = dc.chips, np.flatnonzero(dc.has_face)
             hashes[name] = dataset_hash(ds)
         sets: dict[str, dict[str, np.ndarray]] = {"train": {}, "calib": {}, "eval": {}}

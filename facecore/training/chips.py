@@ -3,14 +3,12 @@
 :func:`extract_dataset_chips` cuts dlib's 150x150 aligned chip of the largest face of every
 photo (in chunks, each written atomically, so an interrupted run resumes) and
 :func:`frozen_maps` runs chips through the first stages of dlib's face ResNet, cached and read
-back memory-mapped. This module implements no paper. Import it explicitly; torch and the face
-models are only loaded when used.
+back memory-mapped. This module implements no paper; torch is only loaded when used.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -49,6 +47,7 @@ DLIB_CHIP_SIZE = 150
 FACE_RESNET_MODEL = "dlib_face_recognition_resnet"
 
 _N_LANDMARKS = 68
+_ARRAYS = ("chips", "has_face", "detector", "landmarks")
 
 
 @dataclass
@@ -64,14 +63,12 @@ class DatasetChips:
         Detector that found the face ("" when none).
     landmarks : ndarray of shape (N, 68, 2), float32
         The face's landmarks in image pixels (NaN when none).
-    key : str
-        The full cache key (crop key and analyzer settings).
-    cache_path : Path or None
-        The merged ``.npz`` (None: not cached).
+    key, cache_path : str, Path
+        The full cache key (crop key and analyzer settings) and the merged ``.npz``.
     from_cache : bool
         True if the merged file was read, not computed.
     seconds : float
-        Time the analysis and cropping took (summed over chunks, also when read from cache).
+        Time the analysis and cropping took (also when read from cache).
     """
 
     chips: np.ndarray
@@ -79,7 +76,7 @@ class DatasetChips:
     detector: np.ndarray
     landmarks: np.ndarray
     key: str
-    cache_path: Path | None = None
+    cache_path: Path
     from_cache: bool = False
     seconds: float = 0.0
 
@@ -89,9 +86,7 @@ class DatasetChips:
     @property
     def cache_key(self) -> str:
         """A short name of these chips (the cache file's stem), e.g. to key :func:`frozen_maps`."""
-        if self.cache_path is not None:
-            return self.cache_path.name.removesuffix(".npz")
-        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+        return self.cache_path.name.removesuffix(".npz")
 
 
 def _analyzer_repr(analyzer: Any) -> str:
@@ -108,12 +103,8 @@ def chip_cache_path(
 
     Parameters
     ----------
-    dataset : FaceDataset
-    key : str
-        Names the crop (function, size, padding...).
-    analyzer : FaceAnalyzer
-        Its ``repr(config)`` is part of the key.
-    cache_dir : path-like
+    dataset, key, analyzer, cache_dir
+        The dataset, the crop's key, the analyzer (its ``repr(config)`` is part of the key).
 
     Returns
     -------
@@ -127,25 +118,9 @@ def chip_cache_path(
     return Path(cache_dir) / f"{dataset.name}-{dataset_hash(dataset)[:16]}-c{digest}.npz"
 
 
-def _default_crop(image: np.ndarray, face: Any) -> np.ndarray:
-    from facecore.descriptor import face_chips
-
-    return face_chips(image, [face])[0]
-
-
-def _save_npz_atomic(path: Path, **arrays: Any) -> None:
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
-
-
-def _compute_chunk(
-    dataset: Any,
-    start: int,
-    stop: int,
-    analyzer: Any,
-    bar: Any,
-) -> dict[str, np.ndarray]:
+def _compute_chunk(dataset: Any, start: int, stop: int, analyzer: Any) -> dict[str, np.ndarray]:
     from facecore.datasets import iter_images
+    from facecore.descriptor import face_chips
 
     n = stop - start
     chips = np.zeros((n, DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3), np.uint8)
@@ -155,66 +130,42 @@ def _compute_chunk(
     t0 = time.perf_counter()
     for j, image in enumerate(iter_images(dataset, np.arange(start, stop))):
         faces = analyzer.analyze(image)
-        if bar is not None:
-            bar.update(1)
         if not faces:
             logger.warning("no face found in %s", dataset.relative_paths[start + j])
             continue
         face = faces[0]
-        chip = _default_crop(image, face)
-        chips[j] = chip
+        chips[j] = face_chips(image, [face])[0]
         has_face[j] = True
         detector[j] = str(face.detector)
         if face.landmarks is not None and np.shape(face.landmarks) == (_N_LANDMARKS, 2):
             landmarks[j] = face.landmarks
-    return {
-        "chips": chips,
-        "has_face": has_face,
-        "detector": detector,
-        "landmarks": landmarks,
-        "start": np.int64(start),
-        "stop": np.int64(stop),
-        "seconds": np.float64(time.perf_counter() - t0),
-    }
+    seconds = np.float64(time.perf_counter() - t0)
+    arrays = dict(zip(_ARRAYS, (chips, has_face, detector, landmarks), strict=True))
+    return arrays | {"start": np.int64(start), "stop": np.int64(stop), "seconds": seconds}
 
 
-def _read_chunk(path: Path, key: str, start: int, stop: int) -> dict[str, np.ndarray] | None:
+def _read(path: Path, key: str, rows: tuple[int, int] | None = None) -> dict[str, Any] | None:
+    """The arrays of a cache file of ``key`` (a chunk: of ``rows``), None when it holds others."""
+    if not path.is_file():
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            chunk = {name: z[name] for name in z.files}
+            found = {name: z[name] for name in z.files}
     except (OSError, ValueError, EOFError) as e:
-        logger.warning("chunk %s unreadable (%s); recomputing it", path, e)
+        logger.warning("%s unreadable (%s); recomputing it", path, e)
         return None
-    if str(chunk.get("key")) != key or (int(chunk["start"]), int(chunk["stop"])) != (start, stop):
-        logger.warning("chunk %s belongs to another run; recomputing it", path)
+    if str(found.get("key")) != key or (rows and rows != (found["start"], found["stop"])):
+        logger.warning("%s belongs to another run; recomputing it", path)
         return None
-    return chunk
-
-
-def _read_merged(path: Path, key: str) -> DatasetChips | None:
-    with np.load(path, allow_pickle=False) as z:
-        if str(z["key"]) != key:
-            logger.warning("chip cache %s holds another key; recomputing", path)
-            return None
-        return DatasetChips(
-            chips=z["chips"],
-            has_face=z["has_face"],
-            detector=z["detector"],
-            landmarks=z["landmarks"],
-            key=key,
-            cache_path=path,
-            from_cache=True,
-            seconds=float(z["seconds"]),
-        )
+    return found
 
 
 def extract_dataset_chips(
     dataset: Any,
     *,
+    cache_dir: str | os.PathLike[str],
     analyzer: Any = None,
-    cache_dir: str | os.PathLike[str] | None = ".cache/chips",
     chunk_size: int = 500,
-    progress: bool = False,
 ) -> DatasetChips:
     """Aligned chips of the largest face of every photo of ``dataset``, cached and resumable.
 
@@ -222,15 +173,13 @@ def extract_dataset_chips(
     ----------
     dataset : FaceDataset
         Its ``paths`` are read in row order (:func:`facecore.datasets.iter_images`).
+    cache_dir : path-like
+        Folder of the cache (:func:`chip_cache_path`).
     analyzer : FaceAnalyzer, optional
         Default ``FaceAnalyzer(stages=("landmarks",), max_faces=1)``; ``analyze(image)`` must
         return faces largest first. Loaded only if something has to be computed.
-    cache_dir : path-like or None, default ".cache/chips"
-        Folder of the cache (None: compute in memory, no chunks, no file).
     chunk_size : int, default 500
         Photos per chunk file (``<stem>.chunks/chunk_<start>.npz``).
-    progress : bool, default False
-        Show a progress bar (tqdm, on stderr).
 
     Returns
     -------
@@ -245,89 +194,54 @@ def extract_dataset_chips(
         analyzer = FaceAnalyzer(stages=("landmarks",), max_faces=1)
     full_key = f"{key}|analyzer={_analyzer_repr(analyzer)}"
     n = len(dataset)
-    path = None if cache_dir is None else chip_cache_path(dataset, key, analyzer, cache_dir)
-    if path is not None and path.is_file():
-        cached = _read_merged(path, full_key)
-        if cached is not None:
-            logger.info("chips of %d photos read from %s", n, path)
-            return cached
+    path = chip_cache_path(dataset, key, analyzer, cache_dir)
+    cached = _read(path, full_key)
+    if cached is not None:
+        logger.info("chips of %d photos read from %s", n, path)
+        return _dataset_chips(cached, full_key, path, from_cache=True)
 
-    chunk_dir = None if path is None else path.with_name(path.name.removesuffix(".npz") + ".chunks")
-    bounds = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
-    if path is None:
-        bounds = [(0, n)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc="chips", unit="img")
+    chunk_dir = path.with_name(path.name.removesuffix(".npz") + ".chunks")
     chunks: list[dict[str, np.ndarray]] = []
     loaded = False
-    try:
-        for start, stop in bounds:
-            chunk_path = None if chunk_dir is None else chunk_dir / f"chunk_{start:07d}.npz"
-            chunk = None
-            if chunk_path is not None and chunk_path.is_file():
-                chunk = _read_chunk(chunk_path, full_key, start, stop)
-                if chunk is not None:
-                    logger.info("chunk %d-%d read from %s", start, stop, chunk_path)
-                    if bar is not None:
-                        bar.update(stop - start)
-            if chunk is None:
-                if not loaded:
-                    analyzer.load()
-                    loaded = True
-                chunk = _compute_chunk(dataset, start, stop, analyzer, bar)
-                if chunk_path is not None:
-                    _save_npz_atomic(chunk_path, key=np.str_(full_key), **chunk)
-                logger.info("chips %d-%d of %d done", start, stop, n)
-            chunks.append(chunk)
-    finally:
-        if bar is not None:
-            bar.close()
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        chunk_path = chunk_dir / f"chunk_{start:07d}.npz"
+        chunk = _read(chunk_path, full_key, (start, stop))
+        if chunk is not None:
+            logger.info("chunk %d-%d read from %s", start, stop, chunk_path)
+        else:
+            if not loaded:
+                analyzer.load()
+                loaded = True
+            chunk = _compute_chunk(dataset, start, stop, analyzer)
+            with atomic_path(chunk_path) as tmp:
+                np.savez(tmp, key=np.str_(full_key), **chunk)
+            logger.info("chips %d-%d of %d done", start, stop, n)
+        chunks.append(chunk)
+    parts = chunks or [_compute_chunk(dataset, 0, 0, analyzer)]  # no photos: arrays of no rows
+    merged = {k: np.concatenate([c[k] for c in parts]) for k in _ARRAYS}
+    merged["seconds"] = np.float64(sum(float(c["seconds"]) for c in chunks))
+    with_face = int(merged["has_face"].sum())
+    logger.info("chips of %d photos (%d with a face) in %.1f s", n, with_face, merged["seconds"])
+    with atomic_path(path) as tmp:
+        np.savez(tmp, key=np.str_(full_key), **merged)
+    if chunk_dir.is_dir():
+        shutil.rmtree(chunk_dir)
+    logger.info("chip cache written to %s", path)
+    return _dataset_chips(merged, full_key, path)
 
-    def cat(name: str, empty: np.ndarray) -> np.ndarray:
-        return np.concatenate([c[name] for c in chunks]) if chunks else empty
 
-    result = DatasetChips(
-        chips=cat("chips", np.zeros((0, DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3), np.uint8)),
-        has_face=cat("has_face", np.zeros(0, bool)),
-        detector=cat("detector", np.zeros(0, "<U16")),
-        landmarks=cat("landmarks", np.zeros((0, _N_LANDMARKS, 2), np.float32)),
-        key=full_key,
-        cache_path=path,
-        seconds=float(sum(float(c["seconds"]) for c in chunks)),
+def _dataset_chips(arrays: dict[str, Any], key: str, path: Path, **more: Any) -> DatasetChips:
+    seconds = float(arrays["seconds"])
+    return DatasetChips(
+        **{k: arrays[k] for k in _ARRAYS}, key=key, cache_path=path, seconds=seconds, **more
     )
-    logger.info(
-        "chips of %d photos (%d with a face) in %.1f s",
-        n,
-        int(result.has_face.sum()),
-        result.seconds,
-    )
-    if path is not None:
-        _save_npz_atomic(
-            path,
-            key=np.str_(full_key),
-            chips=result.chips,
-            has_face=result.has_face,
-            detector=result.detector,
-            landmarks=result.landmarks,
-            seconds=np.float64(result.seconds),
-        )
-        if chunk_dir is not None and chunk_dir.is_dir():
-            shutil.rmtree(chunk_dir)
-        logger.info("chip cache written to %s", path)
-    return result
 
 
 # -- frozen maps ----------------------------------------------------------------------------------
 def load_face_resnet() -> Any:
-    """dlib's face ResNet with its published weights, from the model store (eval mode).
-
-    Returns
-    -------
-    facecore.nn.dlib_resnet.DlibFaceResNet
-    """
+    """dlib's face ResNet (:class:`~facecore.nn.dlib_resnet.DlibFaceResNet`) with its published
+    weights, from the model store (eval mode)."""
     from facecore.model_router import resolve
     from facecore.nn.dlib_resnet import DlibFaceResNet
 
@@ -347,7 +261,6 @@ def frozen_maps(
     batch_size: int = 64,
     *,
     dtype: Literal["float32", "float16"] = "float32",
-    device: str = "cpu",
     cache_dir: str | os.PathLike[str] | None = None,
     key: str | None = None,
 ) -> np.ndarray:
@@ -358,20 +271,17 @@ def frozen_maps(
     chips : ndarray of shape (N, 150, 150, 3), uint8
         Aligned RGB chips (e.g. :attr:`DatasetChips.chips`).
     model : DlibFaceResNet, optional
-        Default :func:`load_face_resnet` (the published weights). Put in eval mode; its
-        ``preprocess``, ``stem`` and ``stages[i]`` are run.
+        Default :func:`load_face_resnet` (the published weights); run on the CPU in eval mode.
     upto : str, default "stage2"
         ``"stem"`` or one of ``model.stage_names`` (``"stage1"`` ... ``"stage5"``).
     batch_size : int, default 64
     dtype : {"float32", "float16"}, default "float32"
         Storage type of the returned maps (computed in float32).
-    device : str, default "cpu"
     cache_dir : path-like, optional
-        Cache the maps here as ``maps-<upto>-<dtype>-<hash of key>.npy`` (read back
-        memory-mapped, read-only).
+        Cache the maps here (:func:`maps_cache_path`; read back memory-mapped, read-only).
     key : str, optional
-        Identifies the chips and the model (e.g. ``DatasetChips.cache_key`` plus the model's
-        name); required with ``cache_dir``.
+        Names the chips and the model (e.g. ``DatasetChips.cache_key`` and the model's name);
+        required with ``cache_dir``.
 
     Returns
     -------
@@ -399,8 +309,7 @@ def frozen_maps(
     if upto not in names:
         raise ValueError(f"upto must be one of {names}, got {upto!r}")
     n_stages = names.index(upto)
-    dev = torch.device(device)
-    model.to(dev).eval()
+    model.to("cpu").eval()
     out: np.ndarray | None = None
     t0 = time.perf_counter()
     with torch.inference_mode():
@@ -414,19 +323,10 @@ def frozen_maps(
             out[s : s + len(block)] = block
     if out is None:
         raise ValueError("no chips given")
-    logger.info(
-        "%s maps %s of %d chips in %.1f s",
-        upto,
-        out.shape[1:],
-        len(chips),
-        time.perf_counter() - t0,
-    )
+    took = time.perf_counter() - t0
+    logger.info("%s maps %s of %d chips in %.1f s", upto, out.shape[1:], len(chips), took)
     if path is not None:
         with atomic_path(path) as tmp:
             np.save(tmp, out)
-        path.with_suffix(".json").write_text(
-            json.dumps({"key": key, "upto": upto, "dtype": dtype, "shape": list(out.shape)}) + "\n",
-            encoding="utf-8",
-        )
         logger.info("maps cached in %s", path)
     return out

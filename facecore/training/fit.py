@@ -12,6 +12,7 @@ checkpointed and resumed (``docs/training.md``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -44,8 +45,6 @@ logger = logging.getLogger(__name__)
 #: File name of the checkpoint in ``FitConfig.checkpoint_dir``.
 CHECKPOINT_NAME = "last.pt"
 
-_LOSSES = ("kl", "custom")
-_SCHEDULES = ("one-cycle", "cosine")
 # Config fields a resumed run may change (they do not change the result).
 _RESUMABLE_CHANGES = ("device", "checkpoint_dir")
 
@@ -58,13 +57,9 @@ class FitConfig:
 
     Attributes
     ----------
-    epochs : int, default 30
-        Passes over the training data.
-    batch_size : int, default 64
-    lr : float, default 1e-3
-        Peak learning rate of the one-cycle schedule (the cosine schedule's first rate).
-    weight_decay : float, default 1e-4
-        AdamW's decoupled weight decay.
+    epochs, batch_size : int, default 30, 64
+    lr, weight_decay : float, default 1e-3, 1e-4
+        Peak rate of the one-cycle schedule (the cosine one's first), AdamW's weight decay.
     loss : {"kl", "custom"}, default "kl"
         "custom": the ``loss_fn`` given to :func:`fit`.
     schedule : {"one-cycle", "cosine"}, default "one-cycle"
@@ -74,19 +69,15 @@ class FitConfig:
         caller's global random state is restored afterwards).
     device : str, default "cpu"
         ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (CUDA when available).
-    checkpoint_dir : path-like or None, default None
+    checkpoint_dir : path-like, optional
         Write ``last.pt`` here after every epoch.
-    expectation_weight : float, default 0.0
+    expectation_weight, bins : float, tuple of float, default 0.0, None
         With ``loss="kl"``, add this weight times the mean absolute difference between the
-        expectations of the predicted and the target distributions on ``bins`` (the
-        expectation term of B.-B. Gao et al., "Age Estimation Using Expectation of Label
-        Distribution Learning", IJCAI 2018).
-    bins : tuple of float or None, default None
-        The bin values; required with ``expectation_weight > 0``.
-    max_grad_norm : float or None, default None
-        Clip the gradients' global L2 norm to this before every step
-        (``torch.nn.utils.clip_grad_norm_``); None: no clipping. With AdamW it damps the rare
-        spike that can kill a fine-tuned top at the one-cycle schedule's peak rate.
+        expectations on ``bins`` of the predicted and the target distributions (B.-B. Gao et
+        al., "Age Estimation Using Expectation of Label Distribution Learning", IJCAI 2018).
+    max_grad_norm : float, optional
+        Clip the gradients' global L2 norm to this before every step (damps the rare spike that
+        can kill a fine-tuned top at the one-cycle schedule's peak rate).
     """
 
     epochs: int = 30
@@ -103,22 +94,19 @@ class FitConfig:
     max_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
+        for name, allowed in (("loss", ("kl", "custom")), ("schedule", ("one-cycle", "cosine"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
-        if self.expectation_weight < 0:
-            raise ValueError(f"expectation_weight must be >= 0, got {self.expectation_weight}")
+        if self.expectation_weight < 0 or self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError("lr must be > 0, expectation_weight and weight_decay >= 0")
         if self.expectation_weight > 0 and (self.loss != "kl" or not self.bins):
             raise ValueError("expectation_weight needs loss='kl' and the bins")
         if self.bins is not None:
             object.__setattr__(self, "bins", tuple(float(b) for b in self.bins))
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError("lr must be > 0 and weight_decay >= 0")
-        if self.loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
-        if self.schedule not in _SCHEDULES:
-            raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (``checkpoint_dir`` as a string)."""
@@ -130,18 +118,7 @@ class FitConfig:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch gave.
-
-    Attributes
-    ----------
-    epoch : int
-        1-based.
-    loss : float
-        Mean training loss over the epoch's samples.
-    lr : float
-        Learning rate after the epoch's last step.
-    seconds : float
-    """
+    """One epoch (1-based): its mean training loss, the rate after its last step, its time."""
 
     epoch: int
     loss: float
@@ -151,30 +128,18 @@ class EpochRecord:
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did.
-
-    Attributes
-    ----------
-    history : list of EpochRecord
-        Every epoch run, including those before a resume.
-    resumed_from : int
-        Epochs that were read from a checkpoint (0: a fresh fit).
-    checkpoint_path : Path or None
-    """
+    """Every epoch's record (also those before a resume) and the epochs read from a checkpoint
+    (0: a fresh fit)."""
 
     history: list[EpochRecord] = field(default_factory=list)
     resumed_from: int = 0
-    checkpoint_path: Path | None = None
 
 
 @runtime_checkable
 class Batches(Protocol):
-    """A source of training batches for :func:`fit`.
-
-    ``len()`` is the number of batches of an epoch; ``epoch(gen)`` yields ``(x, y, weight)``
-    per step (``weight``: the batch's share of the epoch's mean loss, e.g. its size);
-    ``state_dict()`` / ``load_state_dict()`` hold any random state of its own (checkpointed).
-    """
+    """A source of training batches for :func:`fit`: ``len()`` batches an epoch, each
+    ``(x, y, weight)`` from ``epoch(gen)`` (``weight``: its share of the epoch's mean loss), and
+    its own random state in ``state_dict()`` (checkpointed)."""
 
     def __len__(self) -> int: ...
 
@@ -186,16 +151,8 @@ class Batches(Protocol):
 
 
 class SampleBatches:
-    """Shuffled batches of ``(X, Y)`` rows, each sample possibly swapped for another version.
-
-    Parameters
-    ----------
-    X : ndarray or Tensor of shape (N, ...)
-    Y : ndarray or Tensor of shape (N, ...)
-    batch_size : int
-    X_flipped, X_views
-        As in :func:`fit`.
-    """
+    """Shuffled batches of ``(X, Y)`` rows, each sample possibly swapped for another version
+    (``X_flipped``, ``X_views``: as in :func:`fit`)."""
 
     def __init__(
         self,
@@ -270,16 +227,10 @@ def _to(t: Tensor, device: torch.device) -> Tensor:
     return t.to(device=device, dtype=torch.int64)
 
 
-def _loss(
-    kind: str,
-    out: Tensor,
-    target: Tensor,
-    expectation: tuple[float, Tensor] | None = None,
-    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+def _kl_loss(
+    out: Tensor, target: Tensor, expectation: tuple[float, Tensor] | None = None
 ) -> Tensor:
-    if loss_fn is not None:
-        return loss_fn(out, target)
-    logp = F.log_softmax(out, dim=1)  # kind "kl"
+    logp = F.log_softmax(out, dim=1)
     loss = F.kl_div(logp, target, reduction="batchmean")
     if expectation is not None:
         weight, bins = expectation
@@ -287,19 +238,8 @@ def _loss(
     return loss
 
 
-def _expectation(config: FitConfig, device: torch.device) -> tuple[float, Tensor] | None:
-    if not config.expectation_weight:
-        return None
-    bins = torch.tensor(config.bins, dtype=torch.float32, device=device)
-    return config.expectation_weight, bins
-
-
 def predict(
-    model: nn.Module,
-    X: ArrayLike,
-    *,
-    batch_size: int = 256,
-    device: str = "cpu",
+    model: nn.Module, X: ArrayLike, *, batch_size: int = 256, device: str = "cpu"
 ) -> np.ndarray:
     """The softmax of the model's outputs on ``X``, in eval mode and without gradients.
 
@@ -307,8 +247,7 @@ def predict(
     ----------
     model : nn.Module
     X : ndarray or Tensor of shape (N, ...)
-    batch_size : int, default 256
-    device : str, default "cpu"
+    batch_size, device : int, str, default 256, "cpu"
 
     Returns
     -------
@@ -331,18 +270,6 @@ def _rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
-
-
-def _set_rng_state(state: dict[str, Any], gen: torch.Generator, device: torch.device) -> None:
-    gen.set_state(state["data"])
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def _check_resumable(saved: dict[str, Any], config: FitConfig, path: Path) -> None:
@@ -388,23 +315,18 @@ def fit(
         Continue from ``checkpoint_dir/last.pt`` when it exists (same config needed, except
         ``device`` and ``checkpoint_dir``); a finished fit is then only restored.
     X_flipped : ndarray or Tensor of the shape of X, optional
-        Inputs of the mirrored images (e.g. frozen maps of the mirrored chips): each training
-        sample is taken from it with probability 1/2 (the flip augmentation for cached maps).
+        Inputs of the mirrored images: each training sample is taken from it with probability
+        1/2 (the flip augmentation for cached maps).
     X_views : sequence of ndarrays or Tensors of the shape of X, optional
-        Other versions of the inputs (e.g. the maps of mirrored and jittered chips,
-        :func:`facecore.training.tops.dataset_views`): each training sample is drawn uniformly
-        from ``X`` and these. Not together with ``X_flipped`` (put the mirrored maps among the
-        views).
+        Other versions of the inputs (the mirrored among them): each training sample is drawn
+        uniformly from ``X`` and these. Not with ``X_flipped``.
     loss_fn : callable, optional
         ``loss_fn(outputs, targets) -> scalar Tensor``, with ``config.loss="custom"``.
 
     Returns
     -------
     FitResult
-
-    Notes
-    -----
-    Progress (epoch, loss, learning rate) is logged at INFO level.
+        Progress (epoch, loss, learning rate) is also logged at INFO level.
     """
     config = config or FitConfig()
     device = _device(config.device)
@@ -425,15 +347,14 @@ def fit(
         raise ValueError("the model has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * len(batches)
-    sched: Any = None
     if config.schedule == "one-cycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(
+        sched: Any = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.3
         )
-    elif config.schedule == "cosine":
+    else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     ckpt = None if config.checkpoint_dir is None else Path(config.checkpoint_dir) / CHECKPOINT_NAME
-    result = FitResult(checkpoint_path=ckpt)
+    result = FitResult()
     gen = torch.Generator().manual_seed(config.seed)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
 
@@ -444,9 +365,11 @@ def fit(
             _check_resumable(saved["config"], config, ckpt)
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(saved["scheduler"])
-            _set_rng_state(saved["rng"], gen, device)
+            sched.load_state_dict(saved["scheduler"])
+            gen.set_state(saved["rng"]["data"])
+            torch.set_rng_state(saved["rng"]["torch"])
+            if device.type == "cuda" and "cuda" in saved["rng"]:
+                torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
             batches.load_state_dict(saved.get("batches"))
             keys = EpochRecord.__dataclass_fields__  # older checkpoints hold more
             result.history = [EpochRecord(**{k: h[k] for k in keys}) for h in saved["history"]]
@@ -455,7 +378,10 @@ def fit(
         elif resume:
             logger.info("no checkpoint at %s; starting a fresh fit", ckpt)
 
-        expectation = _expectation(config, device)
+        if loss_fn is None:
+            bins = torch.tensor(config.bins or (), dtype=torch.float32, device=device)
+            expectation = (config.expectation_weight, bins) if config.expectation_weight else None
+            loss_fn = functools.partial(_kl_loss, expectation=expectation)
         for epoch in range(result.resumed_from + 1, config.epochs + 1):
             t0 = time.perf_counter()
             model.train()
@@ -463,13 +389,12 @@ def fit(
             for xb, yb, weight in batches.epoch(gen):
                 xb, yb = _to(xb, device), _to(yb, device)
                 opt.zero_grad(set_to_none=True)
-                loss = _loss(config.loss, model(xb), yb, expectation, loss_fn)
+                loss = loss_fn(model(xb), yb)
                 loss.backward()
                 if config.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 opt.step()
-                if sched is not None:
-                    sched.step()
+                sched.step()
                 total += float(loss.detach()) * weight
                 weights += weight
             record = EpochRecord(
@@ -480,27 +405,20 @@ def fit(
             )
             result.history.append(record)
             if ckpt is not None:
-                _save_atomic(
-                    {
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": None if sched is None else sched.state_dict(),
-                        "rng": _rng_state(gen, device),
-                        "batches": batches.state_dict(),
-                        "history": [asdict(h) for h in result.history],
-                        "config": config.to_dict(),
-                    },
-                    ckpt,
-                )
-            logger.info(
-                "epoch %d/%d: loss %.5f, lr %.2e (%.1f s)",
-                epoch,
-                config.epochs,
-                record.loss,
-                record.lr,
-                record.seconds,
-            )
+                state = {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": _rng_state(gen, device),
+                    "batches": batches.state_dict(),
+                    "history": [asdict(h) for h in result.history],
+                    "config": config.to_dict(),
+                }
+                with atomic_path(ckpt) as tmp:
+                    torch.save(state, tmp)
+            msg = "epoch %d/%d: loss %.5f, lr %.2e (%.1f s)"
+            logger.info(msg, epoch, config.epochs, record.loss, record.lr, record.seconds)
             if progress is not None:
                 progress(record)
 

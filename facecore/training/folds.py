@@ -1,9 +1,8 @@
 """Cross-validation folds with fixed seeds.
 
-:func:`kfold_splits` gives the outer folds every recipe uses: shuffled K-fold (exactly
+:func:`kfold_splits` gives the outer folds every recipe uses: exactly
 ``KFold(k, shuffle=True, random_state=seed)``, so a cross-validation table is reproducible from
-its seed), or stratified on binned targets. This module implements no paper; it wraps
-scikit-learn's splitters.
+its seed, or ``StratifiedKFold`` on binned targets. This module implements no paper.
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ __all__ = ["bin_targets", "kfold_splits"]
 def bin_targets(values: np.ndarray, n_bins: int = 10) -> np.ndarray:
     """Class labels for stratifying on ``values``.
 
-    Numeric values with more than ``n_bins`` distinct values are cut into ``n_bins`` quantile
-    bins (fewer when quantiles coincide); anything else (few distinct numbers, strings) is used
-    as it is.
-
     Parameters
     ----------
     values : array-like of shape (N,)
+        Numbers with more than ``n_bins`` distinct values are cut into ``n_bins`` quantile bins
+        (fewer when quantiles coincide); anything else is returned as it is.
     n_bins : int, default 10
 
     Returns
@@ -33,8 +30,6 @@ def bin_targets(values: np.ndarray, n_bins: int = 10) -> np.ndarray:
     v = np.asarray(values)
     if v.ndim != 1:
         raise ValueError(f"stratify must be 1-D, got shape {v.shape}")
-    if n_bins < 2:
-        raise ValueError(f"n_bins must be >= 2, got {n_bins}")
     if v.dtype.kind not in "iuf" or len(np.unique(v)) <= n_bins:
         return v
     edges = np.unique(np.quantile(v.astype(np.float64), np.linspace(0, 1, n_bins + 1)[1:-1]))
@@ -55,15 +50,12 @@ def kfold_splits(
     seed : int, default 0
         Seeds the shuffle.
     stratify : array-like of shape (n,), optional
-        Targets or classes to balance over the folds (``StratifiedKFold``); numeric targets with
-        more than 10 distinct values are binned by :func:`bin_targets`.
+        Targets to balance over the folds (``StratifiedKFold`` on :func:`bin_targets`).
 
     Returns
     -------
     list of k (train_idx, test_idx)
-        Index arrays (int64, sorted); the test sets partition ``range(n)``. Without
-        ``stratify`` these are exactly the folds of
-        ``KFold(k, shuffle=True, random_state=seed).split(range(n))``.
+        Sorted int64 index arrays; the test sets partition ``range(n)``.
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 

@@ -1,17 +1,15 @@
 """The learners a recipe compares, each an estimator in the scikit-learn sense.
 
 ``fit(X, y)``, ``predict(X)`` (N,) and, for a label distribution, ``predict_distribution(X)``
-(N, K) and ``bins``, so that one out-of-fold helper (:func:`facecore.training.runner.out_of_fold`)
-cross-validates them all and a post-hoc combiner (``_Combiner``) is a meta-estimator fitted on
-out-of-fold predictions: baselines, fine-tuned tops (:class:`TopRegressor`, :class:`Int8Top`)
-and combiners (:class:`IsotonicCorrection`, :class:`SvrStack`). :func:`central_intervals` and
-:func:`coverage_temperature` are the one interval and the one temperature-for-coverage search
-of the training code. This module implements no paper itself.
+(N, K) and ``bins``: baselines, fine-tuned tops (:class:`TopRegressor`, :class:`Int8Top`) and
+post-hoc combiners, meta-estimators fitted on out-of-fold predictions (:class:`SvrStack`,
+:class:`IsotonicCorrection`). Also the one interval (:func:`central_intervals`) and the one
+temperature-for-coverage search (:func:`coverage_temperature`). No paper.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,8 +33,6 @@ __all__ = [
     "log_target_svr",
     "svr_search",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 # -- intervals and temperatures -------------------------------------------------------------------
@@ -110,13 +106,11 @@ class DistributionPipeline(Pipeline):
     value_is_expectation = True
 
     def predict_distribution(self, X: np.ndarray) -> np.ndarray:
-        for _, _, step in self._iter(with_final=False):
-            X = step.transform(X)
-        return self.steps[-1][1].predict_distribution(X)
+        return self[-1].predict_distribution(self[:-1].transform(X))
 
     @property
     def bins(self) -> Any:
-        return self.steps[-1][1].bins
+        return self[-1].bins
 
 
 def feature_pipeline(estimator: Any) -> Pipeline:
@@ -175,19 +169,15 @@ def svr_search(
 class SharedBackbone:
     """dlib's face ResNet, loaded on first use and then shared (by the folds of one CV)."""
 
-    def __init__(self) -> None:
-        self.model: Any = None
+    @functools.cached_property
+    def model(self) -> Any:
+        from facecore.training.chips import load_face_resnet
 
-    def get(self) -> Any:
-        if self.model is None:
-            from facecore.training.chips import load_face_resnet
-
-            self.model = load_face_resnet()
-        return self.model
+        return load_face_resnet()
 
 
 def _backbone(backbone: Any) -> Any:
-    return backbone.get() if isinstance(backbone, SharedBackbone) else backbone
+    return backbone.model if isinstance(backbone, SharedBackbone) else backbone
 
 
 class TopRegressor(RegressorMixin, BaseEstimator):
@@ -198,10 +188,8 @@ class TopRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    recipe : TopRecipe
-    bins : sequence of float
-    maps, maps_flipped : ndarrays (M, C, H, W)
-    maps_views : sequence of ndarrays, optional
+    recipe, bins : TopRecipe, sequence of float
+    maps, maps_flipped, maps_views : ndarrays (M, C, H, W), a sequence of them for the views
     checkpoint_dir : path, optional
         Resumable checkpoint of the fit.
     device : str, default "cpu"

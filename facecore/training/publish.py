@@ -1,12 +1,10 @@
 """The one publisher: model file, ``cv.json``, manifest entry, figures and model card of a run.
 
-:func:`publish` takes a cross-validated :class:`~facecore.training.runner.Run` and what its
-recipe shipped (:class:`Shipped`) and writes them beside ``out`` (``docs/training.md`` lists the
-files and what each holds). The card follows M. Mitchell et al., "Model Cards for Model
-Reporting", FAT* 2019: :class:`ModelCard` holds a subset of the paper's sections,
-:func:`render_card` writes the Markdown and :func:`write_card` the file (atomically). The licence
-is mandatory; anything trained on the labelled sets of ``shared/data`` is for
-:data:`SHARED_DATA_LICENCE`.
+:func:`publish` writes what a recipe shipped (:class:`Shipped`) for a cross-validated
+:class:`~facecore.training.runner.Run` beside ``out`` (the files: ``docs/training.md``). The card
+follows M. Mitchell et al., "Model Cards for Model Reporting", FAT* 2019: :class:`ModelCard`
+holds a subset of the paper's sections, with a mandatory licence (:data:`SHARED_DATA_LICENCE`
+for anything trained on the labelled sets of ``shared/data``).
 """
 
 from __future__ import annotations
@@ -25,10 +23,7 @@ import numpy as np
 from facecore.atomic import atomic_path
 
 __all__ = [
-    "DEFAULT_DISTRIBUTIONS",
-    "FIGURES",
     "SHARED_DATA_LICENCE",
-    "CardFigure",
     "CardTable",
     "Figure",
     "GroupTable",
@@ -36,7 +31,6 @@ __all__ = [
     "Published",
     "Shipped",
     "fill",
-    "group_docs",
     "make_card",
     "markdown_table",
     "package_versions",
@@ -68,30 +62,13 @@ Cell = str | int | float
 
 
 class CardTable(NamedTuple):
-    """One evaluation table: a caption paragraph, the header and the rows.
-
-    Attributes
-    ----------
-    title : str
-        Text shown above the table (Markdown; may be empty).
-    header : sequence of str
-    rows : sequence of sequence of str, int or float
-        Floats are written with ``float_format``; a column whose cells are all numbers (or
-        strings that read as numbers) is right-aligned.
-    float_format : str, default "{:.4f}"
-    """
+    """One evaluation table: the text above it (Markdown, may be empty), the header and the rows
+    (as :func:`markdown_table` writes them)."""
 
     title: str
     header: Sequence[str]
     rows: Sequence[Sequence[Cell]]
     float_format: str = "{:.4f}"
-
-
-class CardFigure(NamedTuple):
-    """A figure: a PNG file and its caption."""
-
-    path: str | os.PathLike[str]
-    caption: str
 
 
 @dataclass
@@ -100,34 +77,23 @@ class ModelCard:
 
     Attributes
     ----------
-    name : str
-        The model's name (its manifest entry and file stem).
-    summary : str
-        One paragraph: what the model predicts, on what scale.
-    licence : str
-        Mandatory; e.g. ``"trained on SCUT-FBP5500: non-commercial research use only"``.
+    name, summary, licence : str
+        The model's name (manifest entry, file stem), one paragraph on what it predicts, and the
+        mandatory licence.
     model : str or sequence of str
-        Model description (method, papers, inputs, outputs, file); a sequence is rendered as a
-        bullet list.
-    training_data : str
-        Which data, which version (dataset hash), how many samples were used and left out.
-    evaluation : str
-        The evaluation protocol, shown before the tables.
+        Method, papers, inputs, outputs, file (a sequence: a bullet list).
+    training_data, evaluation, evaluation_notes : str
+        The data (version, samples used and left out); the protocol, shown before the tables;
+        the text after the tables and figures.
     tables : list of CardTable or (title, header, rows)
-    figures : list of CardFigure or (path, caption)
-        PNG files; :func:`write_card` links them relative to the card and checks they exist.
-    evaluation_notes : str
-        Text after the tables and figures (e.g. timings).
+    figures : list of (path, caption)
+        PNG files, linked relative to the card.
     limitations : list of str
-        One bullet each.
-    rebuild : str
-        The shell command that rebuilds the model.
-    rebuild_note : str
-        Text after the command (seed, reproducibility).
+    rebuild, rebuild_note : str
+        The shell command that rebuilds the model and the text after it.
     packages : dict of str to str
         Package versions it was built with (:func:`package_versions`).
     licence_note : str
-        Follows the licence line.
     """
 
     name: str
@@ -137,7 +103,7 @@ class ModelCard:
     training_data: str = ""
     evaluation: str = ""
     tables: list[CardTable] = field(default_factory=list)
-    figures: list[CardFigure] = field(default_factory=list)
+    figures: list[tuple[str | os.PathLike[str], str]] = field(default_factory=list)
     evaluation_notes: str = ""
     limitations: list[str] = field(default_factory=list)
     rebuild: str = ""
@@ -151,7 +117,6 @@ class ModelCard:
         if not self.licence.strip():
             raise ValueError(f"the model card of {self.name!r} needs a licence")
         self.tables = [CardTable(*t) for t in self.tables]
-        self.figures = [CardFigure(*f) for f in self.figures]
 
 
 def package_versions(distributions: Iterable[str] = DEFAULT_DISTRIBUTIONS) -> dict[str, str]:
@@ -179,12 +144,8 @@ def package_versions(distributions: Iterable[str] = DEFAULT_DISTRIBUTIONS) -> di
 
 
 def _is_number(cell: Cell) -> bool:
-    if isinstance(cell, bool):
-        return False
-    if isinstance(cell, int | float):
-        return True
     try:
-        float(str(cell))
+        float(str(cell))  # not a bool: float("True") fails
     except ValueError:
         return False
     return True
@@ -202,16 +163,15 @@ def markdown_table(
     Parameters
     ----------
     header : sequence of str, length C
-    rows : sequence of sequence of length C
-        Cells: str, int or float (floats written with ``float_format``).
+    rows : sequence of sequence of str, int or float, length C
     float_format : str, default "{:.4f}"
     align : sequence of "l" or "r", length C, optional
-        Column alignment; by default right for columns of numbers only, left otherwise.
+        Default: right for columns of numbers (or strings that read as numbers), else left.
 
     Returns
     -------
     str
-        Header, separator and one line per row, without a trailing newline.
+        Without a trailing newline.
     """
     n = len(header)
     if any(len(r) != n for r in rows):
@@ -232,16 +192,6 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def _figure_link(path: str | os.PathLike[str], base: Path | None) -> str:
-    p = Path(path)
-    if base is not None and p.is_absolute():
-        try:
-            return Path(os.path.relpath(p, base)).as_posix()
-        except ValueError:  # another drive
-            return p.as_posix()
-    return p.as_posix()
-
-
 def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) -> str:
     """The card as Markdown.
 
@@ -254,48 +204,45 @@ def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) 
     Returns
     -------
     str
-        Ends with one newline. Sections: title, summary, licence, Model, Training data,
-        Evaluation (protocol, tables, figures, notes), Limitations, Rebuild (command, note,
-        package versions); empty sections are left out.
+        Title, summary, licence, then the sections that are not empty; one final newline.
     """
-    base_dir = None if base is None else Path(base)
+
+    def section(title: str, items: list[str], sep: str = "\n\n") -> str:
+        items = [x for x in items if x]
+        return f"## {title}\n" + sep.join(items) if items else ""
+
+    model = (
+        card.model.strip()
+        if isinstance(card.model, str)
+        else "\n".join(f"- {m}" for m in card.model)
+    )
+    evaluation = [card.evaluation.strip()]
+    for t in card.tables:
+        table = markdown_table(t.header, t.rows, float_format=t.float_format)
+        evaluation.append(f"{t.title.strip()}\n\n{table}" if t.title.strip() else table)
+    for path, caption in card.figures:
+        p = Path(path)
+        link = Path(os.path.relpath(p, base)) if base is not None and p.is_absolute() else p
+        evaluation.append(f"![{caption}]({link.as_posix()})\n\n*{caption}*")
+    packages = "".join(f"\n- {k} {v}" for k, v in card.packages.items())
     parts = [
         f"# Model card: `{card.name}`",
         card.summary.strip(),
         f"**Licence: {card.licence}.** {card.licence_note}".rstrip(),
+        section("Model", [model]),
+        section("Training data", [card.training_data.strip()]),
+        section("Evaluation", [*evaluation, card.evaluation_notes.strip()]),
+        section("Limitations", ["\n".join(f"- {x}" for x in card.limitations)]),
+        section(
+            "Rebuild",
+            [
+                f"```sh\n{card.rebuild.strip()}\n```" if card.rebuild.strip() else "",
+                card.rebuild_note.strip(),
+                f"Package versions:{packages}" if packages else "",
+            ],
+            "\n",
+        ),
     ]
-    model = card.model
-    if isinstance(model, str):
-        model_text = model.strip()
-    else:
-        model_text = "\n".join(f"- {item}" for item in model)
-    if model_text:
-        parts.append("## Model\n" + model_text)
-    if card.training_data.strip():
-        parts.append("## Training data\n" + card.training_data.strip())
-    evaluation = [card.evaluation.strip()] if card.evaluation.strip() else []
-    for t in card.tables:
-        table = markdown_table(t.header, t.rows, float_format=t.float_format)
-        evaluation.append(f"{t.title.strip()}\n\n{table}" if t.title.strip() else table)
-    for f in card.figures:
-        evaluation.append(f"![{f.caption}]({_figure_link(f.path, base_dir)})\n\n*{f.caption}*")
-    if card.evaluation_notes.strip():
-        evaluation.append(card.evaluation_notes.strip())
-    if evaluation:
-        parts.append("## Evaluation\n" + "\n\n".join(evaluation))
-    if card.limitations:
-        parts.append("## Limitations\n" + "\n".join(f"- {x}" for x in card.limitations))
-    rebuild = []
-    if card.rebuild.strip():
-        rebuild.append(f"```sh\n{card.rebuild.strip()}\n```")
-    if card.rebuild_note.strip():
-        rebuild.append(card.rebuild_note.strip())
-    if card.packages:
-        rebuild.append(
-            "Package versions:\n" + "\n".join(f"- {k} {v}" for k, v in card.packages.items())
-        )
-    if rebuild:
-        parts.append("## Rebuild\n" + "\n".join(rebuild))
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -316,12 +263,11 @@ def write_card(card: ModelCard, path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     FileNotFoundError
-        If a figure's file does not exist (relative figure paths are taken relative to the
-        card's folder).
+        If a figure's file (relative: to the card's folder) does not exist.
     """
     path = Path(path)
-    for f in card.figures:
-        p = Path(f.path)
+    for f, _ in card.figures:
+        p = Path(f)
         if not (p if p.is_absolute() else path.parent / p).is_file():
             raise FileNotFoundError(f"figure {p} of the model card {path} does not exist")
     text = render_card(card, base=path.parent.resolve())
@@ -376,16 +322,13 @@ class Shipped:
     entry : callable
         ``entry(model_path) -> dict``: the manifest entry's fields besides name, file, sha256.
     card : callable, optional
-        ``card(model_path, figures) -> ModelCard`` (``figures`` a list of (path, caption)); by
-        default :func:`make_card` of the recipe's ``card_text``.
-    figures : dict
-        ``name -> (draw(path) -> path, caption)``, besides the recipe's :class:`Figure` s.
+        ``card(model_path, figures) -> ModelCard``; by default :func:`make_card`.
     fields : dict
         Values for the card's templates, besides :meth:`Recipe.fields` and ``cv.json``'s.
     tables : list of CardTable
         Card tables after the learners' and the per-group ones.
     indent : int
-        Indentation of ``cv.json``.
+        Indentation of ``cv.json`` (the classical model's has always been 2).
     """
 
     model: Any
@@ -393,10 +336,8 @@ class Shipped:
     cv: dict[str, Any] | Callable[[Path], dict[str, Any]]
     entry: Callable[[Path], dict[str, Any]]
     card: Callable[[Path, list[tuple[Path, str]]], Any] | None = None
-    figures: dict[str, tuple[Callable[[Path], Path], str]] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
     tables: list[Any] = field(default_factory=list)
-    #: Indentation of ``cv.json`` (the classical model's has always been 2).
     indent: int = 1
 
 
@@ -446,10 +387,8 @@ def group_docs(run: Any) -> dict[str, dict[str, Any]]:
             if not sel.any():
                 continue
             if gt.of == "learners":
-                maes = {
-                    k: float(np.mean(np.abs(run.oof[k].values[sel] - y[sel]))) for k in run.table
-                }
-                doc[g] = {"n": int(sel.sum()), **{k: round(v, 2) for k, v in maes.items()}}
+                maes = {k: np.mean(np.abs(run.oof[k].values[sel] - y[sel])) for k in run.table}
+                doc[g] = {"n": int(sel.sum())} | {k: round(float(v), 2) for k, v in maes.items()}
             else:
                 m = regression_metrics(y[sel], run.oof[run.chosen].values[sel])
                 doc[g] = {k: round(float(v), 4) for k, v in m.items()} | {"n": int(sel.sum())}
@@ -529,14 +468,11 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
         "file_mb": model_path.stat().st_size / 1e6,
         **shipped.fields,
     }
-    draws = {
-        f.name: (lambda p, f=f: FIGURES[f.kind](run, p, **_options(f.options, fields)), f.caption)
-        for f in recipe.figures
-    } | shipped.figures
-    figures = [
-        (draw(out.with_name(f"{out.name}.{name}.png")).resolve(), caption)
-        for name, (draw, caption) in draws.items()
-    ]
+    figures = []
+    for f in recipe.figures:
+        options = {k: fill(v, fields) if isinstance(v, str) else v for k, v in f.options.items()}
+        path = FIGURES[f.kind](run, out.with_name(f"{out.name}.{f.name}.png"), **options)
+        figures.append((path.resolve(), f.caption))
     if shipped.card is not None:
         card = shipped.card(model_path, figures)
     else:
@@ -555,10 +491,6 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
 
 
 # -- figures ------------------------------------------------------------------------------------
-def _options(options: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: fill(v, fields) if isinstance(v, str) else v for k, v in options.items()}
-
-
 def _plt() -> Any:
     import matplotlib
 

@@ -1,7 +1,7 @@
 """Every shipped model's recipe, by model name: where a run, a study or another recipe finds it.
 
 :func:`get_recipe` imports the head's ``train`` module only when asked (the heads' training is
-heavy and optional). ``python -m facecore.training.recipes`` lists the names.
+heavy and optional).
 """
 
 from __future__ import annotations

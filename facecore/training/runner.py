@@ -8,6 +8,7 @@ steps are described in ``docs/training.md``. This module implements no paper.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -54,9 +55,9 @@ class Data:
         Target distributions.
     groups : dict of str to ndarray (N,)
         Group labels for the per-group tables.
-    title, n_photos, data_hash : the dataset, its size (with and without a face), fingerprint
-    extra : dict
-        Anything else the recipe's later steps need (chips, maps, the dataset).
+    title, n_photos, data_hash, extra
+        The dataset's name, its photos (with a face or not), its fingerprint, and anything
+        else the recipe's later steps need (chips, maps, the dataset).
     """
 
     y: np.ndarray
@@ -80,16 +81,14 @@ class Learner:
     ----------
     name : str
     make : callable
-        ``make(run)`` -> the estimator (``fit``, ``predict``, maybe ``predict_distribution``).
+        ``make(run)`` -> the estimator.
     inputs : tuple of str
-        Its ``X``, columns side by side: names of ``Data.features``, or of earlier learners
-        (their out-of-fold distributions, else their values).
+        Its ``X``, side by side: ``Data.features`` or earlier learners' out-of-fold
+        distributions (else values).
     target : {"y", "targets"}
-        Fitted on the values or on the target distributions.
-    cache : callable, optional
-        ``cache(run)`` -> the folder of its fold files and checkpoints.
-    post : callable, optional
-        Applied to the out-of-fold values (e.g. clipping).
+    cache, post : callable, optional
+        ``cache(run)`` -> the folder of its fold files and checkpoints; ``post(values)``
+        changes its out-of-fold values (e.g. clips them).
     table : bool
         A row of the table (False: an input of others only).
     """
@@ -114,10 +113,6 @@ class OutOfFold:
     seconds: list[float]
 
 
-def _is_expectation(learner: Any) -> bool:
-    return bool(getattr(learner, "value_is_expectation", False))
-
-
 def _expectation(p: np.ndarray, learner: Any) -> np.ndarray:
     return p @ np.asarray(learner.bins, np.float64)
 
@@ -130,10 +125,8 @@ def _prepare(learner: Any, k: int, folder: Path | None) -> Any:
     return clone(learner)
 
 
-def _check_folder(folder: Path, meta: dict[str, Any] | None) -> None:
+def _check_folder(folder: Path, meta: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    if meta is None:
-        return
     path = folder / "recipe.json"
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -141,6 +134,16 @@ def _check_folder(folder: Path, meta: dict[str, Any] | None) -> None:
             raise ValueError(f"{folder} holds folds of another recipe: {saved}; use a new folder")
     else:
         path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+
+def _read_fold(path: Path | None, test: np.ndarray) -> dict[str, np.ndarray] | None:
+    if path is None or not path.is_file():
+        return None
+    with np.load(path) as z:
+        if np.array_equal(z["test"], test):
+            return {k: z[k] for k in z.files}
+    logger.warning("%s holds another split; refitting that fold", path)
+    return None
 
 
 def out_of_fold(
@@ -163,21 +166,16 @@ def out_of_fold(
     y : ndarray (N,) or (N, K)
     folds : sequence of (train_idx, test_idx)
     cache_dir : path-like, optional
-        Keeps ``fold<k>.npz`` (``test``, ``probs`` or ``values``, ``seconds``) and a
-        ``recipe.json`` of ``learner.cache_meta(X, y)``; a fold whose file holds the same test
-        rows is read, not refitted.
+        Keeps ``fold<k>.npz`` (read back when it holds the same test rows) and a ``recipe.json``
+        of ``learner.cache_meta(X, y)``.
     post : callable, optional
         Applied to the pooled values.
-
-    Notes
-    -----
-    A learner whose value is its distribution's expectation says so
-    (``value_is_expectation = True``); its value is then ``distribution @ bins`` (not a
-    second pass through the learner).
 
     Returns
     -------
     OutOfFold
+        A learner with ``value_is_expectation = True`` has the values ``distribution @ bins``
+        (not a second pass through the learner).
     """
     folder = None if cache_dir is None else Path(cache_dir)
     keep = getattr(learner, "keeps_folds", True)  # False: the folder is only read (checkpoints)
@@ -191,38 +189,30 @@ def out_of_fold(
     seconds: list[float] = []
     for k, (tr, te) in enumerate(folds):
         path = None if folder is None or not keep else folder / f"fold{k}.npz"
-        if path is not None and path.is_file():
-            with np.load(path) as z:
-                if np.array_equal(z["test"], te):
-                    if "probs" in z.files:
-                        p = z["probs"]
-                        if dists is None:
-                            dists = np.full((n, p.shape[1]), np.nan, p.dtype)
-                        dists[te] = p
-                        values[te] = _expectation(p, learner)
-                    else:
-                        values[te] = z["values"]
-                    seconds.append(float(z["seconds"]))
-                    estimators.append(None)
-                    logger.info("fold %d read from %s", k, path)
-                    continue
-            logger.warning("%s holds another split; refitting fold %d", path, k)
-        est = _prepare(learner, k, folder)
-        t0 = time.perf_counter()
-        est.fit(X[tr], y[tr])
-        took = time.perf_counter() - t0
-        if dist_learner:
-            p = est.predict_distribution(X[te])
+        est, saved = None, _read_fold(path, te)
+        if saved is not None:
+            logger.info("fold %d read from %s", k, path)
+            p = saved.get("probs")
+            v = saved["values"] if p is None else _expectation(p, learner)
+        else:
+            est = _prepare(learner, k, folder)
+            t0 = time.perf_counter()
+            est.fit(X[tr], y[tr])
+            saved = {"seconds": np.float64(time.perf_counter() - t0)}
+            p = est.predict_distribution(X[te]) if dist_learner else None
+            expectation = getattr(est, "value_is_expectation", False)
+            v = _expectation(p, est) if expectation else est.predict(X[te])
+        if p is not None:
             if dists is None:
                 dists = np.full((n, p.shape[1]), np.nan, p.dtype)
             dists[te] = p
-        values[te] = _expectation(p, est) if _is_expectation(est) else est.predict(X[te])
-        if path is not None:
-            saved = {"probs": p} if dist_learner else {"values": values[te]}
+        values[te] = v
+        if est is not None and path is not None:
+            saved |= {"probs": p} if dist_learner else {"values": values[te]}
             with atomic_path(path) as tmp:
-                np.savez(tmp, test=te, seconds=np.float64(took), **saved)
+                np.savez(tmp, test=te, **saved)
         estimators.append(est)
-        seconds.append(took)
+        seconds.append(float(saved["seconds"]))
     if post is not None:
         values = post(values)
     return OutOfFold(values, dists, estimators, seconds)
@@ -235,21 +225,18 @@ class Recipe:
     ----------
     name : str
         The shipped model's name (manifest entry, file stem).
-    folds, seed : int
-        ``kfold_splits(n, folds, seed)``; stratified on ``Data.y`` with ``stratify``.
-    stratify : bool
+    folds, seed, stratify
+        ``kfold_splits(n, folds, seed)``, stratified on ``Data.y`` with ``stratify``.
     work_dir : Path
         Caches and fold folders.
     cv_header : bool
-        Whether ``cv.json`` starts with the runner's header (False: the recipe writes all).
-
-    The card and the tables (class attributes; strings are templates of :meth:`fields`,
-    :func:`facecore.training.publish.fill`): ``licence``, ``rebuild``, ``protocol``;
-    ``columns`` (``(header, metric)`` of the learners' table, with ``table_title`` and
-    ``table_format``); ``group_tables`` (:class:`~facecore.training.publish.GroupTable`);
-    ``figures`` (:class:`~facecore.training.publish.Figure`); ``card_text`` (the
-    :class:`~facecore.training.publish.ModelCard` fields: summary, model, training_data,
-    evaluation, evaluation_notes, limitations, rebuild_note).
+        ``cv.json`` starts with the runner's header: data, folds, a row per learner (False: the
+        recipe writes all).
+    licence, rebuild, protocol, columns, table_title, table_format, group_tables, figures, card_text
+        The card and the tables (strings are templates of :meth:`fields`): ``columns`` are
+        ``(header, metric)`` of the learners' table; ``group_tables`` and ``figures`` are
+        :class:`~facecore.training.publish.GroupTable` and ``Figure`` records; ``card_text``
+        the :class:`~facecore.training.publish.ModelCard` fields' text.
     """
 
     name: str = ""
@@ -257,7 +244,6 @@ class Recipe:
     seed: int = 0
     stratify: bool = False
     work_dir: Path = Path(".cache")
-    #: ``cv.json`` starts with the runner's header (data, folds, a row per learner).
     cv_header: bool = True
     licence = ""
     rebuild = ""
@@ -354,22 +340,22 @@ class Run:
         return np.column_stack([np.asarray(c, np.float64).reshape(len(c), -1) for c in cols])
 
 
+def _setup(run: Run, learner: Learner) -> tuple[Any, np.ndarray, np.ndarray, Path | None]:
+    """A learner's estimator, inputs, targets and fold folder in ``run``."""
+    target = run.data.y if learner.target == "y" else run.data.targets
+    folder = None if learner.cache is None else learner.cache(run)
+    return learner.make(run), run.inputs(learner.inputs), target, folder
+
+
 def cross_validate(recipe: Recipe, data: Data, *, device: str = "cpu") -> Run:
     """Every learner of ``recipe`` through :func:`out_of_fold`, and the table."""
     run = Run(recipe, data, recipe.folds_of(data), device)
     tabled = []
     for learner in recipe.learners(run):
         t0 = time.perf_counter()
-        target = data.y if learner.target == "y" else data.targets
-        folder = None if learner.cache is None else learner.cache(run)
-        run.oof[learner.name] = out_of_fold(
-            learner.make(run),
-            run.inputs(learner.inputs),
-            target,
-            run.folds,
-            cache_dir=folder,
-            post=learner.post,
-        )
+        est, X, target, folder = _setup(run, learner)
+        oof = out_of_fold(est, X, target, run.folds, cache_dir=folder, post=learner.post)
+        run.oof[learner.name] = oof
         run.seconds[learner.name] = time.perf_counter() - t0
         if learner.table:
             tabled.append(learner.name)
@@ -387,22 +373,15 @@ def fold_estimators(
     """The folds of ``recipe`` on ``data`` and its learner ``name`` fitted on each fold's
     training rows (a top reads its finished fold checkpoint; one that is missing is trained)."""
     run = Run(recipe, data, recipe.folds_of(data), device)
-    learner = next(ln for ln in recipe.learners(run) if ln.name == name)
-    folder = None if learner.cache is None else learner.cache(run)
-    target = data.y if learner.target == "y" else data.targets
-    X, made = run.inputs(learner.inputs), learner.make(run)
-    fitted = [
-        _prepare(made, k, folder).fit(X[tr], target[tr]) for k, (tr, _) in enumerate(run.folds)
+    est, X, y, folder = _setup(run, next(ln for ln in recipe.learners(run) if ln.name == name))
+    return run.folds, [
+        _prepare(est, k, folder).fit(X[tr], y[tr]) for k, (tr, _) in enumerate(run.folds)
     ]
-    return run.folds, fitted
 
 
 def config_tag(doc: dict[str, Any]) -> str:
     """Eight hex digits of the sha256 of ``doc`` as sorted JSON: names a cache or fold folder
     by the settings that made it."""
-    import hashlib
-    import json
-
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]
 
 

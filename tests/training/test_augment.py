@@ -19,7 +19,6 @@ def test_views_are_seeded_per_chip_and_view(chips):
     a = jitter_chips(chips, 0)
     assert a.shape == chips.shape and a.dtype == np.uint8
     np.testing.assert_array_equal(a, jitter_chips(chips, 0))  # the same draw again
-    np.testing.assert_array_equal(a[2:], jitter_chips(chips[2:], 0, start=2))  # chunk = whole
     assert not np.array_equal(a, jitter_chips(chips, 1))  # another view, another draw
     assert not np.array_equal(a, jitter_chips(chips, 0, seed=1))
 
@@ -36,14 +35,6 @@ def test_a_view_moves_the_face_only_a_little(chips):
 def test_no_jitter_is_the_identity(chips):
     still = Jitter(shift=0, scale=0, rotate=0, brightness=0, contrast=0)
     np.testing.assert_array_equal(jitter_chips(chips, 3, jitter=still), chips)
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"shift": 0.5}, {"scale": -0.1}, {"rotate": -1.0}, {"contrast": 0.6}]
-)
-def test_bad_ranges_are_refused(kwargs):
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
-        Jitter(**kwargs)
 
 
 def test_bad_input_is_refused(chips):

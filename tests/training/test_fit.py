@@ -201,13 +201,13 @@ def test_flipped_inputs_replace_half_the_samples():
 
 
 def test_expectation_term_is_added_to_the_kl_loss():
-    from facecore.training.fit import _loss
+    from facecore.training.fit import _kl_loss
 
     out = torch.tensor([[0.0, 0.0, 0.0]])
     target = torch.tensor([[0.0, 0.0, 1.0]])
     bins = torch.tensor([1.0, 2.0, 3.0])
-    plain = _loss("kl", out, target)
-    both = _loss("kl", out, target, (0.5, bins))
+    plain = _kl_loss(out, target)
+    both = _kl_loss(out, target, (0.5, bins))
     assert float(both - plain) == pytest.approx(0.5 * (3.0 - 2.0))
     with pytest.raises(ValueError, match="bins"):
         FitConfig(expectation_weight=1.0)
