@@ -17,11 +17,7 @@ from typing import Any
 import numpy as np
 
 from facecore.metrics import cs_at, regression_metrics
-from facecore.training.distribution_recipe import (
-    FILE_LINE,
-    DistributionRecipe,
-    stack_note,
-)
+from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, stack_note
 from facecore.training.learners import (
     IsotonicCorrection,
     central_intervals,
