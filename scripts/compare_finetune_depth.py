@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             _top_ms(quantize_top(top, cal), x, args.repeats),
             int(sum(p.numel() for p in top.parameters())),
         )
-    feats = data.features["feats"]
+    feats = data.features["trunk"]
     search = svr_search(feats.shape[1], SVR_GRID, SVR_EPSILON, seed=0)
     svr_pred = out_of_fold(search, feats, y, folds).values
 

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = LdlRecipe(dataset="mebeauty", work_dir=args.work_dir)
     spec, data = recipe.spec, recipe.load(args.data)
     ds, chips, rows, rule = (data.extra[k] for k in ("dataset", "chips", "rows", "rule"))
-    y, folds, feats = data.y, recipe.folds_of(data), data.features["feats"]
+    y, folds, feats = data.y, recipe.folds_of(data), data.features["trunk"]
     bins = np.asarray(spec.bins)
     res: dict[str, Any] = {"n": int(len(rows)), "reliability": reliability(ds)}
     print("reliability", res["reliability"], flush=True)

@@ -17,44 +17,32 @@ from typing import Any
 import numpy as np
 
 from facecore.metrics import cs_at, regression_metrics
-from facecore.training.learners import central_intervals, coverage
-from facecore.training.publish import Figure, GroupTable
-from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run, config_tag, out_of_fold
-from facecore.training.tops import FILE_LINE, TopRecipe
+from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, stack_note
+from facecore.training.learners import (
+    IsotonicCorrection,
+    central_intervals,
+    coverage,
+    log_target_svr,
+)
+from facecore.training.publish import CardTable, Figure, GroupTable
+from facecore.training.runner import Data, Learner, OutOfFold, Run, config_tag, out_of_fold
+from facecore.training.tops import TopRecipe
 
-__all__ = [
-    "AGE_BINS",
-    "BANDS",
-    "LICENCE",
-    "REBUILD",
-    "AgeRecipe",
-    "age_metrics",
-    "band_of",
-    "pilot",
-]
+__all__ = ["AGE_BINS", "LICENCE", "REBUILD", "AgeRecipe", "age_metrics", "band_of", "pilot"]
 
 #: Bins of the age distribution: whole years 0..100.
 AGE_BINS = np.arange(0, 101, dtype=np.float64)
-#: The age bands the card reports (inclusive; None: no upper end).
-BANDS: tuple[tuple[int, int | None], ...] = (
-    (0, 9),
-    (10, 19),
-    (20, 39),
-    (40, 59),
-    (60, 79),
-    (80, None),
-)
-BAND_NAMES = tuple(f"{lo}+" if hi is None else f"{lo}-{hi}" for lo, hi in BANDS)
+#: The age bands the card reports, and the first age of each.
+BAND_NAMES = ("0-9", "10-19", "20-39", "40-59", "60-79", "80+")
+BAND_STARTS = (0, 10, 20, 40, 60, 80)
+RACES = ("white", "black", "asian", "indian", "other")
 LICENCE = "trained on UTKFace: non-commercial research use only"
 REBUILD = ".venv/bin/python scripts/train_age.py --data ../shared/data --out models/age_utkface"
 
 
 def band_of(age: float) -> str:
     """The band label of an age (``"0-9"``, ..., ``"80+"``)."""
-    for (lo, hi), name in zip(BANDS, BAND_NAMES, strict=True):
-        if age >= lo and (hi is None or age < hi + 1):
-            return name
-    return BAND_NAMES[-1]
+    return BAND_NAMES[max(int(np.searchsorted(BAND_STARTS, age, side="right")) - 1, 0)]
 
 
 def age_metrics(
@@ -71,10 +59,10 @@ def age_metrics(
 
 
 @dataclass(frozen=True)
-class AgeRecipe(Recipe):
+class AgeRecipe(DistributionRecipe):
     """Settings: the CV (``folds``, ``seed``), the label spread ``sigma`` (years), the top's
-    ``top`` recipe, the SVR's ``svr_c`` / ``svr_epsilon``, ``int8`` (ship the int8 top; its
-    folds' figures are the shipped ones) and ``stack`` (compare the SVR stack)."""
+    ``top`` recipe, the SVR's ``svr_c`` / ``svr_epsilon`` and the
+    :class:`~facecore.training.distribution_recipe.DistributionRecipe` fields."""
 
     name: str = "age_utkface"
     folds: int = 5
@@ -87,9 +75,8 @@ class AgeRecipe(Recipe):
     work_dir: Path = Path(".cache/age")
     int8: bool = True
     stack: bool = True
-    #: The learner that is the float fine-tuned top (what other recipes read per fold).
-    top_learner = "top-ldl"
-    licence, rebuild, bins = LICENCE, REBUILD, AGE_BINS
+    svr_features: tuple[str, ...] = ("trunk",)
+    licence, rebuild, bins, task = LICENCE, REBUILD, AGE_BINS, "age"
     protocol = (
         "{folds}-fold StratifiedKFold by age (seed {seed}) on the {n} photos with a face "
         "(UTKFace, {n_photos} photos, {n_without} without a face); the correction (and the SVR "
@@ -103,12 +90,7 @@ class AgeRecipe(Recipe):
     group_tables = (
         GroupTable("bands", "band", "MAE by true age band", BAND_NAMES, entry=True),
         GroupTable("gender", "gender", "MAE by gender", ("female", "male")),
-        GroupTable(
-            "race",
-            "race",
-            "MAE by race group (UTKFace's own categories)",
-            ("white", "black", "asian", "indian", "other"),
-        ),
+        GroupTable("race", "race", "MAE by race group (UTKFace's own categories)", RACES),
     )
     figures = (
         Figure(
@@ -181,32 +163,33 @@ class AgeRecipe(Recipe):
         tag = config_tag(self.top.to_dict())
         return Path(self.work_dir) / f"cv-{self.folds}f-s{self.seed}-sigma{self.sigma}-{tag}"
 
-    @property
-    def suffix(self) -> str:
-        return ", int8" if self.int8 else ""
+    def recipes(self) -> tuple[TopRecipe, ...]:
+        return (self.top,)
+
+    def top_folder(self, top: TopRecipe, data: Data) -> Path:
+        return self.fold_dir
+
+    def make_correction(self) -> IsotonicCorrection:
+        return IsotonicCorrection(AGE_BINS)
+
+    def make_svr(self, n_features: int) -> Any:
+        return log_target_svr(self.svr_c, self.svr_epsilon)
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         from facecore.datasets import dataset_hash, load_utkface
         from facecore.ldl.distributions import gaussian_label_distribution
         from facecore.training.chips import extract_dataset_chips
-        from facecore.training.tops import dataset_maps, dataset_views, trunk_features
+        from facecore.training.tops import trunk_features
 
         work = Path(self.work_dir)
         ds = load_utkface(data_root)
         chips = extract_dataset_chips(ds, cache_dir=work / "chips")
         rows = np.flatnonzero(chips.has_face)
         y = np.asarray(ds.targets)[rows]
-        maps, flipped = dataset_maps(chips, self.top.input_node, work / "maps")
-        views = None
-        if self.top.jitter:
-            all_views = dataset_views(
-                chips, self.top.input_node, self.top.jitter, work / "maps", seed=self.seed
-            )
-            views = [np.asarray(v)[rows] for v in all_views]
         return Data(
             y=y,
             targets=gaussian_label_distribution(y, AGE_BINS, self.sigma),
-            features={"feats": trunk_features(chips, rows, work)},
+            features={"trunk": trunk_features(chips, rows, work)},
             groups={
                 "band": np.array([band_of(a) for a in y]),
                 "gender": np.asarray(ds.meta["gender"])[rows],
@@ -215,77 +198,17 @@ class AgeRecipe(Recipe):
             title="UTKFace",
             n_photos=len(ds),
             data_hash=dataset_hash(ds),
-            extra={
-                "rows": rows,
-                "maps": np.asarray(maps)[rows],
-                "flipped": np.asarray(flipped)[rows],
-                "views": views,
-            },
+            extra=self.top_inputs(chips, rows),
         )
 
     def learners(self, run: Run) -> list[Learner]:
-        from facecore.training.learners import (
-            Int8Top,
-            IsotonicCorrection,
-            SvrStack,
-            TopRegressor,
-            log_target_svr,
-        )
-
-        x = run.data.extra
-        top = {"recipe": self.top, "bins": AGE_BINS, "maps": x["maps"]}
-        out = [
-            Learner(
-                "svr-frozen",
-                lambda r: log_target_svr(self.svr_c, self.svr_epsilon),
-                ("feats",),
-                post=lambda v: np.clip(v, 0, None),
-            ),
-            Learner(
-                "top-ldl",
-                lambda r: TopRegressor(
-                    **top, maps_flipped=x["flipped"], maps_views=x["views"], device=r.device
-                ),
-                ("rows",),
-                "targets",
-                cache=lambda r: self.fold_dir,
-            ),
-            Learner("top-ldl + correction", lambda r: IsotonicCorrection(AGE_BINS), ("top-ldl",)),
-        ]
-        if self.int8:
-            out += [
-                Learner(
-                    "top-ldl, int8",
-                    lambda r: Int8Top(**top, seed=self.seed),
-                    ("rows",),
-                    "targets",
-                    cache=lambda r: self.fold_dir,
-                ),
-                Learner(
-                    "top-ldl + correction, int8",
-                    lambda r: IsotonicCorrection(AGE_BINS),
-                    ("top-ldl, int8",),
-                ),
-            ]
-        if self.stack:
-            out.append(
-                Learner(
-                    f"top-ldl + svr stack{self.suffix}",
-                    lambda r: SvrStack(AGE_BINS),
-                    (f"top-ldl{self.suffix}", "svr-frozen"),
-                )
-            )
-        return out
+        svr = self.svr_learner(run, post=lambda v: np.clip(v, 0, None))
+        return [svr, *self.top_learners(run), *self.stack_learners()]
 
     def metrics(self, run: Run, oof: OutOfFold) -> dict[str, Any]:
         p = oof.distributions
         iv = None if p is None else central_intervals(p, AGE_BINS)
         return age_metrics(run.data.y, oof.values, iv)
-
-    def candidates(self) -> list[str]:
-        """The served variants the rule chooses from."""
-        names = [f"top-ldl{self.suffix}", f"top-ldl + correction{self.suffix}"]
-        return names + ([f"top-ldl + svr stack{self.suffix}"] if self.stack else [])
 
     def choose(self, run: Run) -> str:
         """Of the served variants, the lowest cross-validated MAE (ties: the simpler)."""
@@ -293,26 +216,11 @@ class AgeRecipe(Recipe):
         return min(names, key=lambda k: (run.table[k]["mae"], names.index(k)))
 
     def ship(self, run: Run, out: Path) -> Any:
-        from facecore.training.learners import (
-            IsotonicCorrection,
-            SvrStack,
-            final_stack,
-            log_target_svr,
-        )
-        from facecore.training.publish import CardTable
-        from facecore.training.tops import calibration_maps, ship_tops, stack_note
-
-        data, x, chosen, suffix = run.data, run.data.extra, run.chosen, self.suffix
-        y, served = data.y, run.oof[f"top-ldl{suffix}"].distributions
-        temperature, knots, stack = 1.0, None, None
+        data, chosen, suffix = run.data, run.chosen, self.suffix
+        y, (corr, stack, _) = data.y, self.fit_served(run)
+        temperature, knots = (1.0, None) if corr is None else (corr.temperature_, corr.knots_)
         temps = [e.temperature_ for e in run.oof[f"top-ldl + correction{suffix}"].estimators if e]
-        if chosen == f"top-ldl + correction{suffix}":
-            corr = IsotonicCorrection(AGE_BINS).fit(served, y)
-            temperature, knots = corr.temperature_, corr.knots_
-        elif chosen == f"top-ldl + svr stack{suffix}":
-            svr = log_target_svr(self.svr_c, self.svr_epsilon).fit(data.features["feats"], y)
-            inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
-            stack = final_stack(SvrStack(AGE_BINS), inputs, y, svr.regressor_, True)
+        if stack:
             temps = [e.stack_.temperature for e in run.oof[chosen].estimators if e]
         bands, probs = data.groups["band"], run.oof[chosen].distributions
         cover = {
@@ -323,11 +231,9 @@ class AgeRecipe(Recipe):
         else:
             note = VALUE_NOTES["correction" if knots is not None else "none"]
         first = self.top.start[-1]
-        return ship_tops(
+        return self.ship_tops(
             run,
             out,
-            [(self.top, x["maps"], x["flipped"], x["views"], self.fold_dir)],
-            task="age",
             output={"name": "age", "kind": "distribution", "scale": [0, 100],
                     "bins": [int(b) for b in AGE_BINS]},
             inputs=(
@@ -340,8 +246,6 @@ class AgeRecipe(Recipe):
                 f"of dlib's face ResNet, Gaussian label distribution (sigma {self.sigma}) and KL "
                 "loss (Qawaqneh et al. 2017; Gao et al. 2017)"
             ),
-            rebuild=REBUILD,
-            int8_maps=calibration_maps(x["maps"], seed=self.seed) if self.int8 else None,
             stack=stack,
             model={"calibration": knots, "temperature": temperature},
             metadata={"sigma": self.sigma},
@@ -355,7 +259,7 @@ class AgeRecipe(Recipe):
                 "first_stage": first,
                 "jitter": JITTER_NOTE.format(self.top.jitter) if self.top.jitter else ".",
                 "value_note": note.format(temperature=temperature),
-                "fold_min": np.mean(run.oof["top-ldl"].seconds) / 60,
+                "fold_min": np.mean(run.oof[self.top_learner].seconds) / 60,
                 "svr_s": sum(run.oof["svr-frozen"].seconds),
             },
             tables=[
@@ -407,7 +311,7 @@ def pilot(
         raise ValueError(f"k must be in 1..{recipe.folds}, got {k}")
     data = recipe.load(data_root)
     run = Run(recipe, data, recipe.folds_of(data)[:k], device)
-    top = next(ln for ln in recipe.learners(run) if ln.name == "top-ldl")
+    top = next(ln for ln in recipe.learners(run) if ln.name == recipe.top_learner)
     X, y = run.inputs(top.inputs), data.y
     oof = out_of_fold(top.make(run), X, data.targets, run.folds, cache_dir=recipe.fold_dir)
     test = np.concatenate([te for _, te in run.folds])

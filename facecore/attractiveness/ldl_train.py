@@ -13,15 +13,17 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facecore.training.learners import _Combiner
+from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, stack_note
+from facecore.training.learners import _Combiner, svr_search
 from facecore.training.publish import Figure, GroupTable, rounded
-from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run, config_tag
-from facecore.training.tops import FILE_LINE, TopRecipe
+from facecore.training.runner import Data, Learner, OutOfFold, Run, config_tag
+from facecore.training.tops import TopRecipe
 
 __all__ = [
     "DATASETS",
@@ -153,39 +155,22 @@ class GeometricFusion(_Combiner):
         return values, move_distributions(probs, b, values)
 
 
-class AverageOf(_Combiner):
-    """The average of ``n`` tops' distributions (an ensemble; nothing to fit), in float32 as
-    the tops give them. ``X``: ``[distributions of top 1 | ... | of top n]``."""
-
-    value_is_expectation = True
-
-    def __init__(self, bins: tuple[float, ...] = (), n: int = 1) -> None:
-        self.bins = bins
-        self.n = n
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> AverageOf:
-        return self
-
-    def _apply(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = len(self.bins)
-        parts = [np.asarray(X[:, i * k : (i + 1) * k], np.float32) for i in range(self.n)]
-        p = np.mean(parts, axis=0)
-        return p @ np.asarray(self.bins, np.float64), p
-
-
 @dataclass(frozen=True)
-class LdlRecipe(Recipe):
+class LdlRecipe(DistributionRecipe):
     """The recipe of ``dataset`` (a key of :data:`DATASETS`): the CV (``folds``, ``seed``), the
-    main ``top``, the ensemble's ``members`` (None: the dataset's default), ``int8``."""
+    main ``top``, the ensemble's ``members`` (None: the dataset's default) and the
+    :class:`~facecore.training.distribution_recipe.DistributionRecipe` fields."""
 
     dataset: str = "scut-fbp5500"
     folds: int = 5
     seed: int = 0
     top: TopRecipe = field(default_factory=TopRecipe)
     work_dir: Path = Path(".cache/attractiveness")
-    #: Ship the top in int8 (facecore.nn.quantize); the shipped figures are the int8 folds'.
     int8: bool = True
     members: tuple[TopRecipe, ...] | None = None
+    svr_features: tuple[str, ...] = ("trunk",)
+    task, correction, correction_inputs = "attractiveness", "geometric", ("geo",)
+    stack_tempered = False
     protocol = (
         "{folds}-fold KFold(shuffle=True, random_state={seed}) on the {n} photos with a face "
         "({title}, {n_photos} photos); targets: {extra[rule]}"
@@ -252,13 +237,6 @@ class LdlRecipe(Recipe):
     }
 
     @property
-    def top_learner(self) -> str:
-        """The learner that is the main float top (what other recipes read per fold)."""
-        if len(self.recipes()) > 1 and not self.int8:
-            return f"one top: {_describe(self.top)}"
-        return "top 0"
-
-    @property
     def spec(self) -> LdlDataset:
         return DATASETS[self.dataset]
 
@@ -280,6 +258,11 @@ class LdlRecipe(Recipe):
 
     def recipes(self) -> tuple[TopRecipe, ...]:
         """The main top's recipe, then the members' (this recipe's, or the dataset's)."""
+        return self._recipes
+
+    @cached_property
+    def _recipes(self) -> tuple[TopRecipe, ...]:
+        # The same objects on every call: the model file pickles them once (same bytes).
         if self.members is not None:
             return (self.top, *self.members)
         return (self.top, *(member_recipe(self.top, m) for m in self.spec.members))
@@ -290,12 +273,21 @@ class LdlRecipe(Recipe):
         tag = config_tag({"recipe": top.to_dict(), "targets": target_rule})
         return Path(self.work_dir) / f"{self.dataset}-cv-{self.folds}f-s{self.seed}-{tag}"
 
+    def top_folder(self, top: TopRecipe, data: Data) -> Path:
+        return self.fold_dir(top, data.extra["rule"])
+
+    def make_correction(self) -> GeometricFusion:
+        return GeometricFusion(self.bins)
+
+    def make_svr(self, n_features: int) -> Any:
+        return svr_search(n_features, SVR_GRID, SVR_EPSILON, seed=self.seed)
+
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500
         from facecore.features import geometric_features
         from facecore.ldl.distributions import gaussian_label_distribution, rating_histograms
         from facecore.training.chips import extract_dataset_chips
-        from facecore.training.tops import dataset_maps, trunk_features
+        from facecore.training.tops import trunk_features
 
         spec, work = self.spec, Path(self.work_dir)
         ds = {"mebeauty": load_mebeauty, "scut-fbp5500": load_scut_fbp5500}[spec.name](data_root)
@@ -310,17 +302,12 @@ class LdlRecipe(Recipe):
             d_all = gaussian_label_distribution(ds.targets, spec.bins, sigma)
             rule = f"discretised Gaussian around the mean on 1,1.5..5, sigma {sigma:.3f}"
         rows = np.flatnonzero(chips.has_face & np.isfinite(d_all).all(axis=1))
-        node_maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for r in self.recipes():
-            if r.input_node not in node_maps:
-                m, f = dataset_maps(chips, r.input_node, work / "maps")
-                node_maps[r.input_node] = (np.asarray(m)[rows], np.asarray(f)[rows])
         geo = [geometric_features(lm) for lm in chips.landmarks[rows]]
         return Data(
             y=np.asarray(ds.targets)[rows],
             targets=d_all[rows].astype(np.float32),
             features={
-                "feats": trunk_features(chips, rows, work),
+                "trunk": trunk_features(chips, rows, work),
                 "geo": np.stack(geo).astype(np.float64),
             },
             groups={"group": np.asarray(ds.groups)[rows]},
@@ -328,11 +315,10 @@ class LdlRecipe(Recipe):
             n_photos=len(ds),
             data_hash=dataset_hash(ds),
             extra={
+                **self.top_inputs(chips, rows),
                 "rule": rule,
                 "sigma": sigma,
-                "maps": node_maps,
                 "dataset": ds,
-                "rows": rows,
                 "chips": chips,
                 "names": [Path(ds.relative_paths[i]).name[:24] for i in rows],
             },
@@ -342,91 +328,20 @@ class LdlRecipe(Recipe):
         from sklearn.linear_model import BayesianRidge
 
         from facecore.ldl import MaxEntLDL, StructuredLDL
-        from facecore.training.learners import (
-            Int8Top,
-            MeanDistribution,
-            SvrStack,
-            TopRegressor,
-            feature_pipeline,
-            svr_search,
-        )
+        from facecore.training.learners import MeanDistribution, feature_pipeline
 
-        bins, rule, maps = self.spec.bins, run.data.extra["rule"], run.data.extra["maps"]
-        recipes, suffix = self.recipes(), ", int8" if self.int8 else ""
-        n_feats = run.data.features["feats"].shape[1]
-        out = [
-            Learner("average", lambda r: MeanDistribution(bins), ("feats",), "targets"),
-            Learner("bayes-ridge", lambda r: feature_pipeline(BayesianRidge()), ("feats",)),
-            Learner(
-                "maxent",
-                lambda r: feature_pipeline(MaxEntLDL(alpha=0.1, bins=bins, random_state=0)),
-                ("feats",),
-                "targets",
-            ),
-            Learner(
-                "sldl",
-                lambda r: feature_pipeline(
-                    StructuredLDL(alpha=0.3, decode="mean", bins=bins, random_state=0)
-                ),
-                ("feats",),
-                "targets",
-            ),
+        bins = self.bins
+        maxent = MaxEntLDL(alpha=0.1, bins=bins, random_state=0)
+        sldl = StructuredLDL(alpha=0.3, decode="mean", bins=bins, random_state=0)
+        return [
+            Learner("average", lambda r: MeanDistribution(bins), ("trunk",), "targets"),
+            Learner("bayes-ridge", lambda r: feature_pipeline(BayesianRidge()), ("trunk",)),
+            Learner("maxent", lambda r: feature_pipeline(maxent), ("trunk",), "targets"),
+            Learner("sldl", lambda r: feature_pipeline(sldl), ("trunk",), "targets"),
+            *self.top_learners(run),
+            self.svr_learner(run),
+            *self.stack_learners(),
         ]
-        floats, int8s = [], []
-        many = len(recipes) > 1
-        for i, top in enumerate(recipes):  # with many float tops, each alone beside the ensemble
-            m, f = maps[top.input_node]
-            folder, alone = self.fold_dir(top, rule), f"one top: {_describe(top)}"
-            floats.append(alone if many and not self.int8 else f"top {i}")
-            out.append(
-                Learner(
-                    floats[-1],
-                    lambda r, top=top, m=m, f=f: TopRegressor(top, bins, m, f, device=r.device),
-                    ("rows",),
-                    "targets",
-                    cache=lambda r, folder=folder: folder,
-                    table=many and not self.int8,
-                )
-            )
-            if self.int8:
-                int8s.append(f"{alone}, int8" if many else f"int8 {i}")
-                out.append(
-                    Learner(
-                        int8s[-1],
-                        lambda r, top=top, m=m: Int8Top(top, bins, m, seed=self.seed),
-                        ("rows",),
-                        "targets",
-                        cache=lambda r, folder=folder: folder,
-                        table=many,
-                    )
-                )
-        variants = {"": floats, ", int8": int8s} if self.int8 else {"": floats}
-        for tag, parts in variants.items():
-            out.append(
-                Learner(f"top-ldl{tag}", lambda r, k=len(parts): AverageOf(bins, k), tuple(parts))
-            )
-            out.append(
-                Learner(
-                    f"top-ldl + geometric{tag}",
-                    lambda r: GeometricFusion(bins),
-                    (f"top-ldl{tag}", "geo"),
-                )
-            )
-        out.append(
-            Learner(
-                "svr-frozen",
-                lambda r: svr_search(n_feats, SVR_GRID, SVR_EPSILON, seed=self.seed),
-                ("feats",),
-            )
-        )
-        out.append(
-            Learner(
-                f"top-ldl + svr stack{suffix}",
-                lambda r: SvrStack(bins, temper_for_coverage=False),
-                (f"top-ldl{suffix}", "svr-frozen"),
-            )
-        )
-        return out
 
     def metrics(self, run: Run, oof: OutOfFold) -> dict[str, Any]:
         from facecore.metrics import ldl_metrics, regression_metrics
@@ -440,51 +355,28 @@ class LdlRecipe(Recipe):
 
     def gains(self, run: Run) -> tuple[float, float]:
         """The CV Pearson gains of the geometric fusion and of the SVR stack over the top."""
-        suffix = ", int8" if self.int8 else ""
-        pc = {k: rounded(v)["pc"] for k, v in run.table.items()}
-        base = pc[f"top-ldl{suffix}"]
-        return pc[f"top-ldl + geometric{suffix}"] - base, pc[f"top-ldl + svr stack{suffix}"] - base
+        top, fusion, stack = (rounded(run.table[k])["pc"] for k in self.candidates())
+        return fusion - top, stack - top
 
     def choose(self, run: Run) -> str:
         """The top alone, unless a combination raises the CV Pearson by :data:`FUSION_GAIN`:
         then the one that raises it more (the stack on a tie)."""
-        suffix = ", int8" if self.int8 else ""
+        top, fusion, stack = self.candidates()
         gain, stack_gain = self.gains(run)
         if max(gain, stack_gain) >= FUSION_GAIN:
-            return (
-                f"top-ldl + svr stack{suffix}"
-                if stack_gain >= gain
-                else (f"top-ldl + geometric{suffix}")
-            )
-        return f"top-ldl{suffix}"
+            return stack if stack_gain >= gain else fusion
+        return top
 
     def ship(self, run: Run, out: Path) -> Any:
         """The tops trained on every face, with the chosen fusion or stack."""
-        from facecore.training.learners import SvrStack, final_stack, svr_search
-        from facecore.training.tops import calibration_maps, ship_tops, stack_note
-
-        spec, data, x, chosen = self.spec, run.data, run.data.extra, run.chosen
-        y, recipes, suffix = data.y, self.recipes(), ", int8" if self.int8 else ""
-        feats = data.features["feats"]
-        fusion = stack = svr_params = None
-        if "geometric" in chosen:
-            inputs = run.inputs((f"top-ldl{suffix}", "geo"))
-            fusion = GeometricFusion(spec.bins).fit(inputs, y).fusion_
-        elif "stack" in chosen:
-            search = svr_search(feats.shape[1], SVR_GRID, SVR_EPSILON, seed=self.seed)
-            svr = search.fit(feats, y).best_estimator_
-            svr_params = {k: search.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
-            inputs = run.inputs((f"top-ldl{suffix}", "svr-frozen"))
-            combiner = SvrStack(spec.bins, temper_for_coverage=False)
-            stack = final_stack(combiner, inputs, y, svr, False)
+        spec, x, recipes = self.spec, run.data.extra, self.recipes()
+        fusion, stack, svr = self.fit_served(run)
+        fusion = None if fusion is None else fusion.fusion_
+        svr_params = None if svr is None else _svr_settings(svr)
         gain, stack_gain = self.gains(run)
-        run.seconds["top-ldl"] = sum(
-            sum(run.oof[f"top {i}"].seconds) for i in range(len(recipes)) if f"top {i}" in run.oof
-        )
-        svr_folds = [
-            {k: e.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
-            for e in run.oof["svr-frozen"].estimators
-        ]
+        svr_folds = [_svr_settings(e) for e in run.oof["svr-frozen"].estimators]
+        floats = [self._top_names(i, r)[0] for i, r in enumerate(recipes)]
+        run.seconds["top-ldl"] = sum(sum(run.oof[name].seconds) for name in floats)
         if stack:
             note = stack_note(COMBINATION_NOTES["stack"], stack, **svr_params)
         else:
@@ -492,11 +384,9 @@ class LdlRecipe(Recipe):
         rebuild = spec.rebuild.replace(spec.default_out, out.as_posix())
         nodes = " and ".join(f"features['trunk.{node}']" for node in x["maps"])
         members = [r.to_dict() for r in recipes[1:]]
-        return ship_tops(
+        return self.ship_tops(
             run,
             out,
-            [(r, *x["maps"][r.input_node], None, self.fold_dir(r, x["rule"])) for r in recipes],
-            task="attractiveness",
             output={"name": "attractiveness", "kind": "distribution",
                     "scale": [spec.scale[0], spec.scale[1]], "bins": list(spec.bins)},
             inputs=(
@@ -512,8 +402,6 @@ class LdlRecipe(Recipe):
                 + ("; fused with geometric features by ridge regression" if fusion else "")
             ),
             rebuild=rebuild,
-            int8_maps={n: calibration_maps(m, seed=self.seed) for n, (m, _) in x["maps"].items()}
-            if self.int8 else None,
             stack=stack,
             metadata={"dataset": spec.title, "targets": x["rule"], "members": members,
                       "fusion": fusion},
@@ -564,15 +452,14 @@ COMBINATION_NOTES = {
 }
 
 
-def _describe(recipe: TopRecipe) -> str:
-    """``"stages 4-5 (seed 0)"``."""
-    return f"stages {recipe.start.removeprefix('stage')}-5 (seed {recipe.seed})"
+def _svr_settings(search: Any) -> dict[str, float]:
+    return {k: search.best_params_[f"svr__{k}"] for k in ("C", "gamma")}
 
 
 def _describe_all(recipes: tuple[TopRecipe, ...]) -> str:
     """``"fine-tuned copy of stages 3-5"`` for one top, else the ensemble's members."""
     if len(recipes) == 1:
-        return f"fine-tuned copy of stages {recipes[0].start.removeprefix('stage')}-5"
+        return f"fine-tuned copy of {recipes[0].stages}"
     return f"ensemble of {len(recipes)} fine-tuned tops, " + " and ".join(
-        _describe(r) for r in recipes
+        f"{r.stages} (seed {r.seed})" for r in recipes
     )

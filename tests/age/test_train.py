@@ -93,33 +93,31 @@ def test_the_recipe_keeps_the_fold_folder_and_compares_the_served_variants():
 
 
 def test_ship_declares_the_final_model_the_entry_and_the_cv_fields(monkeypatch, tmp_path):
-    """The recipe's final fit through the generic ``ship_tops`` (the tops' training stubbed)."""
+    """The recipe's final fit through the base recipe's ``ship_tops`` (the training stubbed)."""
     from facecore.age.train import BAND_NAMES, REBUILD
-    from facecore.training import tops
     from facecore.training.runner import Data, OutOfFold, Run
 
     y, probs = _shrunk_predictions(300)
     groups = {"band": np.array([band_of(a) for a in y])}
-    extra = {"maps": np.zeros((300, 1)), "flipped": None, "views": None}
-    data = Data(y, {"feats": np.zeros((300, 3))}, probs, groups, "UTKFace", 310, "abc", extra)
+    extra = {"maps": {"stage2": (np.zeros((300, 1)), None)}, "views": {}}
+    data = Data(y, {"trunk": np.zeros((300, 3))}, probs, groups, "UTKFace", 310, "abc", extra)
     recipe = AgeRecipe(stack=False)
     run = Run(recipe, data, kfold_splits(300, 5, 0, stratify=y))
     top = OutOfFold(probs @ AGE_BINS, probs, [None] * 5, [60.0] * 5)
     corr = out_of_fold(IsotonicCorrection(AGE_BINS), probs, y, run.folds)
-    run.oof = {"svr-frozen": OutOfFold(y, None, [], [2.0] * 5), "top-ldl": top}
+    run.oof = {"svr-frozen": OutOfFold(y, None, [], [2.0] * 5), "top 0": top, "top-ldl": top}
     run.oof |= {"top-ldl + correction": corr, "top-ldl, int8": top}
     run.oof["top-ldl + correction, int8"] = corr
     run.table = {k: recipe.metrics(run, o) for k, o in run.oof.items()}
     run.chosen = "top-ldl + correction, int8"
     seen = {}
 
-    def final_model(run, specs, bins, int8_maps=None, **model):
+    def final_model(self, run, **model):
         run.seconds["final_fit"] = 120.0
-        seen.update(model, specs=specs, int8=int8_maps)
+        seen.update(model, specs=self.tops(run))
         return "model"
 
-    monkeypatch.setattr(tops, "final_model", final_model)
-    monkeypatch.setattr(tops, "calibration_maps", lambda maps, seed: "ranges")
+    monkeypatch.setattr(AgeRecipe, "final_model", final_model)
     shipped = recipe.ship(run, tmp_path / "age_utkface")
     entry, cv = shipped.entry(tmp_path), shipped.cv
     assert entry["task"] == "age" and entry["rebuild"] == REBUILD
@@ -127,7 +125,7 @@ def test_ship_declares_the_final_model_the_entry_and_the_cv_fields(monkeypatch, 
     assert "UTKFace, 310 photos of shared/data (dataset sha256 abc), 300" in entry["training_data"]
     assert list(cv["coverage90_by_band"]) == list(BAND_NAMES) and cv["shipped"] == run.chosen
     assert cv["stack"] is None and cv["temperature"] == seen["temperature"] > 1.0
-    assert seen["calibration"] is not None and seen["int8"] == "ranges"
+    assert seen["calibration"] is not None and seen["specs"][0].folder == recipe.fold_dir
     assert seen["metadata"]["training_data"] == "UTKFace (310 photos, 300 with a face)"
     assert seen["metadata"]["sigma"] == 3.0
     assert seen["metadata"]["cv"]["mae"] == pytest.approx(5.08, abs=0.01)

@@ -7,7 +7,6 @@ import pytest
 from facecore.attractiveness.ldl_model import apply_fusion
 from facecore.attractiveness.ldl_train import (
     DATASETS,
-    AverageOf,
     GeometricFusion,
     LdlRecipe,
     label_sigma,
@@ -54,17 +53,6 @@ def test_fusion_recovers_a_linear_rating():
     np.testing.assert_allclose(moved[mid], pred[mid], atol=1e-3)
     with pytest.raises(ValueError):
         apply_fusion(fusion, deep, geo[:, :10])
-
-
-def test_the_ensemble_is_the_float32_average_of_its_tops():
-    bins = DATASETS["mebeauty"].bins
-    rng = np.random.default_rng(1)
-    a = gaussian_label_distribution(rng.uniform(2, 9, 50), bins, 1.0)
-    b = gaussian_label_distribution(rng.uniform(2, 9, 50), bins, 1.5)
-    avg = AverageOf(bins, 2).fit(np.column_stack([a, b]), None)
-    p = avg.predict_distribution(np.column_stack([a, b]))
-    assert p.dtype == np.float32 and np.array_equal(p, np.mean([a, b], axis=0))
-    np.testing.assert_allclose(avg.predict(np.column_stack([a, b])), p @ np.asarray(bins))
 
 
 def _run_with_pcs(pcs: dict[str, float]) -> Run:

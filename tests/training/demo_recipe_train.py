@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from facecore.training.distribution_recipe import DistributionRecipe
 from facecore.training.publish import Figure
-from facecore.training.runner import Data, Learner, OutOfFold, Recipe, Run
+from facecore.training.runner import Data, Learner, OutOfFold, Run
 from facecore.training.tops import TopRecipe
 
 BINS = tuple(float(b) for b in range(0, 101, 10))
@@ -25,7 +26,7 @@ LICENCE = "trained on UTKFace: non-commercial research use only"
 
 
 @dataclass(frozen=True)
-class DemoAgeRecipe(Recipe):
+class DemoAgeRecipe(DistributionRecipe):
     """``n_photos`` UTKFace photos (a seeded draw), ``folds``-fold CV, a tiny top."""
 
     name: str = "demo_age"
@@ -35,6 +36,7 @@ class DemoAgeRecipe(Recipe):
     top: TopRecipe = TopRecipe(start="stage4", epochs=3, batch_size=8, lr=1e-3)
     work_dir: Path = Path(".cache/demo_age")
     licence, rebuild, bins = LICENCE, "pytest tests/training/test_recipe_head.py", BINS
+    task, int8 = "demo_age", False
     protocol = "{folds}-fold KFold (seed {seed}) on {n} photos"
     columns = (("MAE", "mae"), ("within 10 y", "within10"))
     figures = (
@@ -56,14 +58,12 @@ class DemoAgeRecipe(Recipe):
         from facecore.datasets import dataset_hash, load_utkface
         from facecore.ldl.distributions import gaussian_label_distribution
         from facecore.training.chips import extract_dataset_chips
-        from facecore.training.tops import dataset_maps
 
         ds = load_utkface(data_root)
         pick = np.random.default_rng(self.seed).permutation(len(ds))[: self.n_photos]
         ds = ds.subset(np.sort(pick))
         chips = extract_dataset_chips(ds, cache_dir=Path(self.work_dir) / "chips")
         rows = np.flatnonzero(chips.has_face)
-        maps, flipped = dataset_maps(chips, self.top.input_node, Path(self.work_dir) / "maps")
         y = np.asarray(ds.targets, np.float64)[rows]
         return Data(
             y=y,
@@ -72,21 +72,27 @@ class DemoAgeRecipe(Recipe):
             title="UTKFace (a sample)",
             n_photos=len(ds),
             data_hash=dataset_hash(ds),
-            extra={"maps": np.asarray(maps)[rows], "flipped": np.asarray(flipped)[rows]},
+            extra=self.top_inputs(chips, rows),
         )
+
+    def recipes(self) -> tuple[TopRecipe, ...]:
+        return (self.top,)
+
+    def top_folder(self, top: TopRecipe, data: Data) -> Path:
+        return Path(self.work_dir) / "cv"
 
     def learners(self, run: Run) -> list[Learner]:
         from facecore.training.learners import IsotonicCorrection, MeanDistribution, TopRegressor
 
-        maps, flipped = run.data.extra["maps"], run.data.extra["flipped"]
+        (spec,) = self.tops(run)
         return [
             Learner("average", lambda r: MeanDistribution(BINS), ("rows",), "targets"),
             Learner(
                 "top",
-                lambda r: TopRegressor(self.top, BINS, maps, flipped, device=r.device),
+                lambda r: TopRegressor(spec.recipe, BINS, spec.maps, spec.flipped, device=r.device),
                 ("rows",),
                 "targets",
-                cache=lambda r: Path(self.work_dir) / "cv",
+                cache=lambda r: spec.folder,
             ),
             Learner("top + correction", lambda r: IsotonicCorrection(BINS), ("top",)),
         ]
@@ -100,18 +106,14 @@ class DemoAgeRecipe(Recipe):
 
     def ship(self, run: Run, out: Path) -> Any:
         from facecore.training.learners import IsotonicCorrection
-        from facecore.training.tops import ship_tops
 
-        data, x = run.data, run.data.extra
         knots, temperature = None, 1.0
         if run.chosen == "top + correction":
-            corr = IsotonicCorrection(BINS).fit(run.oof["top"].distributions, data.y)
+            corr = IsotonicCorrection(BINS).fit(run.oof["top"].distributions, run.data.y)
             knots, temperature = corr.knots_, corr.temperature_
-        return ship_tops(
+        return self.ship_tops(
             run,
             out,
-            [(self.top, x["maps"], x["flipped"], None, Path(self.work_dir) / "cv")],
-            task="demo_age",
             output={
                 "name": "demo_age",
                 "kind": "distribution",
@@ -120,6 +122,5 @@ class DemoAgeRecipe(Recipe):
             },
             inputs="Face with features['trunk.stage3']; output: age in decades",
             source="tests/training/demo_recipe_train.py (never shipped)",
-            rebuild=self.rebuild,
             model={"calibration": knots, "temperature": temperature},
         )

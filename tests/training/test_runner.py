@@ -40,7 +40,7 @@ def test_age_recipe_end_to_end(tmp_path):
     data = Data(
         y=y,
         targets=gaussian_label_distribution(y, AGE_BINS, 3.0),
-        features={"feats": np.column_stack([y / 30 + rng.normal(0, 0.3, 60), rng.normal(size=60)])},
+        features={"trunk": np.column_stack([y / 30 + rng.normal(0, 0.3, 60), rng.normal(size=60)])},
         groups={
             "band": np.array([band_of(a) for a in y]),
             "gender": rng.choice(["female", "male"], 60),
@@ -51,14 +51,14 @@ def test_age_recipe_end_to_end(tmp_path):
         data_hash="0" * 64,
         extra={
             "rows": np.arange(60),
-            "maps": maps,
-            "flipped": maps[..., ::-1].copy(),
-            "views": None,
+            "maps": {"stage4": (maps, maps[..., ::-1].copy())},
+            "views": {},
         },
     )
     recipe = AgeRecipe(folds=3, top=TINY, work_dir=tmp_path / "work")
     run, res = _publish(recipe, data, tmp_path / "models" / "age_tiny")
     names = list(run.table)
+    assert recipe.top_learner == "top 0" and "top 0" in run.oof and "int8 0" in run.oof
     assert names == [
         "svr-frozen",
         "top-ldl",
@@ -93,7 +93,7 @@ def test_ldl_recipe_end_to_end(tmp_path):
         y=y,
         targets=gaussian_label_distribution(y, bins, 1.2),
         features={
-            "feats": np.column_stack([y + rng.normal(0, 1, 60), rng.normal(size=(60, 3))]),
+            "trunk": np.column_stack([y + rng.normal(0, 1, 60), rng.normal(size=(60, 3))]),
             "geo": rng.normal(size=(60, 42)),
         },
         groups={"group": rng.choice(["female", "male"], 60)},
@@ -104,6 +104,7 @@ def test_ldl_recipe_end_to_end(tmp_path):
             "rule": "tiny",
             "sigma": None,
             "maps": {"stage4": (maps, maps[..., ::-1].copy())},
+            "views": {},
             "names": [f"p{i}.jpg" for i in range(60)],
         },
     )
