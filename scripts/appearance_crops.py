@@ -1,17 +1,19 @@
 """Which aligned crop the ``appearance`` stage (HSE-FaceRes) should run on, chosen in CV.
 
 For each labelled set and each crop spec (alignment method, side, padding), the FaceRes pooled
-features of every photo's face (the landmarks the training chips found; plain and mirrored
-crops) feed an RBF SVR on L2-normalised features, cross-validated in 5 folds (KFold, seed 0,
-the recipes' folds): Pearson correlation for the ratings, MAE of log-age for UTKFace. The spec
-with the best mean rank over the sets is the ``chip`` of the manifest entry
-``faceres_vggface2``; a smaller side is reported with its cost.
+features of every photo's face (the landmarks the training chips found; plain and mirrored crops)
+feed an RBF SVR on L2-normalised features, cross-validated in 5 folds (KFold, seed
+0): Pearson correlation for the ratings, MAE in years for UTKFace (an SVR of log-age). The spec
+with the best mean rank over the sets is the ``chip`` of the manifest entry ``faceres_vggface2``
+(``CHIP`` in ``scripts/convert_faceres.py``).
 
     .venv/bin/python scripts/appearance_crops.py --data ../shared/data \
         --work-dir .cache/appearance --out appearance_crops.json --markdown appearance_crops.md
 
-Features are cached per set and spec in ``--work-dir``; a rerun only fits. The chips (face
-landmarks) come from the recipes' chip caches (``--chips-dir``), computed when missing.
+Features are cached per set and spec in ``--work-dir``
+(:func:`facecore.training.chips.appearance_features`, as the recipes read them); a rerun only fits.
+The chips (face landmarks) come from the recipes' chip caches (``--chips-dir``), computed when
+missing.
 """
 
 from __future__ import annotations
@@ -19,16 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 
-from facecore.align import AlignSpec, face_crop
-from facecore.appearance import APPEARANCE_MODEL, appearance_features
-from facecore.datasets import iter_images, load_mebeauty, load_scut_fbp5500, load_utkface
-from facecore.model_router import load
-from facecore.types import Box, Face
+from facecore.align import AlignSpec
+from facecore.datasets import load_mebeauty, load_scut_fbp5500, load_utkface
+from facecore.training.chips import appearance_features, extract_dataset_chips
 
 log = logging.getLogger("appearance_crops")
 
@@ -43,55 +42,6 @@ DEFAULT_SPECS = ("dlib:224:0.25", "dlib:224:0.5", "dlib:224:0.8", "similarity5:2
 def parse_spec(text: str) -> AlignSpec:
     method, size, padding = text.split(":")
     return AlignSpec(method, int(size), float(padding))  # type: ignore[arg-type]
-
-
-def _face(lm: np.ndarray) -> Face:
-    x1, y1 = lm.min(axis=0)
-    x2, y2 = lm.max(axis=0)
-    return Face(
-        box=Box(float(x1), float(y1), float(x2), float(y2)),
-        detector_score=1.0,
-        detector="dataset",
-        landmarks=lm.astype(np.float32),
-    )
-
-
-def set_features(
-    name: str, ds: object, chips: object, spec: AlignSpec, work: Path, batch: int = 32
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Plain and mirrored FaceRes features (rows with a face) for one crop spec, cached, and
-    the milliseconds per face of the network (both passes) when computed."""
-    rows = np.flatnonzero(chips.has_face)  # type: ignore[attr-defined]
-    path = work / f"{name}-{chips.cache_key}-{spec.method}-{spec.size}-{spec.padding:g}.npz"  # type: ignore[attr-defined]
-    if path.is_file():
-        with np.load(path) as z:
-            return z["plain"], z["mirrored"], float(z["ms"])
-    net = load(APPEARANCE_MODEL)
-    plain, mirrored, pending = [], [], []
-    net_s = 0.0
-
-    def flush() -> None:
-        nonlocal net_s
-        crops = np.stack(pending)
-        t0 = time.perf_counter()
-        plain.append(appearance_features(net, crops, mirror=False, batch_size=batch))
-        mirrored.append(appearance_features(net, crops[:, :, ::-1], mirror=False, batch_size=batch))
-        net_s += time.perf_counter() - t0
-        pending.clear()
-
-    landmarks = chips.landmarks  # type: ignore[attr-defined]
-    for i, image in zip(rows, iter_images(ds, rows), strict=True):  # type: ignore[arg-type]
-        pending.append(face_crop(image, _face(landmarks[i]), spec))
-        if len(pending) == batch:
-            flush()
-    if pending:
-        flush()
-    p, m = np.concatenate(plain), np.concatenate(mirrored)
-    ms = 1000.0 * net_s / max(len(rows), 1)
-    work.mkdir(parents=True, exist_ok=True)
-    np.savez(path, plain=p, mirrored=m, ms=np.float64(ms))
-    log.info("%s %s: %d faces, %.1f ms per face (network, 2 passes)", name, spec, len(p), ms)
-    return p, m, ms
 
 
 def cv_score(name: str, X: np.ndarray, y: np.ndarray) -> float:
@@ -127,8 +77,6 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from facecore.training.chips import extract_dataset_chips
-
     chips_dirs = dict(item.split("=", 1) for item in args.chips_dir)
     specs = [parse_spec(s) for s in args.specs]
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -138,11 +86,10 @@ def main() -> None:
         y = np.asarray(ds.targets, np.float64)[chips.has_face]
         results[name] = {}
         for spec in specs:
-            plain, mirrored, ms = set_features(name, ds, chips, spec, args.work_dir)
+            plain, mirrored = appearance_features(ds, chips, args.work_dir, spec)
             row = {
                 "plain": cv_score(name, plain, y),
                 "mirror-averaged": cv_score(name, 0.5 * (plain + mirrored), y),
-                "ms_per_face_2_passes": ms,
             }
             results[name][repr(spec)] = row
             log.info("%s %r: %s", name, spec, row)

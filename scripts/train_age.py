@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         help="clip the top's gradient norm to this (0: no clipping, as folds trained before "
         "clipping existed; their caches resume only with 0)",
     )
+    ap.add_argument(
+        "--appearance",
+        action="store_true",
+        help="also compare SVRs on the FaceRes appearance features (alone, and beside the "
+        "trunk's) and their stacks; a shipped stack that reads them needs the appearance stage",
+    )
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     args = ap.parse_args(argv)
     logging.basicConfig(
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             max_grad_norm=args.max_grad_norm or None,
         ),
         work_dir=args.work_dir,
+        appearance=args.appearance,
     )
     if not (args.data / "utkface").is_dir():
         print(f"error: {args.data}/utkface not found", file=sys.stderr)

@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated START:SEED tops averaged with the main one (e.g. stage4:0); "
         "'none' for the main top alone; default: the dataset's (SCUT-FBP5500: stage4:0)",
     )
+    ap.add_argument(
+        "--appearance",
+        action="store_true",
+        help="also compare SVRs on the FaceRes appearance features (alone, and beside the "
+        "trunk's) and their stacks; a shipped stack that reads them needs the appearance stage",
+    )
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument(
         "--max-grad-norm",
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         top=recipe,
         work_dir=args.work_dir,
         members=members,
+        appearance=args.appearance,
     )
     out = args.out or Path(DATASETS[args.dataset].default_out)
     res = train(ldl, args.data, out, device=args.device)

@@ -76,6 +76,7 @@ class AgeRecipe(DistributionRecipe):
     int8: bool = True
     stack: bool = True
     svr_features: tuple[str, ...] = ("trunk",)
+    appearance: bool = False
     licence, rebuild, bins, task = LICENCE, REBUILD, AGE_BINS, "age"
     protocol = (
         "{folds}-fold StratifiedKFold by age (seed {seed}) on the {n} photos with a face "
@@ -189,7 +190,10 @@ class AgeRecipe(DistributionRecipe):
         return Data(
             y=y,
             targets=gaussian_label_distribution(y, AGE_BINS, self.sigma),
-            features={"trunk": trunk_features(chips, rows, work)},
+            features={
+                "trunk": trunk_features(chips, rows, work),
+                **self.appearance_inputs(ds, chips, rows),
+            },
             groups={
                 "band": np.array([band_of(a) for a in y]),
                 "gender": np.asarray(ds.meta["gender"])[rows],
@@ -202,8 +206,8 @@ class AgeRecipe(DistributionRecipe):
         )
 
     def learners(self, run: Run) -> list[Learner]:
-        svr = self.svr_learner(run, post=lambda v: np.clip(v, 0, None))
-        return [svr, *self.top_learners(run), *self.stack_learners()]
+        svrs = self.svr_learners(run, post=lambda v: np.clip(v, 0, None))
+        return [*svrs, *self.top_learners(run), *self.stack_learners()]
 
     def metrics(self, run: Run, oof: OutOfFold) -> dict[str, Any]:
         p = oof.distributions
@@ -283,7 +287,7 @@ JITTER_NOTE = (
 VALUE_NOTES = {
     "stack": (
         "Value: a least-absolute-deviation stack of the distribution's expectation and an "
-        "RBF SVR on the frozen trunk features (log-age; {n_support} support vectors, float16 "
+        "RBF SVR on {svr_inputs} (log-age; {n_support} support vectors, float16 "
         "in the file): age = {intercept:.3f} + {c[0]:.3f} x E[top] + {c[1]:.3f} x SVR, weights "
         "fitted on out-of-fold predictions (facecore.ldl.stack); the distribution is tempered "
         "by T={temperature:.3f} (90% interval coverage) and translated to that age. The stack "

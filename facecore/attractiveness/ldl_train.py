@@ -169,6 +169,7 @@ class LdlRecipe(DistributionRecipe):
     int8: bool = True
     members: tuple[TopRecipe, ...] | None = None
     svr_features: tuple[str, ...] = ("trunk",)
+    appearance: bool = False
     task, correction, correction_inputs = "attractiveness", "geometric", ("geo",)
     stack_tempered = False
     protocol = (
@@ -309,6 +310,7 @@ class LdlRecipe(DistributionRecipe):
             features={
                 "trunk": trunk_features(chips, rows, work),
                 "geo": np.stack(geo).astype(np.float64),
+                **self.appearance_inputs(ds, chips, rows),
             },
             groups={"group": np.asarray(ds.groups)[rows]},
             title=spec.title,
@@ -339,7 +341,7 @@ class LdlRecipe(DistributionRecipe):
             Learner("maxent", lambda r: feature_pipeline(maxent), ("trunk",), "targets"),
             Learner("sldl", lambda r: feature_pipeline(sldl), ("trunk",), "targets"),
             *self.top_learners(run),
-            self.svr_learner(run),
+            *self.svr_learners(run),
             *self.stack_learners(),
         ]
 
@@ -353,15 +355,22 @@ class LdlRecipe(DistributionRecipe):
             m |= ldl_metrics(run.data.targets, oof.distributions)
         return m
 
+    def best_stack(self, run: Run) -> str:
+        """Of the SVR stacks, the one with the highest CV Pearson (the first on a tie)."""
+        stacks = self.candidates()[2:]
+        return max(stacks, key=lambda k: (rounded(run.table[k])["pc"], -stacks.index(k)))
+
     def gains(self, run: Run) -> tuple[float, float]:
-        """The CV Pearson gains of the geometric fusion and of the SVR stack over the top."""
-        top, fusion, stack = (rounded(run.table[k])["pc"] for k in self.candidates())
-        return fusion - top, stack - top
+        """The CV Pearson gains of the geometric fusion and of the best SVR stack over the top."""
+        top, fusion = self.candidates()[:2]
+        pc = {k: rounded(run.table[k])["pc"] for k in (top, fusion, self.best_stack(run))}
+        return pc[fusion] - pc[top], pc[self.best_stack(run)] - pc[top]
 
     def choose(self, run: Run) -> str:
         """The top alone, unless a combination raises the CV Pearson by :data:`FUSION_GAIN`:
-        then the one that raises it more (the stack on a tie)."""
-        top, fusion, stack = self.candidates()
+        then the one that raises it more (the best stack on a tie)."""
+        top, fusion = self.candidates()[:2]
+        stack = self.best_stack(run)
         gain, stack_gain = self.gains(run)
         if max(gain, stack_gain) >= FUSION_GAIN:
             return stack if stack_gain >= gain else fusion
@@ -374,7 +383,8 @@ class LdlRecipe(DistributionRecipe):
         fusion = None if fusion is None else fusion.fusion_
         svr_params = None if svr is None else _svr_settings(svr)
         gain, stack_gain = self.gains(run)
-        svr_folds = [_svr_settings(e) for e in run.oof["svr-frozen"].estimators]
+        svr_name = self.chosen_svr(run) or "svr-frozen"
+        svr_folds = [_svr_settings(e) for e in run.oof[svr_name].estimators]
         floats = [self._top_names(i, r)[0] for i, r in enumerate(recipes)]
         run.seconds["top-ldl"] = sum(sum(run.oof[name].seconds) for name in floats)
         if stack:
@@ -434,7 +444,7 @@ class LdlRecipe(DistributionRecipe):
 COMBINATION_NOTES = {
     "stack": (
         "Value: a least-absolute-deviation stack of the distribution's expectation and an RBF "
-        "SVR on the frozen trunk features ({n_support} support vectors, float16 in the file; C "
+        "SVR on {svr_inputs} ({n_support} support vectors, float16 in the file; C "
         "{C:g} and gamma {gamma:.3g} chosen by an inner 3-fold CV): {intercept:.3f} + "
         "{c[0]:.3f} x E[top] + {c[1]:.3f} x SVR, weights fitted on out-of-fold predictions "
         "(facecore.ldl.stack; CV Pearson gain {{stack_gain:+.4f}}, the geometric fusion's "

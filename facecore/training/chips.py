@@ -22,6 +22,7 @@ import numpy as np
 from facecore.atomic import atomic_path
 
 __all__ = [
+    "appearance_features",
     "default_chip_key",
     "DatasetChips",
     "chip_cache_path",
@@ -239,6 +240,51 @@ def _dataset_chips(arrays: dict[str, Any], key: str, path: Path, **more: Any) ->
 
 
 # -- frozen maps ----------------------------------------------------------------------------------
+def appearance_features(
+    dataset: Any, chips: DatasetChips, cache_dir: str | os.PathLike[str], spec: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``appearance`` stage's features (:mod:`facecore.appearance`) of every photo with a
+    face, from the landmarks of its chips: the plain and the mirrored crop's, each
+    (n with a face, 1024) float32, cached in ``cache_dir`` by dataset, chips and crop.
+
+    ``spec`` is the crop (an :class:`~facecore.align.AlignSpec`; default the manifest's).
+    """
+    from facecore.align import face_crop
+    from facecore.appearance import APPEARANCE_MODEL, AppearanceStage
+    from facecore.datasets import iter_images
+    from facecore.types import Box, Face
+
+    stage = AppearanceStage(mirror=False, batch_size=32)
+    spec = spec or stage.spec
+    crop = f"{spec.method}-{spec.size}-{spec.padding:g}"
+    path = Path(cache_dir) / f"{dataset.name}-{chips.cache_key}-{crop}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return z["plain"], z["mirrored"]
+    rows, crops, plain, mirrored = np.flatnonzero(chips.has_face), [], [], []
+    t0 = time.perf_counter()
+    for n, (i, image) in enumerate(zip(rows, iter_images(dataset, rows), strict=True), 1):
+        lm = chips.landmarks[i]
+        box = Box(*map(float, (*lm.min(axis=0), *lm.max(axis=0))))
+        crops.append(face_crop(image, Face(box, 1.0, "dataset", landmarks=lm), spec))
+        if len(crops) == stage.batch_size or n == len(rows):
+            batch = np.stack(crops)
+            plain.append(stage.compute(batch))
+            mirrored.append(stage.compute(np.ascontiguousarray(batch[:, :, ::-1])))
+            crops.clear()
+    out = np.concatenate(plain), np.concatenate(mirrored)
+    logger.info(
+        "%s features of %d faces (%s) in %.0f s",
+        APPEARANCE_MODEL,
+        len(rows),
+        crop,
+        time.perf_counter() - t0,
+    )
+    with atomic_path(path) as tmp:
+        np.savez(tmp, plain=out[0], mirrored=out[1])
+    return out
+
+
 def load_face_resnet() -> Any:
     """dlib's face ResNet (:class:`~facecore.nn.dlib_resnet.DlibFaceResNet`) with its published
     weights, from the model store (eval mode)."""

@@ -80,6 +80,9 @@ class DistributionRecipe(Recipe):
         Compare the stack of the served top and the SVR.
     svr_features : tuple of str
         The ``Data.features`` the SVR learns from, side by side.
+    appearance : bool
+        Also compare SVRs on the ``appearance`` features (:mod:`facecore.appearance`), alone
+        and beside ``svr_features``, and each one's stack (:attr:`svrs`).
     correction : str
         The correction's learner is ``top-ldl + <correction>``.
     correction_inputs : tuple of str
@@ -95,6 +98,7 @@ class DistributionRecipe(Recipe):
     int8 = True
     stack = True
     svr_features: tuple[str, ...] = ("trunk",)
+    appearance = False
     correction = "correction"
     correction_inputs: ClassVar[tuple[str, ...]] = ()
     stack_tempered = True
@@ -131,10 +135,28 @@ class DistributionRecipe(Recipe):
         alone = f"one top: {top.stages} (seed {top.seed})"
         return (f"top {i}" if self.int8 else alone), f"{alone}, int8"
 
+    @property
+    def svrs(self) -> dict[str, tuple[str, ...]]:
+        """The SVRs compared, by learner name, with the features each reads (``Data.features``
+        names, which are also the served faces' ``features`` keys): ``svr-frozen`` on
+        ``svr_features``; with ``appearance`` also ``svr-appearance`` and ``svr-concat``."""
+        out = {"svr-frozen": tuple(self.svr_features)}
+        if self.appearance:
+            out |= {
+                "svr-appearance": ("appearance",),
+                "svr-concat": (*out["svr-frozen"], "appearance"),
+            }
+        return out
+
+    def stack_name(self, svr: str) -> str:
+        """The learner that stacks the served top with the SVR ``svr``."""
+        part = "svr" if svr == "svr-frozen" else svr
+        return f"top-ldl + {part} stack{self.suffix}"
+
     def candidates(self) -> list[str]:
-        """The served variants the rule chooses from: the top, its correction, the stack."""
+        """The served variants the rule chooses from: the top, its correction, the stacks."""
         names = [f"top-ldl{self.suffix}", f"top-ldl + {self.correction}{self.suffix}"]
-        return names + ([f"top-ldl + svr stack{self.suffix}"] if self.stack else [])
+        return names + ([self.stack_name(v) for v in self.svrs] if self.stack else [])
 
     def top_inputs(self, chips: Any, rows: np.ndarray) -> dict[str, Any]:
         """``Data.extra`` of the tops: ``rows``, ``maps`` (node -> the maps of ``rows`` and of
@@ -150,6 +172,17 @@ class DistributionRecipe(Recipe):
                 v = dataset_views(chips, r.input_node, r.jitter, folder, seed=self.seed)
                 views[r] = [np.asarray(x)[rows] for x in v]
         return {"rows": rows, "maps": maps, "views": views}
+
+    def appearance_inputs(self, dataset: Any, chips: Any, rows: np.ndarray) -> dict[str, Any]:
+        """``Data.features`` of the ``appearance`` SVRs: the mirror-averaged features of
+        ``rows`` (cached in ``<work_dir>/appearance``); empty without ``appearance``."""
+        from facecore.training.chips import appearance_features
+
+        if not self.appearance:
+            return {}
+        plain, mirrored = appearance_features(dataset, chips, Path(self.work_dir) / "appearance")
+        at = np.searchsorted(np.flatnonzero(chips.has_face), rows)
+        return {"appearance": (0.5 * (plain + mirrored))[at]}
 
     def tops(self, run: Run) -> list[TopSpec]:
         """The tops of :meth:`recipes` with their maps (from :meth:`top_inputs`)."""
@@ -199,20 +232,27 @@ class DistributionRecipe(Recipe):
                 )
         return out
 
-    def svr_learner(self, run: Run, post: Any = None) -> Learner:
-        """``svr-frozen``: :meth:`make_svr` on ``svr_features`` (``post``: on its values)."""
-        n = run.inputs(self.svr_features).shape[1]
-        return Learner("svr-frozen", lambda r: self.make_svr(n), self.svr_features, post=post)
+    def svr_learners(self, run: Run, post: Any = None) -> list[Learner]:
+        """Each of :attr:`svrs`: :meth:`make_svr` on its features (``post``: on its values)."""
+        out = []
+        for name, feats in self.svrs.items():
+            n = run.inputs(feats).shape[1]
+            out.append(Learner(name, lambda r, n=n: self.make_svr(n), feats, post=post))
+        return out
 
     def stack_learners(self) -> list[Learner]:
-        """The stack of the served top and ``svr-frozen`` (none without ``stack``)."""
+        """The stack of the served top and each SVR (none without ``stack``)."""
         from facecore.training.learners import SvrStack
 
         if not self.stack:
             return []
         make = lambda r: SvrStack(self.bins, self.stack_tempered)  # noqa: E731
         top = f"top-ldl{self.suffix}"
-        return [Learner(f"top-ldl + svr stack{self.suffix}", make, (top, "svr-frozen"))]
+        return [Learner(self.stack_name(v), make, (top, v)) for v in self.svrs]
+
+    def chosen_svr(self, run: Run) -> str | None:
+        """The SVR of the chosen stack (None when a stack was not chosen)."""
+        return next((v for v in self.svrs if self.stack_name(v) == run.chosen), None)
 
     def fit_served(self, run: Run) -> tuple[Any, dict[str, Any] | None, Any]:
         """What the chosen learner fits on every row's out-of-fold predictions: its correction,
@@ -223,14 +263,17 @@ class DistributionRecipe(Recipe):
         if run.chosen == f"top-ldl + {self.correction}{suffix}":
             corr = self.make_correction().fit(run.inputs((top, *self.correction_inputs)), y)
             return corr, None, None
-        if run.chosen != f"top-ldl + svr stack{suffix}":
+        name = self.chosen_svr(run)
+        if name is None:
             return None, None, None
-        X = run.inputs(self.svr_features)
+        feats = self.svrs[name]
+        X = run.inputs(feats)
         svr = self.make_svr(X.shape[1]).fit(X, y)
         log = hasattr(svr, "regressor_")  # a TransformedTargetRegressor of log(1 + y)
         pipe = svr.regressor_ if log else getattr(svr, "best_estimator_", svr)
         stack = SvrStack(self.bins, self.stack_tempered)
-        return None, final_stack(stack, run.inputs((top, "svr-frozen")), y, pipe, log), svr
+        doc = final_stack(stack, run.inputs((top, name)), y, pipe, log, inputs=feats)
+        return None, doc, svr
 
     def final_model(self, run: Run, **model: Any) -> Any:
         """The tops trained on every row (checkpointed in ``<folder>/ckpt-final``) as a
@@ -315,17 +358,32 @@ class DistributionRecipe(Recipe):
             f"sha256 {data.data_hash}), {n} with a face",
             "licence": self.licence,
             "card": out.name + ".md",
-            "rebuild": rebuild or self.rebuild,
+            "rebuild": (rebuild or self.rebuild) + (" --appearance" if self.appearance else ""),
         }
+        svr = self.chosen_svr(run)
+        if svr is not None and "appearance" in self.svrs[svr]:
+            entry["stages"] = ["appearance"]
         fields = {
             "int8_note": f"; {INT8_CARD_NOTE}" if self.int8 else ".",
             "final_min": run.seconds["final_fit"] / 60,
             **(fields or {}),
+            "rebuild": entry["rebuild"],
         }
         return Shipped(trained, ".pt", doc, lambda path: entry, fields=fields, tables=list(tables))
 
 
+#: How a card names the features an SVR reads.
+SVR_INPUTS = {
+    ("trunk",): "the frozen trunk features",
+    ("appearance",): "the FaceRes appearance features (VGGFace2 MobileNet, facecore.appearance)",
+    ("trunk", "appearance"): "the frozen trunk and FaceRes appearance features side by side",
+}
+
+
 def stack_note(template: str, stack: dict[str, Any], **more: Any) -> str:
     """A card's sentence on the shipped SVR stack: ``template`` filled with the stack's document
-    (``coef`` as ``c``, the SVR's support vectors as ``n_support``) and ``more``."""
-    return template.format(n_support=len(stack["svr"]["support"]), c=stack["coef"], **stack, **more)
+    (``coef`` as ``c``, the SVR's support vectors as ``n_support``, its features as
+    ``svr_inputs``) and ``more``."""
+    inputs = SVR_INPUTS[tuple(stack["svr"].get("inputs", ("trunk",)))]
+    n = len(stack["svr"]["support"])
+    return template.format(n_support=n, c=stack["coef"], svr_inputs=inputs, **stack, **more)

@@ -434,13 +434,21 @@ class SvrStack(_Combiner):
         return self.stack_.apply(probs, self.bins, svr_pred=svr[:, 0])
 
 
-def final_stack(stack: SvrStack, X: np.ndarray, y: np.ndarray, svr: Any, log_target: bool) -> dict:
+def final_stack(
+    stack: SvrStack,
+    X: np.ndarray,
+    y: np.ndarray,
+    svr: Any,
+    log_target: bool,
+    inputs: Sequence[str] = ("trunk",),
+) -> dict:
     """The shipped stack's document: ``stack`` fitted on every row's out-of-fold ``X``, with the
-    SVR pipeline ``svr`` (fitted on every row; :meth:`facecore.ldl.stack.RbfSvr.from_pipeline`)
-    in it."""
+    SVR pipeline ``svr`` (fitted on every row on the features ``inputs``;
+    :meth:`facecore.ldl.stack.RbfSvr.from_pipeline`) in it."""
     import dataclasses
 
     from facecore.ldl.stack import RbfSvr
 
     st = stack.fit(X, y).stack_
-    return dataclasses.replace(st, svr=RbfSvr.from_pipeline(svr, log_target)).to_doc()
+    svr = RbfSvr.from_pipeline(svr, log_target, inputs)
+    return dataclasses.replace(st, svr=svr).to_doc()

@@ -22,6 +22,7 @@ class _Tops(DistributionRecipe):
     members: tuple[TopRecipe, ...] = ()
     int8: bool = True
     svr_features: tuple[str, ...] = ("trunk",)
+    appearance: bool = False
     top: TopRecipe = TopRecipe()
     bins = BINS
 
@@ -42,7 +43,11 @@ def _run(recipe: DistributionRecipe, n: int = 40) -> Run:
     rng = np.random.default_rng(0)
     y = rng.uniform(2, 9, n)
     maps = {node: (np.zeros((n, 1)), np.zeros((n, 1))) for node in ("stage2", "stage3")}
-    features = {"trunk": rng.normal(size=(n, 3)), "other": rng.normal(size=(n, 2))}
+    features = {
+        "trunk": rng.normal(size=(n, 3)),
+        "other": rng.normal(size=(n, 2)),
+        "appearance": rng.normal(size=(n, 4)),
+    }
     data = Data(y, features, gaussian_label_distribution(y, BINS, 1.0), extra={"maps": maps})
     data.extra["views"] = {}
     return Run(recipe, data, [])
@@ -92,13 +97,45 @@ def test_several_tops_are_rows_alone_beside_their_ensemble():
 def test_the_svr_learns_from_the_recipes_feature_inputs():
     recipe = _Tops(svr_features=("trunk", "other"))
     run = _run(recipe)
-    svr = recipe.svr_learner(run)
+    (svr,) = recipe.svr_learners(run)
     assert svr.name == "svr-frozen" and svr.inputs == ("trunk", "other")
     assert run.inputs(svr.inputs).shape == (40, 5)
     (stack,) = recipe.stack_learners()
     assert stack.inputs == ("top-ldl, int8", "svr-frozen")
     assert isinstance(stack.make(run), SvrStack) and stack.make(run).temper_for_coverage
     assert _Tops(int8=False).stack_learners()[0].name == "top-ldl + svr stack"
+
+
+def test_with_appearance_each_svr_has_its_stack_and_the_chosen_one_names_its_inputs():
+    recipe = _Tops(appearance=True)
+    run = _run(recipe)
+    svrs = recipe.svr_learners(run)
+    assert [(s.name, s.inputs) for s in svrs] == [
+        ("svr-frozen", ("trunk",)),
+        ("svr-appearance", ("appearance",)),
+        ("svr-concat", ("trunk", "appearance")),
+    ]
+    assert [s.name for s in recipe.stack_learners()] == recipe.candidates()[2:] == [
+        "top-ldl + svr stack, int8",
+        "top-ldl + svr-appearance stack, int8",
+        "top-ldl + svr-concat stack, int8",
+    ]
+    y, probs = run.data.y, run.data.targets
+    run.oof["top-ldl, int8"] = OutOfFold(probs @ np.asarray(BINS), probs, [], [])
+    run.oof["svr-concat"] = OutOfFold(y + 0.1, None, [], [])
+    run.chosen = "top-ldl + svr-concat stack, int8"
+    assert recipe.chosen_svr(run) == "svr-concat"
+    _, doc, svr = recipe.fit_served(run)
+    assert svr.regressor_[-1].n_features_in_ == 7
+    assert list(doc["svr"]["inputs"]) == ["trunk", "appearance"]
+    # without appearance: one SVR on the trunk, which the file does not name (the default)
+    plain = _Tops()
+    assert plain.svrs == {"svr-frozen": ("trunk",)}
+    run = _run(plain)
+    run.oof["top-ldl, int8"] = OutOfFold(probs @ np.asarray(BINS), probs, [], [])
+    run.oof["svr-frozen"] = OutOfFold(y + 0.1, None, [], [])
+    run.chosen = "top-ldl + svr stack, int8"
+    assert "inputs" not in plain.fit_served(run)[1]["svr"]
 
 
 def test_the_chosen_stack_fits_its_svr_on_every_row_of_the_feature_inputs():
@@ -111,6 +148,7 @@ def test_the_chosen_stack_fits_its_svr_on_every_row_of_the_feature_inputs():
     corr, doc, svr = recipe.fit_served(run)
     assert corr is None and svr.regressor_[-1].n_features_in_ == 5
     assert set(doc) >= {"coef", "intercept", "temperature", "svr"}
+    assert list(doc["svr"]["inputs"]) == ["trunk", "other"]  # what serving reads
     run.chosen = "top-ldl + correction, int8"
     corr, doc, svr = recipe.fit_served(run)
     assert doc is None and svr is None and corr.temperature_ >= 1.0
