@@ -97,3 +97,16 @@ def test_a_head_serves_any_architecture_the_router_reads(tmp_path):
     assert (p.value, p.model, p.bins, p.probabilities) == (5.5, "c", None, None)
     with pytest.raises(ValueError, match="precision"):
         ShiftedHead(model="c", models_dir=tmp_path, precision="int4")
+
+
+def test_a_model_that_reads_another_stage_makes_its_head_require_it(tmp_path):
+    (tmp_path / "c.txt").write_text("1.0")
+    entry = {"name": "c", "file": "c.txt", "sha256": sha256_file(tmp_path / "c.txt")}
+    entry |= {"task": "toy_score", "architecture": "test_constant_model"}
+    entry["outputs"] = [{"name": "toy", "kind": "scalar", "scale": [0, 10]}]
+    plain = dict(entry, name="plain")
+    entry["stages"] = ["appearance"]
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [entry, plain]}))
+    assert ToyHead(model="c", models_dir=tmp_path).requires == ("trunk", "appearance")
+    assert ToyHead(model="plain", models_dir=tmp_path).requires == ("trunk",)
+    assert ToyHead.requires == ("trunk",)  # the class is unchanged
