@@ -396,8 +396,37 @@ def group_docs(run: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _group_table(gt: GroupTable, doc: dict[str, Any], fields: dict[str, Any]) -> Any:
+#: Groups smaller than this are left out of the worst-group comparison (their error is noise).
+WORST_GROUP_MIN_N = 30
+
+
+def worst_groups(run: Any, groups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per group table, the group of at least :data:`WORST_GROUP_MIN_N` photos where the shipped
+    learner errs most (MAE), with that MAE over the overall one."""
+    overall, out = float(run.table[run.chosen]["mae"]), {}
+    for name, doc in groups.items():
+        maes = {
+            g: float(d["mae"] if "mae" in d else d[run.chosen])
+            for g, d in doc.items()
+            if d["n"] >= WORST_GROUP_MIN_N
+        }
+        if maes:
+            g = max(maes, key=maes.get)
+            out[name] = {"group": g, "mae": maes[g], "overall_mae": round(overall, 4)}
+            out[name]["ratio"] = round(maes[g] / overall, 3)
+    return out
+
+
+def _group_table(
+    gt: GroupTable, doc: dict[str, Any], fields: dict[str, Any], worst: dict[str, Any] | None
+) -> Any:
     title = fill(gt.title, fields)
+    if worst:
+        title += (
+            f" (worst group of at least {WORST_GROUP_MIN_N} photos for the shipped learner: "
+            f"{worst['group']}, MAE {worst['mae']:.4g} = {worst['ratio']:.2f}x the overall "
+            f"{worst['overall_mae']:.4g})"
+        )
     if gt.of == "learners":
         names = [k for k in next(iter(doc.values()), {}) if k != "n"]
         rows = [[g, d["n"], *(d[k] for k in names)] for g, d in doc.items()]
@@ -451,6 +480,7 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
             "protocol": summary["protocol"],
             "learners": {k: rounded(v) for k, v in run.table.items()},
             **groups,
+            "worst_groups": worst_groups(run, groups),
         }
         entry["metrics"] = {
             "cv": summary,
@@ -484,7 +514,10 @@ def publish(run: Any, shipped: Shipped, out: str | Path) -> Published:
             ]
             head = ["learner", *(h for h, _ in recipe.columns)]
             tables.append(CardTable(recipe.table_title, head, rows, recipe.table_format))
-        tables += [_group_table(g, groups[g.name], fields) for g in recipe.group_tables]
+        worst = cv.get("worst_groups", {})
+        tables += [
+            _group_table(g, groups[g.name], fields, worst.get(g.name)) for g in recipe.group_tables
+        ]
         card = make_card(recipe, fields, tables + list(shipped.tables), figures)
     card_path = write_card(card, out.with_name(out.name + ".md"))
     return Published(cv, model_path, cv_path, card_path, manifest_path, dict(run.seconds))

@@ -129,6 +129,28 @@ def test_ldl_recipe_end_to_end(tmp_path):
     assert "Learners in the same folds" in res.card_path.read_text()
 
 
+def test_worst_group_names_the_largest_error_among_groups_of_30_or_more():
+    """A group under 30 photos never counts as the worst, however large its error; the title
+    names the worst group and its MAE over the overall one."""
+    from facecore.training.publish import GroupTable, _group_table, group_docs, worst_groups
+    from facecore.training.runner import OutOfFold, Recipe, Run
+
+    g = np.array(["a"] * 40 + ["b"] * 30 + ["c"] * 5)
+    err = np.where(g == "a", 1.0, np.where(g == "b", 2.0, 9.0))
+    y = np.arange(len(g), dtype=float)
+    recipe = Recipe()
+    recipe.group_tables = (GroupTable("per_group", "g", "{chosen} per g", of="shipped"),)
+    run = Run(recipe, Data(y=y, features={}, groups={"g": g}), [], chosen="p")
+    run.oof = {"p": OutOfFold(y + err, None, [], [])}
+    run.table = {"p": {"mae": float(err.mean())}}
+    docs = group_docs(run)
+    worst = worst_groups(run, docs)["per_group"]
+    assert worst["group"] == "b" and worst["mae"] == 2.0
+    assert worst["ratio"] == round(2.0 / err.mean(), 3) == 1.034
+    title = _group_table(recipe.group_tables[0], docs["per_group"], {"chosen": "p"}, worst).title
+    assert title.endswith("b, MAE 2 = 1.03x the overall 1.933)")
+
+
 def test_group_docs_and_their_card_tables():
     """Per-group tables of every learner's MAE (in the groups' order) and of the shipped
     learner's metrics (sorted groups)."""
@@ -149,9 +171,9 @@ def test_group_docs_and_their_card_tables():
     assert docs["by_g"] == {"c": {"n": 1, "p": 0.5}, "a": {"n": 2, "p": 1.0}}
     assert list(docs["per_group"]) == ["a", "b", "c"]
     assert docs["per_group"]["a"]["mae"] == 1.0 and docs["per_group"]["a"]["n"] == 2
-    table = _group_table(recipe.group_tables[1], docs["per_group"], {"chosen": "p"})
+    table = _group_table(recipe.group_tables[1], docs["per_group"], {"chosen": "p"}, None)
     assert table.title == "p per g" and table.header == ["g", "n", "PC", "MAE", "RMSE"]
-    assert _group_table(recipe.group_tables[0], docs["by_g"], {}).rows == [
+    assert _group_table(recipe.group_tables[0], docs["by_g"], {}, None).rows == [
         ["c", 1, 0.5],
         ["a", 2, 1.0],
     ]
