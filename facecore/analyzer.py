@@ -33,7 +33,7 @@ import numpy as np
 from facecore import multi
 from facecore.detect import DetectorConfig, FaceDetector, order_and_cap, shared_detector
 from facecore.detect.base import downscale_for_detection
-from facecore.io import ImageLimits, load_image
+from facecore.io import ImageLimits, ReducedLoad, load_image, load_image_reduced
 from facecore.lazy import Lazy
 from facecore.stages import (
     Output,
@@ -245,8 +245,19 @@ class FaceAnalyzer:
 
     def decode(self, source: Any) -> DecodedImage:
         """Decode ``source`` with this analyzer's image limits, with the reduced copy its
-        detector runs on (longer side at most the detector's ``max_side``)."""
-        return self.for_detection(self.load_image(source))
+        detector runs on (longer side at most the detector's ``max_side``).
+
+        A JPEG at least twice that size is decoded at a reduced scale for detection while its
+        full-resolution pixels decode in a background thread
+        (:func:`facecore.io.load_image_reduced`)."""
+        max_side = self.config.detector.max_side
+        if not max_side:
+            return self.for_detection(self.load_image(source))
+        loaded = load_image_reduced(source, max_side, limits=self.config.limits)
+        if not isinstance(loaded, ReducedLoad):
+            return self.for_detection(loaded)
+        view = downscale_for_detection(loaded.reduced, max_side)[0]
+        return DecodedImage(loaded.full, view, max(loaded.shape) / max(view.shape[:2]))
 
     def for_detection(self, rgb: np.ndarray) -> DecodedImage:
         """An image decoded by :meth:`load_image` with the reduced copy its detector runs on."""

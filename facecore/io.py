@@ -50,11 +50,13 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import math
 import os
 import re
 import struct
 import threading
 import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -77,7 +79,14 @@ from facecore.errors import (
     UnsupportedImageError,
 )
 
-__all__ = ["ImageLimits", "SUPPORTED_FORMATS", "load_image", "sniff_format"]
+__all__ = [
+    "ImageLimits",
+    "ReducedLoad",
+    "SUPPORTED_FORMATS",
+    "load_image",
+    "load_image_reduced",
+    "sniff_format",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -224,18 +233,106 @@ numpy.ndarray or PIL.Image.Image
         return _load_array(source, limits)
     if isinstance(source, Image.Image):
         return _load_pil(source, limits, owned=False)
+    return _decode(_read_encoded(source, limits), limits)
+
+
+def _read_encoded(source: Any, limits: ImageLimits) -> bytes:
+    """The encoded bytes of a path, buffer or binary file object, within ``limits.max_bytes``."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = _buffer_to_bytes(source, limits)
-    elif isinstance(source, (str, os.PathLike)):
-        data = _read_path(source, limits)
-    elif hasattr(source, "read"):
-        data = _read_capped(source, limits)
-    else:
-        raise TypeError(
-            "load_image() expects a path, bytes, a binary file object, a numpy array or a "
-            f"PIL image; got {type(source).__module__}.{type(source).__qualname__}"
-        )
-    return _decode(data, limits)
+        return _buffer_to_bytes(source, limits)
+    if isinstance(source, (str, os.PathLike)):
+        return _read_path(source, limits)
+    if hasattr(source, "read"):
+        return _read_capped(source, limits)
+    raise TypeError(
+        "load_image() expects a path, bytes, a binary file object, a numpy array or a "
+        f"PIL image; got {type(source).__module__}.{type(source).__qualname__}"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ReducedLoad:
+    """A large JPEG decoded twice: a reduced copy now, the full-resolution pixels meanwhile.
+
+    Attributes
+    ----------
+    reduced : ndarray (h, w, 3) uint8
+        Upright RGB, decoded with JPEG DCT scaling (``PIL.Image.draft``) to the smallest of 1/2,
+        1/4 or 1/8 whose longer side is still at least the one asked for.
+    full : concurrent.futures.Future
+        :func:`load_image` of the same bytes and limits, run in a background thread (decoders
+        release the GIL, so it overlaps whatever the caller does with ``reduced``).
+    shape : tuple of int
+        ``(H, W)`` of the upright full-resolution image, known from the header.
+    """
+
+    reduced: np.ndarray
+    full: Future[np.ndarray]
+    shape: tuple[int, int]
+
+
+def load_image_reduced(
+    source: Any, longer_side: int, *, limits: ImageLimits | None = None
+) -> np.ndarray | ReducedLoad:
+    """:func:`load_image`, or a :class:`ReducedLoad` for a JPEG at least twice ``longer_side``.
+
+    For a detector that needs the image with its longer side at ``longer_side`` pixels: a JPEG
+    that large decodes much faster at a reduced scale, while the full-resolution pixels (which
+    the landmarks and every head's crop read) decode in a background thread. Other sources and
+    formats, and smaller JPEGs, load as :func:`load_image` loads them; errors and limits are
+    those of :func:`load_image`.
+    """
+    if limits is None:
+        limits = _DEFAULT_LIMITS
+    if isinstance(source, (np.ndarray, Image.Image)) or not isinstance(limits, ImageLimits):
+        return load_image(source, limits=limits)
+    data = _read_encoded(source, limits)
+    image = _large_jpeg(data, limits, 2 * longer_side)
+    if image is None:
+        return _decode(data, limits)
+    full: Future[np.ndarray] = Future()
+
+    def decode_full() -> None:
+        try:
+            full.set_result(_decode(data, limits))
+        except BaseException as exc:  # re-raised by full.result()
+            full.set_exception(exc)
+
+    threading.Thread(target=decode_full, name="facecore-decode", daemon=True).start()
+    with image:
+        width, height = image.size
+        method = _orientation(image)
+        k = longer_side / max(width, height)
+        image.draft("RGB", (math.ceil(width * k), math.ceil(height * k)))
+        try:
+            image.load()
+        except (SyntaxError, OSError, ValueError, EOFError, struct.error) as exc:
+            raise UndecodableImageError(f"truncated or corrupt JPEG image: {exc}") from exc
+        reduced = _pil_to_rgb(image if method is None else image.transpose(method), "JPEG")
+    shape = (width, height) if method in _SWAPS_AXES else (height, width)
+    return ReducedLoad(reduced, full, shape)
+
+
+def _large_jpeg(data: bytes, limits: ImageLimits, at_least: int) -> Any:
+    """The opened (header only) JPEG in ``data`` if its longer side is at least ``at_least``
+    pixels and within ``limits``; else ``None`` (the caller decodes the whole image, which also
+    reports what is wrong with data that is not a valid JPEG)."""
+    if sniff_format(data) != "jpeg":
+        return None
+    try:
+        image = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+    except (SyntaxError, OSError, ValueError, EOFError, struct.error) as exc:
+        logger.debug("no reduced decode: %s", exc)
+        return None
+    if max(image.size) < at_least:
+        image.close()
+        return None
+    try:
+        _check_size(*image.size, limits)
+    except BaseException:
+        image.close()
+        raise
+    return image
 
 
 def sniff_format(data: bytes | bytearray | memoryview) -> str | None:

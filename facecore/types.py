@@ -20,6 +20,7 @@ input image as floats, origin at the top-left corner, x to the right, y down. A 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -293,19 +294,27 @@ class DecodedImage:
 
     Attributes
     ----------
-    pixels : ndarray of shape (H, W, 3), uint8
-        The image at full resolution, RGB, as :func:`facecore.io.load_image` returns it.
+    full : ndarray of shape (H, W, 3), uint8, or Future of one
+        The image at full resolution, RGB, as :func:`facecore.io.load_image` returns it, or
+        the future of it while a large JPEG still decodes in the background
+        (:func:`facecore.io.load_image_reduced`); read it as :attr:`pixels`.
     view : ndarray of shape (h, w, 3), uint8
-        What the detector sees: ``pixels`` itself (not a copy) when the image is small, else a
+        What the detector sees: the full image itself (not a copy) when it is small, else a
         reduced copy (:func:`facecore.detect.base.downscale_for_detection`).
     scale : float
         Full-resolution coordinate = ``view`` coordinate * ``scale`` (1.0 when ``view`` is
-        ``pixels``).
+        the full image).
     """
 
-    pixels: np.ndarray
+    full: Any
     view: np.ndarray
     scale: float = 1.0
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The full-resolution pixels (waits for a background decode, and raises what it
+        raised)."""
+        return self.full.result() if isinstance(self.full, Future) else self.full
 
     def to_full(self, faces: Sequence[Face]) -> list[Face]:
         """Faces found in :attr:`view` with their box and keypoints in full-resolution pixels

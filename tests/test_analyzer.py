@@ -252,8 +252,9 @@ def test_large_photo_scores_agree_with_the_original(analyzer, large_photo, one_f
 
 def test_large_photo_holds_one_full_size_copy(analyzer, large_photo):
     """Python-side allocations while analysing the 11 Mpx photo: the full-resolution array
-    (32.7 MiB), the reduced copies and the strips of the conversion; 44.6 MiB measured, against
-    65.5 MiB (two full-size arrays at once) when decoding went through ``numpy.array``."""
+    (32.7 MiB), the reduced copies (the JPEG decoded at half scale, 8.2 MiB, and the detector's
+    view) and the strips of the conversion; 50.6 MiB measured, against 65.5 MiB (two full-size
+    arrays at once) when decoding went through ``numpy.array``."""
     analyzer.analyze(large_photo)  # models loaded, caches warm
     tracemalloc.start()
     try:
@@ -262,4 +263,4 @@ def test_large_photo_holds_one_full_size_copy(analyzer, large_photo):
     finally:
         tracemalloc.stop()
     full = 3780 * 3024 * 3
-    assert full < peak < full + 16 * 2**20
+    assert full < peak < full + 20 * 2**20

@@ -27,7 +27,14 @@ from facecore.errors import (
     UndecodableImageError,
     UnsupportedImageError,
 )
-from facecore.io import SUPPORTED_FORMATS, ImageLimits, load_image, sniff_format
+from facecore.io import (
+    SUPPORTED_FORMATS,
+    ImageLimits,
+    ReducedLoad,
+    load_image,
+    load_image_reduced,
+    sniff_format,
+)
 
 #: PNG data named .jpg, in ../shared/data/fixtures (insightface, non-commercial: not copied here).
 _PNG_NAMED_JPG = ("fixtures", "insightface", "inspireface_rot_0.jpg")
@@ -912,3 +919,55 @@ def test_a_large_photo_is_converted_without_a_second_full_size_copy() -> None:
         tracemalloc.stop()
     assert image.shape == (3000, 4000, 3)
     assert image.nbytes <= peak < image.nbytes + 12 * 2**20
+
+
+# -- load_image_reduced: a large JPEG decoded at a reduced scale, the full image meanwhile ------
+
+
+def _large_jpeg(orientation: int = 1) -> tuple[bytes, np.ndarray]:
+    """A smooth 1200x900 upright picture stored for ``orientation``, JPEG q 95."""
+    yy, xx = np.mgrid[0:900, 0:1200]
+    upright = np.stack([xx * 255 // 1199, yy * 255 // 899, (xx + yy) * 255 // 2098], axis=2)
+    upright = upright.astype(np.uint8)
+    stored = _stored(upright, orientation)
+    return _encode(stored, "JPEG", quality=95, exif=_exif(orientation)), upright
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_a_large_jpeg_is_decoded_reduced_and_whole(orientation: int) -> None:
+    """Decoded at the smallest DCT scale that keeps the longer side asked for (1/4 for 300,
+    1/2 for 400), upright; the full image in the background, exactly what load_image gives."""
+    data, upright = _large_jpeg(orientation)
+    loaded = load_image_reduced(data, 300)
+    assert isinstance(loaded, ReducedLoad)
+    assert loaded.shape == (900, 1200)
+    assert loaded.reduced.shape == (225, 300, 3)  # 1/4: the longer side is exactly 300
+    full = loaded.full.result(timeout=30)
+    np.testing.assert_array_equal(full, load_image(data))
+    assert _mean_abs_diff(full, upright) < 2.0
+    assert _mean_abs_diff(loaded.reduced, upright[2::4, 2::4]) < 3.0  # the same picture, upright
+    assert load_image_reduced(data, 400).reduced.shape == (450, 600, 3)  # 1/2
+
+
+def test_small_images_and_other_sources_load_as_load_image() -> None:
+    data, _ = _large_jpeg()
+    for source, side in [(data, 601), (_encode(_random_rgb(900, 1200), "PNG"), 300)]:
+        got = load_image_reduced(source, side)
+        assert isinstance(got, np.ndarray)
+        np.testing.assert_array_equal(got, load_image(source))
+    array = _random_rgb(900, 1200)
+    np.testing.assert_array_equal(load_image_reduced(array, 300), array)
+
+
+def test_a_large_jpeg_keeps_the_limits_and_the_errors() -> None:
+    data, _ = _large_jpeg()
+    with pytest.raises(ImageTooLargeError, match="over the limit of 1000000"):
+        load_image_reduced(data, 300, limits=ImageLimits(max_pixels=1_000_000))
+    with pytest.raises(ImageTooLargeError, match="bytes, over the limit"):
+        load_image_reduced(data, 300, limits=ImageLimits(max_bytes=1000))
+    truncated = data[: len(data) // 2]
+    with pytest.raises(UndecodableImageError, match="truncated or corrupt JPEG"):
+        loaded = load_image_reduced(truncated, 300)
+        loaded.full.result(timeout=30)
+    with pytest.raises(UndecodableImageError):
+        load_image_reduced(b"\xff\xd8\xff garbage", 300)
