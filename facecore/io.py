@@ -290,15 +290,6 @@ def load_image_reduced(
     image = _large_jpeg(data, limits, 2 * longer_side)
     if image is None:
         return _decode(data, limits)
-    full: Future[np.ndarray] = Future()
-
-    def decode_full() -> None:
-        try:
-            full.set_result(_decode(data, limits))
-        except BaseException as exc:  # re-raised by full.result()
-            full.set_exception(exc)
-
-    threading.Thread(target=decode_full, name="facecore-decode", daemon=True).start()
     with image:
         width, height = image.size
         method = _orientation(image)
@@ -310,6 +301,17 @@ def load_image_reduced(
             raise UndecodableImageError(f"truncated or corrupt JPEG image: {exc}") from exc
         reduced = _pil_to_rgb(image if method is None else image.transpose(method), "JPEG")
     shape = (width, height) if method in _SWAPS_AXES else (height, width)
+    # The reduced copy first, then the full image in the background: on a busy machine the
+    # detector's input is not slowed by the decode it does not need.
+    full: Future[np.ndarray] = Future()
+
+    def decode_full() -> None:
+        try:
+            full.set_result(_decode(data, limits))
+        except BaseException as exc:  # re-raised by full.result()
+            full.set_exception(exc)
+
+    threading.Thread(target=decode_full, name="facecore-decode", daemon=True).start()
     return ReducedLoad(reduced, full, shape)
 
 
