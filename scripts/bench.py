@@ -25,6 +25,11 @@ the timing of a fine-tuned head, not a model), in int8 as the shipped tops run
 (:mod:`facecore.nn.quantize`) and in float32, and reports its cost as a share of one trunk
 forward.
 
+The appearance backbone (``docs/appearance.md``) is timed as its crop (``appearance_crop_224``),
+its network on one crop (``appearance_network_per_face``), the stage on one face as served
+(crop, plain and mirrored passes: ``appearance_stage_per_face``) and the default heads with it
+(``analyze_default_heads_and_appearance``).
+
 The busy-core case (first, before the app limits this process's threads) times
 ``FaceAnalyzer.analyze`` with the default heads on the first ``--busy-photos`` (30)
 SCUT-FBP5500 photos (sorted by name), idle and while a child process spins one core, with
@@ -217,6 +222,16 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         stage = heads.stage(head)
         head_calls[f"head_{head}_per_face"] = lambda stage=stage: stage(img, [with_maps])
     with_stub = FaceAnalyzer(stages=("landmarks", "trunk", stub)).load()
+    # The appearance backbone (docs/appearance.md): its crop and network on one face, plain
+    # and mirror-averaged, and the default heads with it.
+    from facecore.align import face_crop
+    from facecore.appearance import appearance_features
+    from facecore.model_router import load
+
+    with_appearance = FaceAnalyzer(stages=(*heads.config.stage_names, "appearance")).load()
+    appearance = with_appearance.stage("appearance")
+    appearance_net = load(appearance.model)
+    crop = face_crop(img, face, appearance.spec)[None].copy()
     clients: list[TestClient] = []
 
     def request(route: str) -> None:
@@ -248,6 +263,12 @@ def pipeline_stages(data: bytes) -> dict[str, Callable[[], object]]:
         "analyze_whole": lambda: pipeline.analyze(data),
         "analyze_with_stub_head": lambda: with_stub.analyze(data),
         "analyze_default_heads": lambda: heads.analyze(data),
+        "appearance_crop_224": lambda: face_crop(img, face.evolve(crops={}), appearance.spec),
+        "appearance_network_per_face": lambda: appearance_features(
+            appearance_net, crop, mirror=False
+        ),
+        "appearance_stage_per_face": lambda: appearance(img, [face.evolve(crops={})]),
+        "analyze_default_heads_and_appearance": lambda: with_appearance.analyze(data),
         "http_request_faces": lambda: request("/v1/faces"),
         "http_request_score": lambda: request("/v1/score"),
         "http_request_analyze": lambda: request("/v1/analyze"),
