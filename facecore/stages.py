@@ -281,7 +281,8 @@ def list_stages() -> list[StageInfo]:
 
 def default_heads() -> tuple[str, ...]:
     """Names of the stages marked ``default``: what ``analyze`` runs unless told otherwise."""
-    return tuple(s.name for s in list_stages() if s.default)
+    _ensure_loaded()
+    return tuple(name for name in _ordered() if getattr(_STAGES[name], "default", False))
 
 
 def build_stage(name: str, **options: Any) -> Stage:
