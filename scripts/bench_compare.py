@@ -82,6 +82,28 @@ def run_child(tree: Path, image: Path, repeat: int) -> dict[str, list[float]]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def compare(
+    trees: dict[str, Path], image: Path, rounds: int, repeat: int
+) -> dict[str, dict[str, float]]:
+    """Each case's median per tree over ``rounds`` alternating child runs, and after/before."""
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    for r in range(rounds):
+        for name, tree in trees.items():
+            for case, ms in run_child(tree, image, repeat).items():
+                times[name].setdefault(case, []).extend(ms)
+            log.info("round %d/%d: %s done", r + 1, rounds, name)
+    cases = {}
+    for case in times["before"]:
+        before = float(np.median(times["before"][case]))
+        after = float(np.median(times["after"][case]))
+        cases[case] = {
+            "before_median_ms": round(before, 3),
+            "after_median_ms": round(after, 3),
+            "ratio": round(after / before, 3),
+        }
+    return cases
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--before", type=Path, required=True, help="the checkout to compare against")
@@ -97,30 +119,20 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
-    image = args.image.resolve()
-    times: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
-    for r in range(args.rounds):
-        for name, tree in trees.items():
-            for case, ms in run_child(tree, image, args.repeat).items():
-                times[name].setdefault(case, []).extend(ms)
-            log.info("round %d/%d: %s done", r + 1, args.rounds, name)
+    cases = compare(trees, args.image.resolve(), args.rounds, args.repeat)
+    print(f"{'case':<24}{'before ms':>11}{'after ms':>10}{'after/before':>14}")
+    for case, c in cases.items():
+        print(
+            f"{case:<24}{c['before_median_ms']:>11.2f}{c['after_median_ms']:>10.2f}"
+            f"{c['ratio']:>14.3f}"
+        )
     report = {
         "trees": {k: str(v) for k, v in trees.items()},
         "rounds": args.rounds,
         "repeat": args.repeat,
         "image": str(args.image),
-        "cases": {},
+        "cases": cases,
     }
-    print(f"{'case':<24}{'before ms':>11}{'after ms':>10}{'after/before':>14}")
-    for case in times["before"]:
-        before = float(np.median(times["before"][case]))
-        after = float(np.median(times["after"][case]))
-        report["cases"][case] = {
-            "before_median_ms": round(before, 3),
-            "after_median_ms": round(after, 3),
-            "ratio": round(after / before, 3),
-        }
-        print(f"{case:<24}{before:>11.2f}{after:>10.2f}{after / before:>14.3f}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
 
