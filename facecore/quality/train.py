@@ -281,7 +281,8 @@ def _error_rows(
     task: str, data_root: str | os.PathLike[str], photo: np.ndarray, maps: np.ndarray
 ) -> np.ndarray:
     """Absolute errors (P, V) on every version of the photos ``photo`` (dataset indices) by the
-    float top of the CV fold of ``task``'s recipe that did not see each (raw expectation)."""
+    float top of the CV fold of ``task``'s recipe that did not see each (raw expectation; read
+    from the fold checkpoints, a missing one is trained first)."""
     recipe = get_recipe("age_utkface" if task == "age" else "attractiveness_scut")
     data = recipe.load(data_root)
     folds, tops = fold_estimators(recipe, data, recipe.top_learner)
