@@ -13,17 +13,28 @@ from __future__ import annotations
 import logging
 import os
 import time
+import timeit
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from scipy.stats import spearmanr
 from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
 
 from facecore.atomic import atomic_path
+from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
 from facecore.quality.distortions import LEVELS, N_LEVELS, distort, distortion_kinds
+from facecore.quality.model import QualityModel
+from facecore.quality.network import ARCHITECTURES, build, ranking_loss
+from facecore.training.chips import extract_dataset_chips, frozen_maps, load_face_resnet
+from facecore.training.fit import FitConfig, fit, predict
 from facecore.training.publish import CardTable, Shipped
-from facecore.training.runner import Data, Recipe, Run, config_tag
+from facecore.training.recipes import get_recipe
+from facecore.training.runner import Data, Recipe, Run, config_tag, fold_estimators
+from facecore.trunk import TrunkStage
 
 __all__ = [
     "LICENCE",
@@ -90,8 +101,6 @@ def make_versions(chips: np.ndarray, photo_ids: np.ndarray, seed: int = 0) -> np
 
 # -- ranking ------------------------------------------------------------------------------------
 def _as_input(arch_node: str, block: np.ndarray) -> Any:
-    import torch
-
     x = np.asarray(block)
     if arch_node == "chip":
         x = x.transpose(0, 3, 1, 2)
@@ -104,8 +113,6 @@ class GroupBatches:
     network's batch is mirrored with probability 1/2. Targets: the levels of each group."""
 
     def __init__(self, inputs: np.ndarray, node: str, groups: int, seed: int) -> None:
-        import torch
-
         self.inputs, self.node, self.groups = inputs, node, groups
         self.rng = np.random.default_rng(seed)
         self.levels = torch.arange(N_LEVELS + 1).repeat(groups, 1)
@@ -114,13 +121,11 @@ class GroupBatches:
         return STEPS_PER_EPOCH
 
     def epoch(self, gen: Any) -> Any:
-        import torch
-
         for _ in range(STEPS_PER_EPOCH):
             photos = self.rng.integers(0, len(self.inputs), self.groups)
             kinds = self.rng.integers(0, len(KINDS), self.groups)
             cols = np.array([_kind_columns(k) for k in kinds])
-            block = np.stack([self.inputs[p, c] for p, c in zip(photos, cols, strict=True)])
+            block = np.asarray(self.inputs[photos[:, None], cols])
             x = _as_input(self.node, block.reshape(-1, *block.shape[2:]))
             if self.node == "chip" and self.rng.random() < 0.5:
                 x = torch.flip(x, dims=(3,))
@@ -134,17 +139,9 @@ class GroupBatches:
 
 
 class Ranker(BaseEstimator):
-    """A candidate network trained by ranking, as an estimator.
-
-    Parameters
-    ----------
-    architecture : str
-        A key of :data:`facecore.quality.network.ARCHITECTURES`.
-    recipe : QualityRecipe
-        Its ``steps``, ``groups``, ``lr``, ``weight_decay``, ``margin`` and ``seed``.
-    checkpoint_dir : Path, optional
-        Checkpointed every :data:`STEPS_PER_EPOCH` steps and resumed from there.
-    """
+    """A candidate network (a key of :data:`facecore.quality.network.ARCHITECTURES`) trained
+    by ranking with the ``recipe``'s settings, as an estimator; checkpointed in
+    ``checkpoint_dir`` every :data:`STEPS_PER_EPOCH` steps and resumed from there."""
 
     def __init__(self, architecture: str, recipe: Any, checkpoint_dir: Path | None = None) -> None:
         self.architecture = architecture
@@ -152,16 +149,8 @@ class Ranker(BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
 
     def fit(self, X: np.ndarray, y: None = None) -> Ranker:
-        """Train on ``X`` (P, N_VERSIONS, ...), chips (..., 150, 150, 3) uint8 or maps
-        (..., 64, 17, 17), with :func:`facecore.training.fit.fit` (AdamW, cosine decay).
-
-        Sets ``net_`` (in eval mode), ``history_`` (the loss every 100 steps) and ``seconds_``.
-        """
-        import torch
-
-        from facecore.quality.network import build, ranking_loss
-        from facecore.training.fit import FitConfig, fit
-
+        """Train on ``X`` (P, N_VERSIONS, ...): chips (150, 150, 3) uint8 or maps (64, 17, 17).
+        Sets ``net_`` (in eval mode), ``history_`` (the loss every 100 steps) and ``seconds_``."""
         r = self.recipe
         torch.manual_seed(r.seed)
         net = build(self.architecture)
@@ -192,8 +181,6 @@ class Ranker(BaseEstimator):
 
     def predict(self, X: np.ndarray, batch: int = 128) -> np.ndarray:
         """Raw scores (P, N_VERSIONS) of every version."""
-        import torch
-
         flat = X.reshape(-1, *X.shape[2:])
         with torch.inference_mode():
             out = [
@@ -204,10 +191,6 @@ class Ranker(BaseEstimator):
 
     def ms_per_face(self, sample: np.ndarray, repeats: int = 50) -> float:
         """Median milliseconds of the network on one face at batch 1 (after 5 warm-up calls)."""
-        import timeit
-
-        import torch
-
         x = _as_input(self.net_.input_node, sample[:1])
         with torch.inference_mode():
             times = timeit.repeat(lambda: self.net_(x), repeat=5 + repeats, number=1)[5:]
@@ -222,8 +205,6 @@ def ranking_table(scores: np.ndarray) -> list[dict[str, Any]]:
     * ``spearman`` - Spearman correlation of score with minus the level, pooled over photos;
     * ``spearman_per_photo`` - its mean over photos (each photo's 5 versions).
     """
-    from scipy.stats import spearmanr
-
     lv = np.arange(N_LEVELS + 1)
     i, j = np.triu_indices(N_LEVELS + 1, k=1)
     rows = []
@@ -244,8 +225,6 @@ def ranking_table(scores: np.ndarray) -> list[dict[str, Any]]:
 
 def calibration_knots(scores: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Knots of the increasing isotonic fit of ``target`` (in [0, 1]) on ``scores``."""
-    from sklearn.isotonic import IsotonicRegression
-
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     iso.fit(np.asarray(scores).ravel(), np.asarray(target).ravel())
     return np.asarray(iso.X_thresholds_, np.float64), np.asarray(iso.y_thresholds_, np.float64)
@@ -264,10 +243,8 @@ def _in_band(quality: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def choose_threshold(
     quality: np.ndarray, error: np.ndarray, clean_mae: float, min_faces: int = 30
 ) -> float:
-    """The lowest band edge ``e`` of :data:`BAND_EDGES` such that every band at or above ``e``
-    holding at least ``min_faces`` faces has a mean absolute error at most :data:`TOLERANCE`
-    times the clean photos' ``clean_mae``; ``quality`` and ``error`` are flat arrays over the
-    same versions."""
+    """The lowest band edge of :data:`BAND_EDGES` above which every band of at least
+    ``min_faces`` faces errs at most :data:`TOLERANCE` times ``clean_mae`` (flat arrays)."""
     ok_from = float(BAND_EDGES[-1])
     for lo in BAND_EDGES[-2::-1]:
         inside = _in_band(quality, lo, lo + 0.1)
@@ -290,8 +267,6 @@ def _cached(path: Path, make: Any, *args: Any) -> np.ndarray:
 
 def _trunk_outputs(versions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Descriptors (P, V, 128) and float16 stage-2 maps (P, V, 64, 17, 17) of versions."""
-    from facecore.trunk import TrunkStage
-
     trunk = TrunkStage(keep_maps=("stage2",), batch_size=32)
     P, V = versions.shape[:2]
     emb = np.empty((P, V, 128), np.float32)
@@ -306,12 +281,8 @@ def _error_rows(
     task: str, data_root: str | os.PathLike[str], photo: np.ndarray, maps: np.ndarray
 ) -> np.ndarray:
     """Absolute errors (P, V) on every version of the photos ``photo`` (dataset indices) by the
-    fold top of the shipped CV of ``task`` that did not see each: its recipe's float top fitted
-    per fold (read from the fold checkpoints; a missing one is trained first), raw expectation."""
-    from facecore.training.fit import predict
-    from facecore.training.recipes import get_recipe
-    from facecore.training.runner import fold_estimators
-
+    float top of the CV fold of ``task``'s recipe that did not see each (raw expectation; read
+    from the fold checkpoints, a missing one is trained first)."""
     recipe = get_recipe("age_utkface" if task == "age" else "attractiveness_scut")
     data = recipe.load(data_root)
     folds, tops = fold_estimators(recipe, data, recipe.top_learner)
@@ -406,15 +377,10 @@ class QualityRecipe(Recipe):
     ----------
     n_train, n_calib, n_eval : int
         Photos per dataset in each set.
-    steps : int
-        Optimiser steps per candidate network (a multiple of 100).
-    groups : int
-        (photo, kind) groups per step (each with its 1 + N_LEVELS versions).
-    lr, weight_decay, margin : float
+    steps, groups : int
+        Optimiser steps per candidate network (a multiple of 100); (photo, kind) groups a step.
     architectures : tuple of str
         Candidates (keys of :data:`facecore.quality.network.ARCHITECTURES`).
-    seed : int
-    work_dir : Path
     chip_dirs : dict
         Chip cache folder of each dataset (shared with the attractiveness and age recipes).
     """
@@ -518,9 +484,6 @@ class QualityRecipe(Recipe):
 
     def load(self, data_root: str | os.PathLike[str]) -> Data:
         """The photos' versions, their maps and descriptors (cached under the work folder)."""
-        from facecore.datasets import dataset_hash, load_mebeauty, load_scut_fbp5500, load_utkface
-        from facecore.training.chips import extract_dataset_chips, frozen_maps, load_face_resnet
-
         t0, seconds = time.perf_counter(), {}
         tag = config_tag(
             {k: v for k, v in self.to_dict().items() if k not in self.ranking_settings}
@@ -600,8 +563,6 @@ class QualityRecipe(Recipe):
 
     def evaluate(self, data: Data, *, device: str = "cpu") -> Run:
         """Each candidate network ranked on the train photos and scored on the eval photos."""
-        from facecore.quality.network import ARCHITECTURES
-
         run, x = Run(self, data, [], device), data.extra
         x["rankers"] = {}
         for arch in self.architectures:
@@ -629,11 +590,6 @@ class QualityRecipe(Recipe):
 
     def ship(self, run: Run, out: Path) -> Any:
         """Calibrate the chosen network, tabulate the error by quality, set the threshold."""
-        import torch
-        from scipy.stats import spearmanr
-
-        from facecore.quality.model import QualityModel
-
         x, chosen = run.data.extra, run.chosen
         ranker = x["rankers"][chosen]
         sets = x["inputs"][ranker.net_.input_node]

@@ -57,27 +57,24 @@ class FitConfig:
 
     Attributes
     ----------
-    epochs, batch_size : int, default 30, 64
-    lr, weight_decay : float, default 1e-3, 1e-4
-        Peak rate of the one-cycle schedule (the cosine one's first), AdamW's weight decay.
-    loss : {"kl", "custom"}, default "kl"
+    epochs, batch_size, lr, weight_decay
+        ``lr`` is the one-cycle schedule's peak (the cosine one's start); AdamW's weight decay.
+    loss : {"kl", "custom"}
         "custom": the ``loss_fn`` given to :func:`fit`.
-    schedule : {"one-cycle", "cosine"}, default "one-cycle"
+    schedule : {"one-cycle", "cosine"}
         "cosine": ``CosineAnnealingLR`` over every step.
-    seed : int, default 0
-        Seeds the batch order, the flips and torch's global generator during the fit (the
-        caller's global random state is restored afterwards).
-    device : str, default "cpu"
+    seed : int
+        Seeds the batches and torch's global generator during the fit (then restored).
+    device : str
         ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (CUDA when available).
     checkpoint_dir : path-like, optional
         Write ``last.pt`` here after every epoch.
-    expectation_weight, bins : float, tuple of float, default 0.0, None
-        With ``loss="kl"``, add this weight times the mean absolute difference between the
-        expectations on ``bins`` of the predicted and the target distributions (B.-B. Gao et
-        al., "Age Estimation Using Expectation of Label Distribution Learning", IJCAI 2018).
+    expectation_weight, bins : float, tuple of float
+        With ``loss="kl"``, add this weight times the mean absolute difference of the predicted
+        and target expectations on ``bins`` (B.-B. Gao et al., "Age Estimation Using
+        Expectation of Label Distribution Learning", IJCAI 2018).
     max_grad_norm : float, optional
-        Clip the gradients' global L2 norm to this before every step (damps the rare spike that
-        can kill a fine-tuned top at the one-cycle schedule's peak rate).
+        Clip the gradients' global L2 norm to this before every step.
     """
 
     epochs: int = 30
@@ -103,17 +100,15 @@ class FitConfig:
             raise ValueError("lr must be > 0, expectation_weight and weight_decay >= 0")
         if self.expectation_weight > 0 and (self.loss != "kl" or not self.bins):
             raise ValueError("expectation_weight needs loss='kl' and the bins")
-        if self.bins is not None:
-            object.__setattr__(self, "bins", tuple(float(b) for b in self.bins))
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
+        if self.bins is not None:
+            object.__setattr__(self, "bins", tuple(float(b) for b in self.bins))
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (``checkpoint_dir`` as a string)."""
-        d = asdict(self)
-        if d["checkpoint_dir"] is not None:
-            d["checkpoint_dir"] = str(d["checkpoint_dir"])
-        return d
+        ckpt = self.checkpoint_dir
+        return asdict(self) | {"checkpoint_dir": None if ckpt is None else str(ckpt)}
 
 
 @dataclass(frozen=True)
@@ -128,8 +123,7 @@ class EpochRecord:
 
 @dataclass
 class FitResult:
-    """Every epoch's record (also those before a resume) and the epochs read from a checkpoint
-    (0: a fresh fit)."""
+    """Every epoch's record (also those before a resume) and the epochs resumed (0: none)."""
 
     history: list[EpochRecord] = field(default_factory=list)
     resumed_from: int = 0
@@ -137,9 +131,9 @@ class FitResult:
 
 @runtime_checkable
 class Batches(Protocol):
-    """A source of training batches for :func:`fit`: ``len()`` batches an epoch, each
-    ``(x, y, weight)`` from ``epoch(gen)`` (``weight``: its share of the epoch's mean loss), and
-    its own random state in ``state_dict()`` (checkpointed)."""
+    """A source of :func:`fit`'s batches: ``len()`` an epoch, each ``(x, y, weight)`` from
+    ``epoch(gen)`` (``weight``: its share of the epoch's loss); ``state_dict()`` is
+    checkpointed."""
 
     def __len__(self) -> int: ...
 
@@ -241,18 +235,7 @@ def _kl_loss(
 def predict(
     model: nn.Module, X: ArrayLike, *, batch_size: int = 256, device: str = "cpu"
 ) -> np.ndarray:
-    """The softmax of the model's outputs on ``X``, in eval mode and without gradients.
-
-    Parameters
-    ----------
-    model : nn.Module
-    X : ndarray or Tensor of shape (N, ...)
-    batch_size, device : int, str, default 256, "cpu"
-
-    Returns
-    -------
-    ndarray of shape (N, L), float32
-    """
+    """The softmax (N, L), float32, of the model's outputs on ``X`` (N, ...), in eval mode."""
     dev = _device(device)
     model.to(dev).eval()
     outs = []
@@ -301,32 +284,26 @@ def fit(
     Parameters
     ----------
     model : nn.Module
-        Trained in place (only parameters with ``requires_grad``); moved to the config's device
-        and left in eval mode.
+        Its parameters with ``requires_grad`` are trained in place; left in eval mode.
     X : ndarray or Tensor of shape (N, ...), or Batches
-        Inputs, e.g. frozen feature maps (N, C, H, W); float16 is read as float32 per batch.
-        A :class:`Batches` source instead draws the batches itself (``Y`` is then None).
+        Inputs (float16 is read as float32 per batch), or a source of batches (``Y`` None).
     Y : ndarray or Tensor of shape (N, L) or (N,)
         Targets: distributions (N, L) for "kl"; what ``loss_fn`` takes for "custom".
     config : FitConfig, optional
     progress : callable, optional
         Called with each epoch's :class:`EpochRecord` (after the checkpoint is written).
     resume : bool, default False
-        Continue from ``checkpoint_dir/last.pt`` when it exists (same config needed, except
-        ``device`` and ``checkpoint_dir``); a finished fit is then only restored.
-    X_flipped : ndarray or Tensor of the shape of X, optional
-        Inputs of the mirrored images: each training sample is taken from it with probability
-        1/2 (the flip augmentation for cached maps).
-    X_views : sequence of ndarrays or Tensors of the shape of X, optional
-        Other versions of the inputs (the mirrored among them): each training sample is drawn
-        uniformly from ``X`` and these. Not with ``X_flipped``.
+        Continue from ``checkpoint_dir/last.pt`` if there is one (same config, except
+        ``device`` and ``checkpoint_dir``).
+    X_flipped, X_views : ndarrays or Tensors of the shape of X, optional
+        Each training sample is taken from ``X_flipped`` (the mirrored images) with
+        probability 1/2, or drawn uniformly from ``X`` and the ``X_views``; not both.
     loss_fn : callable, optional
         ``loss_fn(outputs, targets) -> scalar Tensor``, with ``config.loss="custom"``.
 
     Returns
     -------
     FitResult
-        Progress (epoch, loss, learning rate) is also logged at INFO level.
     """
     config = config or FitConfig()
     device = _device(config.device)
@@ -354,6 +331,8 @@ def fit(
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     ckpt = None if config.checkpoint_dir is None else Path(config.checkpoint_dir) / CHECKPOINT_NAME
+    # What a checkpoint holds besides the epoch, the random states, the history and the config.
+    parts = {"model": model, "optimizer": opt, "scheduler": sched, "batches": batches}
     result = FitResult()
     gen = torch.Generator().manual_seed(config.seed)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
@@ -363,14 +342,12 @@ def fit(
         if resume and ckpt is not None and ckpt.is_file():
             saved = torch.load(ckpt, map_location=device, weights_only=True)
             _check_resumable(saved["config"], config, ckpt)
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
+            for name, part in parts.items():
+                part.load_state_dict(saved.get(name))
             gen.set_state(saved["rng"]["data"])
             torch.set_rng_state(saved["rng"]["torch"])
             if device.type == "cuda" and "cuda" in saved["rng"]:
                 torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
-            batches.load_state_dict(saved.get("batches"))
             keys = EpochRecord.__dataclass_fields__  # older checkpoints hold more
             result.history = [EpochRecord(**{k: h[k] for k in keys}) for h in saved["history"]]
             result.resumed_from = saved["epoch"]
@@ -405,13 +382,9 @@ def fit(
             )
             result.history.append(record)
             if ckpt is not None:
-                state = {
+                state = {name: part.state_dict() for name, part in parts.items()} | {
                     "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
                     "rng": _rng_state(gen, device),
-                    "batches": batches.state_dict(),
                     "history": [asdict(h) for h in result.history],
                     "config": config.to_dict(),
                 }
