@@ -1,0 +1,209 @@
+"""Probe: does a fine-tuned copy of FaceRes's last stage help a rating set, alone and stacked?
+
+An offline study for the appearance issue (docs/appearance.md), before the recipes get FaceRes
+tops. For one rated set (default MEBeauty) it
+
+1. cuts the ``appearance`` stage's crop of every face (the FaceRes manifest entry's chip, from
+   the landmarks of the set's chip cache) and keeps FaceRes's stage-4 map (14x14x512) of the
+   crop and of its mirror image (float16, cached in ``--work-dir``);
+2. in the recipes' folds (5-fold KFold, shuffle, seed 0, over the photos with a face) trains a
+   copy of FaceRes's stage 5 (its last two separable layers) with a new linear output on the
+   standardised mean rating (MSE; AdamW, one-cycle; each photo's plain or mirrored map drawn
+   at random per epoch) and predicts the mean of the plain and mirrored maps; each fold's
+   predictions are saved, so an interrupted run resumes;
+3. fits an RBF SVR (C 1, gamma ``scale``) on the trunk's and FaceRes's pooled features side by
+   side (each block L2-normalised), in the same folds;
+4. stacks out-of-fold predictions with a linear regression, itself cross-validated in the same
+   folds, and, with ``--recipe-folds``, adds the recipe's fine-tuned dlib top (its fold
+   checkpoints' distributions, expectation over the bins).
+
+Prints Pearson r and MAE of each learner and stack, and writes them as JSON with ``--out``.
+
+    .venv/bin/python scripts/faceres_top_probe.py --data ../shared/data --work-dir .cache/attr \\
+        [--dataset mebeauty] [--epochs 8] [--recipe-folds .cache/attr/mebeauty-cv-5f-s0-XXXX] \\
+        [--out probe.json]
+
+The chips, the trunk features and the FaceRes features are read from the recipes' caches in
+``--work-dir`` (``scripts/train_attractiveness_ldl.py --appearance`` writes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("faceres_top_probe")
+
+SETS = {"mebeauty": "load_mebeauty", "scut-fbp5500": "load_scut_fbp5500"}
+#: The shipped model of each set, for its bins (the recipe's fold checkpoints' distributions).
+MODELS = {"mebeauty": "attractiveness_mebeauty", "scut-fbp5500": "attractiveness_scut"}
+
+
+def stage4_maps(dataset, chips, work_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """FaceRes stage-4 maps (n with a face, 512, 14, 14) float16 of the plain and mirrored
+    crops, cached."""
+    import torch
+
+    from facecore.align import face_crop
+    from facecore.appearance import APPEARANCE_MODEL, AppearanceStage
+    from facecore.datasets import iter_images
+    from facecore.model_router import load
+    from facecore.nn.faceres import RGB_MEAN
+    from facecore.types import Box, Face
+
+    path = work_dir / f"faceres-stage4-{chips.cache_key}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return z["plain"], z["mirrored"]
+    spec = AppearanceStage().spec
+    net = load(APPEARANCE_MODEL)
+    mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1)
+    rows = np.flatnonzero(chips.has_face)
+    plain, mirrored, batch = [], [], []
+
+    def flush() -> None:
+        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() - mean
+        with torch.inference_mode():
+            for flip, out in ((False, plain), (True, mirrored)):
+                out.append(net.forward_stages(x.flip(-1) if flip else x)[3].half().numpy())
+        batch.clear()
+
+    t0 = time.perf_counter()
+    for i, image in zip(rows, iter_images(dataset, rows), strict=True):
+        lm = chips.landmarks[i]
+        box = Box(*map(float, (*lm.min(axis=0), *lm.max(axis=0))))
+        batch.append(face_crop(image, Face(box, 1.0, "dataset", landmarks=lm), spec))
+        if len(batch) == 32:
+            flush()
+    if batch:
+        flush()
+    out = np.concatenate(plain), np.concatenate(mirrored)
+    log.info("stage-4 maps of %d faces in %.0f s", len(rows), time.perf_counter() - t0)
+    np.savez(path, plain=out[0], mirrored=out[1])
+    return out
+
+
+def train_top(maps: tuple[np.ndarray, np.ndarray], y: np.ndarray, train, test, epochs: int):
+    """A copy of FaceRes's stage 5 + a linear output trained on ``train``; predictions on
+    ``test`` (mean of the plain and mirrored maps)."""
+    import torch
+    from torch import nn
+
+    from facecore.appearance import APPEARANCE_MODEL
+    from facecore.model_router import load
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    net = load(APPEARANCE_MODEL)
+    top = nn.ModuleList(copy.deepcopy(list(net.layers)[11:])).float().train()
+    head = nn.Linear(1024, 1)
+    mu, sd = y[train].mean(), y[train].std()
+    target = torch.from_numpy(((y - mu) / sd).astype(np.float32))
+    params = [{"params": top.parameters(), "lr": 3e-4}, {"params": head.parameters(), "lr": 1e-3}]
+    opt = torch.optim.AdamW(params, weight_decay=1e-4)
+    steps = epochs * int(np.ceil(len(train) / 32))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[3e-4, 1e-3], total_steps=steps)
+
+    def forward(x):
+        for layer in top:
+            x = layer(x)
+        return head(x.mean(dim=(-2, -1))).squeeze(-1)
+
+    for _ in range(epochs):
+        order = rng.permutation(train)
+        flips = rng.random(len(order)) < 0.5
+        for s in range(0, len(order), 32):
+            idx, flip = order[s : s + 32], flips[s : s + 32]
+            x = np.where(flip[:, None, None, None], maps[1][idx], maps[0][idx])
+            loss = nn.functional.mse_loss(forward(torch.from_numpy(x).float()), target[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    top.eval()
+    preds = []
+    with torch.inference_mode():
+        for s in range(0, len(test), 64):
+            idx = test[s : s + 64]
+            a = forward(torch.from_numpy(maps[0][idx]).float())
+            b = forward(torch.from_numpy(maps[1][idx]).float())
+            preds.append(((a + b) / 2).numpy())
+    return np.concatenate(preds) * sd + mu
+
+
+def scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {
+        "pc": round(float(np.corrcoef(pred, y)[0, 1]), 4),
+        "mae": round(float(np.abs(pred - y).mean()), 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--dataset", choices=sorted(SETS), default="mebeauty")
+    ap.add_argument("--work-dir", type=Path, default=Path(".cache/attr"))
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--recipe-folds", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.preprocessing import normalize
+    from sklearn.svm import SVR
+
+    import facecore.datasets as datasets
+    from facecore.training.chips import appearance_features, extract_dataset_chips
+
+    ds = getattr(datasets, SETS[args.dataset])(args.data)
+    chips = extract_dataset_chips(ds, cache_dir=args.work_dir / "chips")
+    y = np.asarray(ds.targets, np.float64)[chips.has_face]
+    folds = list(KFold(5, shuffle=True, random_state=0).split(y))
+    maps = stage4_maps(ds, chips, args.work_dir)
+    probe_dir = args.work_dir / f"faceres-top-probe-{args.dataset}-e{args.epochs}"
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    oof = {"faceres-top": np.zeros_like(y), "svr-concat": np.zeros_like(y)}
+    plain, mirrored = appearance_features(ds, chips, args.work_dir / "appearance")
+    (trunk_file,) = args.work_dir.glob(f"trunk-{chips.cache_key}-*.npy")
+    concat = np.hstack([normalize(np.load(trunk_file)), normalize(0.5 * (plain + mirrored))])
+    t0 = time.perf_counter()
+    for k, (train, test) in enumerate(folds):
+        saved = probe_dir / f"fold{k}.npy"
+        if not saved.is_file():
+            np.save(saved, train_top(maps, y, train, test, args.epochs))
+        oof["faceres-top"][test] = np.load(saved)
+        svr = SVR(C=1.0, gamma="scale").fit(concat[train], y[train])
+        oof["svr-concat"][test] = svr.predict(concat[test])
+        log.info("fold %d: %s", k, scores(oof["faceres-top"][test], y[test]))
+    if args.recipe_folds:
+        from facecore.model_store import get_spec
+
+        bins = np.asarray(get_spec(MODELS[args.dataset]).outputs[0].bins)
+        oof["recipe top-ldl"] = np.zeros_like(y)
+        for k in range(5):
+            with np.load(args.recipe_folds / f"fold{k}.npz") as z:
+                oof["recipe top-ldl"][z["test"]] = z["probs"] @ bins
+    report = {name: scores(p, y) for name, p in oof.items()}
+    stacks = [("faceres-top", "svr-concat")]
+    if args.recipe_folds:
+        stacks += [("recipe top-ldl", "svr-concat"), tuple(oof)]
+    for names in stacks:
+        X = np.column_stack([oof[n] for n in names])
+        pred = cross_val_predict(LinearRegression(), X, y, cv=folds)
+        report["stack: " + " + ".join(names)] = scores(pred, y)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    for name, row in report.items():
+        print(f"{name:<55} {row}")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
