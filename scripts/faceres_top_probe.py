@@ -4,13 +4,14 @@ An offline study for the appearance issue (docs/appearance.md), before the recip
 tops. For one rated set (default MEBeauty) it
 
 1. cuts the ``appearance`` stage's crop of every face (the FaceRes manifest entry's chip, from
-   the landmarks of the set's chip cache) and keeps FaceRes's stage-4 map (14x14x512) of the
-   crop and of its mirror image (float16, cached in ``--work-dir``);
+   the landmarks of the set's chip cache) and keeps FaceRes's map before the first trained
+   stage (stage 4's, 14x14x512, for ``--start 5``) of the crop and of its mirror image
+   (float16, cached in ``--work-dir``);
 2. in the recipes' folds (5-fold KFold, shuffle, seed 0, over the photos with a face) trains a
-   copy of FaceRes's stage 5 (its last two separable layers) with a new linear output on the
-   standardised mean rating (MSE; AdamW, one-cycle; each photo's plain or mirrored map drawn
-   at random per epoch) and predicts the mean of the plain and mirrored maps; each fold's
-   predictions are saved, so an interrupted run resumes;
+   copy of FaceRes's last stages (``--start 5``: its last two separable layers; ``4``: stages
+   4 and 5) with a new linear output on the standardised mean rating (MSE; AdamW, one-cycle;
+   each photo's plain or mirrored map drawn at random per epoch) and predicts the mean of the
+   plain and mirrored maps; each fold's predictions are saved, so an interrupted run resumes;
 3. fits an RBF SVR (C 1, gamma ``scale``) on the trunk's and FaceRes's pooled features side by
    side (each block L2-normalised), in the same folds;
 4. stacks out-of-fold predictions with a linear regression, itself cross-validated in the same
@@ -20,8 +21,8 @@ tops. For one rated set (default MEBeauty) it
 Prints Pearson r and MAE of each learner and stack, and writes them as JSON with ``--out``.
 
     .venv/bin/python scripts/faceres_top_probe.py --data ../shared/data --work-dir .cache/attr \\
-        [--dataset mebeauty] [--epochs 8] [--recipe-folds .cache/attr/mebeauty-cv-5f-s0-XXXX] \\
-        [--out probe.json]
+        [--dataset mebeauty] [--start 5] [--epochs 8] \\
+        [--recipe-folds .cache/attr/mebeauty-cv-5f-s0-XXXX] [--out probe.json]
 
 The chips, the trunk features and the FaceRes features are read from the recipes' caches in
 ``--work-dir`` (``scripts/train_attractiveness_ldl.py --appearance`` writes them).
@@ -45,9 +46,9 @@ SETS = {"mebeauty": "load_mebeauty", "scut-fbp5500": "load_scut_fbp5500"}
 MODELS = {"mebeauty": "attractiveness_mebeauty", "scut-fbp5500": "attractiveness_scut"}
 
 
-def stage4_maps(dataset, chips, work_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """FaceRes stage-4 maps (n with a face, 512, 14, 14) float16 of the plain and mirrored
-    crops, cached."""
+def stage_maps(dataset, chips, work_dir: Path, stage: int) -> tuple[np.ndarray, np.ndarray]:
+    """FaceRes maps at the end of ``stage`` (1-5; stage 4: (n with a face, 512, 14, 14)),
+    float16, of the plain and mirrored crops, cached."""
     import torch
 
     from facecore.align import face_crop
@@ -57,7 +58,7 @@ def stage4_maps(dataset, chips, work_dir: Path) -> tuple[np.ndarray, np.ndarray]
     from facecore.nn.faceres import RGB_MEAN
     from facecore.types import Box, Face
 
-    path = work_dir / f"faceres-stage4-{chips.cache_key}.npz"
+    path = work_dir / f"faceres-stage{stage}-{chips.cache_key}.npz"
     if path.is_file():
         with np.load(path) as z:
             return z["plain"], z["mirrored"]
@@ -71,7 +72,7 @@ def stage4_maps(dataset, chips, work_dir: Path) -> tuple[np.ndarray, np.ndarray]
         x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() - mean
         with torch.inference_mode():
             for flip, out in ((False, plain), (True, mirrored)):
-                out.append(net.forward_stages(x.flip(-1) if flip else x)[3].half().numpy())
+                out.append(net.forward_stages(x.flip(-1) if flip else x)[stage - 1].half().numpy())
         batch.clear()
 
     t0 = time.perf_counter()
@@ -84,24 +85,28 @@ def stage4_maps(dataset, chips, work_dir: Path) -> tuple[np.ndarray, np.ndarray]
     if batch:
         flush()
     out = np.concatenate(plain), np.concatenate(mirrored)
-    log.info("stage-4 maps of %d faces in %.0f s", len(rows), time.perf_counter() - t0)
+    log.info("stage-%d maps of %d faces in %.0f s", stage, len(rows), time.perf_counter() - t0)
     np.savez(path, plain=out[0], mirrored=out[1])
     return out
 
 
-def train_top(maps: tuple[np.ndarray, np.ndarray], y: np.ndarray, train, test, epochs: int):
-    """A copy of FaceRes's stage 5 + a linear output trained on ``train``; predictions on
-    ``test`` (mean of the plain and mirrored maps)."""
+def train_top(
+    maps: tuple[np.ndarray, np.ndarray], y: np.ndarray, train, test, epochs: int, start: int
+):
+    """A copy of FaceRes's stages from ``start`` (4 or 5) + a linear output trained on
+    ``train``; predictions on ``test`` (mean of the plain and mirrored maps)."""
     import torch
     from torch import nn
 
     from facecore.appearance import APPEARANCE_MODEL
     from facecore.model_router import load
+    from facecore.nn.faceres import _STAGE_ENDS
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     net = load(APPEARANCE_MODEL)
-    top = nn.ModuleList(copy.deepcopy(list(net.layers)[11:])).float().train()
+    top = nn.ModuleList(copy.deepcopy(list(net.layers)[_STAGE_ENDS[start - 2] :]))
+    top = top.float().train()
     head = nn.Linear(1024, 1)
     mu, sd = y[train].mean(), y[train].std()
     target = torch.from_numpy(((y - mu) / sd).astype(np.float32))
@@ -150,6 +155,7 @@ def main() -> None:
     ap.add_argument("--dataset", choices=sorted(SETS), default="mebeauty")
     ap.add_argument("--work-dir", type=Path, default=Path(".cache/attr"))
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--start", type=int, choices=(4, 5), default=5, help="first stage trained")
     ap.add_argument("--recipe-folds", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -166,8 +172,8 @@ def main() -> None:
     chips = extract_dataset_chips(ds, cache_dir=args.work_dir / "chips")
     y = np.asarray(ds.targets, np.float64)[chips.has_face]
     folds = list(KFold(5, shuffle=True, random_state=0).split(y))
-    maps = stage4_maps(ds, chips, args.work_dir)
-    probe_dir = args.work_dir / f"faceres-top-probe-{args.dataset}-e{args.epochs}"
+    maps = stage_maps(ds, chips, args.work_dir, args.start - 1)
+    probe_dir = args.work_dir / f"faceres-top-probe-{args.dataset}-s{args.start}-e{args.epochs}"
     probe_dir.mkdir(parents=True, exist_ok=True)
     oof = {"faceres-top": np.zeros_like(y), "svr-concat": np.zeros_like(y)}
     plain, mirrored = appearance_features(ds, chips, args.work_dir / "appearance")
@@ -177,7 +183,7 @@ def main() -> None:
     for k, (train, test) in enumerate(folds):
         saved = probe_dir / f"fold{k}.npy"
         if not saved.is_file():
-            np.save(saved, train_top(maps, y, train, test, args.epochs))
+            np.save(saved, train_top(maps, y, train, test, args.epochs, args.start))
         oof["faceres-top"][test] = np.load(saved)
         svr = SVR(C=1.0, gamma="scale").fit(concat[train], y[train])
         oof["svr-concat"][test] = svr.predict(concat[test])
