@@ -31,7 +31,6 @@ The chips, the trunk features and the FaceRes features are read from the recipes
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -100,13 +99,16 @@ def train_top(
 
     from facecore.appearance import APPEARANCE_MODEL
     from facecore.model_router import load
-    from facecore.nn.faceres import _STAGE_ENDS
+    from facecore.nn.faceres import _STAGE_ENDS, FaceRes
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     net = load(APPEARANCE_MODEL)
-    top = nn.ModuleList(copy.deepcopy(list(net.layers)[_STAGE_ENDS[start - 2] :]))
-    top = top.float().train()
+    # A fresh module with a copy of the served weights: the router's network is frozen.
+    fresh = FaceRes()
+    fresh.load_state_dict({k: v.detach().clone().float() for k, v in net.state_dict().items()})
+    top = nn.ModuleList(list(fresh.layers)[_STAGE_ENDS[start - 2] :]).train()
+    assert all(p.requires_grad for p in top.parameters())
     head = nn.Linear(1024, 1)
     mu, sd = y[train].mean(), y[train].std()
     target = torch.from_numpy(((y - mu) / sd).astype(np.float32))
