@@ -37,12 +37,8 @@ __all__ = [
 
 # -- intervals and temperatures -------------------------------------------------------------------
 def central_intervals(probs: np.ndarray, bins: Sequence[float], mass: float = 0.9) -> np.ndarray:
-    """The central ``mass`` interval of each distribution, as bin values, (N, 2).
-
-    Vectorised :meth:`facecore.types.Prediction.interval`: the lower end is the first bin where
-    the normalised cumulative probability reaches ``(1 - mass) / 2``, the upper end the first
-    where it reaches ``(1 + mass) / 2`` (both less 1e-9).
-    """
+    """The central ``mass`` interval of each distribution, as bin values, (N, 2): vectorised
+    :meth:`facecore.types.Prediction.interval`."""
     b = np.asarray(bins, np.float64)
     c = np.cumsum(probs, axis=1, dtype=np.float64)
     c /= c[:, -1:]
@@ -64,11 +60,8 @@ def coverage_temperature(
     y: np.ndarray,
     mass: float = 0.9,
 ) -> tuple[float, Any]:
-    """The temperature of ``grid`` whose distributions cover closest to ``mass`` of ``y``.
-
-    ``distributions(t)`` gives ``(probs, extra)`` at temperature ``t``; the first of equally
-    close temperatures (within 1e-9) wins. Returns ``(t, extra)`` of the chosen one.
-    """
+    """``(t, extra)`` of the temperature ``t`` of ``grid`` whose ``(probs, extra) =
+    distributions(t)`` cover closest to ``mass`` of ``y`` (the first within 1e-9 wins)."""
     best: tuple[float, float, Any] | None = None
     for t in grid:
         probs, extra = distributions(float(t))
@@ -144,13 +137,9 @@ def svr_search(
     seed: int = 0,
     n_jobs: int | None = 2,
 ) -> Any:
-    """``GridSearchCV`` of a standardised RBF SVR over ``(C, gamma x n_features)`` pairs.
-
-    The inner folds are ``KFold(inner_folds, shuffle=True, random_state=seed)`` of the training
-    rows (:func:`facecore.training.folds.kfold_splits`); the score is the total absolute error
-    over them (the pooled MAE's order); the first of equal settings wins; refitted on every
-    training row.
-    """
+    """``GridSearchCV`` of a standardised RBF SVR over ``(C, gamma x n_features)`` pairs, on
+    ``KFold(inner_folds, shuffle=True, random_state=seed)`` of the training rows, scored by the
+    total absolute error (the pooled MAE's order; the first of equal settings wins)."""
     from sklearn.metrics import make_scorer
     from sklearn.model_selection import GridSearchCV, KFold
     from sklearn.svm import SVR
@@ -183,18 +172,10 @@ def _backbone(backbone: Any) -> Any:
 class TopRegressor(RegressorMixin, BaseEstimator):
     """A fine-tuned trunk top (:func:`facecore.training.tops.train_top`) as an estimator.
 
-    ``X`` are row numbers (N, 1) into ``maps`` (and the mirrored / jittered versions), so that
-    the versions of a row travel with it; ``fit`` takes the target distributions (N, K).
-
-    Parameters
-    ----------
-    recipe, bins : TopRecipe, sequence of float
-    maps, maps_flipped, maps_views : ndarrays (M, C, H, W), a sequence of them for the views
-    checkpoint_dir : path, optional
-        Resumable checkpoint of the fit.
-    device : str, default "cpu"
-    backbone : module, optional
-        The face ResNet to copy the top from (loaded when None).
+    ``X`` are row numbers (N, 1) into ``maps`` (M, C, H, W) and its mirrored and jittered
+    versions, so that the versions of a row travel with it; ``fit`` takes the target
+    distributions (N, K) and resumes from ``checkpoint_dir``; ``backbone`` is the face ResNet
+    the top is copied from (loaded when None).
     """
 
     value_is_expectation = True
@@ -299,7 +280,6 @@ class Int8Top(TopRegressor):
         import torch
 
         from facecore.nn.quantize import quantize_top
-        from facecore.training.chips import load_face_resnet
         from facecore.training.fit import CHECKPOINT_NAME
         from facecore.training.tops import calibration_maps, new_top
 
@@ -309,8 +289,7 @@ class Int8Top(TopRegressor):
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         if saved["epoch"] != self.recipe.epochs:
             raise ValueError(f"{ckpt} stopped at epoch {saved['epoch']} of {self.recipe.epochs}")
-        backbone = load_face_resnet() if self.backbone is None else _backbone(self.backbone)
-        top = new_top(self.recipe, np.asarray(D).shape[1], backbone)
+        top = new_top(self.recipe, np.asarray(D).shape[1], _backbone(self.backbone))
         top.load_state_dict(saved["model"])
         rows = np.asarray(X).ravel()
         self.top_ = quantize_top(top.eval(), calibration_maps(self.maps, rows, seed=self.seed))
@@ -419,13 +398,11 @@ class SvrStack(_Combiner):
         self.stack_ = TopStack(coef, intercept, 1.0)
         if self.temper_for_coverage:
             values = self.stack_.values(probs @ b, svr[:, 0], b)
-            t, _ = coverage_temperature(
-                TEMPERATURES,
-                lambda t: (move_distributions(temper(probs, t), b, values), None),
-                b,
-                y,
-                self.mass,
-            )
+
+            def moved(t: float) -> tuple[np.ndarray, None]:
+                return move_distributions(temper(probs, t), b, values), None
+
+            t, _ = coverage_temperature(TEMPERATURES, moved, b, y, self.mass)
             self.stack_ = TopStack(coef, intercept, t)
         return self
 
