@@ -92,7 +92,6 @@ class ModelCard:
     rebuild: str = ""
     rebuild_note: str = ""
     packages: dict[str, str] = field(default_factory=dict)
-    licence_note: str = "The model inherits the licence of its training data."
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -140,16 +139,10 @@ def markdown_table(
         align = ["r" if rows and all(_is_number(r[c]) for r in rows) else "l" for c in range(n)]
     elif len(align) != n or set(align) - {"l", "r"}:
         raise ValueError(f"align needs {n} entries of 'l' or 'r', got {align!r}")
-
-    def cell(v: Cell) -> str:
-        return float_format.format(v) if isinstance(v, float) else str(v)
-
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
+    cells = [[float_format.format(v) if isinstance(v, float) else str(v) for v in r] for r in rows]
+    head, *body = ["| " + " | ".join(r) + " |" for r in [header, *cells]]
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+    return "\n".join([head, rule, *body])
 
 
 def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) -> str:
@@ -160,11 +153,10 @@ def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) 
         items = [x for x in items if x]
         return f"## {title}\n" + sep.join(items) if items else ""
 
-    model = (
-        card.model.strip()
-        if isinstance(card.model, str)
-        else "\n".join(f"- {m}" for m in card.model)
-    )
+    def bullets(items: Sequence[str]) -> str:
+        return "\n".join(f"- {x}" for x in items)
+
+    model = card.model.strip() if isinstance(card.model, str) else bullets(card.model)
     evaluation = [card.evaluation.strip()]
     for t in card.tables:
         table = markdown_table(t.header, t.rows, float_format=t.float_format)
@@ -177,11 +169,11 @@ def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) 
     parts = [
         f"# Model card: `{card.name}`",
         card.summary.strip(),
-        f"**Licence: {card.licence}.** {card.licence_note}".rstrip(),
+        f"**Licence: {card.licence}.** The model inherits the licence of its training data.",
         section("Model", [model]),
         section("Training data", [card.training_data.strip()]),
         section("Evaluation", [*evaluation, card.evaluation_notes.strip()]),
-        section("Limitations", ["\n".join(f"- {x}" for x in card.limitations)]),
+        section("Limitations", [bullets(card.limitations)]),
         section(
             "Rebuild",
             [
