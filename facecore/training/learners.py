@@ -62,13 +62,12 @@ def coverage_temperature(
 ) -> tuple[float, Any]:
     """``(t, extra)`` of the temperature ``t`` of ``grid`` whose ``(probs, extra) =
     distributions(t)`` cover closest to ``mass`` of ``y`` (the first within 1e-9 wins)."""
-    best: tuple[float, float, Any] | None = None
+    best: tuple[float, float, Any] = (np.inf, float("nan"), None)
     for t in grid:
         probs, extra = distributions(float(t))
         gap = abs(coverage(probs, bins, y, mass) - mass)
-        if best is None or gap < best[0] - 1e-9:
+        if gap < best[0] - 1e-9:
             best = (gap, float(t), extra)
-    assert best is not None
     return best[1], best[2]
 
 

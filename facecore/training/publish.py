@@ -197,9 +197,8 @@ def write_card(card: ModelCard, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     for f, _ in card.figures:
-        p = Path(f)
-        if not (p if p.is_absolute() else path.parent / p).is_file():
-            raise FileNotFoundError(f"figure {p} of the model card {path} does not exist")
+        if not (path.parent / f).is_file():  # an absolute f is itself
+            raise FileNotFoundError(f"figure {Path(f)} of the model card {path} does not exist")
     text = render_card(card, base=path.parent.resolve())
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
