@@ -128,16 +128,10 @@ def _total_abs_error(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def svr_search(
-    n_features: int,
-    grid: Sequence[tuple[float, float]],
-    epsilon: float,
-    *,
-    inner_folds: int = 3,
-    seed: int = 0,
-    n_jobs: int | None = 2,
+    n_features: int, grid: Sequence[tuple[float, float]], epsilon: float, *, seed: int = 0
 ) -> Any:
     """``GridSearchCV`` of a standardised RBF SVR over ``(C, gamma x n_features)`` pairs, on
-    ``KFold(inner_folds, shuffle=True, random_state=seed)`` of the training rows, scored by the
+    ``KFold(3, shuffle=True, random_state=seed)`` of the training rows (two jobs), scored by the
     total absolute error (the pooled MAE's order; the first of equal settings wins)."""
     from sklearn.metrics import make_scorer
     from sklearn.model_selection import GridSearchCV, KFold
@@ -148,8 +142,8 @@ def svr_search(
         make_pipeline(StandardScaler(), SVR(epsilon=epsilon)),
         params,
         scoring=make_scorer(_total_abs_error, greater_is_better=False),
-        cv=KFold(inner_folds, shuffle=True, random_state=seed),
-        n_jobs=n_jobs,
+        cv=KFold(3, shuffle=True, random_state=seed),
+        n_jobs=2,
     )
 
 
@@ -261,14 +255,12 @@ class Int8Top(TopRegressor):
         maps: Any = None,
         checkpoint_dir: Any = None,
         seed: int = 0,
-        backbone: Any = None,
     ) -> None:
         self.recipe = recipe
         self.bins = bins
         self.maps = maps
         self.checkpoint_dir = checkpoint_dir
         self.seed = seed
-        self.backbone = backbone
 
     def for_fold(self, k: int, folder: Path | None) -> Int8Top:
         if folder is None:
@@ -288,7 +280,7 @@ class Int8Top(TopRegressor):
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         if saved["epoch"] != self.recipe.epochs:
             raise ValueError(f"{ckpt} stopped at epoch {saved['epoch']} of {self.recipe.epochs}")
-        top = new_top(self.recipe, np.asarray(D).shape[1], _backbone(self.backbone))
+        top = new_top(self.recipe, np.asarray(D).shape[1])  # it loads the face ResNet
         top.load_state_dict(saved["model"])
         rows = np.asarray(X).ravel()
         self.top_ = quantize_top(top.eval(), calibration_maps(self.maps, rows, seed=self.seed))
@@ -335,21 +327,14 @@ CORRECTION_TEMPERATURES = tuple(np.round(np.geomspace(1.0, 30.0, 41), 3))
 class IsotonicCorrection(_Combiner):
     """Temperature for 90% coverage and an isotonic map of the tempered expectation.
 
-    For each temperature of ``temperatures``, the expectation of the tempered distribution is
-    mapped by isotonic regression onto ``y``; the temperature whose corrected central
-    intervals cover closest to ``mass`` of ``y`` is kept (:func:`coverage_temperature`).
+    For each temperature of :data:`CORRECTION_TEMPERATURES`, the expectation of the tempered
+    distribution is mapped by isotonic regression onto ``y``; the temperature whose corrected
+    central intervals cover closest to 90% of ``y`` is kept (:func:`coverage_temperature`).
     ``X``: distributions (N, K).
     """
 
-    def __init__(
-        self,
-        bins: Sequence[float] = (),
-        temperatures: Sequence[float] = CORRECTION_TEMPERATURES,
-        mass: float = 0.9,
-    ) -> None:
+    def __init__(self, bins: Sequence[float] = ()) -> None:
         self.bins = bins
-        self.temperatures = temperatures
-        self.mass = mass
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> IsotonicCorrection:
         from sklearn.isotonic import IsotonicRegression
@@ -365,7 +350,7 @@ class IsotonicCorrection(_Combiner):
             return calibrate(probs, b, t, knots)[1], knots
 
         self.temperature_, self.knots_ = coverage_temperature(
-            self.temperatures, corrected, b, y, self.mass
+            CORRECTION_TEMPERATURES, corrected, b, y
         )
         return self
 
@@ -377,15 +362,12 @@ class IsotonicCorrection(_Combiner):
 
 class SvrStack(_Combiner):
     """Least-absolute-deviation stack of a top's expectation and an SVR's prediction
-    (:mod:`facecore.ldl.stack`), with the temperature giving ``mass`` coverage when
+    (:mod:`facecore.ldl.stack`), with the temperature giving 90% coverage when
     ``temper_for_coverage`` (else 1). ``X``: ``[distributions (N, K) | svr (N, 1)]``."""
 
-    def __init__(
-        self, bins: Sequence[float] = (), temper_for_coverage: bool = True, mass: float = 0.9
-    ) -> None:
+    def __init__(self, bins: Sequence[float] = (), temper_for_coverage: bool = True) -> None:
         self.bins = bins
         self.temper_for_coverage = temper_for_coverage
-        self.mass = mass
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> SvrStack:
         from facecore.ldl.distributions import move_distributions, temper
@@ -401,7 +383,7 @@ class SvrStack(_Combiner):
             def moved(t: float) -> tuple[np.ndarray, None]:
                 return move_distributions(temper(probs, t), b, values), None
 
-            t, _ = coverage_temperature(TEMPERATURES, moved, b, y, self.mass)
+            t, _ = coverage_temperature(TEMPERATURES, moved, b, y)
             self.stack_ = TopStack(coef, intercept, t)
         return self
 
