@@ -188,13 +188,8 @@ def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) 
 
 
 def write_card(card: ModelCard, path: str | os.PathLike[str]) -> Path:
-    """Render ``card`` and write it to ``path`` (atomically; usually ``models/<name>.md``).
-
-    Raises
-    ------
-    FileNotFoundError
-        If a figure's file (relative: to the card's folder) does not exist.
-    """
+    """Render ``card`` and write it to ``path`` (atomically; usually ``models/<name>.md``);
+    FileNotFoundError if a figure's file (relative: to the card's folder) does not exist."""
     path = Path(path)
     for f, _ in card.figures:
         if not (path.parent / f).is_file():  # an absolute f is itself

@@ -22,6 +22,7 @@ import numpy as np
 
 from facecore.atomic import atomic_path
 from facecore.training.folds import kfold_splits
+from facecore.training.publish import Published, fill, publish, rounded
 
 __all__ = [
     "Data",
@@ -257,8 +258,6 @@ class Recipe:
 
     def summary(self, run: Run) -> dict[str, Any]:
         """The protocol and the shipped learner's row (the model's and the manifest's ``cv``)."""
-        from facecore.training.publish import fill, rounded
-
         return {"protocol": fill(self.protocol, self.fields(run)), **rounded(run.table[run.chosen])}
 
 
@@ -341,11 +340,8 @@ def train(
     out: str | os.PathLike[str],
     *,
     device: str = "cpu",
-) -> Any:
-    """Load, cross-validate, choose, fit what ships and publish it (a
-    :class:`~facecore.training.publish.Published`)."""
-    from facecore.training.publish import publish
-
+) -> Published:
+    """Load, cross-validate, choose, fit what ships and publish it."""
     t0 = time.perf_counter()
     out = Path(out)
     data = recipe.load(data_root)
