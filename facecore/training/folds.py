@@ -13,20 +13,9 @@ __all__ = ["bin_targets", "kfold_splits"]
 
 
 def bin_targets(values: np.ndarray, n_bins: int = 10) -> np.ndarray:
-    """Class labels for stratifying on ``values``.
-
-    Parameters
-    ----------
-    values : array-like of shape (N,)
-        Numbers with more than ``n_bins`` distinct values are cut into ``n_bins`` quantile bins
-        (fewer when quantiles coincide); anything else is returned as it is.
-    n_bins : int, default 10
-
-    Returns
-    -------
-    ndarray of shape (N,)
-        Bin index (int64) or the values themselves.
-    """
+    """Class labels (N,) for stratifying on ``values`` (N,): numbers with more than ``n_bins``
+    distinct values are cut into ``n_bins`` quantile bins (int64; fewer when quantiles
+    coincide), anything else is returned as it is."""
     v = np.asarray(values)
     if v.ndim != 1:
         raise ValueError(f"stratify must be 1-D, got shape {v.shape}")
@@ -39,24 +28,9 @@ def bin_targets(values: np.ndarray, n_bins: int = 10) -> np.ndarray:
 def kfold_splits(
     n: int, k: int = 5, seed: int = 0, *, stratify: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded K-fold cross-validation splits of ``n`` samples.
-
-    Parameters
-    ----------
-    n : int
-        Number of samples.
-    k : int, default 5
-        Number of folds (2 <= k <= n).
-    seed : int, default 0
-        Seeds the shuffle.
-    stratify : array-like of shape (n,), optional
-        Targets to balance over the folds (``StratifiedKFold`` on :func:`bin_targets`).
-
-    Returns
-    -------
-    list of k (train_idx, test_idx)
-        Sorted int64 index arrays; the test sets partition ``range(n)``.
-    """
+    """``k`` seeded folds of ``n`` samples: sorted int64 ``(train_idx, test_idx)`` whose test
+    sets partition ``range(n)``, balanced over ``stratify`` (N,) with ``StratifiedKFold`` on
+    :func:`bin_targets`."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if not 2 <= k <= n:

@@ -37,12 +37,8 @@ __all__ = [
 
 # -- intervals and temperatures -------------------------------------------------------------------
 def central_intervals(probs: np.ndarray, bins: Sequence[float], mass: float = 0.9) -> np.ndarray:
-    """The central ``mass`` interval of each distribution, as bin values, (N, 2).
-
-    Vectorised :meth:`facecore.types.Prediction.interval`: the lower end is the first bin where
-    the normalised cumulative probability reaches ``(1 - mass) / 2``, the upper end the first
-    where it reaches ``(1 + mass) / 2`` (both less 1e-9).
-    """
+    """The central ``mass`` interval of each distribution, as bin values, (N, 2): vectorised
+    :meth:`facecore.types.Prediction.interval`."""
     b = np.asarray(bins, np.float64)
     c = np.cumsum(probs, axis=1, dtype=np.float64)
     c /= c[:, -1:]
@@ -64,18 +60,14 @@ def coverage_temperature(
     y: np.ndarray,
     mass: float = 0.9,
 ) -> tuple[float, Any]:
-    """The temperature of ``grid`` whose distributions cover closest to ``mass`` of ``y``.
-
-    ``distributions(t)`` gives ``(probs, extra)`` at temperature ``t``; the first of equally
-    close temperatures (within 1e-9) wins. Returns ``(t, extra)`` of the chosen one.
-    """
-    best: tuple[float, float, Any] | None = None
+    """``(t, extra)`` of the temperature ``t`` of ``grid`` whose ``(probs, extra) =
+    distributions(t)`` cover closest to ``mass`` of ``y`` (the first within 1e-9 wins)."""
+    best: tuple[float, float, Any] = (np.inf, float("nan"), None)
     for t in grid:
         probs, extra = distributions(float(t))
         gap = abs(coverage(probs, bins, y, mass) - mass)
-        if best is None or gap < best[0] - 1e-9:
+        if gap < best[0] - 1e-9:
             best = (gap, float(t), extra)
-    assert best is not None
     return best[1], best[2]
 
 
@@ -136,21 +128,11 @@ def _total_abs_error(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def svr_search(
-    n_features: int,
-    grid: Sequence[tuple[float, float]],
-    epsilon: float,
-    *,
-    inner_folds: int = 3,
-    seed: int = 0,
-    n_jobs: int | None = 2,
+    n_features: int, grid: Sequence[tuple[float, float]], epsilon: float, *, seed: int = 0
 ) -> Any:
-    """``GridSearchCV`` of a standardised RBF SVR over ``(C, gamma x n_features)`` pairs.
-
-    The inner folds are ``KFold(inner_folds, shuffle=True, random_state=seed)`` of the training
-    rows (:func:`facecore.training.folds.kfold_splits`); the score is the total absolute error
-    over them (the pooled MAE's order); the first of equal settings wins; refitted on every
-    training row.
-    """
+    """``GridSearchCV`` of a standardised RBF SVR over ``(C, gamma x n_features)`` pairs, on
+    ``KFold(3, shuffle=True, random_state=seed)`` of the training rows (two jobs), scored by the
+    total absolute error (the pooled MAE's order; the first of equal settings wins)."""
     from sklearn.metrics import make_scorer
     from sklearn.model_selection import GridSearchCV, KFold
     from sklearn.svm import SVR
@@ -160,8 +142,8 @@ def svr_search(
         make_pipeline(StandardScaler(), SVR(epsilon=epsilon)),
         params,
         scoring=make_scorer(_total_abs_error, greater_is_better=False),
-        cv=KFold(inner_folds, shuffle=True, random_state=seed),
-        n_jobs=n_jobs,
+        cv=KFold(3, shuffle=True, random_state=seed),
+        n_jobs=2,
     )
 
 
@@ -183,18 +165,10 @@ def _backbone(backbone: Any) -> Any:
 class TopRegressor(RegressorMixin, BaseEstimator):
     """A fine-tuned trunk top (:func:`facecore.training.tops.train_top`) as an estimator.
 
-    ``X`` are row numbers (N, 1) into ``maps`` (and the mirrored / jittered versions), so that
-    the versions of a row travel with it; ``fit`` takes the target distributions (N, K).
-
-    Parameters
-    ----------
-    recipe, bins : TopRecipe, sequence of float
-    maps, maps_flipped, maps_views : ndarrays (M, C, H, W), a sequence of them for the views
-    checkpoint_dir : path, optional
-        Resumable checkpoint of the fit.
-    device : str, default "cpu"
-    backbone : module, optional
-        The face ResNet to copy the top from (loaded when None).
+    ``X`` are row numbers (N, 1) into ``maps`` (M, C, H, W) and its mirrored and jittered
+    versions, so that the versions of a row travel with it; ``fit`` takes the target
+    distributions (N, K) and resumes from ``checkpoint_dir``; ``backbone`` is the face ResNet
+    the top is copied from (loaded when None).
     """
 
     value_is_expectation = True
@@ -281,14 +255,12 @@ class Int8Top(TopRegressor):
         maps: Any = None,
         checkpoint_dir: Any = None,
         seed: int = 0,
-        backbone: Any = None,
     ) -> None:
         self.recipe = recipe
         self.bins = bins
         self.maps = maps
         self.checkpoint_dir = checkpoint_dir
         self.seed = seed
-        self.backbone = backbone
 
     def for_fold(self, k: int, folder: Path | None) -> Int8Top:
         if folder is None:
@@ -299,7 +271,6 @@ class Int8Top(TopRegressor):
         import torch
 
         from facecore.nn.quantize import quantize_top
-        from facecore.training.chips import load_face_resnet
         from facecore.training.fit import CHECKPOINT_NAME
         from facecore.training.tops import calibration_maps, new_top
 
@@ -309,8 +280,7 @@ class Int8Top(TopRegressor):
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         if saved["epoch"] != self.recipe.epochs:
             raise ValueError(f"{ckpt} stopped at epoch {saved['epoch']} of {self.recipe.epochs}")
-        backbone = load_face_resnet() if self.backbone is None else _backbone(self.backbone)
-        top = new_top(self.recipe, np.asarray(D).shape[1], backbone)
+        top = new_top(self.recipe, np.asarray(D).shape[1])  # it loads the face ResNet
         top.load_state_dict(saved["model"])
         rows = np.asarray(X).ravel()
         self.top_ = quantize_top(top.eval(), calibration_maps(self.maps, rows, seed=self.seed))
@@ -357,21 +327,14 @@ CORRECTION_TEMPERATURES = tuple(np.round(np.geomspace(1.0, 30.0, 41), 3))
 class IsotonicCorrection(_Combiner):
     """Temperature for 90% coverage and an isotonic map of the tempered expectation.
 
-    For each temperature of ``temperatures``, the expectation of the tempered distribution is
-    mapped by isotonic regression onto ``y``; the temperature whose corrected central
-    intervals cover closest to ``mass`` of ``y`` is kept (:func:`coverage_temperature`).
+    For each temperature of :data:`CORRECTION_TEMPERATURES`, the expectation of the tempered
+    distribution is mapped by isotonic regression onto ``y``; the temperature whose corrected
+    central intervals cover closest to 90% of ``y`` is kept (:func:`coverage_temperature`).
     ``X``: distributions (N, K).
     """
 
-    def __init__(
-        self,
-        bins: Sequence[float] = (),
-        temperatures: Sequence[float] = CORRECTION_TEMPERATURES,
-        mass: float = 0.9,
-    ) -> None:
+    def __init__(self, bins: Sequence[float] = ()) -> None:
         self.bins = bins
-        self.temperatures = temperatures
-        self.mass = mass
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> IsotonicCorrection:
         from sklearn.isotonic import IsotonicRegression
@@ -387,7 +350,7 @@ class IsotonicCorrection(_Combiner):
             return calibrate(probs, b, t, knots)[1], knots
 
         self.temperature_, self.knots_ = coverage_temperature(
-            self.temperatures, corrected, b, y, self.mass
+            CORRECTION_TEMPERATURES, corrected, b, y
         )
         return self
 
@@ -399,15 +362,12 @@ class IsotonicCorrection(_Combiner):
 
 class SvrStack(_Combiner):
     """Least-absolute-deviation stack of a top's expectation and an SVR's prediction
-    (:mod:`facecore.ldl.stack`), with the temperature giving ``mass`` coverage when
+    (:mod:`facecore.ldl.stack`), with the temperature giving 90% coverage when
     ``temper_for_coverage`` (else 1). ``X``: ``[distributions (N, K) | svr (N, 1)]``."""
 
-    def __init__(
-        self, bins: Sequence[float] = (), temper_for_coverage: bool = True, mass: float = 0.9
-    ) -> None:
+    def __init__(self, bins: Sequence[float] = (), temper_for_coverage: bool = True) -> None:
         self.bins = bins
         self.temper_for_coverage = temper_for_coverage
-        self.mass = mass
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> SvrStack:
         from facecore.ldl.distributions import move_distributions, temper
@@ -419,13 +379,11 @@ class SvrStack(_Combiner):
         self.stack_ = TopStack(coef, intercept, 1.0)
         if self.temper_for_coverage:
             values = self.stack_.values(probs @ b, svr[:, 0], b)
-            t, _ = coverage_temperature(
-                TEMPERATURES,
-                lambda t: (move_distributions(temper(probs, t), b, values), None),
-                b,
-                y,
-                self.mass,
-            )
+
+            def moved(t: float) -> tuple[np.ndarray, None]:
+                return move_distributions(temper(probs, t), b, values), None
+
+            t, _ = coverage_temperature(TEMPERATURES, moved, b, y)
             self.stack_ = TopStack(coef, intercept, t)
         return self
 

@@ -73,28 +73,11 @@ class CardTable(NamedTuple):
 
 @dataclass
 class ModelCard:
-    """Everything a model card says.
-
-    Attributes
-    ----------
-    name, summary, licence : str
-        The model's name (manifest entry, file stem), one paragraph on what it predicts, and the
-        mandatory licence.
-    model : str or sequence of str
-        Method, papers, inputs, outputs, file (a sequence: a bullet list).
-    training_data, evaluation, evaluation_notes : str
-        The data (version, samples used and left out); the protocol, shown before the tables;
-        the text after the tables and figures.
-    tables : list of CardTable or (title, header, rows)
-    figures : list of (path, caption)
-        PNG files, linked relative to the card.
-    limitations : list of str
-    rebuild, rebuild_note : str
-        The shell command that rebuilds the model and the text after it.
-    packages : dict of str to str
-        Package versions it was built with (:func:`package_versions`).
-    licence_note : str
-    """
+    """Everything a model card says, in the order :func:`render_card` writes it: ``model`` a
+    paragraph or a bullet list, ``evaluation`` the protocol before the ``tables`` (CardTable or
+    ``(title, header, rows)``) and ``figures`` (``(png, caption)``), ``evaluation_notes`` after
+    them, ``rebuild`` the shell command and ``rebuild_note`` the text after it, ``packages``
+    from :func:`package_versions`."""
 
     name: str
     summary: str
@@ -109,7 +92,6 @@ class ModelCard:
     rebuild: str = ""
     rebuild_note: str = ""
     packages: dict[str, str] = field(default_factory=dict)
-    licence_note: str = "The model inherits the licence of its training data."
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -120,18 +102,8 @@ class ModelCard:
 
 
 def package_versions(distributions: Iterable[str] = DEFAULT_DISTRIBUTIONS) -> dict[str, str]:
-    """Python's version and the installed version of each distribution.
-
-    Parameters
-    ----------
-    distributions : iterable of str
-        Distribution names as pip knows them.
-
-    Returns
-    -------
-    dict of str to str
-        ``{"python": "3.11.7", "numpy": "2.4.6", ...}``; ``"not installed"`` for a missing one.
-    """
+    """``{"python": "3.11.7", "numpy": "2.4.6", ...}``: Python's version and each distribution's
+    (pip's names), ``"not installed"`` for a missing one."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
@@ -158,21 +130,8 @@ def markdown_table(
     float_format: str = "{:.4f}",
     align: Sequence[str] | None = None,
 ) -> str:
-    """A Markdown pipe table.
-
-    Parameters
-    ----------
-    header : sequence of str, length C
-    rows : sequence of sequence of str, int or float, length C
-    float_format : str, default "{:.4f}"
-    align : sequence of "l" or "r", length C, optional
-        Default: right for columns of numbers (or strings that read as numbers), else left.
-
-    Returns
-    -------
-    str
-        Without a trailing newline.
-    """
+    """A Markdown pipe table, without a trailing newline; ``align`` ("l" or "r" per column)
+    defaults to right for columns of numbers (or strings that read as numbers), else left."""
     n = len(header)
     if any(len(r) != n for r in rows):
         raise ValueError(f"every row needs {n} cells")
@@ -180,42 +139,24 @@ def markdown_table(
         align = ["r" if rows and all(_is_number(r[c]) for r in rows) else "l" for c in range(n)]
     elif len(align) != n or set(align) - {"l", "r"}:
         raise ValueError(f"align needs {n} entries of 'l' or 'r', got {align!r}")
-
-    def cell(v: Cell) -> str:
-        return float_format.format(v) if isinstance(v, float) else str(v)
-
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
+    cells = [[float_format.format(v) if isinstance(v, float) else str(v) for v in r] for r in rows]
+    head, *body = ["| " + " | ".join(r) + " |" for r in [header, *cells]]
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+    return "\n".join([head, rule, *body])
 
 
 def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) -> str:
-    """The card as Markdown.
-
-    Parameters
-    ----------
-    card : ModelCard
-    base : path-like, optional
-        Folder the card will be written to: absolute figure paths are linked relative to it.
-
-    Returns
-    -------
-    str
-        Title, summary, licence, then the sections that are not empty; one final newline.
-    """
+    """The card as Markdown: title, summary, licence, then the sections that are not empty;
+    absolute figure paths are linked relative to ``base`` (the card's folder)."""
 
     def section(title: str, items: list[str], sep: str = "\n\n") -> str:
         items = [x for x in items if x]
         return f"## {title}\n" + sep.join(items) if items else ""
 
-    model = (
-        card.model.strip()
-        if isinstance(card.model, str)
-        else "\n".join(f"- {m}" for m in card.model)
-    )
+    def bullets(items: Sequence[str]) -> str:
+        return "\n".join(f"- {x}" for x in items)
+
+    model = card.model.strip() if isinstance(card.model, str) else bullets(card.model)
     evaluation = [card.evaluation.strip()]
     for t in card.tables:
         table = markdown_table(t.header, t.rows, float_format=t.float_format)
@@ -228,11 +169,11 @@ def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) 
     parts = [
         f"# Model card: `{card.name}`",
         card.summary.strip(),
-        f"**Licence: {card.licence}.** {card.licence_note}".rstrip(),
+        f"**Licence: {card.licence}.** The model inherits the licence of its training data.",
         section("Model", [model]),
         section("Training data", [card.training_data.strip()]),
         section("Evaluation", [*evaluation, card.evaluation_notes.strip()]),
-        section("Limitations", ["\n".join(f"- {x}" for x in card.limitations)]),
+        section("Limitations", [bullets(card.limitations)]),
         section(
             "Rebuild",
             [
@@ -247,29 +188,12 @@ def render_card(card: ModelCard, *, base: str | os.PathLike[str] | None = None) 
 
 
 def write_card(card: ModelCard, path: str | os.PathLike[str]) -> Path:
-    """Render ``card`` and write it to ``path`` (atomically; parent folders are created).
-
-    Parameters
-    ----------
-    card : ModelCard
-    path : path-like
-        Usually ``models/<name>.md``.
-
-    Returns
-    -------
-    Path
-        The written file.
-
-    Raises
-    ------
-    FileNotFoundError
-        If a figure's file (relative: to the card's folder) does not exist.
-    """
+    """Render ``card`` and write it to ``path`` (atomically; usually ``models/<name>.md``);
+    FileNotFoundError if a figure's file (relative: to the card's folder) does not exist."""
     path = Path(path)
     for f, _ in card.figures:
-        p = Path(f)
-        if not (p if p.is_absolute() else path.parent / p).is_file():
-            raise FileNotFoundError(f"figure {p} of the model card {path} does not exist")
+        if not (path.parent / f).is_file():  # an absolute f is itself
+            raise FileNotFoundError(f"figure {Path(f)} of the model card {path} does not exist")
     text = render_card(card, base=path.parent.resolve())
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -309,27 +233,13 @@ class Figure:
 
 @dataclass
 class Shipped:
-    """What a recipe's final fit gives the publisher.
-
-    Attributes
-    ----------
-    model : object with ``save(path) -> Path``
-    suffix : str
-        The model file's suffix (``".pt"``, ``".joblib"``).
-    cv : dict or callable
-        The recipe's fields of ``cv.json``, or ``cv(model_path) -> dict``, called once the file
-        and its manifest entry are written (e.g. to time the model served from the store).
-    entry : callable
-        ``entry(model_path) -> dict``: the manifest entry's fields besides name, file, sha256.
-    card : callable, optional
-        ``card(model_path, figures) -> ModelCard``; by default :func:`make_card`.
-    fields : dict
-        Values for the card's templates, besides :meth:`Recipe.fields` and ``cv.json``'s.
-    tables : list of CardTable
-        Card tables after the learners' and the per-group ones.
-    indent : int
-        Indentation of ``cv.json`` (the classical model's has always been 2).
-    """
+    """What a recipe's final fit gives the publisher: the model (``save(path) -> Path``) and
+    its file's ``suffix``; the recipe's fields of ``cv.json`` (or ``cv(model_path) -> dict``,
+    called once the file and its manifest entry are written); ``entry(model_path)``, the
+    manifest entry's fields besides name, file and sha256; ``card(model_path, figures)``
+    (default :func:`make_card`); the card templates' ``fields`` besides :meth:`Recipe.fields`
+    and ``cv.json``'s; ``tables`` after the learners' and per-group ones; ``cv.json``'s
+    ``indent`` (the classical model's has always been 2)."""
 
     model: Any
     suffix: str
@@ -552,30 +462,30 @@ def scatter_png(
     """The shipped learner's out-of-fold values against the true ones, one panel per group of
     ``Data.groups[by]`` (or one panel)."""
     plt = _plt()
-    y, pred = run.data.y, run.oof[run.chosen].values
-    groups = None if by is None else run.data.groups[by]
-    names = ["all"] if groups is None else sorted(set(groups.tolist()))
+    y, pred, one = run.data.y, run.oof[run.chosen].values, by is None
+    groups = np.full(len(y), "all") if one else run.data.groups[by]
+    names = sorted(set(groups.tolist()))
     cols = min(len(names), 4)
     rows = int(np.ceil(len(names) / cols))
-    size, dpi = (5.0, 100) if groups is None else (3.2, 90)
+    size, dpi, font = (5.0, 100, None) if one else (3.2, 90, 8)
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), dpi=dpi, squeeze=False)
     lo, hi = limits or (float(min(y.min(), pred.min())), float(max(y.max(), pred.max())))
     for ax, g in zip(axes.ravel(), names, strict=False):
-        sel = np.ones(len(y), bool) if groups is None else groups == g
-        ax.scatter(y[sel], pred[sel], s=3 if groups is None else 4, alpha=0.3)
+        sel = groups == g
+        ax.scatter(y[sel], pred[sel], s=3 if one else 4, alpha=0.3)
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        if groups is None:
+        if one:
             ax.set_title(title, fontsize=9)
             ax.set_xlim(lo, hi + 5)
             ax.set_ylim(lo, hi + 5)
         else:
             r = np.corrcoef(y[sel], pred[sel])[0, 1] if sel.sum() > 2 else float("nan")
             ax.set_title(f"{g} (n={int(sel.sum())}, r={r:.3f})", fontsize=8)
-        ax.set_xlabel(labels[0], fontsize=8 if groups is not None else None)
-        ax.set_ylabel(labels[1], fontsize=8 if groups is not None else None)
+        ax.set_xlabel(labels[0], fontsize=font)
+        ax.set_ylabel(labels[1], fontsize=font)
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
-    if groups is not None:
+    if not one:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 

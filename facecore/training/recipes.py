@@ -30,14 +30,8 @@ RECIPES: dict[str, tuple[str, str, dict[str, Any]]] = {
 
 
 def get_recipe(name: str, **changes: Any) -> Any:
-    """The recipe of the model ``name`` (a key of :data:`RECIPES`), with ``changes`` to its
-    settings.
-
-    Raises
-    ------
-    KeyError
-        If no recipe ships a model of that name.
-    """
+    """The recipe of the model ``name`` (a key of :data:`RECIPES`, else KeyError), with
+    ``changes`` to its settings."""
     if name not in RECIPES:
         raise KeyError(f"no recipe for {name!r}; known: {sorted(RECIPES)}")
     module, cls, kwargs = RECIPES[name]

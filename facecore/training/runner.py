@@ -22,6 +22,7 @@ import numpy as np
 
 from facecore.atomic import atomic_path
 from facecore.training.folds import kfold_splits
+from facecore.training.publish import Published, fill, publish, rounded
 
 __all__ = [
     "Data",
@@ -43,22 +44,11 @@ Folds = Sequence[tuple[np.ndarray, np.ndarray]]
 
 @dataclass
 class Data:
-    """A head's training data, rows of the photos it learns from.
-
-    Attributes
-    ----------
-    y : ndarray (N,)
-        The values (age, rating...).
-    features : dict of str to ndarray (N, ...)
-        Inputs a learner names (``"rows"``: the row numbers, what a top takes).
-    targets : ndarray (N, K), optional
-        Target distributions.
-    groups : dict of str to ndarray (N,)
-        Group labels for the per-group tables.
-    title, n_photos, data_hash, extra
-        The dataset's name, its photos (with a face or not), its fingerprint, and anything
-        else the recipe's later steps need (chips, maps, the dataset).
-    """
+    """A head's training data, a row per photo with a face: the values ``y`` (N,), the inputs
+    a learner names (``features``; ``"rows"``, the row numbers, is what a top takes), the target
+    distributions (N, K), the ``groups`` of the per-group tables, the dataset's ``title``, its
+    ``n_photos`` (with a face or not) and fingerprint, and anything else the recipe's later
+    steps need (``extra``: chips, maps, the dataset)."""
 
     y: np.ndarray
     features: dict[str, Any]
@@ -75,23 +65,11 @@ class Data:
 
 @dataclass(frozen=True)
 class Learner:
-    """One row of a recipe's comparison.
-
-    Attributes
-    ----------
-    name : str
-    make : callable
-        ``make(run)`` -> the estimator.
-    inputs : tuple of str
-        Its ``X``, side by side: ``Data.features`` or earlier learners' out-of-fold
-        distributions (else values).
-    target : {"y", "targets"}
-    cache, post : callable, optional
-        ``cache(run)`` -> the folder of its fold files and checkpoints; ``post(values)``
-        changes its out-of-fold values (e.g. clips them).
-    table : bool
-        A row of the table (False: an input of others only).
-    """
+    """One row of a recipe's comparison: the estimator ``make(run)`` fitted on ``inputs`` side
+    by side (``Data.features`` or earlier learners' out-of-fold distributions, else values) to
+    ``target`` (``"y"`` or ``"targets"``); ``cache(run)``, the folder of its fold files and
+    checkpoints; ``post(values)`` changes its out-of-fold values (e.g. clips them); ``table``
+    False: an input of others only."""
 
     name: str
     make: Callable[[Run], Any]
@@ -153,29 +131,14 @@ def out_of_fold(
     folds: Folds,
     *,
     cache_dir: str | os.PathLike[str] | None = None,
-    post: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> OutOfFold:
     """Every row's prediction by the learner fitted on the folds that do not hold it.
 
-    Parameters
-    ----------
-    learner : estimator
-        Cloned per fold (``sklearn.base.clone``), or ``learner.for_fold(k, cache_dir)`` when it
-        has that method (a top: its checkpoint folder, its seed).
-    X : ndarray (N, ...)
-    y : ndarray (N,) or (N, K)
-    folds : sequence of (train_idx, test_idx)
-    cache_dir : path-like, optional
-        Keeps ``fold<k>.npz`` (read back when it holds the same test rows) and a ``recipe.json``
-        of ``learner.cache_meta(X, y)``.
-    post : callable, optional
-        Applied to the pooled values.
-
-    Returns
-    -------
-    OutOfFold
-        A learner with ``value_is_expectation = True`` has the values ``distribution @ bins``
-        (not a second pass through the learner).
+    The learner is cloned per fold (``sklearn.base.clone``), or ``learner.for_fold(k,
+    cache_dir)`` when it has that method (a top: its checkpoint folder, its seed). ``cache_dir``
+    keeps ``fold<k>.npz`` (read back when it holds the same test rows) and a ``recipe.json`` of
+    ``learner.cache_meta(X, y)``. A learner with ``value_is_expectation`` has the values
+    ``distribution @ bins``.
     """
     folder = None if cache_dir is None else Path(cache_dir)
     keep = getattr(learner, "keeps_folds", True)  # False: the folder is only read (checkpoints)
@@ -213,30 +176,18 @@ def out_of_fold(
                 np.savez(tmp, test=te, **saved)
         estimators.append(est)
         seconds.append(float(saved["seconds"]))
-    if post is not None:
-        values = post(values)
     return OutOfFold(values, dists, estimators, seconds)
 
 
 class Recipe:
     """A head's training, declared; subclasses set the fields and fill in the hooks.
 
-    Attributes
-    ----------
-    name : str
-        The shipped model's name (manifest entry, file stem).
-    folds, seed, stratify
-        ``kfold_splits(n, folds, seed)``, stratified on ``Data.y`` with ``stratify``.
-    work_dir : Path
-        Caches and fold folders.
-    cv_header : bool
-        ``cv.json`` starts with the runner's header: data, folds, a row per learner (False: the
-        recipe writes all).
-    licence, rebuild, protocol, columns, table_title, table_format, group_tables, figures, card_text
-        The card and the tables (strings are templates of :meth:`fields`): ``columns`` are
-        ``(header, metric)`` of the learners' table; ``group_tables`` and ``figures`` are
-        :class:`~facecore.training.publish.GroupTable` and ``Figure`` records; ``card_text``
-        the :class:`~facecore.training.publish.ModelCard` fields' text.
+    ``name`` is the shipped model's (manifest entry, file stem); ``folds``, ``seed`` and
+    ``stratify`` (on ``Data.y``) give :func:`kfold_splits`; ``work_dir`` holds caches and fold
+    folders; ``cv_header`` False: the recipe writes all of ``cv.json``. The rest are the card's
+    (strings are templates of :meth:`fields`): ``columns`` the learners' table's ``(header,
+    metric)``, ``group_tables`` and ``figures`` :mod:`~facecore.training.publish` records,
+    ``card_text`` the text of the :class:`~facecore.training.publish.ModelCard` fields.
     """
 
     name: str = ""
@@ -307,8 +258,6 @@ class Recipe:
 
     def summary(self, run: Run) -> dict[str, Any]:
         """The protocol and the shipped learner's row (the model's and the manifest's ``cv``)."""
-        from facecore.training.publish import fill, rounded
-
         return {"protocol": fill(self.protocol, self.fields(run)), **rounded(run.table[run.chosen])}
 
 
@@ -350,16 +299,16 @@ def _setup(run: Run, learner: Learner) -> tuple[Any, np.ndarray, np.ndarray, Pat
 def cross_validate(recipe: Recipe, data: Data, *, device: str = "cpu") -> Run:
     """Every learner of ``recipe`` through :func:`out_of_fold`, and the table."""
     run = Run(recipe, data, recipe.folds_of(data), device)
-    tabled = []
-    for learner in recipe.learners(run):
+    learners = list(recipe.learners(run))
+    for learner in learners:
         t0 = time.perf_counter()
         est, X, target, folder = _setup(run, learner)
-        oof = out_of_fold(est, X, target, run.folds, cache_dir=folder, post=learner.post)
+        oof = out_of_fold(est, X, target, run.folds, cache_dir=folder)
+        if learner.post is not None:
+            oof.values = learner.post(oof.values)
         run.oof[learner.name] = oof
         run.seconds[learner.name] = time.perf_counter() - t0
-        if learner.table:
-            tabled.append(learner.name)
-    for name in tabled:
+    for name in (ln.name for ln in learners if ln.table):
         run.table[name] = recipe.metrics(run, run.oof[name])
         logger.info("%s: %s", name, run.table[name])
     run.chosen = recipe.choose(run)
@@ -391,15 +340,8 @@ def train(
     out: str | os.PathLike[str],
     *,
     device: str = "cpu",
-) -> Any:
-    """Load, cross-validate, choose, fit what ships and publish it (see the module notes).
-
-    Returns
-    -------
-    facecore.training.publish.Published
-    """
-    from facecore.training.publish import publish
-
+) -> Published:
+    """Load, cross-validate, choose, fit what ships and publish it."""
     t0 = time.perf_counter()
     out = Path(out)
     data = recipe.load(data_root)
