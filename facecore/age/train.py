@@ -10,7 +10,7 @@ compared and the rule are described in ``docs/training.md``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +65,11 @@ class AgeRecipe(DistributionRecipe):
     :class:`~facecore.training.distribution_recipe.DistributionRecipe` fields."""
 
     name: str = "age_utkface"
-    folds: int = 5
-    seed: int = 0
     stratify: bool = True
     sigma: float = 3.0
-    top: TopRecipe = field(default_factory=TopRecipe)
     svr_c: float = 3.0
     svr_epsilon: float = 0.05
     work_dir: Path = Path(".cache/age")
-    int8: bool = True
-    stack: bool = True
-    svr_features: tuple[str, ...] = ("trunk",)
-    appearance: bool = False
     licence, rebuild, bins, task = LICENCE, REBUILD, AGE_BINS, "age"
     protocol = (
         "{folds}-fold StratifiedKFold by age (seed {seed}) on the {n} photos with a face "
@@ -163,9 +156,6 @@ class AgeRecipe(DistributionRecipe):
         """The top's fold results and checkpoints (keyed by its recipe)."""
         tag = config_tag(self.top.to_dict())
         return Path(self.work_dir) / f"cv-{self.folds}f-s{self.seed}-sigma{self.sigma}-{tag}"
-
-    def recipes(self) -> tuple[TopRecipe, ...]:
-        return (self.top,)
 
     def top_folder(self, top: TopRecipe, data: Data) -> Path:
         return self.fold_dir

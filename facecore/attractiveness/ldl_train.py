@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -162,14 +162,8 @@ class LdlRecipe(DistributionRecipe):
     :class:`~facecore.training.distribution_recipe.DistributionRecipe` fields."""
 
     dataset: str = "scut-fbp5500"
-    folds: int = 5
-    seed: int = 0
-    top: TopRecipe = field(default_factory=TopRecipe)
     work_dir: Path = Path(".cache/attractiveness")
-    int8: bool = True
     members: tuple[TopRecipe, ...] | None = None
-    svr_features: tuple[str, ...] = ("trunk",)
-    appearance: bool = False
     task, correction, correction_inputs = "attractiveness", "geometric", ("geo",)
     stack_tempered = False
     protocol = (

@@ -20,10 +20,6 @@ BINS = tuple(float(b) for b in range(1, 11))
 @dataclass(frozen=True)
 class _Tops(DistributionRecipe):
     members: tuple[TopRecipe, ...] = ()
-    int8: bool = True
-    svr_features: tuple[str, ...] = ("trunk",)
-    appearance: bool = False
-    top: TopRecipe = TopRecipe()
     bins = BINS
 
     def recipes(self) -> tuple[TopRecipe, ...]:
