@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from facecore.metrics import cs_at, regression_metrics
-from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, stack_note
+from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, value_note
 from facecore.training.learners import (
     IsotonicCorrection,
     central_intervals,
@@ -220,10 +220,7 @@ class AgeRecipe(DistributionRecipe):
         cover = {
             b: round(coverage(probs[bands == b], AGE_BINS, y[bands == b]), 3) for b in BAND_NAMES
         }
-        if stack:
-            note = stack_note(VALUE_NOTES["stack"], stack)
-        else:
-            note = VALUE_NOTES["correction" if knots is not None else "none"]
+        note = value_note(VALUE_NOTES, stack, knots is not None)
         first = self.top.start[-1]
         return self.ship_tops(
             run,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, stack_note
+from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, value_note
 from facecore.training.learners import _Combiner, svr_search
 from facecore.training.publish import Figure, GroupTable, rounded
 from facecore.training.runner import Data, Learner, OutOfFold, Run, config_tag
@@ -51,10 +51,6 @@ class LdlDataset:
     licence: str
     #: The shipped model's extra tops (``START:SEED`` each; averaged with the main top).
     members: tuple[str, ...] = ()
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        return (self.bins[0], self.bins[-1])
 
     @property
     def rebuild(self) -> str:
@@ -381,10 +377,7 @@ class LdlRecipe(DistributionRecipe):
         svr_folds = [_svr_settings(e) for e in run.oof[svr_name].estimators]
         floats = [self._top_names(i, r)[0] for i, r in enumerate(recipes)]
         run.seconds["top-ldl"] = sum(sum(run.oof[name].seconds) for name in floats)
-        if stack:
-            note = stack_note(COMBINATION_NOTES["stack"], stack, **svr_params)
-        else:
-            note = COMBINATION_NOTES["fusion" if fusion else "none"]
+        note = value_note(COMBINATION_NOTES, stack, fusion is not None, **(svr_params or {}))
         rebuild = spec.rebuild.replace(spec.default_out, out.as_posix())
         nodes = " and ".join(f"features['trunk.{node}']" for node in x["maps"])
         members = [r.to_dict() for r in recipes[1:]]
@@ -392,7 +385,7 @@ class LdlRecipe(DistributionRecipe):
             run,
             out,
             output={"name": "attractiveness", "kind": "distribution",
-                    "scale": [spec.scale[0], spec.scale[1]], "bins": list(spec.bins)},
+                    "scale": [spec.bins[0], spec.bins[-1]], "bins": list(spec.bins)},
             inputs=(
                 f"Face with {nodes} (the trunk's shared maps of dlib's 150x150 chip)"
                 + (" and the 68 landmarks (geometric features)" if fusion else "")
@@ -444,7 +437,7 @@ COMBINATION_NOTES = {
         "(facecore.ldl.stack; CV Pearson gain {{stack_gain:+.4f}}, the geometric fusion's "
         "{{gain:+.4f}}); the distribution is translated to that value."
     ),
-    "fusion": (
+    "correction": (
         "Fusion: ridge regression of the rating on the deep expectation and the 42 geometric "
         "landmark features (CV Pearson gain {gain:+.4f}); the distribution is translated to the "
         "fused value."

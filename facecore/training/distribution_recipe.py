@@ -389,10 +389,15 @@ SVR_INPUTS = {
 }
 
 
-def stack_note(template: str, stack: dict[str, Any], **more: Any) -> str:
-    """A card's sentence on the shipped SVR stack: ``template`` filled with the stack's document
-    (``coef`` as ``c``, the SVR's support vectors as ``n_support``, its features as
-    ``svr_inputs``) and ``more``."""
+def value_note(
+    notes: dict[str, str], stack: dict[str, Any] | None, corrected: bool, **more: Any
+) -> str:
+    """A card's sentence on how the served value is made: without a ``stack``,
+    ``notes["correction"]`` (``corrected``) or ``notes["none"]``; else ``notes["stack"]``
+    filled with the stack's document (``coef`` as ``c``, the SVR's support vectors as
+    ``n_support``, its features as ``svr_inputs``) and ``more``."""
+    if not stack:
+        return notes["correction" if corrected else "none"]
     inputs = SVR_INPUTS[tuple(stack["svr"].get("inputs", ("trunk",)))]
     n = len(stack["svr"]["support"])
-    return template.format(n_support=n, c=stack["coef"], svr_inputs=inputs, **stack, **more)
+    return notes["stack"].format(n_support=n, c=stack["coef"], svr_inputs=inputs, **stack, **more)
