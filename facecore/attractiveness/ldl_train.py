@@ -422,7 +422,6 @@ class LdlRecipe(DistributionRecipe):
                 if len(recipes) > 1 else ".",
                 "value_note": note.format(gain=gain, stack_gain=stack_gain, least=FUSION_GAIN),
                 "top_min": run.seconds["top-ldl"] / 60,
-                "rebuild": rebuild,
             },
         )  # fmt: skip
 
