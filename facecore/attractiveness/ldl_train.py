@@ -345,23 +345,19 @@ class LdlRecipe(DistributionRecipe):
             m |= ldl_metrics(run.data.targets, oof.distributions)
         return m
 
-    def best_stack(self, run: Run) -> str:
-        """Of the SVR stacks, the one with the highest CV Pearson (the first on a tie)."""
-        stacks = self.candidates()[2:]
-        return max(stacks, key=lambda k: (rounded(run.table[k])["pc"], -stacks.index(k)))
-
-    def gains(self, run: Run) -> tuple[float, float]:
-        """The CV Pearson gains of the geometric fusion and of the best SVR stack over the top."""
-        top, fusion = self.candidates()[:2]
-        pc = {k: rounded(run.table[k])["pc"] for k in (top, fusion, self.best_stack(run))}
-        return pc[fusion] - pc[top], pc[self.best_stack(run)] - pc[top]
+    def gains(self, run: Run) -> tuple[float, float, str]:
+        """The CV Pearson gains over the top of the geometric fusion and of the best SVR stack
+        (the highest CV Pearson, the first on a tie), and that stack."""
+        top, fusion, *stacks = self.candidates()
+        pc = {k: rounded(run.table[k])["pc"] for k in (top, fusion, *stacks)}
+        best = max(stacks, key=lambda k: (pc[k], -stacks.index(k)))
+        return pc[fusion] - pc[top], pc[best] - pc[top], best
 
     def choose(self, run: Run) -> str:
         """The top alone, unless a combination raises the CV Pearson by :data:`FUSION_GAIN`:
         then the one that raises it more (the best stack on a tie)."""
         top, fusion = self.candidates()[:2]
-        stack = self.best_stack(run)
-        gain, stack_gain = self.gains(run)
+        gain, stack_gain, stack = self.gains(run)
         if max(gain, stack_gain) >= FUSION_GAIN:
             return stack if stack_gain >= gain else fusion
         return top
@@ -372,7 +368,7 @@ class LdlRecipe(DistributionRecipe):
         fusion, stack, svr = self.fit_served(run)
         fusion = None if fusion is None else fusion.fusion_
         svr_params = None if svr is None else _svr_settings(svr)
-        gain, stack_gain = self.gains(run)
+        gain, stack_gain, _ = self.gains(run)
         svr_name = self.chosen_svr(run) or "svr-frozen"
         svr_folds = [_svr_settings(e) for e in run.oof[svr_name].estimators]
         floats = [self._top_names(i, r)[0] for i, r in enumerate(recipes)]

@@ -212,17 +212,11 @@ class DistributionRecipe(Recipe):
             name, int8 = self._top_names(i, s.recipe)
             cache = lambda r, s=s: s.folder  # noqa: E731
             parts[""].append(name)
+            make = lambda r, s=s: TopRegressor(  # noqa: E731
+                s.recipe, bins, s.maps, s.flipped, s.views, device=r.device
+            )
             out.append(
-                Learner(
-                    name,
-                    lambda r, s=s: TopRegressor(
-                        s.recipe, bins, s.maps, s.flipped, s.views, device=r.device
-                    ),
-                    ("rows",),
-                    "targets",
-                    cache,
-                    table=many and not self.int8,
-                )
+                Learner(name, make, ("rows",), "targets", cache, table=many and not self.int8)
             )
             if self.int8:
                 parts[", int8"].append(int8)
