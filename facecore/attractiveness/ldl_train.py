@@ -52,14 +52,6 @@ class LdlDataset:
     #: The shipped model's extra tops (``START:SEED`` each; averaged with the main top).
     members: tuple[str, ...] = ()
 
-    @property
-    def rebuild(self) -> str:
-        """The command that rebuilds the shipped model (the dataset's default members)."""
-        return (
-            f".venv/bin/python scripts/train_attractiveness_ldl.py --dataset {self.name} "
-            f"--data ../shared/data --out {self.default_out}"
-        )
-
 
 DATASETS = {
     "mebeauty": LdlDataset(
@@ -245,7 +237,11 @@ class LdlRecipe(DistributionRecipe):
 
     @property
     def rebuild(self) -> str:  # type: ignore[override]
-        return self.spec.rebuild
+        """The command that rebuilds the shipped model (the dataset's default members)."""
+        return (
+            f".venv/bin/python scripts/train_attractiveness_ldl.py --dataset {self.dataset} "
+            f"--data ../shared/data --out {self.spec.default_out}"
+        )
 
     def recipes(self) -> tuple[TopRecipe, ...]:
         """The main top's recipe, then the members' (this recipe's, or the dataset's)."""
@@ -374,7 +370,7 @@ class LdlRecipe(DistributionRecipe):
         floats = [self._top_names(i, r)[0] for i, r in enumerate(recipes)]
         run.seconds["top-ldl"] = sum(sum(run.oof[name].seconds) for name in floats)
         note = value_note(COMBINATION_NOTES, stack, fusion is not None, **(svr_params or {}))
-        rebuild = spec.rebuild.replace(spec.default_out, out.as_posix())
+        rebuild = self.rebuild.replace(spec.default_out, out.as_posix())
         nodes = " and ".join(f"features['trunk.{node}']" for node in x["maps"])
         members = [r.to_dict() for r in recipes[1:]]
         return self.ship_tops(
