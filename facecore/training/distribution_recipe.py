@@ -74,10 +74,8 @@ class DistributionRecipe(Recipe):
 
     Attributes
     ----------
-    folds, seed : int
-        The CV (:class:`~facecore.training.runner.Recipe`).
-    top : TopRecipe
-        The main top's recipe.
+    folds, seed, top : int, int, TopRecipe
+        The CV (:class:`~facecore.training.runner.Recipe`) and the main top's recipe.
     int8 : bool
         Serve the tops in int8 (the shipped figures are the int8 folds').
     stack : bool
