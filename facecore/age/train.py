@@ -10,14 +10,14 @@ compared and the rule are described in ``docs/training.md``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facecore.metrics import cs_at, regression_metrics
-from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, stack_note
+from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, value_note
 from facecore.training.learners import (
     IsotonicCorrection,
     central_intervals,
@@ -65,18 +65,11 @@ class AgeRecipe(DistributionRecipe):
     :class:`~facecore.training.distribution_recipe.DistributionRecipe` fields."""
 
     name: str = "age_utkface"
-    folds: int = 5
-    seed: int = 0
     stratify: bool = True
     sigma: float = 3.0
-    top: TopRecipe = field(default_factory=TopRecipe)
     svr_c: float = 3.0
     svr_epsilon: float = 0.05
     work_dir: Path = Path(".cache/age")
-    int8: bool = True
-    stack: bool = True
-    svr_features: tuple[str, ...] = ("trunk",)
-    appearance: bool = False
     licence, rebuild, bins, task = LICENCE, REBUILD, AGE_BINS, "age"
     protocol = (
         "{folds}-fold StratifiedKFold by age (seed {seed}) on the {n} photos with a face "
@@ -164,9 +157,6 @@ class AgeRecipe(DistributionRecipe):
         tag = config_tag(self.top.to_dict())
         return Path(self.work_dir) / f"cv-{self.folds}f-s{self.seed}-sigma{self.sigma}-{tag}"
 
-    def recipes(self) -> tuple[TopRecipe, ...]:
-        return (self.top,)
-
     def top_folder(self, top: TopRecipe, data: Data) -> Path:
         return self.fold_dir
 
@@ -230,10 +220,7 @@ class AgeRecipe(DistributionRecipe):
         cover = {
             b: round(coverage(probs[bands == b], AGE_BINS, y[bands == b]), 3) for b in BAND_NAMES
         }
-        if stack:
-            note = stack_note(VALUE_NOTES["stack"], stack)
-        else:
-            note = VALUE_NOTES["correction" if knots is not None else "none"]
+        note = value_note(VALUE_NOTES, stack, knots is not None)
         first = self.top.start[-1]
         return self.ship_tops(
             run,

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, stack_note
+from facecore.training.distribution_recipe import FILE_LINE, DistributionRecipe, value_note
 from facecore.training.learners import _Combiner, svr_search
 from facecore.training.publish import Figure, GroupTable, rounded
 from facecore.training.runner import Data, Learner, OutOfFold, Run, config_tag
@@ -51,18 +51,6 @@ class LdlDataset:
     licence: str
     #: The shipped model's extra tops (``START:SEED`` each; averaged with the main top).
     members: tuple[str, ...] = ()
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        return (self.bins[0], self.bins[-1])
-
-    @property
-    def rebuild(self) -> str:
-        """The command that rebuilds the shipped model (the dataset's default members)."""
-        return (
-            f".venv/bin/python scripts/train_attractiveness_ldl.py --dataset {self.name} "
-            f"--data ../shared/data --out {self.default_out}"
-        )
 
 
 DATASETS = {
@@ -162,14 +150,8 @@ class LdlRecipe(DistributionRecipe):
     :class:`~facecore.training.distribution_recipe.DistributionRecipe` fields."""
 
     dataset: str = "scut-fbp5500"
-    folds: int = 5
-    seed: int = 0
-    top: TopRecipe = field(default_factory=TopRecipe)
     work_dir: Path = Path(".cache/attractiveness")
-    int8: bool = True
     members: tuple[TopRecipe, ...] | None = None
-    svr_features: tuple[str, ...] = ("trunk",)
-    appearance: bool = False
     task, correction, correction_inputs = "attractiveness", "geometric", ("geo",)
     stack_tempered = False
     protocol = (
@@ -255,7 +237,11 @@ class LdlRecipe(DistributionRecipe):
 
     @property
     def rebuild(self) -> str:  # type: ignore[override]
-        return self.spec.rebuild
+        """The command that rebuilds the shipped model (the dataset's default members)."""
+        return (
+            f".venv/bin/python scripts/train_attractiveness_ldl.py --dataset {self.dataset} "
+            f"--data ../shared/data --out {self.spec.default_out}"
+        )
 
     def recipes(self) -> tuple[TopRecipe, ...]:
         """The main top's recipe, then the members' (this recipe's, or the dataset's)."""
@@ -355,23 +341,19 @@ class LdlRecipe(DistributionRecipe):
             m |= ldl_metrics(run.data.targets, oof.distributions)
         return m
 
-    def best_stack(self, run: Run) -> str:
-        """Of the SVR stacks, the one with the highest CV Pearson (the first on a tie)."""
-        stacks = self.candidates()[2:]
-        return max(stacks, key=lambda k: (rounded(run.table[k])["pc"], -stacks.index(k)))
-
-    def gains(self, run: Run) -> tuple[float, float]:
-        """The CV Pearson gains of the geometric fusion and of the best SVR stack over the top."""
-        top, fusion = self.candidates()[:2]
-        pc = {k: rounded(run.table[k])["pc"] for k in (top, fusion, self.best_stack(run))}
-        return pc[fusion] - pc[top], pc[self.best_stack(run)] - pc[top]
+    def gains(self, run: Run) -> tuple[float, float, str]:
+        """The CV Pearson gains over the top of the geometric fusion and of the best SVR stack
+        (the highest CV Pearson, the first on a tie), and that stack."""
+        top, fusion, *stacks = self.candidates()
+        pc = {k: rounded(run.table[k])["pc"] for k in (top, fusion, *stacks)}
+        best = max(stacks, key=lambda k: (pc[k], -stacks.index(k)))
+        return pc[fusion] - pc[top], pc[best] - pc[top], best
 
     def choose(self, run: Run) -> str:
         """The top alone, unless a combination raises the CV Pearson by :data:`FUSION_GAIN`:
         then the one that raises it more (the best stack on a tie)."""
         top, fusion = self.candidates()[:2]
-        stack = self.best_stack(run)
-        gain, stack_gain = self.gains(run)
+        gain, stack_gain, stack = self.gains(run)
         if max(gain, stack_gain) >= FUSION_GAIN:
             return stack if stack_gain >= gain else fusion
         return top
@@ -382,23 +364,20 @@ class LdlRecipe(DistributionRecipe):
         fusion, stack, svr = self.fit_served(run)
         fusion = None if fusion is None else fusion.fusion_
         svr_params = None if svr is None else _svr_settings(svr)
-        gain, stack_gain = self.gains(run)
+        gain, stack_gain, _ = self.gains(run)
         svr_name = self.chosen_svr(run) or "svr-frozen"
         svr_folds = [_svr_settings(e) for e in run.oof[svr_name].estimators]
         floats = [self._top_names(i, r)[0] for i, r in enumerate(recipes)]
         run.seconds["top-ldl"] = sum(sum(run.oof[name].seconds) for name in floats)
-        if stack:
-            note = stack_note(COMBINATION_NOTES["stack"], stack, **svr_params)
-        else:
-            note = COMBINATION_NOTES["fusion" if fusion else "none"]
-        rebuild = spec.rebuild.replace(spec.default_out, out.as_posix())
+        note = value_note(COMBINATION_NOTES, stack, fusion is not None, **(svr_params or {}))
+        rebuild = self.rebuild.replace(spec.default_out, out.as_posix())
         nodes = " and ".join(f"features['trunk.{node}']" for node in x["maps"])
         members = [r.to_dict() for r in recipes[1:]]
         return self.ship_tops(
             run,
             out,
             output={"name": "attractiveness", "kind": "distribution",
-                    "scale": [spec.scale[0], spec.scale[1]], "bins": list(spec.bins)},
+                    "scale": [spec.bins[0], spec.bins[-1]], "bins": list(spec.bins)},
             inputs=(
                 f"Face with {nodes} (the trunk's shared maps of dlib's 150x150 chip)"
                 + (" and the 68 landmarks (geometric features)" if fusion else "")
@@ -435,7 +414,6 @@ class LdlRecipe(DistributionRecipe):
                 if len(recipes) > 1 else ".",
                 "value_note": note.format(gain=gain, stack_gain=stack_gain, least=FUSION_GAIN),
                 "top_min": run.seconds["top-ldl"] / 60,
-                "rebuild": rebuild,
             },
         )  # fmt: skip
 
@@ -450,7 +428,7 @@ COMBINATION_NOTES = {
         "(facecore.ldl.stack; CV Pearson gain {{stack_gain:+.4f}}, the geometric fusion's "
         "{{gain:+.4f}}); the distribution is translated to that value."
     ),
-    "fusion": (
+    "correction": (
         "Fusion: ridge regression of the rating on the deep expectation and the 42 geometric "
         "landmark features (CV Pearson gain {gain:+.4f}); the distribution is translated to the "
         "fused value."

@@ -9,7 +9,7 @@ augmentation of the age and attractiveness networks facecore follows.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,6 @@ class Jitter:
     rotate: float = 10.0
     brightness: float = 0.12
     contrast: float = 0.15
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def jitter_chips(

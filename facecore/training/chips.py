@@ -22,9 +22,9 @@ import numpy as np
 from facecore.atomic import atomic_path
 
 __all__ = [
-    "appearance_features",
-    "default_chip_key",
     "DatasetChips",
+    "appearance_features",
+    "chip_cache_key",
     "chip_cache_path",
     "extract_dataset_chips",
     "frozen_maps",
@@ -34,12 +34,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def default_chip_key() -> str:
-    """Key of the default crop: the trunk's chip as its manifest entry specifies it
-    (``facecore.descriptor.face_chips``)."""
+def chip_cache_key(analyzer: Any) -> str:
+    """Key of the chips: the trunk's chip as its manifest entry specifies it
+    (``facecore.descriptor.face_chips``) and the analyzer's settings (``repr`` of its config)."""
     from facecore.trunk import chip_spec
 
-    return f"descriptor.face_chips:{chip_spec()!r}"
+    return f"descriptor.face_chips:{chip_spec()!r}|analyzer={analyzer.config!r}"
 
 
 #: Side of the default chip.
@@ -90,32 +90,12 @@ class DatasetChips:
         return self.cache_path.name.removesuffix(".npz")
 
 
-def _analyzer_repr(analyzer: Any) -> str:
-    config = getattr(analyzer, "config", None)
-    if config is None:
-        raise ValueError("the analyzer needs a .config (its repr keys the chip cache)")
-    return repr(config)
-
-
-def chip_cache_path(
-    dataset: Any, key: str, analyzer: Any, cache_dir: str | os.PathLike[str]
-) -> Path:
-    """The merged cache file of ``dataset``'s chips for a crop key and an analyzer.
-
-    Parameters
-    ----------
-    dataset, key, analyzer, cache_dir
-        The dataset, the crop's key, the analyzer (its ``repr(config)`` is part of the key).
-
-    Returns
-    -------
-    Path
-        ``<cache_dir>/<dataset name>-<16 hex of the dataset hash>-c<12 hex of the key>.npz``.
-    """
+def chip_cache_path(dataset: Any, key: str, cache_dir: str | os.PathLike[str]) -> Path:
+    """The merged cache file of ``dataset``'s chips of ``key`` (:func:`chip_cache_key`):
+    ``<cache_dir>/<dataset name>-<16 hex of the dataset hash>-c<12 hex of the key>.npz``."""
     from facecore.datasets import dataset_hash
 
-    full = f"{key}|analyzer={_analyzer_repr(analyzer)}"
-    digest = hashlib.sha256(full.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return Path(cache_dir) / f"{dataset.name}-{dataset_hash(dataset)[:16]}-c{digest}.npz"
 
 
@@ -190,12 +170,10 @@ def extract_dataset_chips(
 
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    key = default_chip_key()
     if analyzer is None:
         analyzer = FaceAnalyzer(stages=("landmarks",), max_faces=1)
-    full_key = f"{key}|analyzer={_analyzer_repr(analyzer)}"
-    n = len(dataset)
-    path = chip_cache_path(dataset, key, analyzer, cache_dir)
+    full_key, n = chip_cache_key(analyzer), len(dataset)
+    path = chip_cache_path(dataset, full_key, cache_dir)
     cached = _read(path, full_key)
     if cached is not None:
         logger.info("chips of %d photos read from %s", n, path)

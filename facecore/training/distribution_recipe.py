@@ -11,6 +11,7 @@ correction and SVR, its rule and its card. This module implements no paper.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from facecore.training.learners import _Combiner
 from facecore.training.runner import Data, Learner, Recipe, Run
-from facecore.training.tops import CALIBRATION_SIZE
+from facecore.training.tops import CALIBRATION_SIZE, TopRecipe
 
 __all__ = ["FILE_LINE", "INT8_CARD_NOTE", "AverageOf", "DistributionRecipe", "TopSpec"]
 
@@ -67,13 +68,14 @@ class AverageOf(_Combiner):
         return p @ np.asarray(self.bins, np.float64), p
 
 
+@dataclass(frozen=True)
 class DistributionRecipe(Recipe):
     """A recipe of fine-tuned distribution tops, their correction and their SVR stack.
 
     Attributes
     ----------
-    task : str
-        The task of the shipped file's manifest entry.
+    folds, seed, top : int, int, TopRecipe
+        The CV (:class:`~facecore.training.runner.Recipe`) and the main top's recipe.
     int8 : bool
         Serve the tops in int8 (the shipped figures are the int8 folds').
     stack : bool
@@ -83,6 +85,8 @@ class DistributionRecipe(Recipe):
     appearance : bool
         Also compare SVRs on the ``appearance`` features (:mod:`facecore.appearance`), alone
         and beside ``svr_features``, and each one's stack (:attr:`svrs`).
+    task : str
+        The task of the shipped file's manifest entry.
     correction : str
         The correction's learner is ``top-ldl + <correction>``.
     correction_inputs : tuple of str
@@ -90,24 +94,27 @@ class DistributionRecipe(Recipe):
     stack_tempered : bool
         The stack's temperature gives 90% coverage (else 1).
 
-    Subclasses fill in :meth:`recipes`, :meth:`top_folder`, :meth:`make_correction` and
-    :meth:`make_svr` besides the hooks of :class:`~facecore.training.runner.Recipe`.
+    Subclasses fill in :meth:`top_folder`, :meth:`make_correction` and :meth:`make_svr`
+    besides the hooks of :class:`~facecore.training.runner.Recipe`.
     """
 
-    task = ""
-    int8 = True
-    stack = True
+    folds: int = 5
+    seed: int = 0
+    top: TopRecipe = field(default_factory=TopRecipe)
+    int8: bool = True
+    stack: bool = True
     svr_features: tuple[str, ...] = ("trunk",)
-    appearance = False
+    appearance: bool = False
+    task = ""
     correction = "correction"
     correction_inputs: ClassVar[tuple[str, ...]] = ()
     stack_tempered = True
 
-    def recipes(self) -> tuple[Any, ...]:
-        """The tops' :class:`~facecore.training.tops.TopRecipe` s, the main one first."""
-        raise NotImplementedError
+    def recipes(self) -> tuple[TopRecipe, ...]:
+        """The tops' recipes, the main one first (by default :attr:`top` alone)."""
+        return (self.top,)
 
-    def top_folder(self, top: Any, data: Data) -> Path:
+    def top_folder(self, top: TopRecipe, data: Data) -> Path:
         """The folder of the folds and checkpoints of ``top`` (one of :meth:`recipes`)."""
         raise NotImplementedError
 
@@ -203,17 +210,11 @@ class DistributionRecipe(Recipe):
             name, int8 = self._top_names(i, s.recipe)
             cache = lambda r, s=s: s.folder  # noqa: E731
             parts[""].append(name)
+            make = lambda r, s=s: TopRegressor(  # noqa: E731
+                s.recipe, bins, s.maps, s.flipped, s.views, device=r.device
+            )
             out.append(
-                Learner(
-                    name,
-                    lambda r, s=s: TopRegressor(
-                        s.recipe, bins, s.maps, s.flipped, s.views, device=r.device
-                    ),
-                    ("rows",),
-                    "targets",
-                    cache,
-                    table=many and not self.int8,
-                )
+                Learner(name, make, ("rows",), "targets", cache, table=many and not self.int8)
             )
             if self.int8:
                 parts[", int8"].append(int8)
@@ -380,10 +381,15 @@ SVR_INPUTS = {
 }
 
 
-def stack_note(template: str, stack: dict[str, Any], **more: Any) -> str:
-    """A card's sentence on the shipped SVR stack: ``template`` filled with the stack's document
-    (``coef`` as ``c``, the SVR's support vectors as ``n_support``, its features as
-    ``svr_inputs``) and ``more``."""
+def value_note(
+    notes: dict[str, str], stack: dict[str, Any] | None, corrected: bool, **more: Any
+) -> str:
+    """A card's sentence on how the served value is made: without a ``stack``,
+    ``notes["correction"]`` (``corrected``) or ``notes["none"]``; else ``notes["stack"]``
+    filled with the stack's document (``coef`` as ``c``, the SVR's support vectors as
+    ``n_support``, its features as ``svr_inputs``) and ``more``."""
+    if not stack:
+        return notes["correction" if corrected else "none"]
     inputs = SVR_INPUTS[tuple(stack["svr"].get("inputs", ("trunk",)))]
     n = len(stack["svr"]["support"])
-    return template.format(n_support=n, c=stack["coef"], svr_inputs=inputs, **stack, **more)
+    return notes["stack"].format(n_support=n, c=stack["coef"], svr_inputs=inputs, **stack, **more)

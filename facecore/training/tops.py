@@ -124,7 +124,7 @@ def dataset_views(
     if n_jitter < 0:
         raise ValueError(f"n_jitter must be >= 0, got {n_jitter}")
     views, jitter = [dataset_maps(chips, upto, cache_dir)[1]], Jitter()
-    settings = json.dumps(jitter.to_dict(), sort_keys=True)
+    settings = json.dumps(asdict(jitter), sort_keys=True)
     for v in range(n_jitter):
         key = f"{chips.cache_key}|{FACE_RESNET_MODEL}|jitter{v}|seed{seed}|{settings}"
         keys = (key, key + "|mirrored")

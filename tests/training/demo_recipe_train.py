@@ -31,12 +31,12 @@ class DemoAgeRecipe(DistributionRecipe):
 
     name: str = "demo_age"
     folds: int = 3
-    seed: int = 0
     n_photos: int = 24
     top: TopRecipe = TopRecipe(start="stage4", epochs=3, batch_size=8, lr=1e-3)
     work_dir: Path = Path(".cache/demo_age")
     licence, rebuild, bins = LICENCE, "pytest tests/training/test_recipe_head.py", BINS
-    task, int8 = "demo_age", False
+    int8: bool = False
+    task = "demo_age"
     protocol = "{folds}-fold KFold (seed {seed}) on {n} photos"
     columns = (("MAE", "mae"), ("within 10 y", "within10"))
     figures = (
@@ -74,9 +74,6 @@ class DemoAgeRecipe(DistributionRecipe):
             data_hash=dataset_hash(ds),
             extra=self.top_inputs(chips, rows),
         )
-
-    def recipes(self) -> tuple[TopRecipe, ...]:
-        return (self.top,)
 
     def top_folder(self, top: TopRecipe, data: Data) -> Path:
         return Path(self.work_dir) / "cv"

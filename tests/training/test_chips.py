@@ -14,8 +14,8 @@ from facecore.descriptor import face_chips
 from facecore.training import chips as chips_mod
 from facecore.training.chips import (
     DatasetChips,
+    chip_cache_key,
     chip_cache_path,
-    default_chip_key,
     extract_dataset_chips,
     frozen_maps,
     load_face_resnet,
@@ -108,7 +108,7 @@ def test_interrupted_run_resumes_at_the_first_missing_chunk(
     analyzer = CountingAnalyzer(fail_at=5)  # in the second chunk of 3
     with pytest.raises(KeyboardInterrupt):
         extract_dataset_chips(dataset, analyzer=analyzer, cache_dir=tmp_path, chunk_size=3)
-    final = chip_cache_path(dataset, default_chip_key(), analyzer, tmp_path)
+    final = chip_cache_path(dataset, chip_cache_key(analyzer), tmp_path)
     chunks = sorted(p.name for p in final.with_name(final.stem + ".chunks").iterdir())
     assert chunks == ["chunk_0000000.npz"] and not final.exists()
 

@@ -20,10 +20,6 @@ BINS = tuple(float(b) for b in range(1, 11))
 @dataclass(frozen=True)
 class _Tops(DistributionRecipe):
     members: tuple[TopRecipe, ...] = ()
-    int8: bool = True
-    svr_features: tuple[str, ...] = ("trunk",)
-    appearance: bool = False
-    top: TopRecipe = TopRecipe()
     bins = BINS
 
     def recipes(self) -> tuple[TopRecipe, ...]:
@@ -115,11 +111,15 @@ def test_with_appearance_each_svr_has_its_stack_and_the_chosen_one_names_its_inp
         ("svr-appearance", ("appearance",)),
         ("svr-concat", ("trunk", "appearance")),
     ]
-    assert [s.name for s in recipe.stack_learners()] == recipe.candidates()[2:] == [
-        "top-ldl + svr stack, int8",
-        "top-ldl + svr-appearance stack, int8",
-        "top-ldl + svr-concat stack, int8",
-    ]
+    assert (
+        [s.name for s in recipe.stack_learners()]
+        == recipe.candidates()[2:]
+        == [
+            "top-ldl + svr stack, int8",
+            "top-ldl + svr-appearance stack, int8",
+            "top-ldl + svr-concat stack, int8",
+        ]
+    )
     y, probs = run.data.y, run.data.targets
     run.oof["top-ldl, int8"] = OutOfFold(probs @ np.asarray(BINS), probs, [], [])
     run.oof["svr-concat"] = OutOfFold(y + 0.1, None, [], [])
