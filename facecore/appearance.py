@@ -25,6 +25,7 @@ from facecore.align import AlignSpec, face_crops
 from facecore.lazy import Lazy
 from facecore.model_router import load, register_loader
 from facecore.stages import Output, register_stage
+from facecore.trunk import chip_spec
 from facecore.types import Face
 
 __all__ = ["APPEARANCE_MODEL", "FEATURE_KEY", "AppearanceStage", "appearance_features"]
@@ -85,15 +86,6 @@ def appearance_features(
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def _crop_spec(model: str) -> AlignSpec:
-    from facecore.model_store import get_spec
-
-    spec = get_spec(model)
-    if spec.chip is None:
-        raise ValueError(f"manifest entry {model!r} has no 'chip' (alignment spec)")
-    return AlignSpec.of(spec.chip)
-
-
 @register_stage
 class AppearanceStage:
     """HSE-FaceRes features of every face (not a default stage: heads that use them require it).
@@ -130,7 +122,7 @@ class AppearanceStage:
         self.model = model
         self.mirror = bool(mirror)
         self.batch_size = int(batch_size)
-        self._spec = Lazy(lambda: _crop_spec(model))
+        self._spec = Lazy(lambda: chip_spec(model))
 
     def load(self) -> None:
         self._spec.get()
