@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from facecore.align import AlignSpec, face_crops
-from facecore.lazy import Lazy
+from facecore.align import face_crops
 from facecore.model_router import load, register_loader
 from facecore.stages import Output, register_stage
-from facecore.trunk import chip_spec
+from facecore.trunk import CropNetworkStage
 from facecore.types import Face
 
 __all__ = ["APPEARANCE_MODEL", "FEATURE_KEY", "AppearanceStage", "appearance_features"]
@@ -87,7 +86,7 @@ def appearance_features(
 
 
 @register_stage
-class AppearanceStage:
+class AppearanceStage(CropNetworkStage):
     """HSE-FaceRes features of every face (not a default stage: heads that use them require it).
 
     Parameters
@@ -106,32 +105,14 @@ class AppearanceStage:
     """
 
     name = "appearance"
-    requires = ("landmarks",)
     provides: tuple[Output, ...] = ()
-    batching = "faces"
     feature_key = FEATURE_KEY
 
     def __init__(
         self, model: str = APPEARANCE_MODEL, mirror: bool = True, batch_size: int = 16
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        from facecore.model_store import check_model
-
-        check_model(model, "face_features")
-        self.model = model
+        self._set_model(model, "face_features", batch_size)
         self.mirror = bool(mirror)
-        self.batch_size = int(batch_size)
-        self._spec = Lazy(lambda: chip_spec(model))
-
-    def load(self) -> None:
-        self._spec.get()
-        load(self.model)
-
-    @property
-    def spec(self) -> AlignSpec:
-        """The crop the network runs on."""
-        return self._spec.get()
 
     def compute(self, crops: np.ndarray) -> np.ndarray:
         """Features (N, 1024) float32 of aligned crops (N, S, S, 3) uint8."""

@@ -33,7 +33,15 @@ from facecore.types import Face
 if TYPE_CHECKING:
     from facecore.model_store import ModelSpec
 
-__all__ = ["TRUNK_MODEL", "TrunkStage", "chip_spec", "load_trunk_network", "map_key", "run_top"]
+__all__ = [
+    "TRUNK_MODEL",
+    "CropNetworkStage",
+    "TrunkStage",
+    "chip_spec",
+    "load_trunk_network",
+    "map_key",
+    "run_top",
+]
 
 #: Manifest name of the trunk network.
 TRUNK_MODEL = "dlib_face_recognition_resnet"
@@ -64,16 +72,41 @@ def load_trunk_network(path: Path, spec: ModelSpec) -> Any:
     return for_inference(create_model(spec.architecture, pretrained=spec))
 
 
+class CropNetworkStage:
+    """Base of a stage that runs a network from the model router on each face's aligned crop,
+    the crop its manifest entry names (``chip``): the trunk and the appearance backbone."""
+
+    requires: tuple[str, ...] = ("landmarks",)
+    #: Faces of several images in one forward: each face's crop (``spec``) is cut from its own
+    #: image first.
+    batching = "faces"
+
+    def _set_model(self, model: str, task: str, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        from facecore.model_store import check_model
+
+        check_model(model, task)  # a wrong name fails here, not on first use
+        self.model = model
+        self.batch_size = int(batch_size)
+        self._spec = Lazy(lambda: chip_spec(model))
+
+    def load(self) -> None:
+        self._spec.get()
+        load(self.model)
+
+    @property
+    def spec(self) -> AlignSpec:
+        """The aligned crop the network runs on."""
+        return self._spec.get()
+
+
 @register_stage
-class TrunkStage:
+class TrunkStage(CropNetworkStage):
     """dlib's face ResNet in PyTorch: descriptor, pooled features and shared maps."""
 
     name = "trunk"
-    requires = ("landmarks",)
     provides: tuple[Output, ...] = ()
-    #: Faces of several images in one forward: each face's chip (``spec``) is cut from its own
-    #: image first.
-    batching = "faces"
     feature_key = "trunk"
 
     def __init__(
@@ -88,30 +121,14 @@ class TrunkStage:
         bad = [n for n in keep_maps if n not in FEATURE_NODES[:6]]
         if bad:
             raise ValueError(f"keep_maps {bad} are not maps of the trunk: {FEATURE_NODES[:6]}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        from facecore.model_store import check_model
-
-        check_model(model, "face_descriptor")  # a wrong name fails here, not on first use
+        self._set_model(model, "face_descriptor", batch_size)
         from facecore.nn.features import resolve_layers
 
         self._names = resolve_layers(layers)
         if "embedding" not in self._names:
             raise ValueError(f"layers={layers!r} must include 'embedding'")
-        self.model = model
         self.layers = layers
         self.keep_maps = tuple(keep_maps)
-        self.batch_size = int(batch_size)
-        self._spec = Lazy(lambda: chip_spec(model))
-
-    def load(self) -> None:
-        self._spec.get()
-        load(self.model)
-
-    @property
-    def spec(self) -> AlignSpec:
-        """The chip the trunk runs on."""
-        return self._spec.get()
 
     @property
     def network(self) -> Any:
