@@ -287,11 +287,12 @@ def load_image_reduced(
     if isinstance(source, (np.ndarray, Image.Image)) or not isinstance(limits, ImageLimits):
         return load_image(source, limits=limits)
     data = _read_encoded(source, limits)
-    image = _large_jpeg(data, limits, 2 * longer_side)
-    if image is None:
-        return _decode(data, limits)
+    image, label = _open(data)
     with image:
         width, height = image.size
+        if label != "JPEG" or max(width, height) < 2 * longer_side:
+            return _load_pil(image, limits, owned=True, label=label)
+        _check_size(width, height, limits)
         method = _orientation(image)
         k = longer_side / max(width, height)
         image.draft("RGB", (math.ceil(width * k), math.ceil(height * k)))
@@ -313,28 +314,6 @@ def load_image_reduced(
 
     threading.Thread(target=decode_full, name="facecore-decode", daemon=True).start()
     return ReducedLoad(reduced, full, shape)
-
-
-def _large_jpeg(data: bytes, limits: ImageLimits, at_least: int) -> Any:
-    """The opened (header only) JPEG in ``data`` if its longer side is at least ``at_least``
-    pixels and within ``limits``; else ``None`` (the caller decodes the whole image, which also
-    reports what is wrong with data that is not a valid JPEG)."""
-    if sniff_format(data) != "jpeg":
-        return None
-    try:
-        image = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
-    except (SyntaxError, OSError, ValueError, EOFError, struct.error) as exc:
-        logger.debug("no reduced decode: %s", exc)
-        return None
-    if max(image.size) < at_least:
-        image.close()
-        return None
-    try:
-        _check_size(*image.size, limits)
-    except BaseException:
-        image.close()
-        raise
-    return image
 
 
 def sniff_format(data: bytes | bytearray | memoryview) -> str | None:
@@ -470,6 +449,14 @@ def _stream_size(stream: Any, already_read: int) -> str:
 
 
 def _decode(data: bytes, limits: ImageLimits) -> np.ndarray:
+    image, label = _open(data)
+    with image:
+        return _load_pil(image, limits, owned=True, label=label)
+
+
+def _open(data: bytes) -> tuple[ImageFile.ImageFile, str]:
+    """The sniffed format's PIL image of ``data`` (header read, no pixel decoded) and the
+    format's label; raises the :class:`~facecore.errors.ImageError` that ``data`` deserves."""
     if not data:
         raise UndecodableImageError("input is empty (0 bytes)")
     fmt = sniff_format(data)
@@ -484,13 +471,11 @@ def _decode(data: bytes, limits: ImageLimits) -> np.ndarray:
             f"supported formats: {supported}"
         )
     try:
-        image = opener(io.BytesIO(data))
+        return opener(io.BytesIO(data)), label
     except Image.DecompressionBombError as exc:  # only GIF frames outside the canvas do this
         raise ImageTooLargeError(f"{label} image is too large: {exc}") from exc
     except (SyntaxError, OSError, ValueError, EOFError, struct.error, zlib.error) as exc:
         raise UndecodableImageError(f"corrupt {label} header: {exc}") from exc
-    with image:
-        return _load_pil(image, limits, owned=True, label=label)
 
 
 def _load_pil(

@@ -281,7 +281,6 @@ def list_stages() -> list[StageInfo]:
 
 def default_heads() -> tuple[str, ...]:
     """Names of the stages marked ``default``: what ``analyze`` runs unless told otherwise."""
-    _ensure_loaded()
     return tuple(name for name in _ordered() if getattr(_STAGES[name], "default", False))
 
 
