@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ __all__ = [
     "appearance_features",
     "chip_cache_key",
     "chip_cache_path",
+    "crop_batches",
     "extract_dataset_chips",
     "frozen_maps",
     "load_face_resnet",
@@ -218,6 +220,25 @@ def _dataset_chips(arrays: dict[str, Any], key: str, path: Path, **more: Any) ->
 
 
 # -- frozen maps ----------------------------------------------------------------------------------
+def crop_batches(
+    dataset: Any, chips: DatasetChips, spec: Any, batch_size: int
+) -> Iterator[np.ndarray]:
+    """The aligned crops (``spec``, an :class:`~facecore.align.AlignSpec`) of every photo with a
+    face, cut from the photo by the landmarks of its chips, in batches (B, S, S, 3) uint8."""
+    from facecore.align import face_crop
+    from facecore.datasets import iter_images
+    from facecore.types import Box, Face
+
+    rows, crops = np.flatnonzero(chips.has_face), []
+    for n, (i, image) in enumerate(zip(rows, iter_images(dataset, rows), strict=True), 1):
+        lm = chips.landmarks[i]
+        box = Box(*map(float, (*lm.min(axis=0), *lm.max(axis=0))))
+        crops.append(face_crop(image, Face(box, 1.0, "dataset", landmarks=lm), spec))
+        if len(crops) == batch_size or n == len(rows):
+            yield np.stack(crops)
+            crops.clear()
+
+
 def appearance_features(
     dataset: Any, chips: DatasetChips, cache_dir: str | os.PathLike[str], spec: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -227,10 +248,7 @@ def appearance_features(
 
     ``spec`` is the crop (an :class:`~facecore.align.AlignSpec`; default the manifest's).
     """
-    from facecore.align import face_crop
     from facecore.appearance import APPEARANCE_MODEL, AppearanceStage
-    from facecore.datasets import iter_images
-    from facecore.types import Box, Face
 
     stage = AppearanceStage(mirror=False, batch_size=32)
     spec = spec or stage.spec
@@ -239,22 +257,16 @@ def appearance_features(
     if path.is_file():
         with np.load(path) as z:
             return z["plain"], z["mirrored"]
-    rows, crops, plain, mirrored = np.flatnonzero(chips.has_face), [], [], []
+    plain, mirrored = [], []
     t0 = time.perf_counter()
-    for n, (i, image) in enumerate(zip(rows, iter_images(dataset, rows), strict=True), 1):
-        lm = chips.landmarks[i]
-        box = Box(*map(float, (*lm.min(axis=0), *lm.max(axis=0))))
-        crops.append(face_crop(image, Face(box, 1.0, "dataset", landmarks=lm), spec))
-        if len(crops) == stage.batch_size or n == len(rows):
-            batch = np.stack(crops)
-            plain.append(stage.compute(batch))
-            mirrored.append(stage.compute(np.ascontiguousarray(batch[:, :, ::-1])))
-            crops.clear()
+    for batch in crop_batches(dataset, chips, spec, stage.batch_size):
+        plain.append(stage.compute(batch))
+        mirrored.append(stage.compute(np.ascontiguousarray(batch[:, :, ::-1])))
     out = np.concatenate(plain), np.concatenate(mirrored)
     logger.info(
         "%s features of %d faces (%s) in %.0f s",
         APPEARANCE_MODEL,
-        len(rows),
+        int(chips.has_face.sum()),
         crop,
         time.perf_counter() - t0,
     )

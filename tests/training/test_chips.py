@@ -16,6 +16,7 @@ from facecore.training.chips import (
     DatasetChips,
     chip_cache_key,
     chip_cache_path,
+    crop_batches,
     extract_dataset_chips,
     frozen_maps,
     load_face_resnet,
@@ -86,6 +87,18 @@ def test_chips_are_the_descriptors_chips_of_the_largest_face(
         np.testing.assert_array_equal(built.chips[i], face_chips(image, [faces[0]])[0])
         np.testing.assert_allclose(built.landmarks[i], faces[0].landmarks)
         assert built.detector[i] == faces[0].detector
+
+
+def test_crop_batches_cut_each_face_by_its_landmarks(
+    dataset: FaceDataset, built: DatasetChips
+) -> None:
+    """The 7 photos with a face in batches of 3 (3, 3, 1); the trunk's own chip spec gives the
+    cached chips back, since they were cut by the same landmarks."""
+    from facecore.trunk import chip_spec
+
+    batches = list(crop_batches(dataset, built, chip_spec(), 3))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    np.testing.assert_array_equal(np.concatenate(batches), built.chips[built.has_face])
 
 
 def test_second_call_reads_the_cache(
