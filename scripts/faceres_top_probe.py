@@ -9,8 +9,9 @@ tops. For one rated set (default MEBeauty) it
    (float16, cached in ``--work-dir``);
 2. in the recipes' folds (5-fold KFold, shuffle, seed 0, over the photos with a face) trains a
    copy of FaceRes's last stages (``--start 5``: its last two separable layers; ``4``: stages
-   4 and 5) with a new linear output on the standardised mean rating (MSE; AdamW, one-cycle;
-   each photo's plain or mirrored map drawn at random per epoch) and predicts the mean of the
+   4 and 5) with a new linear output on the standardised mean rating through the project's fit loop
+   (``facecore.training.fit``: MSE, AdamW at 3e-4, one-cycle, batch 32; each photo's plain or
+   mirrored map drawn at random) and predicts the mean of the
    plain and mirrored maps; each fold's predictions are saved, so an interrupted run resumes;
 3. fits an RBF SVR (C 1, gamma ``scale``) on the trunk's and FaceRes's pooled features side by
    side (each block L2-normalised), in the same folds;
@@ -50,41 +51,26 @@ def stage_maps(dataset, chips, work_dir: Path, stage: int) -> tuple[np.ndarray, 
     float16, of the plain and mirrored crops, cached."""
     import torch
 
-    from facecore.align import face_crop
     from facecore.appearance import APPEARANCE_MODEL, AppearanceStage
-    from facecore.datasets import iter_images
     from facecore.model_router import load
     from facecore.nn.faceres import RGB_MEAN
-    from facecore.types import Box, Face
+    from facecore.training.chips import crop_batches
 
     path = work_dir / f"faceres-stage{stage}-{chips.cache_key}.npz"
     if path.is_file():
         with np.load(path) as z:
             return z["plain"], z["mirrored"]
-    spec = AppearanceStage().spec
     net = load(APPEARANCE_MODEL)
     mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1)
-    rows = np.flatnonzero(chips.has_face)
-    plain, mirrored, batch = [], [], []
-
-    def flush() -> None:
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() - mean
+    plain, mirrored = [], []
+    t0 = time.perf_counter()
+    for batch in crop_batches(dataset, chips, AppearanceStage().spec, 32):
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() - mean
         with torch.inference_mode():
             for flip, out in ((False, plain), (True, mirrored)):
                 out.append(net.forward_stages(x.flip(-1) if flip else x)[stage - 1].half().numpy())
-        batch.clear()
-
-    t0 = time.perf_counter()
-    for i, image in zip(rows, iter_images(dataset, rows), strict=True):
-        lm = chips.landmarks[i]
-        box = Box(*map(float, (*lm.min(axis=0), *lm.max(axis=0))))
-        batch.append(face_crop(image, Face(box, 1.0, "dataset", landmarks=lm), spec))
-        if len(batch) == 32:
-            flush()
-    if batch:
-        flush()
     out = np.concatenate(plain), np.concatenate(mirrored)
-    log.info("stage-%d maps of %d faces in %.0f s", stage, len(rows), time.perf_counter() - t0)
+    log.info("stage-%d maps of %d faces in %.0f s", stage, len(out[0]), time.perf_counter() - t0)
     np.savez(path, plain=out[0], mirrored=out[1])
     return out
 
@@ -92,54 +78,46 @@ def stage_maps(dataset, chips, work_dir: Path, stage: int) -> tuple[np.ndarray, 
 def train_top(
     maps: tuple[np.ndarray, np.ndarray], y: np.ndarray, train, test, epochs: int, start: int
 ):
-    """A copy of FaceRes's stages from ``start`` (4 or 5) + a linear output trained on
-    ``train``; predictions on ``test`` (mean of the plain and mirrored maps)."""
+    """A copy of FaceRes's stages from ``start`` (4 or 5) + a linear output, trained on
+    ``train`` by :func:`facecore.training.fit.fit` (MSE on the standardised rating, each
+    sample's plain or mirrored map); predictions on ``test`` (mean of the plain and mirrored
+    maps)."""
     import torch
     from torch import nn
 
     from facecore.appearance import APPEARANCE_MODEL
     from facecore.model_router import load
     from facecore.nn.faceres import _STAGE_ENDS, FaceRes
+    from facecore.training.fit import FitConfig, fit
 
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    net = load(APPEARANCE_MODEL)
     # A fresh module with a copy of the served weights: the router's network is frozen.
     fresh = FaceRes()
-    fresh.load_state_dict({k: v.detach().clone().float() for k, v in net.state_dict().items()})
-    top = nn.ModuleList(list(fresh.layers)[_STAGE_ENDS[start - 2] :]).train()
-    assert all(p.requires_grad for p in top.parameters())
-    head = nn.Linear(1024, 1)
+    fresh.load_state_dict(
+        {k: v.detach().clone().float() for k, v in load(APPEARANCE_MODEL).state_dict().items()}
+    )
+    model = nn.Sequential(
+        *list(fresh.layers)[_STAGE_ENDS[start - 2] :],
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(1024, 1),
+        nn.Flatten(0),
+    )
     mu, sd = y[train].mean(), y[train].std()
-    target = torch.from_numpy(((y - mu) / sd).astype(np.float32))
-    params = [{"params": top.parameters(), "lr": 3e-4}, {"params": head.parameters(), "lr": 1e-3}]
-    opt = torch.optim.AdamW(params, weight_decay=1e-4)
-    steps = epochs * int(np.ceil(len(train) / 32))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[3e-4, 1e-3], total_steps=steps)
-
-    def forward(x):
-        for layer in top:
-            x = layer(x)
-        return head(x.mean(dim=(-2, -1))).squeeze(-1)
-
-    for _ in range(epochs):
-        order = rng.permutation(train)
-        flips = rng.random(len(order)) < 0.5
-        for s in range(0, len(order), 32):
-            idx, flip = order[s : s + 32], flips[s : s + 32]
-            x = np.where(flip[:, None, None, None], maps[1][idx], maps[0][idx])
-            loss = nn.functional.mse_loss(forward(torch.from_numpy(x).float()), target[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    top.eval()
+    config = FitConfig(epochs=epochs, batch_size=32, lr=3e-4, loss="custom", seed=0)
+    target = ((y[train] - mu) / sd).astype(np.float32)
+    fit(
+        model,
+        maps[0][train],
+        target,
+        config,
+        X_flipped=maps[1][train],
+        loss_fn=nn.functional.mse_loss,
+    )
     preds = []
     with torch.inference_mode():
         for s in range(0, len(test), 64):
             idx = test[s : s + 64]
-            a = forward(torch.from_numpy(maps[0][idx]).float())
-            b = forward(torch.from_numpy(maps[1][idx]).float())
+            a, b = (model(torch.from_numpy(m[idx]).float()) for m in maps)
             preds.append(((a + b) / 2).numpy())
     return np.concatenate(preds) * sd + mu
 
