@@ -250,10 +250,13 @@ class FaceAnalyzer:
         A JPEG at least twice that size is decoded at a reduced scale for detection while its
         full-resolution pixels decode in a background thread
         (:func:`facecore.io.load_image_reduced`)."""
-        max_side = self.config.detector.max_side
+        detector = self.config.detector
+        max_side = detector.max_side
         if not max_side:
             return self.for_detection(self.load_image(source))
-        loaded = load_image_reduced(source, max_side, limits=self.config.limits)
+        loaded = load_image_reduced(
+            source, max_side, limits=self.config.limits, min_share=detector.large_jpeg_share
+        )
         if not isinstance(loaded, ReducedLoad):
             return self.for_detection(loaded)
         view = downscale_for_detection(loaded.reduced, max_side)[0]

@@ -257,8 +257,8 @@ class ReducedLoad:
     Attributes
     ----------
     reduced : ndarray (h, w, 3) uint8
-        Upright RGB, decoded with JPEG DCT scaling (``PIL.Image.draft``) to the smallest of 1/2,
-        1/4 or 1/8 whose longer side is still at least the one asked for.
+        Upright RGB, decoded with JPEG DCT scaling (``PIL.Image.draft``) at 1/2, 1/4 or 1/8
+        (see :func:`load_image_reduced`).
     full : concurrent.futures.Future
         :func:`load_image` of the same bytes and limits, run in a background thread (decoders
         release the GIL, so it overlaps whatever the caller does with ``reduced``).
@@ -272,15 +272,21 @@ class ReducedLoad:
 
 
 def load_image_reduced(
-    source: Any, longer_side: int, *, limits: ImageLimits | None = None
+    source: Any, longer_side: int, *, limits: ImageLimits | None = None, min_share: float = 1.0
 ) -> np.ndarray | ReducedLoad:
     """:func:`load_image`, or a :class:`ReducedLoad` for a JPEG at least twice ``longer_side``.
 
-    For a detector that needs the image with its longer side at ``longer_side`` pixels: a JPEG
-    that large decodes much faster at a reduced scale, while the full-resolution pixels (which
-    the landmarks and every head's crop read) decode in a background thread. Other sources and
-    formats, and smaller JPEGs, load as :func:`load_image` loads them; errors and limits are
-    those of :func:`load_image`.
+    For a detector that needs the image with its longer side at most ``longer_side`` pixels: a
+    JPEG that large decodes much faster at a reduced scale, while the full-resolution pixels
+    (which the landmarks and every head's crop read) decode in a background thread. Other
+    sources and formats, and smaller JPEGs, load as :func:`load_image` loads them; errors and
+    limits are those of :func:`load_image`.
+
+    The reduced copy is the largest DCT scaling (1/2, 1/4 or 1/8) whose longer side fits
+    ``longer_side``, so that it needs no resize, when it keeps at least ``min_share`` of the
+    pixels of a copy at ``longer_side`` (0.5: a longer side of at least ``longer_side / 1.414``);
+    otherwise the smallest scaling whose longer side is still at least ``longer_side`` (the
+    caller resizes it). ``min_share=1`` always gives the latter.
     """
     if limits is None:
         limits = _DEFAULT_LIMITS
@@ -294,8 +300,8 @@ def load_image_reduced(
             return _load_pil(image, limits, owned=True, label=label)
         _check_size(width, height, limits)
         method = _orientation(image)
-        k = longer_side / max(width, height)
-        image.draft("RGB", (math.ceil(width * k), math.ceil(height * k)))
+        divisor = _dct_divisor(max(width, height), longer_side, min_share)
+        image.draft("RGB", (max(1, width // divisor), max(1, height // divisor)))
         try:
             image.load()
         except (SyntaxError, OSError, ValueError, EOFError, struct.error) as exc:
@@ -314,6 +320,15 @@ def load_image_reduced(
 
     threading.Thread(target=decode_full, name="facecore-decode", daemon=True).start()
     return ReducedLoad(reduced, full, shape)
+
+
+def _dct_divisor(longer: int, target: int, min_share: float) -> int:
+    """The JPEG DCT scaling divisor (2, 4 or 8) of :func:`load_image_reduced`'s reduced copy
+    of an image whose longer side is ``longer`` (at least ``2 * target``)."""
+    fits = [d for d in (2, 4, 8) if math.ceil(longer / d) <= target]
+    if fits and (math.ceil(longer / fits[0]) / target) ** 2 >= min_share:
+        return fits[0]
+    return max(d for d in (2, 4, 8) if longer // d >= target)
 
 
 def sniff_format(data: bytes | bytearray | memoryview) -> str | None:

@@ -926,8 +926,19 @@ def test_a_large_photo_is_converted_without_a_second_full_size_copy() -> None:
 
 def _large_jpeg(orientation: int = 1) -> tuple[bytes, np.ndarray]:
     """A smooth 1200x900 upright picture stored for ``orientation``, JPEG q 95."""
-    yy, xx = np.mgrid[0:900, 0:1200]
-    upright = np.stack([xx * 255 // 1199, yy * 255 // 899, (xx + yy) * 255 // 2098], axis=2)
+    return _large_jpeg_sized(1200, 900, orientation)
+
+
+def _large_jpeg_sized(width: int, height: int, orientation: int = 1) -> tuple[bytes, np.ndarray]:
+    yy, xx = np.mgrid[0:height, 0:width]
+    upright = np.stack(
+        [
+            xx * 255 // (width - 1),
+            yy * 255 // (height - 1),
+            (xx + yy) * 255 // (width + height - 2),
+        ],
+        axis=2,
+    )
     upright = upright.astype(np.uint8)
     stored = _stored(upright, orientation)
     return _encode(stored, "JPEG", quality=95, exif=_exif(orientation)), upright
@@ -947,6 +958,20 @@ def test_a_large_jpeg_is_decoded_reduced_and_whole(orientation: int) -> None:
     assert _mean_abs_diff(full, upright) < 2.0
     assert _mean_abs_diff(loaded.reduced, upright[2::4, 2::4]) < 3.0  # the same picture, upright
     assert load_image_reduced(data, 400).reduced.shape == (450, 600, 3)  # 1/2
+
+
+def test_a_large_jpeg_copy_that_fits_is_kept_when_it_keeps_the_share() -> None:
+    """``min_share``: the 1/4 copy of the 1200 px picture (300 px) has 56% of the pixels of a
+    400-px copy and 36% of a 500-px one; below the share, the smallest copy still at least
+    the size asked for (1/2, for the caller to resize)."""
+    data, upright = _large_jpeg()
+    fit = load_image_reduced(data, 400, min_share=0.5)
+    assert fit.reduced.shape == (225, 300, 3)
+    np.testing.assert_array_equal(fit.full.result(timeout=30), load_image(data))
+    assert load_image_reduced(data, 400, min_share=0.6).reduced.shape == (450, 600, 3)
+    assert load_image_reduced(data, 500, min_share=0.5).reduced.shape == (450, 600, 3)
+    odd, _ = _large_jpeg_sized(1201, 900)  # 1/4 is 301 px: no copy fits 300 but 1/8 (151)
+    assert load_image_reduced(odd, 300, min_share=0.5).reduced.shape == (225, 301, 3)
 
 
 def test_small_images_and_other_sources_load_as_load_image() -> None:

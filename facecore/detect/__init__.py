@@ -72,6 +72,14 @@ class DetectorConfig:
     max_side : int or None
         Longer image side above which the image is shrunk for detection (boxes map back; HOG
         and MTCNN: BlazeFace always letterboxes the image to its input size).
+    large_jpeg_share : float
+        A JPEG at least twice ``max_side`` is detected on a copy decoded with DCT scaling
+        (:func:`facecore.io.load_image_reduced`). When the largest such copy that fits
+        ``max_side`` keeps at least this share of the pixels of a ``max_side`` copy, it is
+        used as it is, without a resize; otherwise a larger one is resized to ``max_side``.
+        The default 0.5 lets the detector see a 12 Mpx photo at 1008 px (3780 px: 945) instead
+        of 1280, about a third faster, with faces needed about 1.3x larger; 1.0 always detects
+        at ``max_side``. No effect on other images.
     """
 
     name: Literal["auto", "hog", "mtcnn", "blazeface_back", "blazeface_short"] = "auto"
@@ -81,10 +89,13 @@ class DetectorConfig:
     mtcnn_min_face_size: int = 20
     blazeface_threshold: float = 0.65
     max_side: int | None = 1280
+    large_jpeg_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.name not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.name!r}")
+        if not 0.0 < self.large_jpeg_share <= 1.0:
+            raise ValueError(f"large_jpeg_share must be in (0, 1], got {self.large_jpeg_share}")
         if not 0 <= self.hog_upsample <= 3:
             raise ValueError(f"hog_upsample must be 0..3, got {self.hog_upsample}")
         if self.mtcnn_min_face_size < 1:
