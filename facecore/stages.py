@@ -60,6 +60,7 @@ __all__ = [
     "parse_stage_list",
     "register_stage",
     "resolve_order",
+    "stage_names",
     "stage_batching",
     "stage_modules",
 ]
@@ -277,6 +278,12 @@ def list_stages() -> list[StageInfo]:
             )
         )
     return out
+
+
+def stage_names() -> tuple[str, ...]:
+    """The registered stages' names in registry order (:func:`list_stages` without building
+    each stage's description)."""
+    return tuple(_ordered())
 
 
 def default_heads() -> tuple[str, ...]:

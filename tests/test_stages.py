@@ -8,7 +8,7 @@ from facecore import stages as registry
 from facecore.analyzer import FaceAnalyzer
 from facecore.errors import UnknownStageError
 from facecore.serialize import batch_columns
-from facecore.stages import Output, list_stages, register_stage, resolve_order
+from facecore.stages import Output, list_stages, register_stage, resolve_order, stage_names
 from facecore.types import Box, Face, Prediction
 
 
@@ -169,3 +169,9 @@ def test_stage_modules_come_from_the_entry_points_in_pipeline_order(monkeypatch)
             registry.stage_modules()
     finally:
         registry.stage_modules.cache_clear()
+
+
+def test_stage_names_are_list_stages_names_in_order():
+    names = stage_names()
+    assert names == tuple(info.name for info in list_stages())
+    assert names.index("landmarks") < names.index("trunk") < names.index("attractiveness")

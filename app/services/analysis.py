@@ -35,7 +35,7 @@ from facecore.analyzer import FaceAnalyzer, StageOptions
 from facecore.errors import FacecoreError
 from facecore.ldl.distributions import probability_higher
 from facecore.serialize import WarningOut
-from facecore.stages import list_stages, parse_model_choices, parse_stage_list
+from facecore.stages import parse_model_choices, parse_stage_list, stage_names
 
 __all__ = ["AnalysisService", "batch_item", "model_options", "with_warnings"]
 
@@ -54,15 +54,15 @@ def with_warnings(analyzer: FaceAnalyzer, stages: tuple[str, ...]) -> tuple[str,
     ``warns`` attribute); a stage that cannot be built here is left out (no warnings, not an
     error)."""
     extra = []
-    for info in list_stages():
-        if info.name in stages:
+    for name in stage_names():
+        if name in stages:
             continue
         try:
-            stage = analyzer.stage(info.name)
+            stage = analyzer.stage(name)
         except Exception:  # not configured here, e.g. its model is not in the manifest
             continue
         if getattr(stage, "warns", False):
-            extra.append(info.name)
+            extra.append(name)
     return (*stages, *extra)
 
 
