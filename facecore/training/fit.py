@@ -235,13 +235,6 @@ def predict(
     return torch.cat(outs).numpy()
 
 
-def _rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
-    state = {"data": gen.get_state(), "torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
 def _check_resumable(saved: dict[str, Any], config: FitConfig, path: Path) -> None:
     now = config.to_dict()
     changed = [k for k in now if k not in _RESUMABLE_CHANGES and saved.get(k, now[k]) != now[k]]
@@ -368,9 +361,12 @@ def fit(
             )
             result.history.append(record)
             if ckpt is not None:
+                rng = {"data": gen.get_state(), "torch": torch.get_rng_state()}
+                if device.type == "cuda":
+                    rng["cuda"] = torch.cuda.get_rng_state_all()
                 state = {name: part.state_dict() for name, part in parts.items()} | {
                     "epoch": epoch,
-                    "rng": _rng_state(gen, device),
+                    "rng": rng,
                     "history": [asdict(h) for h in result.history],
                     "config": config.to_dict(),
                 }
