@@ -33,12 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         help="add this weight x |E[pred] - E[target]| to the KL loss (DLDL-v2)",
     )
     ap.add_argument(
-        "--jitter",
-        type=int,
-        default=0,
-        help="jittered views per chip (shift/zoom/rotation/light) to train on, besides flips",
-    )
-    ap.add_argument(
         "--pilot",
         type=int,
         default=None,
@@ -76,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             lr=args.lr,
             expectation_weight=args.expectation_weight,
-            jitter=args.jitter,
             max_grad_norm=args.max_grad_norm or None,
         ),
         work_dir=args.work_dir,

@@ -120,7 +120,7 @@ class AgeRecipe(DistributionRecipe):
             "Recipe: {recipe.top.epochs} epochs, batch {recipe.top.batch_size}, one-cycle AdamW "
             "(peak lr {recipe.top.lr}, weight decay {recipe.top.weight_decay}"
             "{recipe.top.clip_note}), exact flip "
-            "augmentation from the mirrored chips' maps{jitter}",
+            "augmentation from the mirrored chips' maps.",
             "{value_note}",
             FILE_LINE,
         ),
@@ -248,7 +248,6 @@ class AgeRecipe(DistributionRecipe):
             },
             fields={
                 "first_stage": first,
-                "jitter": JITTER_NOTE.format(self.top.jitter) if self.top.jitter else ".",
                 "value_note": note.format(temperature=temperature),
                 "fold_min": np.mean(run.oof[self.top_learner].seconds) / 60,
                 "svr_s": sum(run.oof["svr-frozen"].seconds),
@@ -264,12 +263,6 @@ class AgeRecipe(DistributionRecipe):
         )  # fmt: skip
 
 
-#: The card's sentence on jittered views (``{}``: their number).
-JITTER_NOTE = (
-    ", and {} jittered views of every chip (random shift, zoom, rotation, brightness and "
-    "contrast; facecore.training.augment), each with its mirror, a training sample drawn from "
-    "all of them."
-)
 #: The card's sentence on how the served age is made from the top's distribution.
 VALUE_NOTES = {
     "stack": (

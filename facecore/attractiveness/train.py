@@ -92,13 +92,6 @@ def choose_fusion(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return min(fused, key=lambda r: (-round(r["pc"], 6), round(r["mae"], 6), len(r["members"])))
 
 
-def _group_metrics(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
-    return {
-        str(g): rounded({**regression_metrics(y[groups == g], pred[groups == g]), "n": int(n)})
-        for g, n in zip(*np.unique(groups, return_counts=True), strict=True)
-    }
-
-
 class DatasetFeatures(NamedTuple):
     """Feature blocks of every photo of a dataset (zero where no face was found), which photos
     have a face, the seconds the extraction took (kept in the cache) and whether it was read."""
@@ -289,7 +282,11 @@ class ClassicalRecipe(Recipe):
         data, ex, n = run.data, run.data.extra, len(run.data.y)
         rows, chosen = list(run.table.values()), run.table[run.chosen]
         members = tuple(chosen["members"])
-        per_group = _group_metrics(data.y, ex["fusion_pred"][members], data.groups["group"])
+        y, pred, groups = data.y, ex["fusion_pred"][members], data.groups["group"]
+        per_group = {
+            str(g): rounded({**regression_metrics(y[groups == g], pred[groups == g]), "n": int(n)})
+            for g, n in zip(*np.unique(groups, return_counts=True), strict=True)
+        }
         logger.info("chosen: %s (PC %.4f); fitting it on %d photos", run.chosen, chosen["pc"], n)
         t_fit = time.perf_counter()
         blocks = [b for b in BLOCK_NAMES if b in {MEMBER_BLOCKS[m] for m in members}]

@@ -284,12 +284,6 @@ def load_face_resnet() -> Any:
     return DlibFaceResNet.from_dlib_file(resolve(FACE_RESNET_MODEL))
 
 
-def maps_cache_path(cache_dir: str | os.PathLike[str], key: str, upto: str, dtype: str) -> Path:
-    """Where :func:`frozen_maps` caches the maps of ``key``."""
-    digest = hashlib.sha256(f"{key}|{upto}|{dtype}".encode()).hexdigest()[:16]
-    return Path(cache_dir) / f"maps-{upto}-{dtype}-{digest}.npy"
-
-
 def frozen_maps(
     chips: np.ndarray,
     model: Any = None,
@@ -314,7 +308,8 @@ def frozen_maps(
     dtype : {"float32", "float16"}, default "float32"
         Storage type of the returned maps (computed in float32).
     cache_dir : path-like, optional
-        Cache the maps here (:func:`maps_cache_path`; read back memory-mapped, read-only).
+        Cache the maps here (``maps-<upto>-<dtype>-<hash of key>.npy``; read back
+        memory-mapped, read-only).
     key : str, optional
         Names the chips and the model (e.g. ``DatasetChips.cache_key`` and the model's name);
         required with ``cache_dir``.
@@ -331,7 +326,8 @@ def frozen_maps(
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
     if cache_dir is not None and not key:
         raise ValueError("caching the maps needs a key naming the chips and the model")
-    path = None if cache_dir is None else maps_cache_path(cache_dir, str(key), upto, dtype)
+    digest = hashlib.sha256(f"{key}|{upto}|{dtype}".encode()).hexdigest()[:16]
+    path = None if cache_dir is None else Path(cache_dir) / f"maps-{upto}-{dtype}-{digest}.npy"
     if path is not None and path.is_file():
         maps = np.load(path, mmap_mode="r")
         if len(maps) == len(chips):

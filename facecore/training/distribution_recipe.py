@@ -38,13 +38,12 @@ INT8_CARD_NOTE = (
 
 class TopSpec(NamedTuple):
     """A top of a recipe: its :class:`~facecore.training.tops.TopRecipe`, the maps it trains on
-    with their mirrored and jittered versions (:func:`~facecore.training.tops.train_top`) and
-    the folder of its folds and checkpoints."""
+    with their mirrored version (:func:`~facecore.training.tops.train_top`) and the folder of
+    its folds and checkpoints."""
 
     recipe: Any
     maps: np.ndarray
     flipped: np.ndarray | None
-    views: Sequence[np.ndarray] | None
     folder: Path
 
 
@@ -166,19 +165,16 @@ class DistributionRecipe(Recipe):
         return names + ([self.stack_name(v) for v in self.svrs] if self.stack else [])
 
     def top_inputs(self, chips: Any, rows: np.ndarray) -> dict[str, Any]:
-        """``Data.extra`` of the tops: ``rows``, ``maps`` (node -> the maps of ``rows`` and of
-        their mirror images) and ``views`` (recipe -> its jittered views, with ``jitter``)."""
-        from facecore.training.tops import dataset_maps, dataset_views
+        """``Data.extra`` of the tops: ``rows`` and ``maps`` (node -> the maps of ``rows`` and of
+        their mirror images)."""
+        from facecore.training.tops import dataset_maps
 
-        folder, maps, views = Path(self.work_dir) / "maps", {}, {}
+        folder, maps = Path(self.work_dir) / "maps", {}
         for r in self.recipes():
             if r.input_node not in maps:
                 m, f = dataset_maps(chips, r.input_node, folder)
                 maps[r.input_node] = (np.asarray(m)[rows], np.asarray(f)[rows])
-            if r.jitter:
-                v = dataset_views(chips, r.input_node, r.jitter, folder, seed=self.seed)
-                views[r] = [np.asarray(x)[rows] for x in v]
-        return {"rows": rows, "maps": maps, "views": views}
+        return {"rows": rows, "maps": maps}
 
     def appearance_inputs(self, dataset: Any, chips: Any, rows: np.ndarray) -> dict[str, Any]:
         """``Data.features`` of the ``appearance`` SVRs: the mirror-averaged features of
@@ -193,10 +189,9 @@ class DistributionRecipe(Recipe):
 
     def tops(self, run: Run) -> list[TopSpec]:
         """The tops of :meth:`recipes` with their maps (from :meth:`top_inputs`)."""
-        x = run.data.extra
+        maps = run.data.extra["maps"]
         return [
-            TopSpec(r, *x["maps"][r.input_node], x["views"].get(r), self.top_folder(r, run.data))
-            for r in self.recipes()
+            TopSpec(r, *maps[r.input_node], self.top_folder(r, run.data)) for r in self.recipes()
         ]
 
     def top_learners(self, run: Run) -> list[Learner]:
@@ -211,7 +206,7 @@ class DistributionRecipe(Recipe):
             cache = lambda r, s=s: s.folder  # noqa: E731
             parts[""].append(name)
             make = lambda r, s=s: TopRegressor(  # noqa: E731
-                s.recipe, bins, s.maps, s.flipped, s.views, device=r.device
+                s.recipe, bins, s.maps, s.flipped, device=r.device
             )
             out.append(
                 Learner(name, make, ("rows",), "targets", cache, table=many and not self.int8)
@@ -289,7 +284,7 @@ class DistributionRecipe(Recipe):
         run.seconds["final_fit"] = 0.0
         for s in specs:
             final = Path(s.folder) / "ckpt-final"
-            top = TopRegressor(s.recipe, self.bins, s.maps, s.flipped, s.views, final, run.device)
+            top = TopRegressor(s.recipe, self.bins, s.maps, s.flipped, final, run.device)
             top.fit(rows, run.data.targets)
             tops.append(for_inference(top.top_))
             run.seconds["final_fit"] += float(sum(r.seconds for r in top.fit_.history))

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -145,8 +145,8 @@ class Batches(Protocol):
 
 
 class SampleBatches:
-    """Shuffled batches of ``(X, Y)`` rows, each sample possibly swapped for another version
-    (``X_flipped``, ``X_views``: as in :func:`fit`)."""
+    """Shuffled batches of ``(X, Y)`` rows, each sample possibly swapped for its mirror image
+    (``X_flipped``: as in :func:`fit`)."""
 
     def __init__(
         self,
@@ -155,20 +155,13 @@ class SampleBatches:
         batch_size: int,
         *,
         X_flipped: ArrayLike | None = None,
-        X_views: Sequence[ArrayLike] | None = None,
     ) -> None:
         n = len(X)
         if n == 0 or len(Y) != n:
             raise ValueError(f"X and Y must have the same non-zero length, got {n} and {len(Y)}")
         if X_flipped is not None and tuple(X_flipped.shape) != tuple(X.shape):
             raise ValueError(f"X_flipped must have X's shape {tuple(X.shape)}")
-        views = list(X_views or ())
-        if views and X_flipped is not None:
-            raise ValueError("pass the mirrored inputs either as X_flipped or among X_views")
-        if any(tuple(v.shape) != tuple(X.shape) for v in views):
-            raise ValueError(f"every view in X_views must have X's shape {tuple(X.shape)}")
-        self.X, self.Y, self.batch_size = X, Y, batch_size
-        self.X_flipped, self.views = X_flipped, views
+        self.X, self.Y, self.batch_size, self.X_flipped = X, Y, batch_size, X_flipped
 
     def __len__(self) -> int:
         return math.ceil(len(self.X) / self.batch_size)
@@ -183,12 +176,6 @@ class SampleBatches:
                 mirror = torch.rand(len(idx), generator=gen) < 0.5
                 if bool(mirror.any()):
                     xb[mirror] = _take(self.X_flipped, idx[mirror]).to(xb.dtype)
-            if self.views:
-                pick = torch.randint(0, len(self.views) + 1, (len(idx),), generator=gen)
-                for v, view in enumerate(self.views, start=1):
-                    sel = pick == v
-                    if bool(sel.any()):
-                        xb[sel] = _take(view, idx[sel]).to(xb.dtype)
             yield xb, _take(self.Y, idx), float(len(idx))
 
     def state_dict(self) -> Any:
@@ -248,13 +235,6 @@ def predict(
     return torch.cat(outs).numpy()
 
 
-def _rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
-    state = {"data": gen.get_state(), "torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
 def _check_resumable(saved: dict[str, Any], config: FitConfig, path: Path) -> None:
     now = config.to_dict()
     changed = [k for k in now if k not in _RESUMABLE_CHANGES and saved.get(k, now[k]) != now[k]]
@@ -276,7 +256,6 @@ def fit(
     progress: Callable[[EpochRecord], None] | None = None,
     resume: bool = False,
     X_flipped: ArrayLike | None = None,
-    X_views: Sequence[ArrayLike] | None = None,
     loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``(X, Y)`` (or on a :class:`Batches` source) for ``config.epochs``.
@@ -295,9 +274,9 @@ def fit(
     resume : bool, default False
         Continue from ``checkpoint_dir/last.pt`` if there is one (same config, except
         ``device`` and ``checkpoint_dir``).
-    X_flipped, X_views : ndarrays or Tensors of the shape of X, optional
+    X_flipped : ndarray or Tensor of the shape of X, optional
         Each training sample is taken from ``X_flipped`` (the mirrored images) with
-        probability 1/2, or drawn uniformly from ``X`` and the ``X_views``; not both.
+        probability 1/2.
     loss_fn : callable, optional
         ``loss_fn(outputs, targets) -> scalar Tensor``, with ``config.loss="custom"``.
 
@@ -310,13 +289,13 @@ def fit(
     if (config.loss == "custom") != (loss_fn is not None):
         raise ValueError("loss='custom' and loss_fn go together")
     if isinstance(X, Batches):
-        if Y is not None or X_flipped is not None or X_views is not None:
+        if Y is not None or X_flipped is not None:
             raise ValueError("a Batches source draws its own targets and versions")
         batches = X
     else:
         if Y is None:
             raise ValueError("fit needs the targets Y")
-        batches = SampleBatches(X, Y, config.batch_size, X_flipped=X_flipped, X_views=X_views)
+        batches = SampleBatches(X, Y, config.batch_size, X_flipped=X_flipped)
 
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -382,9 +361,12 @@ def fit(
             )
             result.history.append(record)
             if ckpt is not None:
+                rng = {"data": gen.get_state(), "torch": torch.get_rng_state()}
+                if device.type == "cuda":
+                    rng["cuda"] = torch.cuda.get_rng_state_all()
                 state = {name: part.state_dict() for name, part in parts.items()} | {
                     "epoch": epoch,
-                    "rng": _rng_state(gen, device),
+                    "rng": rng,
                     "history": [asdict(h) for h in result.history],
                     "config": config.to_dict(),
                 }

@@ -165,8 +165,8 @@ def _backbone(backbone: Any) -> Any:
 class TopRegressor(RegressorMixin, BaseEstimator):
     """A fine-tuned trunk top (:func:`facecore.training.tops.train_top`) as an estimator.
 
-    ``X`` are row numbers (N, 1) into ``maps`` (M, C, H, W) and its mirrored and jittered
-    versions, so that the versions of a row travel with it; ``fit`` takes the target
+    ``X`` are row numbers (N, 1) into ``maps`` (M, C, H, W) and its mirrored version, so
+    that the versions of a row travel with it; ``fit`` takes the target
     distributions (N, K) and resumes from ``checkpoint_dir``; ``backbone`` is the face ResNet
     the top is copied from (loaded when None).
     """
@@ -179,7 +179,6 @@ class TopRegressor(RegressorMixin, BaseEstimator):
         bins: Sequence[float] = (),
         maps: Any = None,
         maps_flipped: Any = None,
-        maps_views: Any = None,
         checkpoint_dir: Any = None,
         device: str = "cpu",
         backbone: Any = None,
@@ -188,7 +187,6 @@ class TopRegressor(RegressorMixin, BaseEstimator):
         self.bins = bins
         self.maps = maps
         self.maps_flipped = maps_flipped
-        self.maps_views = maps_views
         self.checkpoint_dir = checkpoint_dir
         self.device = device
         self.backbone = backbone
@@ -213,13 +211,11 @@ class TopRegressor(RegressorMixin, BaseEstimator):
         from facecore.training.tops import train_top
 
         rows = np.asarray(X).ravel()
-        views = self.maps_views
         self.top_, self.fit_ = train_top(
             np.asarray(self.maps[rows]),
             D,
             self.recipe,
             maps_flipped=None if self.maps_flipped is None else np.asarray(self.maps_flipped[rows]),
-            maps_views=None if views is None else [np.asarray(v[rows]) for v in views],
             checkpoint_dir=self.checkpoint_dir,
             backbone=_backbone(self.backbone),
             device=self.device,

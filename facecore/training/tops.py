@@ -10,11 +10,9 @@ paper (see :mod:`facecore.heads.distribution`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,6 @@ __all__ = [
     "TopRecipe",
     "calibration_maps",
     "dataset_maps",
-    "dataset_views",
     "new_top",
     "train_top",
     "trunk_features",
@@ -50,8 +47,6 @@ class TopRecipe:
         Weight of the expectation term added to the KL loss.
     max_grad_norm : float or None
         Gradient-norm clipping (None: none; ``docs/training.md`` says why it exists).
-    jitter : int
-        Jittered views per chip (:func:`dataset_views`) besides the flips; 0: flips only.
     """
 
     start: str = "stage3"
@@ -63,7 +58,6 @@ class TopRecipe:
     hflip: bool = True
     seed: int = 0
     expectation_weight: float = 0.0
-    jitter: int = 0
     max_grad_norm: float | None = 1.0
 
     @property
@@ -85,10 +79,10 @@ class TopRecipe:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings; ``expectation_weight``, ``jitter`` and ``max_grad_norm`` only when set
-        (so that folds trained before those fields existed keep their key)."""
+        """The settings; ``expectation_weight`` and ``max_grad_norm`` only when set (so that
+        folds trained before those fields existed keep their key)."""
         d = asdict(self)
-        for name in ("expectation_weight", "jitter", "max_grad_norm"):
+        for name in ("expectation_weight", "max_grad_norm"):
             if not d[name]:
                 del d[name]
         return d
@@ -99,67 +93,14 @@ def dataset_maps(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frozen float16 maps (N, C, H, W) up to node ``upto`` of a dataset's chips and of their
     mirror images, cached in ``cache_dir`` (memory-mapped when read back)."""
-    from facecore.training.chips import FACE_RESNET_MODEL
+    from facecore.training.chips import FACE_RESNET_MODEL, frozen_maps
 
     key = f"{chips.cache_key}|{FACE_RESNET_MODEL}"
-    maps = _maps(chips.chips, key, upto, cache_dir)
-    return maps, _maps(_mirrored(chips.chips), key + "|mirrored", upto, cache_dir)
-
-
-def dataset_views(
-    chips: Any,
-    upto: str,
-    n_jitter: int,
-    cache_dir: str | os.PathLike[str] | None = ".cache/maps",
-    *,
-    seed: int = 0,
-) -> list[np.ndarray]:
-    """The other versions of a dataset's frozen maps that a top trains on: the mirrored chips'
-    maps, then the maps of each of ``n_jitter`` jittered views
-    (:func:`facecore.training.augment.jitter_chips`, ``seed``) and of its mirror image, each
-    cached in ``cache_dir``."""
-    from facecore.training.augment import Jitter, jitter_chips
-    from facecore.training.chips import FACE_RESNET_MODEL
-
-    if n_jitter < 0:
-        raise ValueError(f"n_jitter must be >= 0, got {n_jitter}")
-    views, jitter = [dataset_maps(chips, upto, cache_dir)[1]], Jitter()
-    settings = json.dumps(asdict(jitter), sort_keys=True)
-    for v in range(n_jitter):
-        key = f"{chips.cache_key}|{FACE_RESNET_MODEL}|jitter{v}|seed{seed}|{settings}"
-        keys = (key, key + "|mirrored")
-        pair = [_cached_maps(cache_dir, k, upto, len(chips.chips)) for k in keys]
-        if any(m is None for m in pair):  # jitter the chips only when a view is not cached
-            moved = jitter_chips(chips.chips, v, seed=seed, jitter=jitter)
-            srcs = (moved, _mirrored(moved))
-            pair = [_maps(m, k, upto, cache_dir) for m, k in zip(srcs, keys, strict=True)]
-        views += pair
-    return views
-
-
-def _cached_maps(
-    cache_dir: str | os.PathLike[str] | None, key: str, upto: str, n: int
-) -> np.ndarray | None:
-    """The cached float16 maps of ``key`` when they exist with ``n`` rows (memory-mapped)."""
-    from facecore.training.chips import maps_cache_path
-
-    path = None if cache_dir is None else maps_cache_path(cache_dir, key, upto, "float16")
-    if path is None or not path.is_file():
-        return None
-    maps = np.load(path, mmap_mode="r")
-    return maps if len(maps) == n else None
-
-
-def _mirrored(chips: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(chips[:, :, ::-1])
-
-
-def _maps(
-    chips: np.ndarray, key: str, upto: str, cache_dir: str | os.PathLike[str] | None
-) -> np.ndarray:
-    from facecore.training.chips import frozen_maps
-
-    return frozen_maps(chips, upto=upto, dtype="float16", cache_dir=cache_dir, key=key)
+    mirrored = np.ascontiguousarray(chips.chips[:, :, ::-1])
+    return tuple(
+        frozen_maps(c, upto=upto, dtype="float16", cache_dir=cache_dir, key=k)
+        for c, k in ((chips.chips, key), (mirrored, key + "|mirrored"))
+    )
 
 
 def trunk_features(chips: Any, rows: np.ndarray, cache_dir: str | os.PathLike[str]) -> np.ndarray:
@@ -208,7 +149,6 @@ def train_top(
     recipe: TopRecipe,
     *,
     maps_flipped: np.ndarray | None = None,
-    maps_views: Sequence[np.ndarray] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     backbone: Any = None,
     device: str = "cpu",
@@ -216,8 +156,8 @@ def train_top(
 ) -> tuple[Any, Any]:
     """Fit a new top on ``maps`` (N, C, H, W) and target distributions (N, K).
 
-    ``maps_views`` (with ``recipe.jitter``): :func:`dataset_views`; else ``maps_flipped``. With
-    ``checkpoint_dir`` a rerun resumes from the last finished epoch.
+    ``maps_flipped``: the mirrored chips' maps (with ``recipe.hflip``). With ``checkpoint_dir``
+    a rerun resumes from the last finished epoch.
 
     Returns
     -------
@@ -226,14 +166,7 @@ def train_top(
     """
     from facecore.training.fit import FitConfig, fit
 
-    if recipe.jitter:
-        want = 1 + 2 * recipe.jitter
-        if maps_views is None or len(maps_views) != want:
-            got = None if maps_views is None else len(maps_views)
-            raise ValueError(f"recipe.jitter={recipe.jitter} needs {want} maps_views, got {got}")
-        if not recipe.hflip:
-            raise ValueError("recipe.jitter needs hflip (the views include the mirror images)")
-    elif recipe.hflip and maps_flipped is None:
+    if recipe.hflip and maps_flipped is None:
         raise ValueError("recipe.hflip needs maps_flipped (the mirrored chips' maps)")
     top = new_top(recipe, targets.shape[1], backbone)
     config = FitConfig(
@@ -255,8 +188,7 @@ def train_top(
         targets,
         config,
         resume=checkpoint_dir is not None,
-        X_flipped=maps_flipped if recipe.hflip and not recipe.jitter else None,
-        X_views=list(maps_views) if recipe.jitter else None,
+        X_flipped=maps_flipped if recipe.hflip else None,
     )
     return top.eval(), result
 

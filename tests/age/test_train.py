@@ -99,7 +99,7 @@ def test_ship_declares_the_final_model_the_entry_and_the_cv_fields(monkeypatch, 
 
     y, probs = _shrunk_predictions(300)
     groups = {"band": np.array([band_of(a) for a in y])}
-    extra = {"maps": {"stage2": (np.zeros((300, 1)), None)}, "views": {}}
+    extra = {"maps": {"stage2": (np.zeros((300, 1)), None)}}
     data = Data(y, {"trunk": np.zeros((300, 3))}, probs, groups, "UTKFace", 310, "abc", extra)
     recipe = AgeRecipe(stack=False)
     run = Run(recipe, data, kfold_splits(300, 5, 0, stratify=y))

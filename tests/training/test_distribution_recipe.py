@@ -45,7 +45,6 @@ def _run(recipe: DistributionRecipe, n: int = 40) -> Run:
         "appearance": rng.normal(size=(n, 4)),
     }
     data = Data(y, features, gaussian_label_distribution(y, BINS, 1.0), extra={"maps": maps})
-    data.extra["views"] = {}
     return Run(recipe, data, [])
 
 

@@ -214,42 +214,6 @@ def test_expectation_term_is_added_to_the_kl_loss():
     assert FitConfig(expectation_weight=1.0, bins=[1, 2]).bins == (1.0, 2.0)
 
 
-def test_views_are_drawn_uniformly_with_the_plain_inputs():
-    """With X_views, each training sample comes from X or one of the views, about equally."""
-    import torch
-
-    from facecore.training.fit import FitConfig, fit
-
-    seen = []
-    Probe = _probe(seen)
-
-    X = torch.zeros(300, 1, 2, 2)
-    views = [torch.full((300, 1, 2, 2), float(v)) for v in (1, 2)]
-    Y = torch.zeros(300)
-    fit(
-        Probe(),
-        X,
-        Y,
-        FitConfig(epochs=2, batch_size=50, loss="custom", lr=1e-3),
-        loss_fn=_l1,
-        X_views=views,
-    )
-    counts = torch.bincount(torch.cat(seen).long(), minlength=3).float() / 600
-    assert torch.all((counts > 0.27) & (counts < 0.40)), counts  # 600 draws, 1/3 each
-    with pytest.raises(ValueError, match="X_views"):
-        fit(Probe(), X, Y, FitConfig(epochs=1, loss="custom"), loss_fn=_l1, X_views=[views[0][:10]])
-    with pytest.raises(ValueError, match="either"):
-        fit(
-            Probe(),
-            X,
-            Y,
-            FitConfig(epochs=1, loss="custom"),
-            loss_fn=_l1,
-            X_flipped=views[0],
-            X_views=views,
-        )
-
-
 def test_gradient_clipping_bounds_each_step(monkeypatch: pytest.MonkeyPatch) -> None:
     X, T = softmax_task()
     with pytest.raises(ValueError, match="max_grad_norm"):

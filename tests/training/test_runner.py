@@ -52,7 +52,6 @@ def test_age_recipe_end_to_end(tmp_path):
         extra={
             "rows": np.arange(60),
             "maps": {"stage4": (maps, maps[..., ::-1].copy())},
-            "views": {},
         },
     )
     recipe = AgeRecipe(folds=3, top=TINY, work_dir=tmp_path / "work")
@@ -104,7 +103,6 @@ def test_ldl_recipe_end_to_end(tmp_path):
             "rule": "tiny",
             "sigma": None,
             "maps": {"stage4": (maps, maps[..., ::-1].copy())},
-            "views": {},
             "names": [f"p{i}.jpg" for i in range(60)],
         },
     )

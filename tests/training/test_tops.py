@@ -1,4 +1,4 @@
-"""facecore.training.tops: the recipe, one fit, the cached views and calibration rows."""
+"""facecore.training.tops: the recipe, one fit, the cached maps and calibration rows."""
 
 import numpy as np
 import pytest
@@ -37,37 +37,22 @@ def test_flip_augmentation_needs_the_mirrored_maps(toy):
         tops.train_top(maps, targets, TopRecipe(start="stage5", epochs=1))
 
 
-def test_jitter_needs_its_views_and_is_left_out_of_old_recipes(toy):
-    maps, targets, _ = toy
-    assert "jitter" not in TopRecipe().to_dict()  # old fold folders keep their key
-    assert TopRecipe(jitter=2).to_dict()["jitter"] == 2
-    recipe = TopRecipe(start="stage5", epochs=1, jitter=1)
-    with pytest.raises(ValueError, match="3 maps_views"):
-        tops.train_top(maps, targets, recipe, maps_views=[maps])
-    top, result = tops.train_top(maps, targets, recipe, maps_views=[maps, maps, maps])
-    assert len(result.history) == 1 and top.fc.out_features == targets.shape[1]
-
-
-def test_dataset_views_are_cached_mirrors_then_jittered_pairs(tmp_path, monkeypatch):
-    """The views: the mirrored maps, then each jittered view and its mirror, cached once."""
+def test_dataset_maps_are_the_chips_and_their_mirror_images_cached_once(tmp_path):
     from types import SimpleNamespace
 
-    from facecore.training import augment
+    from facecore.training.chips import frozen_maps
 
     rng = np.random.default_rng(0)
-    data = SimpleNamespace(
-        chips=rng.integers(0, 256, (3, 150, 150, 3), dtype=np.uint8), cache_key="toy"
-    )
-    views = tops.dataset_views(data, "stem", 2, tmp_path)
-    assert len(views) == 5 and len({v.shape for v in views}) == 1 and views[0].shape[:2] == (3, 32)
-    assert not np.array_equal(views[1], views[3])  # two different jitters
-    calls = []
-    real = augment.jitter_chips
-    monkeypatch.setattr(augment, "jitter_chips", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = tops.dataset_views(data, "stem", 2, tmp_path)
-    assert not calls  # every view read back, none jittered again
-    for a, b in zip(views, again, strict=True):
-        np.testing.assert_array_equal(a, b)
+    chips = rng.integers(0, 256, (3, 150, 150, 3), dtype=np.uint8)
+    data = SimpleNamespace(chips=chips, cache_key="toy")
+    maps, flipped = tops.dataset_maps(data, "stem", tmp_path)
+    assert maps.shape == flipped.shape == (3, 32, 35, 35) and maps.dtype == np.float16
+    mirrored = frozen_maps(chips[:, :, ::-1].copy(), upto="stem", dtype="float16")
+    np.testing.assert_array_equal(flipped, mirrored)
+    assert len(list(tmp_path.glob("maps-stem-*.npy"))) == 2
+    again = tops.dataset_maps(data, "stem", tmp_path)
+    assert all(isinstance(m, np.memmap) for m in again)  # read back, not recomputed
+    np.testing.assert_array_equal(again[0], maps)
 
 
 def test_calibration_maps_are_a_seeded_sample_of_the_rows(toy):
