@@ -127,6 +127,7 @@ RUN python /usr/local/share/facecore/check_image.py --extras "$EXTRAS" ${TORCH_I
 #   FACECORE_ANALYZER__DETECTOR__MTCNN_MIN_FACE_SIZE=20  smallest face side MTCNN looks for, px
 #   FACECORE_ANALYZER__DETECTOR__BLAZEFACE_THRESHOLD=0.65 least BlazeFace face probability
 #   FACECORE_ANALYZER__DETECTOR__MAX_SIDE=1280       images are shrunk to this longer side to detect
+#   FACECORE_ANALYZER__DETECTOR__LARGE_JPEG_SHARE=0.5  a JPEG 2x MAX_SIDE is detected on its DCT copy that fits, if it keeps this pixel share (1: always MAX_SIDE)
 #   FACECORE_ANALYZER__MAX_FACES=20                  faces kept per image (the largest)
 #   FACECORE_ANALYZER__STAGES=landmarks,attractiveness   stages to run (unset: every default head)
 #   FACECORE_ANALYZER__STAGE_OPTIONS={"attractiveness":{"model":"attractiveness_mebeauty"}}  per stage
