@@ -156,6 +156,9 @@ ENV FACECORE_WORKERS=0
 ENV FACECORE_WORKER_THREADS=1
 # Images that may wait for a worker; more is a 503 with Retry-After.
 ENV FACECORE_QUEUE_SIZE=32
+# Longest expected wait of an admitted image, s (images waiting x the workers' measured seconds
+# per image / workers); more is a 503 with Retry-After (0: only the queue size bounds it).
+ENV FACECORE_QUEUE_WAIT_S=0.5
 # Most images one worker task takes (1: no batching).
 ENV FACECORE_BATCH_MAX=4
 # How long a worker waits for more images to fill a batch, ms.

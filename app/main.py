@@ -64,6 +64,7 @@ def _build_engine(settings: Settings, analyzer: FaceAnalyzer, given: bool, metri
     return Engine(
         backend,
         queue_size=settings.queue_size,
+        queue_wait_s=settings.queue_wait_s,
         batch_max=settings.batch_max,
         batch_wait_s=settings.batch_wait_ms / 1000.0,
         retry_after_s=settings.retry_after_s,

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     worker_threads: int = Field(1, ge=1, le=64)
     #: Images that may wait for a worker; more is a 503 with ``Retry-After``.
     queue_size: int = Field(32, ge=1)
+    #: Longest expected wait of an image admitted to the queue, seconds: the images waiting x the
+    #: workers' measured seconds per image / the workers; more is a 503 (0: only ``queue_size``).
+    queue_wait_s: float = Field(0.5, ge=0.0, le=60.0)
     #: Most images one worker task takes (the trunk runs once over all their faces).
     batch_max: int = Field(4, ge=1, le=64)
     #: How long a worker that finds fewer than ``batch_max`` images waiting waits for more, ms

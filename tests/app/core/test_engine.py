@@ -256,3 +256,58 @@ def test_jobs_share_a_task_only_with_their_kind_and_parameters():
         "params",
         "request_ids",
     ]
+
+
+def test_the_queue_holds_no_more_than_the_workers_clear_in_queue_wait_s():
+    """With the workers' seconds per image known, an image is admitted only while the images
+    waiting (it included) x seconds per image / workers stay within ``queue_wait_s``; before
+    the first batch, or with ``queue_wait_s`` 0, only ``queue_size`` bounds the queue."""
+    from app.core.config import Settings
+    from app.core.engine import Engine
+
+    assert Settings().queue_wait_s == 0.5
+    engine = Engine(None, queue_size=32, batch_max=1, queue_wait_s=0.5)  # not started
+    engine._slots = 2
+    engine._pending.extend([object()] * 7)
+    assert engine.image_s is None and engine.would_accept(25) and not engine.would_accept(26)
+    engine.image_s = 0.125  # two workers clear 16 images a second: 8 in 0.5 s
+    assert engine.would_accept(1) and not engine.would_accept(2)
+    engine._pending.append(object())
+    assert engine.full
+    engine._pending.clear()  # an empty queue takes a request of any size
+    assert engine.would_accept(20)
+    engine._pending.append(object())
+    engine.queue_wait_s = 0.0  # off: the size alone
+    assert engine.would_accept(31) and not engine.would_accept(32)
+
+
+def test_the_engine_learns_the_workers_seconds_per_image(monkeypatch):
+    """The seconds per image are the first batch's, then an exponentially weighted mean
+    (weight 0.2 on the newest batch), from the time each batch took its worker."""
+    import asyncio
+
+    from app.core import engine as engine_module
+    from app.core.pipeline import BatchOutcome
+
+    clock = [0.0]
+    monkeypatch.setattr(engine_module.time, "perf_counter", lambda: clock[0])
+
+    class TimedBackend(RecordingBackend):
+        async def run(self, slot, task):
+            clock[0] += {2: 0.4, 1: 0.7}[len(task.items)]  # seconds of this batch
+            return BatchOutcome(results=list(task.items))
+
+    async def run():
+        engine = engine_module.Engine(TimedBackend(), queue_size=10, batch_max=2)
+        await engine.start()
+        learned = []
+        await asyncio.gather(*(engine.submit("analyze", [x], {}) for x in "ab"))
+        learned.append(engine.image_s)  # one batch of two images, 0.2 s each
+        await engine.submit("analyze", ["c"], {})
+        learned.append(engine.image_s)
+        await engine.stop()
+        return learned
+
+    first, second = asyncio.run(run())
+    assert first == pytest.approx(0.2)
+    assert second == pytest.approx(0.2 + 0.2 * (0.7 - 0.2))
